@@ -1,0 +1,28 @@
+//! Storage for Sluice: the durable event log and the state store.
+//!
+//! - [`log`] — the [`EventLog`] trait (append with dedup, read from a cursor, acknowledge,
+//!   erase one person, live tail) and its embedded backend [`SqliteLog`], a SQLite file written
+//!   by one thread with group commit.
+//! - [`state`] — workspaces, sources and admin tokens ([`StateStore`]), in their own SQLite
+//!   file so log appends never wait on state writes.
+//! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
+//! - `conformance` (feature `testsuite`) — the suite every [`EventLog`] backend must pass, with
+//!   a model-based property test.
+//!
+//! Architecture invariant: every read and write of personal data names a workspace.
+
+pub mod error;
+pub mod log;
+pub mod secret;
+pub mod state;
+
+#[cfg(feature = "testsuite")]
+pub mod conformance;
+
+mod sqlite;
+
+pub use error::StoreError;
+pub use log::sqlite::{SqliteLog, SqliteLogConfig};
+pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
+pub use secret::{AdminToken, KeyHash, WriteKey};
+pub use state::{Source, SourceAuth, StateStore, Workspace, WorkspaceId};

@@ -1,0 +1,598 @@
+//! The embedded log: one SQLite file (`log.db`) written by one thread with group commit.
+//!
+//! # Writing
+//! Every write (append, acknowledge, erase, probe) is a command sent to the writer thread. The
+//! thread takes the first waiting command, drains whatever else is queued (up to
+//! `max_commit_events` events), applies them all in one transaction, commits (one fsync of the
+//! WAL, `synchronous=FULL`), and only then answers each caller. So an `append` that returns
+//! `Ok` is on disk, and a busy server pays one fsync for many requests.
+//!
+//! # On disk
+//! - `events(seq INTEGER PRIMARY KEY AUTOINCREMENT, workspace_id, source_id, message_id,
+//!   user_id, anonymous_id, received_at, body)`; `AUTOINCREMENT` so a sequence number is never
+//!   reused after erasure. Indexes: `(source_id, seq)` for reads, `(workspace_id, user_id)` and
+//!   `(workspace_id, anonymous_id)` for erasure.
+//! - `cursors(workspace_id, source_id, consumer, seq)`.
+//! - `dedup_0`, `dedup_1`: `(workspace_id, message_id)` of recent messages. Time is cut into
+//!   generations one dedup window long; the current generation's table takes inserts and the
+//!   previous one is only read. When a generation ends, the table two generations old is
+//!   emptied and reused. A `messageId` is therefore remembered for at least one window and at
+//!   most two, with memory bounded by SQLite's page cache and disk bounded by two windows.
+//! - `meta(key, value)`: the current dedup generation, the readiness probe.
+//!
+//! # Erasure
+//! `secure_delete` is on, so deleted rows are overwritten in the database file; after an
+//! erasure the WAL is checkpointed and truncated so no old page image keeps them.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
+use crate::state::WorkspaceId;
+use crate::{StoreError, sqlite};
+
+/// Settings of the embedded log.
+#[derive(Debug, Clone)]
+pub struct SqliteLogConfig {
+    /// The database file.
+    pub path: PathBuf,
+    /// How long a `messageId` is remembered for deduplication, in milliseconds.
+    pub dedup_window_ms: i64,
+    /// Most events committed in one transaction.
+    pub max_commit_events: usize,
+    /// Most write commands waiting for the writer; callers wait when it is full.
+    pub queue_depth: usize,
+}
+
+impl SqliteLogConfig {
+    pub fn new(path: impl Into<PathBuf>) -> SqliteLogConfig {
+        SqliteLogConfig {
+            path: path.into(),
+            dedup_window_ms: 24 * 60 * 60 * 1000,
+            max_commit_events: 4096,
+            queue_depth: 1024,
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum Command {
+    Append { events: Vec<NewEvent>, reply: Reply<Vec<AppendOutcome>> },
+    Ack { scope: SourceScope, consumer: String, seq: Seq, reply: Reply<()> },
+    Erase { workspace_id: WorkspaceId, identifiers: Vec<String>, reply: Reply<u64> },
+    Probe { reply: Reply<()> },
+    Shutdown,
+}
+
+impl Command {
+    fn weight(&self) -> usize {
+        match self {
+            Command::Append { events, .. } => events.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// The embedded event log. See the module documentation.
+pub struct SqliteLog {
+    commands: mpsc::Sender<Command>,
+    reader: Arc<Mutex<Connection>>,
+    live: broadcast::Sender<Arc<StoredEvent>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    workspace_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    user_id TEXT,
+    anonymous_id TEXT,
+    received_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_source ON events(source_id, seq);
+CREATE INDEX IF NOT EXISTS events_by_user ON events(workspace_id, user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_anonymous ON events(workspace_id, anonymous_id) WHERE anonymous_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cursors (
+    workspace_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    consumer TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, source_id, consumer)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedup_0 (workspace_id TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (workspace_id, message_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedup_1 (workspace_id TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (workspace_id, message_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+";
+
+/// Metric names of the log writer.
+pub const METRIC_COMMIT_EVENTS: &str = "sluice_log_commit_events";
+pub const METRIC_COMMIT_SECONDS: &str = "sluice_log_commit_seconds";
+
+impl SqliteLog {
+    /// Opens the log, creating the file if needed, and starts the writer thread.
+    pub fn open(config: SqliteLogConfig) -> Result<SqliteLog, StoreError> {
+        if config.dedup_window_ms <= 0 {
+            return Err(StoreError::Invalid {
+                field: "dedup_window",
+                message: "must be positive".into(),
+            });
+        }
+        let writer_connection = sqlite::open(&config.path)?;
+        writer_connection.execute_batch(SCHEMA)?;
+        // Checkpoints run in the writer after commits; a larger threshold means fewer pauses.
+        writer_connection.pragma_update(None, "wal_autocheckpoint", 4000)?;
+        let generation: Option<i64> = writer_connection
+            .query_row("SELECT value FROM meta WHERE key = 'dedup_generation'", [], |row| row.get(0))
+            .optional()?;
+
+        let reader = sqlite::open(&config.path)?;
+        reader.pragma_update(None, "query_only", "ON")?;
+
+        let (commands, receiver) = mpsc::channel(config.queue_depth.max(1));
+        let (live, _) = broadcast::channel(1024);
+        let writer = Writer {
+            connection: writer_connection,
+            receiver,
+            live: live.clone(),
+            dedup: Dedup {
+                window_ms: config.dedup_window_ms,
+                generation: generation.unwrap_or(i64::MIN),
+            },
+            max_commit_events: config.max_commit_events.max(1),
+        };
+        let handle = std::thread::Builder::new()
+            .name("sluice-log-writer".into())
+            .spawn(move || writer.run())?;
+        Ok(SqliteLog {
+            commands,
+            reader: Arc::new(Mutex::new(reader)),
+            live,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    /// Finishes every queued command, then stops the writer and waits for it.
+    pub async fn close(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+        let handle = match self.writer.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
+        };
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
+    }
+
+    async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(command(reply))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answer.await.map_err(|_| StoreError::WriterStopped)?
+    }
+
+    async fn with_reader<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let connection = reader
+                .lock()
+                .map_err(|_| StoreError::CommitFailed("reader lock poisoned".into()))?;
+            work(&connection)
+        })
+        .await
+        .map_err(|error| StoreError::CommitFailed(format!("reader task failed: {error}")))?
+    }
+}
+
+const SELECT_EVENT: &str =
+    "SELECT seq, workspace_id, source_id, message_id, user_id, anonymous_id, received_at, body FROM events";
+
+fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
+    Ok(StoredEvent {
+        seq: row.get(0)?,
+        workspace_id: WorkspaceId(row.get(1)?),
+        source_id: row.get(2)?,
+        message_id: row.get(3)?,
+        user_id: row.get(4)?,
+        anonymous_id: row.get(5)?,
+        received_at_ms: row.get(6)?,
+        body: row.get(7)?,
+    })
+}
+
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventLog for SqliteLog {
+    async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.call(|reply| Command::Append { events, reply }).await
+    }
+
+    async fn read(&self, scope: &SourceScope, after: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let scope = scope.clone();
+        self.with_reader(move |connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE source_id = ?1 AND workspace_id = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+            ))?;
+            let rows = statement.query_map(
+                params![scope.source_id, scope.workspace_id.0, after, sql_limit(limit)],
+                row_to_event,
+            )?;
+            let mut events = Vec::new();
+            for row in rows {
+                events.push(row?);
+            }
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn latest(&self, scope: &SourceScope, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+        let scope = scope.clone();
+        self.with_reader(move |connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "{SELECT_EVENT} WHERE source_id = ?1 AND workspace_id = ?2 ORDER BY seq DESC LIMIT ?3"
+            ))?;
+            let rows = statement.query_map(params![scope.source_id, scope.workspace_id.0, sql_limit(limit)], row_to_event)?;
+            let mut events = Vec::new();
+            for row in rows {
+                events.push(row?);
+            }
+            events.reverse();
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn cursor(&self, scope: &SourceScope, consumer: &str) -> Result<Seq, StoreError> {
+        let scope = scope.clone();
+        let consumer = consumer.to_owned();
+        self.with_reader(move |connection| {
+            let seq: Option<Seq> = connection
+                .query_row(
+                    "SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2 AND consumer = ?3",
+                    params![scope.workspace_id.0, scope.source_id, consumer],
+                    |row| row.get(0),
+                )
+                .optional()?;
+            Ok(seq.unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn ack(&self, scope: &SourceScope, consumer: &str, seq: Seq) -> Result<(), StoreError> {
+        let scope = scope.clone();
+        let consumer = consumer.to_owned();
+        self.call(|reply| Command::Ack { scope, consumer, seq, reply }).await
+    }
+
+    async fn erase_person(&self, workspace_id: &WorkspaceId, identifiers: &[String]) -> Result<u64, StoreError> {
+        let workspace_id = workspace_id.clone();
+        let identifiers = identifiers.to_vec();
+        self.call(|reply| Command::Erase { workspace_id, identifiers, reply }).await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
+        self.live.subscribe()
+    }
+
+    async fn check_writable(&self) -> Result<(), StoreError> {
+        self.call(|reply| Command::Probe { reply }).await
+    }
+}
+
+/// Which dedup table is current, and when generations roll over.
+#[derive(Debug, Clone, Copy)]
+struct Dedup {
+    window_ms: i64,
+    /// The current generation (`received_at / window`); `i64::MIN` before the first event.
+    generation: i64,
+}
+
+impl Dedup {
+    fn table(generation: i64) -> &'static str {
+        if generation.rem_euclid(2) == 0 { "dedup_0" } else { "dedup_1" }
+    }
+
+    /// Moves to the generation of `now_ms` if it is later, emptying tables that fell out of
+    /// the window.
+    fn advance(&mut self, tx: &Transaction<'_>, now_ms: i64) -> Result<(), StoreError> {
+        let generation = now_ms.div_euclid(self.window_ms);
+        if generation <= self.generation {
+            return Ok(());
+        }
+        if self.generation != i64::MIN && generation == self.generation + 1 {
+            // The table about to become current holds generation - 2: expired.
+            tx.execute(&format!("DELETE FROM {}", Dedup::table(generation)), [])?;
+        } else {
+            tx.execute("DELETE FROM dedup_0", [])?;
+            tx.execute("DELETE FROM dedup_1", [])?;
+        }
+        self.generation = generation;
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES ('dedup_generation', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [generation],
+        )?;
+        Ok(())
+    }
+
+    /// Records a message id; false when it was already seen in the window.
+    fn first_sighting(&self, tx: &Transaction<'_>, workspace_id: &str, message_id: &str) -> Result<bool, StoreError> {
+        let previous = Dedup::table(self.generation - 1);
+        let seen: Option<i64> = tx
+            .prepare_cached(&format!("SELECT 1 FROM {previous} WHERE workspace_id = ?1 AND message_id = ?2"))?
+            .query_row(params![workspace_id, message_id], |row| row.get(0))
+            .optional()?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        let current = Dedup::table(self.generation);
+        let inserted = tx
+            .prepare_cached(&format!("INSERT OR IGNORE INTO {current}(workspace_id, message_id) VALUES (?1, ?2)"))?
+            .execute(params![workspace_id, message_id])?;
+        Ok(inserted == 1)
+    }
+}
+
+struct Writer {
+    connection: Connection,
+    receiver: mpsc::Receiver<Command>,
+    live: broadcast::Sender<Arc<StoredEvent>>,
+    dedup: Dedup,
+    max_commit_events: usize,
+}
+
+/// Who is waiting for a command's answer.
+enum Waiter {
+    Outcomes(Reply<Vec<AppendOutcome>>),
+    Done(Reply<()>),
+    Count(Reply<u64>),
+}
+
+/// A command's result inside the open transaction, answered once the commit succeeds.
+enum Applied {
+    Appended(Vec<AppendOutcome>, Vec<NewEvent>),
+    Done,
+    Count(u64),
+}
+
+impl Waiter {
+    fn fail(self, message: &str) {
+        let error = || StoreError::CommitFailed(message.to_owned());
+        match self {
+            Waiter::Outcomes(reply) => drop(reply.send(Err(error()))),
+            Waiter::Done(reply) => drop(reply.send(Err(error()))),
+            Waiter::Count(reply) => drop(reply.send(Err(error()))),
+        }
+    }
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut stopping = false;
+        while !stopping {
+            let Some(first) = self.receiver.blocking_recv() else { break };
+            let mut weight = first.weight();
+            let mut group = vec![first];
+            while weight < self.max_commit_events {
+                match self.receiver.try_recv() {
+                    Ok(command) => {
+                        weight += command.weight();
+                        group.push(command);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut work = Vec::with_capacity(group.len());
+            for command in group {
+                match command {
+                    Command::Shutdown => stopping = true,
+                    other => work.push(other),
+                }
+            }
+            if !work.is_empty() {
+                self.commit_group(work);
+            }
+        }
+        tracing::debug!("log writer stopped");
+    }
+
+    /// Applies a group of commands in one transaction, commits, then answers every caller:
+    /// with its result when the commit succeeded, with the error otherwise.
+    fn commit_group(&mut self, group: Vec<Command>) {
+        let started = Instant::now();
+        let saved_dedup = self.dedup;
+        let mut waiters = Vec::with_capacity(group.len());
+        let mut operations = Vec::with_capacity(group.len());
+        for command in group {
+            match command {
+                Command::Append { events, reply } => {
+                    waiters.push(Waiter::Outcomes(reply));
+                    operations.push(Operation::Append(events));
+                }
+                Command::Ack { scope, consumer, seq, reply } => {
+                    waiters.push(Waiter::Done(reply));
+                    operations.push(Operation::Ack(scope, consumer, seq));
+                }
+                Command::Erase { workspace_id, identifiers, reply } => {
+                    waiters.push(Waiter::Count(reply));
+                    operations.push(Operation::Erase(workspace_id, identifiers));
+                }
+                Command::Probe { reply } => {
+                    waiters.push(Waiter::Done(reply));
+                    operations.push(Operation::Probe);
+                }
+                Command::Shutdown => {}
+            }
+        }
+        let erasing = operations.iter().any(|operation| matches!(operation, Operation::Erase(..)));
+        let appended: usize = operations
+            .iter()
+            .map(|operation| match operation {
+                Operation::Append(events) => events.len(),
+                _ => 0,
+            })
+            .sum();
+
+        match apply_all(&mut self.connection, &mut self.dedup, operations) {
+            Ok(results) => {
+                metrics::histogram!(METRIC_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+                metrics::histogram!(METRIC_COMMIT_EVENTS).record(appended as f64);
+                if erasing {
+                    // Old page images of the erased rows may sit in the WAL: fold it into the
+                    // database (where secure_delete zeroed them) and cut it to nothing.
+                    if let Err(error) = self.connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                        tracing::warn!(%error, "wal checkpoint after erasure failed");
+                    }
+                }
+                self.answer(waiters, results);
+            }
+            Err(error) => {
+                self.dedup = saved_dedup;
+                tracing::error!(%error, "log commit failed");
+                let message = error.to_string();
+                for waiter in waiters {
+                    waiter.fail(&message);
+                }
+            }
+        }
+    }
+
+    fn answer(&self, waiters: Vec<Waiter>, results: Vec<Applied>) {
+        let watching = self.live.receiver_count() > 0;
+        for (waiter, result) in waiters.into_iter().zip(results) {
+            match (waiter, result) {
+                (Waiter::Outcomes(reply), Applied::Appended(outcomes, events)) => {
+                    if watching {
+                        self.publish(&outcomes, events);
+                    }
+                    let _ = reply.send(Ok(outcomes));
+                }
+                (Waiter::Done(reply), _) => {
+                    let _ = reply.send(Ok(()));
+                }
+                (Waiter::Count(reply), Applied::Count(count)) => {
+                    let _ = reply.send(Ok(count));
+                }
+                (waiter, _) => waiter.fail("internal: result does not match its command"),
+            }
+        }
+    }
+
+    fn publish(&self, outcomes: &[AppendOutcome], events: Vec<NewEvent>) {
+        for (outcome, event) in outcomes.iter().zip(events) {
+            if let AppendOutcome::Appended(seq) = outcome {
+                let _ = self.live.send(Arc::new(StoredEvent {
+                    seq: *seq,
+                    workspace_id: event.workspace_id,
+                    source_id: event.source_id,
+                    message_id: event.message_id,
+                    user_id: event.user_id,
+                    anonymous_id: event.anonymous_id,
+                    received_at_ms: event.received_at_ms,
+                    body: event.body,
+                }));
+            }
+        }
+    }
+}
+
+/// A write, separated from the caller waiting for it.
+enum Operation {
+    Append(Vec<NewEvent>),
+    Ack(SourceScope, String, Seq),
+    Erase(WorkspaceId, Vec<String>),
+    Probe,
+}
+
+/// Runs every operation in one transaction and commits it.
+fn apply_all(connection: &mut Connection, dedup: &mut Dedup, operations: Vec<Operation>) -> Result<Vec<Applied>, StoreError> {
+    let tx = connection.transaction()?;
+    let mut results = Vec::with_capacity(operations.len());
+    for operation in operations {
+        let applied = match operation {
+            Operation::Append(events) => {
+                let outcomes = append_events(&tx, dedup, &events)?;
+                Applied::Appended(outcomes, events)
+            }
+            Operation::Ack(scope, consumer, seq) => {
+                tx.prepare_cached(
+                    "INSERT INTO cursors(workspace_id, source_id, consumer, seq) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(workspace_id, source_id, consumer) DO UPDATE SET seq = excluded.seq
+                     WHERE excluded.seq > cursors.seq",
+                )?
+                .execute(params![scope.workspace_id.0, scope.source_id, consumer, seq])?;
+                Applied::Done
+            }
+            Operation::Erase(workspace_id, identifiers) => {
+                let mut removed = 0u64;
+                for identifier in &identifiers {
+                    for sql in [
+                        "DELETE FROM events WHERE workspace_id = ?1 AND user_id = ?2",
+                        "DELETE FROM events WHERE workspace_id = ?1 AND anonymous_id = ?2",
+                    ] {
+                        removed += tx.prepare_cached(sql)?.execute(params![workspace_id.0, identifier])? as u64;
+                    }
+                }
+                Applied::Count(removed)
+            }
+            Operation::Probe => {
+                tx.execute(
+                    "INSERT INTO meta(key, value) VALUES ('probe', 1)
+                     ON CONFLICT(key) DO UPDATE SET value = value + 1",
+                    [],
+                )?;
+                Applied::Done
+            }
+        };
+        results.push(applied);
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+fn append_events(tx: &Transaction<'_>, dedup: &mut Dedup, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+    let mut outcomes = Vec::with_capacity(events.len());
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO events(workspace_id, source_id, message_id, user_id, anonymous_id, received_at, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for event in events {
+        dedup.advance(tx, event.received_at_ms)?;
+        if !dedup.first_sighting(tx, &event.workspace_id.0, &event.message_id)? {
+            outcomes.push(AppendOutcome::Duplicate);
+            continue;
+        }
+        insert.execute(params![
+            event.workspace_id.0,
+            event.source_id,
+            event.message_id,
+            event.user_id,
+            event.anonymous_id,
+            event.received_at_ms,
+            event.body,
+        ])?;
+        outcomes.push(AppendOutcome::Appended(tx.last_insert_rowid()));
+    }
+    Ok(outcomes)
+}
