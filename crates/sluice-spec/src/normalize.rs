@@ -139,7 +139,11 @@ fn check_object(message: &Map<String, Value>, field: &str) -> Result<(), Rejecti
 }
 
 /// Adds the envelope's keys to the message's object `field`, keeping the message's own keys.
-fn merge_defaults(message: &mut Map<String, Value>, field: &str, defaults: Option<&Map<String, Value>>) {
+fn merge_defaults(
+    message: &mut Map<String, Value>,
+    field: &str,
+    defaults: Option<&Map<String, Value>>,
+) {
     let Some(defaults) = defaults else { return };
     let slot = message
         .entry(field.to_owned())
@@ -234,7 +238,10 @@ fn read_message_id(message: &mut Map<String, Value>) -> Result<String, Rejection
 
 /// Reads an optional time field: absent or null is `None`, anything but a date-time string
 /// is refused.
-fn read_time(message: &Map<String, Value>, field: &str) -> Result<Option<OffsetDateTime>, Rejection> {
+fn read_time(
+    message: &Map<String, Value>,
+    field: &str,
+) -> Result<Option<OffsetDateTime>, Rejection> {
     match message.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => match timestamp::parse(text) {
@@ -245,7 +252,11 @@ fn read_time(message: &Map<String, Value>, field: &str) -> Result<Option<OffsetD
     }
 }
 
-fn stamp_times(message: &mut Map<String, Value>, envelope: &Envelope, receipt: &Receipt) -> Result<(), Rejection> {
+fn stamp_times(
+    message: &mut Map<String, Value>,
+    envelope: &Envelope,
+    receipt: &Receipt,
+) -> Result<(), Rejection> {
     // The client's event time: `timestamp` as Segment's SDKs send it, else RudderStack's
     // `originalTimestamp`.
     let mut original = read_time(message, "timestamp")?;
@@ -261,7 +272,10 @@ fn stamp_times(message: &mut Map<String, Value>, envelope: &Envelope, receipt: &
     let sent_at = match &envelope.sent_at {
         Some(envelope_sent) => {
             if item_sent_at.is_none() {
-                message.insert("sentAt".to_owned(), Value::String(envelope_sent.text.clone()));
+                message.insert(
+                    "sentAt".to_owned(),
+                    Value::String(envelope_sent.text.clone()),
+                );
             }
             Some(envelope_sent.at)
         }
@@ -270,14 +284,18 @@ fn stamp_times(message: &mut Map<String, Value>, envelope: &Envelope, receipt: &
 
     let received = receipt.received_at;
     let corrected = match (original, sent_at) {
-        (Some(original), Some(sent)) => received
-            .checked_sub(sent - original)
-            .unwrap_or(original),
+        (Some(original), Some(sent)) => received.checked_sub(sent - original).unwrap_or(original),
         (Some(original), None) => original,
         (None, _) => received,
     };
-    message.insert("receivedAt".to_owned(), Value::String(timestamp::format(received)));
-    message.insert("timestamp".to_owned(), Value::String(timestamp::format(corrected)));
+    message.insert(
+        "receivedAt".to_owned(),
+        Value::String(timestamp::format(received)),
+    );
+    message.insert(
+        "timestamp".to_owned(),
+        Value::String(timestamp::format(corrected)),
+    );
     Ok(())
 }
 

@@ -84,19 +84,29 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<ParsedRequest, Reject
     if body.len() > limits.max_request_bytes {
         return Err(too_large_request(body.len(), limits));
     }
-    let raw: RawEnvelope = serde_json::from_slice(body).map_err(|error| match error.classify() {
-        serde_json::error::Category::Data => Rejection::new(
+    let raw: RawEnvelope =
+        serde_json::from_slice(body).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => Rejection::new(
+                RejectCode::MissingBatch,
+                Some("batch"),
+                "the body must be an object with a batch array",
+            ),
+            _ => json_rejection(&error),
+        })?;
+    let Some(batch) = raw.batch else {
+        return Err(Rejection::new(
             RejectCode::MissingBatch,
             Some("batch"),
-            "the body must be an object with a batch array",
-        ),
-        _ => json_rejection(&error),
-    })?;
-    let Some(batch) = raw.batch else {
-        return Err(Rejection::new(RejectCode::MissingBatch, Some("batch"), "batch is required"));
+            "batch is required",
+        ));
     };
-    let items: Vec<&RawValue> = serde_json::from_str(batch.get())
-        .map_err(|_| Rejection::new(RejectCode::MissingBatch, Some("batch"), "batch must be an array"))?;
+    let items: Vec<&RawValue> = serde_json::from_str(batch.get()).map_err(|_| {
+        Rejection::new(
+            RejectCode::MissingBatch,
+            Some("batch"),
+            "batch must be an array",
+        )
+    })?;
     if items.len() > limits.max_batch_events {
         return Err(Rejection::new(
             RejectCode::BatchTooLarge,
@@ -157,7 +167,10 @@ fn take_write_key(message: &mut Map<String, Value>) -> Option<String> {
     }
 }
 
-fn envelope_object(value: Option<Value>, field: &str) -> Result<Option<Map<String, Value>>, Rejection> {
+fn envelope_object(
+    value: Option<Value>,
+    field: &str,
+) -> Result<Option<Map<String, Value>>, Rejection> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) => Ok(Some(map)),
@@ -189,14 +202,21 @@ pub(crate) fn invalid_time(field: &str) -> Rejection {
 }
 
 fn json_rejection(error: &serde_json::Error) -> Rejection {
-    Rejection::new(RejectCode::MalformedJson, None, format!("invalid json: {error}"))
+    Rejection::new(
+        RejectCode::MalformedJson,
+        None,
+        format!("invalid json: {error}"),
+    )
 }
 
 fn too_large_event(size: usize, limits: &Limits) -> Rejection {
     Rejection::new(
         RejectCode::EventTooLarge,
         None,
-        format!("message is {size} bytes, the limit is {}", limits.max_event_bytes),
+        format!(
+            "message is {size} bytes, the limit is {}",
+            limits.max_event_bytes
+        ),
     )
 }
 
@@ -205,7 +225,10 @@ pub fn too_large_request(size: usize, limits: &Limits) -> Rejection {
     Rejection::new(
         RejectCode::RequestTooLarge,
         None,
-        format!("request body is over {} bytes (got at least {size})", limits.max_request_bytes),
+        format!(
+            "request body is over {} bytes (got at least {size})",
+            limits.max_request_bytes
+        ),
     )
 }
 
@@ -233,27 +256,50 @@ mod tests {
     #[test]
     fn single_refuses_non_objects_and_bad_json() {
         let limits = Limits::default();
-        assert_eq!(parse_single(b"[1]", &limits).unwrap_err().code, RejectCode::InvalidMessage);
-        assert_eq!(parse_single(b"{\"a\":", &limits).unwrap_err().code, RejectCode::MalformedJson);
-        assert_eq!(parse_single(b"", &limits).unwrap_err().code, RejectCode::MalformedJson);
-        assert_eq!(parse_single(b"{\"a\":\"\xff\"}", &limits).unwrap_err().code, RejectCode::MalformedJson);
+        assert_eq!(
+            parse_single(b"[1]", &limits).unwrap_err().code,
+            RejectCode::InvalidMessage
+        );
+        assert_eq!(
+            parse_single(b"{\"a\":", &limits).unwrap_err().code,
+            RejectCode::MalformedJson
+        );
+        assert_eq!(
+            parse_single(b"", &limits).unwrap_err().code,
+            RejectCode::MalformedJson
+        );
+        assert_eq!(
+            parse_single(b"{\"a\":\"\xff\"}", &limits).unwrap_err().code,
+            RejectCode::MalformedJson
+        );
     }
 
     #[test]
     fn single_over_the_event_limit_is_refused() {
-        let limits = Limits { max_event_bytes: 10, ..Limits::default() };
+        let limits = Limits {
+            max_event_bytes: 10,
+            ..Limits::default()
+        };
         let err = parse_single(br#"{"event":"0123456789"}"#, &limits).unwrap_err();
         assert_eq!(err.code, RejectCode::EventTooLarge);
     }
 
     #[test]
     fn batch_items_are_refused_one_by_one() {
-        let limits = Limits { max_event_bytes: 40, ..Limits::default() };
+        let limits = Limits {
+            max_event_bytes: 40,
+            ..Limits::default()
+        };
         let body = br#"{"batch":[{"type":"track"}, 3, {"type":"track","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}, {"type":"page"}]}"#;
         let parsed = parse_batch(body, &limits).unwrap();
         assert_eq!(
             codes(&parsed),
-            vec![None, Some(RejectCode::InvalidMessage), Some(RejectCode::EventTooLarge), None]
+            vec![
+                None,
+                Some(RejectCode::InvalidMessage),
+                Some(RejectCode::EventTooLarge),
+                None
+            ]
         );
     }
 
@@ -264,8 +310,16 @@ mod tests {
         assert_eq!(parsed.write_key.as_deref(), Some("item"));
         assert_eq!(parsed.envelope.context.as_ref().unwrap()["a"], 1);
         assert_eq!(parsed.envelope.integrations.as_ref().unwrap()["All"], false);
-        assert_eq!(parsed.envelope.sent_at.as_ref().unwrap().text, "2026-01-01T00:00:00Z");
-        assert!(!parsed.messages[0].as_ref().unwrap().contains_key("writeKey"));
+        assert_eq!(
+            parsed.envelope.sent_at.as_ref().unwrap().text,
+            "2026-01-01T00:00:00Z"
+        );
+        assert!(
+            !parsed.messages[0]
+                .as_ref()
+                .unwrap()
+                .contains_key("writeKey")
+        );
     }
 
     #[test]
@@ -278,21 +332,44 @@ mod tests {
     #[test]
     fn batch_shape_errors_name_the_field() {
         let limits = Limits::default();
-        for body in [&br#"{}"#[..], br#"{"batch":{}}"#, br#"{"batch":"x"}"#, br#"[]"#, br#"{"batch":null}"#] {
+        for body in [
+            &br#"{}"#[..],
+            br#"{"batch":{}}"#,
+            br#"{"batch":"x"}"#,
+            br#"[]"#,
+            br#"{"batch":null}"#,
+        ] {
             let err = parse_batch(body, &limits).unwrap_err();
-            assert_eq!(err.code, RejectCode::MissingBatch, "{}", String::from_utf8_lossy(body));
+            assert_eq!(
+                err.code,
+                RejectCode::MissingBatch,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
             assert_eq!(err.field.as_deref(), Some("batch"));
         }
         let err = parse_batch(br#"{"batch":[],"context":3}"#, &limits).unwrap_err();
-        assert_eq!((err.code, err.field.as_deref()), (RejectCode::InvalidFieldType, Some("context")));
+        assert_eq!(
+            (err.code, err.field.as_deref()),
+            (RejectCode::InvalidFieldType, Some("context"))
+        );
         let err = parse_batch(br#"{"batch":[],"sentAt":"soon"}"#, &limits).unwrap_err();
-        assert_eq!((err.code, err.field.as_deref()), (RejectCode::InvalidTimestamp, Some("sentAt")));
-        assert_eq!(parse_batch(b"{\"batch\":[", &limits).unwrap_err().code, RejectCode::MalformedJson);
+        assert_eq!(
+            (err.code, err.field.as_deref()),
+            (RejectCode::InvalidTimestamp, Some("sentAt"))
+        );
+        assert_eq!(
+            parse_batch(b"{\"batch\":[", &limits).unwrap_err().code,
+            RejectCode::MalformedJson
+        );
     }
 
     #[test]
     fn batch_count_limit() {
-        let limits = Limits { max_batch_events: 2, ..Limits::default() };
+        let limits = Limits {
+            max_batch_events: 2,
+            ..Limits::default()
+        };
         let err = parse_batch(br#"{"batch":[{},{},{}]}"#, &limits).unwrap_err();
         assert_eq!(err.code, RejectCode::BatchTooLarge);
         assert!(parse_batch(br#"{"batch":[{},{}]}"#, &limits).is_ok());
@@ -305,9 +382,18 @@ mod tests {
         body.push_str(&"[".repeat(depth));
         body.push_str(&"]".repeat(depth));
         body.push_str("}]}");
-        let limits = Limits { max_request_bytes: usize::MAX, max_event_bytes: usize::MAX, ..Limits::default() };
+        let limits = Limits {
+            max_request_bytes: usize::MAX,
+            max_event_bytes: usize::MAX,
+            ..Limits::default()
+        };
         let parsed = parse_batch(body.as_bytes(), &limits).unwrap();
         assert_eq!(codes(&parsed), vec![Some(RejectCode::MalformedJson)]);
-        assert_eq!(parse_single(&body.as_bytes()[10..body.len() - 2], &limits).unwrap_err().code, RejectCode::MalformedJson);
+        assert_eq!(
+            parse_single(&body.as_bytes()[10..body.len() - 2], &limits)
+                .unwrap_err()
+                .code,
+            RejectCode::MalformedJson
+        );
     }
 }

@@ -14,7 +14,9 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
         return Some(parsed);
     }
     // No offset: read as UTC. Some hand-written HTTP callers send this.
-    let local = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]");
+    let local = format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
     match PrimitiveDateTime::parse(text, local) {
         Ok(parsed) => Some(parsed.assume_utc()),
         Err(_) => None,
@@ -24,7 +26,8 @@ pub fn parse(text: &str) -> Option<OffsetDateTime> {
 /// Formats a time as UTC with milliseconds and a `Z`.
 pub fn format(at: OffsetDateTime) -> String {
     let utc = at.to_offset(UtcOffset::UTC);
-    let layout = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let layout =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     match utc.format(layout) {
         Ok(text) => text,
         // Years outside 0..=9999 cannot be written in this layout; RFC 3339 covers the rest.
@@ -40,7 +43,10 @@ mod tests {
     fn accepts_the_formats_the_sdks_send() {
         let cases = [
             ("2026-11-22T10:08:09.231+00:00", "2026-11-22T10:08:09.231Z"),
-            ("2026-11-22T10:08:09.231192+00:00", "2026-11-22T10:08:09.231Z"),
+            (
+                "2026-11-22T10:08:09.231192+00:00",
+                "2026-11-22T10:08:09.231Z",
+            ),
             ("2026-11-22T10:08:09.231Z", "2026-11-22T10:08:09.231Z"),
             ("2026-11-22T10:08:09Z", "2026-11-22T10:08:09.000Z"),
             ("2026-11-22T12:08:09.5+02:00", "2026-11-22T10:08:09.500Z"),
@@ -55,7 +61,13 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_date_time() {
-        for input in ["", "yesterday", "2026-11-22", "2026-13-01T00:00:00Z", "1700000000"] {
+        for input in [
+            "",
+            "yesterday",
+            "2026-11-22",
+            "2026-13-01T00:00:00Z",
+            "1700000000",
+        ] {
             assert!(parse(input).is_none(), "{input} should not parse");
         }
     }

@@ -35,7 +35,14 @@ fn scope(workspace: &str, source: &str) -> SourceScope {
     }
 }
 
-fn event(workspace: &str, source: &str, message_id: &str, user: Option<&str>, anonymous: Option<&str>, at: i64) -> NewEvent {
+fn event(
+    workspace: &str,
+    source: &str,
+    message_id: &str,
+    user: Option<&str>,
+    anonymous: Option<&str>,
+    at: i64,
+) -> NewEvent {
     NewEvent {
         workspace_id: WorkspaceId(workspace.to_owned()),
         source_id: source.to_owned(),
@@ -66,22 +73,39 @@ pub async fn run_suite<H: LogHarness>(make: impl Fn(i64) -> H) {
 async fn append_and_read<H: LogHarness>(mut harness: H) {
     let log = harness.open();
     let outcomes = log
-        .append(vec![event("w", "s", "m1", Some("u"), None, T0), event("w", "s", "m2", None, Some("a"), T0)])
+        .append(vec![
+            event("w", "s", "m1", Some("u"), None, T0),
+            event("w", "s", "m2", None, Some("a"), T0),
+        ])
         .await
         .expect("append");
-    let (AppendOutcome::Appended(first), AppendOutcome::Appended(second)) = (outcomes[0], outcomes[1]) else {
+    let (AppendOutcome::Appended(first), AppendOutcome::Appended(second)) =
+        (outcomes[0], outcomes[1])
+    else {
         panic!("both events should be appended: {outcomes:?}");
     };
-    assert!(second > first && first > 0, "sequence numbers grow from 1: {outcomes:?}");
+    assert!(
+        second > first && first > 0,
+        "sequence numbers grow from 1: {outcomes:?}"
+    );
     let all = log.read(&scope("w", "s"), 0, 100).await.expect("read");
     assert_eq!(ids(&all), vec!["m1", "m2"]);
     assert_eq!(all[0].user_id.as_deref(), Some("u"));
     assert_eq!(all[1].anonymous_id.as_deref(), Some("a"));
     assert_eq!(all[0].body, event("w", "s", "m1", Some("u"), None, T0).body);
     assert_eq!(all[0].received_at_ms, T0);
-    assert_eq!(ids(&log.read(&scope("w", "s"), first, 100).await.expect("read")), vec!["m2"]);
-    assert_eq!(ids(&log.read(&scope("w", "s"), 0, 1).await.expect("read")), vec!["m1"]);
-    assert_eq!(log.append(Vec::new()).await.expect("empty append"), Vec::new());
+    assert_eq!(
+        ids(&log.read(&scope("w", "s"), first, 100).await.expect("read")),
+        vec!["m2"]
+    );
+    assert_eq!(
+        ids(&log.read(&scope("w", "s"), 0, 1).await.expect("read")),
+        vec!["m1"]
+    );
+    assert_eq!(
+        log.append(Vec::new()).await.expect("empty append"),
+        Vec::new()
+    );
     log.check_writable().await.expect("writable");
 }
 
@@ -98,49 +122,107 @@ async fn duplicates_are_not_stored<H: LogHarness>(mut harness: H) {
         .expect("append");
     assert!(matches!(outcomes[0], AppendOutcome::Appended(_)));
     assert_eq!(outcomes[1], AppendOutcome::Duplicate, "same batch");
-    assert_eq!(outcomes[2], AppendOutcome::Duplicate, "dedup is per workspace, across sources");
-    assert!(matches!(outcomes[3], AppendOutcome::Appended(_)), "another workspace is not a duplicate");
-    let again = log.append(vec![event("w", "s", "m1", Some("u"), None, T0 + 5)]).await.expect("append");
+    assert_eq!(
+        outcomes[2],
+        AppendOutcome::Duplicate,
+        "dedup is per workspace, across sources"
+    );
+    assert!(
+        matches!(outcomes[3], AppendOutcome::Appended(_)),
+        "another workspace is not a duplicate"
+    );
+    let again = log
+        .append(vec![event("w", "s", "m1", Some("u"), None, T0 + 5)])
+        .await
+        .expect("append");
     assert_eq!(again, vec![AppendOutcome::Duplicate], "a later batch");
-    assert_eq!(log.read(&scope("w", "s"), 0, 100).await.expect("read").len(), 1);
+    assert_eq!(
+        log.read(&scope("w", "s"), 0, 100)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
 }
 
 async fn dedup_window_expires<H: LogHarness>(mut harness: H) {
     // Window of 1 s: an id is remembered for at least 1 s and forgotten after 2 s.
     let log = harness.open();
     let base = T0 - T0.rem_euclid(1_000);
-    let first = log.append(vec![event("w", "s", "m", Some("u"), None, base + 999)]).await.expect("append");
+    let first = log
+        .append(vec![event("w", "s", "m", Some("u"), None, base + 999)])
+        .await
+        .expect("append");
     assert!(matches!(first[0], AppendOutcome::Appended(_)));
-    let within = log.append(vec![event("w", "s", "m", Some("u"), None, base + 1_998)]).await.expect("append");
+    let within = log
+        .append(vec![event("w", "s", "m", Some("u"), None, base + 1_998)])
+        .await
+        .expect("append");
     assert_eq!(within, vec![AppendOutcome::Duplicate], "inside the window");
-    let after = log.append(vec![event("w", "s", "m", Some("u"), None, base + 3_000)]).await.expect("append");
-    assert!(matches!(after[0], AppendOutcome::Appended(_)), "two windows later: {after:?}");
+    let after = log
+        .append(vec![event("w", "s", "m", Some("u"), None, base + 3_000)])
+        .await
+        .expect("append");
+    assert!(
+        matches!(after[0], AppendOutcome::Appended(_)),
+        "two windows later: {after:?}"
+    );
 }
 
 async fn dedup_and_data_survive_a_crash<H: LogHarness>(mut harness: H) {
     let log = harness.open();
-    log.append(vec![event("w", "s", "m1", Some("u"), None, T0)]).await.expect("append");
+    log.append(vec![event("w", "s", "m1", Some("u"), None, T0)])
+        .await
+        .expect("append");
     log.ack(&scope("w", "s"), "c", 1).await.expect("ack");
     harness.crash(log);
     let log = harness.open();
-    assert_eq!(ids(&log.read(&scope("w", "s"), 0, 10).await.expect("read")), vec!["m1"]);
-    let again = log.append(vec![event("w", "s", "m1", Some("u"), None, T0 + 1)]).await.expect("append");
+    assert_eq!(
+        ids(&log.read(&scope("w", "s"), 0, 10).await.expect("read")),
+        vec!["m1"]
+    );
+    let again = log
+        .append(vec![event("w", "s", "m1", Some("u"), None, T0 + 1)])
+        .await
+        .expect("append");
     assert_eq!(again, vec![AppendOutcome::Duplicate]);
     assert_eq!(log.cursor(&scope("w", "s"), "c").await.expect("cursor"), 1);
 }
 
 async fn reads_are_scoped<H: LogHarness>(mut harness: H) {
     let log = harness.open();
-    log.append(vec![event("w", "s", "m1", Some("u"), None, T0), event("w", "t", "m2", Some("u"), None, T0)])
-        .await
-        .expect("append");
-    assert_eq!(ids(&log.read(&scope("w", "t"), 0, 10).await.expect("read")), vec!["m2"]);
-    assert!(log.read(&scope("other", "s"), 0, 10).await.expect("read").is_empty(), "another workspace sees nothing");
-    assert!(log.latest(&scope("other", "s"), 10).await.expect("latest").is_empty());
+    log.append(vec![
+        event("w", "s", "m1", Some("u"), None, T0),
+        event("w", "t", "m2", Some("u"), None, T0),
+    ])
+    .await
+    .expect("append");
+    assert_eq!(
+        ids(&log.read(&scope("w", "t"), 0, 10).await.expect("read")),
+        vec!["m2"]
+    );
+    assert!(
+        log.read(&scope("other", "s"), 0, 10)
+            .await
+            .expect("read")
+            .is_empty(),
+        "another workspace sees nothing"
+    );
+    assert!(
+        log.latest(&scope("other", "s"), 10)
+            .await
+            .expect("latest")
+            .is_empty()
+    );
     for i in 0..5 {
-        log.append(vec![event("w", "s", &format!("n{i}"), Some("u"), None, T0)]).await.expect("append");
+        log.append(vec![event("w", "s", &format!("n{i}"), Some("u"), None, T0)])
+            .await
+            .expect("append");
     }
-    assert_eq!(ids(&log.latest(&scope("w", "s"), 3).await.expect("latest")), vec!["n2", "n3", "n4"]);
+    assert_eq!(
+        ids(&log.latest(&scope("w", "s"), 3).await.expect("latest")),
+        vec!["n2", "n3", "n4"]
+    );
 }
 
 async fn cursors<H: LogHarness>(mut harness: H) {
@@ -149,12 +231,30 @@ async fn cursors<H: LogHarness>(mut harness: H) {
     assert_eq!(log.cursor(&s, "router").await.expect("cursor"), 0);
     log.ack(&s, "router", 7).await.expect("ack");
     log.ack(&s, "router", 3).await.expect("ack");
-    assert_eq!(log.cursor(&s, "router").await.expect("cursor"), 7, "cursors never move back");
-    assert_eq!(log.cursor(&s, "warehouse").await.expect("cursor"), 0, "per consumer");
-    assert_eq!(log.cursor(&scope("w2", "s"), "router").await.expect("cursor"), 0, "per workspace");
+    assert_eq!(
+        log.cursor(&s, "router").await.expect("cursor"),
+        7,
+        "cursors never move back"
+    );
+    assert_eq!(
+        log.cursor(&s, "warehouse").await.expect("cursor"),
+        0,
+        "per consumer"
+    );
+    assert_eq!(
+        log.cursor(&scope("w2", "s"), "router")
+            .await
+            .expect("cursor"),
+        0,
+        "per workspace"
+    );
     harness.crash(log);
     let log = harness.open();
-    assert_eq!(log.cursor(&s, "router").await.expect("cursor"), 7, "durable");
+    assert_eq!(
+        log.cursor(&s, "router").await.expect("cursor"),
+        7,
+        "durable"
+    );
 }
 
 async fn erasure<H: LogHarness>(mut harness: H) {
@@ -169,23 +269,39 @@ async fn erasure<H: LogHarness>(mut harness: H) {
     .await
     .expect("append");
     let removed = log
-        .erase_person(&WorkspaceId("w".into()), &["alice".to_owned(), "anon-a".to_owned()])
+        .erase_person(
+            &WorkspaceId("w".into()),
+            &["alice".to_owned(), "anon-a".to_owned()],
+        )
         .await
         .expect("erase");
     assert_eq!(removed, 3);
-    assert_eq!(ids(&log.read(&scope("w", "s"), 0, 10).await.expect("read")), vec!["m3"]);
-    assert_eq!(ids(&log.read(&scope("w2", "s"), 0, 10).await.expect("read")), vec!["m4"], "other workspaces untouched");
+    assert_eq!(
+        ids(&log.read(&scope("w", "s"), 0, 10).await.expect("read")),
+        vec!["m3"]
+    );
+    assert_eq!(
+        ids(&log.read(&scope("w2", "s"), 0, 10).await.expect("read")),
+        vec!["m4"],
+        "other workspaces untouched"
+    );
     // Sequence numbers are never reused, even when the newest events were erased.
-    let after = log.append(vec![event("w", "s", "m6", Some("carol"), None, T0)]).await.expect("append");
+    let after = log
+        .append(vec![event("w", "s", "m6", Some("carol"), None, T0)])
+        .await
+        .expect("append");
     assert_eq!(after, vec![AppendOutcome::Appended(6)]);
 }
 
 async fn live_tail<H: LogHarness>(mut harness: H) {
     let log = harness.open();
     let mut live = log.subscribe();
-    log.append(vec![event("w", "s", "m1", Some("u"), None, T0), event("w", "s", "m1", Some("u"), None, T0)])
-        .await
-        .expect("append");
+    log.append(vec![
+        event("w", "s", "m1", Some("u"), None, T0),
+        event("w", "s", "m1", Some("u"), None, T0),
+    ])
+    .await
+    .expect("append");
     let got = live.recv().await.expect("live event");
     assert_eq!(got.message_id, "m1");
     assert!(live.try_recv().is_err(), "duplicates are not published");
@@ -197,8 +313,14 @@ pub enum Step {
     /// Append events: (source, message id, user), from small pools so duplicates happen.
     Append(Vec<(u8, u8, u8)>),
     /// Acknowledge a position, as a fraction of the highest sequence number so far.
-    Ack { consumer: u8, source: u8, per_mille: u16 },
-    Erase { user: u8 },
+    Ack {
+        consumer: u8,
+        source: u8,
+        per_mille: u16,
+    },
+    Erase {
+        user: u8,
+    },
     Crash,
 }
 
@@ -242,7 +364,10 @@ pub fn model_check<H: LogHarness>(make: impl Fn() -> H, cases: u32) {
 
 async fn check_steps<H: LogHarness>(mut harness: H, steps: Vec<Step>) {
     let workspace = WorkspaceId("w".into());
-    let mut model = Model { next_seq: 1, ..Model::default() };
+    let mut model = Model {
+        next_seq: 1,
+        ..Model::default()
+    };
     let mut log = harness.open();
     for step in steps {
         match &step {
@@ -250,30 +375,58 @@ async fn check_steps<H: LogHarness>(mut harness: H, steps: Vec<Step>) {
                 let batch: Vec<NewEvent> = items
                     .iter()
                     .map(|(source, message, user)| {
-                        event("w", &format!("s{source}"), &format!("m{message}"), Some(&format!("u{user}")), None, T0)
+                        event(
+                            "w",
+                            &format!("s{source}"),
+                            &format!("m{message}"),
+                            Some(&format!("u{user}")),
+                            None,
+                            T0,
+                        )
                     })
                     .collect();
                 let outcomes = log.append(batch).await.expect("append");
                 for ((source, message, user), outcome) in items.iter().zip(&outcomes) {
                     let id = format!("m{message}");
                     if model.seen.insert(id.clone()) {
-                        assert_eq!(*outcome, AppendOutcome::Appended(model.next_seq), "{step:?}");
-                        model.events.entry(*source).or_default().push((model.next_seq, id, format!("u{user}")));
+                        assert_eq!(
+                            *outcome,
+                            AppendOutcome::Appended(model.next_seq),
+                            "{step:?}"
+                        );
+                        model.events.entry(*source).or_default().push((
+                            model.next_seq,
+                            id,
+                            format!("u{user}"),
+                        ));
                         model.next_seq += 1;
                     } else {
                         assert_eq!(*outcome, AppendOutcome::Duplicate, "{step:?}");
                     }
                 }
             }
-            Step::Ack { consumer, source, per_mille } => {
+            Step::Ack {
+                consumer,
+                source,
+                per_mille,
+            } => {
                 let seq = (model.next_seq - 1) * Seq::from(*per_mille) / 1000;
-                log.ack(&scope("w", &format!("s{source}")), &format!("c{consumer}"), seq).await.expect("ack");
+                log.ack(
+                    &scope("w", &format!("s{source}")),
+                    &format!("c{consumer}"),
+                    seq,
+                )
+                .await
+                .expect("ack");
                 let cursor = model.cursors.entry((*consumer, *source)).or_default();
                 *cursor = (*cursor).max(seq);
             }
             Step::Erase { user } => {
                 let user = format!("u{user}");
-                let removed = log.erase_person(&workspace, std::slice::from_ref(&user)).await.expect("erase");
+                let removed = log
+                    .erase_person(&workspace, std::slice::from_ref(&user))
+                    .await
+                    .expect("erase");
                 let mut expected = 0;
                 for events in model.events.values_mut() {
                     let before = events.len();
@@ -288,7 +441,10 @@ async fn check_steps<H: LogHarness>(mut harness: H, steps: Vec<Step>) {
             }
         }
         for source in 0u8..2 {
-            let stored = log.read(&scope("w", &format!("s{source}")), 0, 10_000).await.expect("read");
+            let stored = log
+                .read(&scope("w", &format!("s{source}")), 0, 10_000)
+                .await
+                .expect("read");
             let got: Vec<(Seq, String, String)> = stored
                 .into_iter()
                 .map(|e| (e.seq, e.message_id, e.user_id.unwrap_or_default()))
@@ -296,8 +452,15 @@ async fn check_steps<H: LogHarness>(mut harness: H, steps: Vec<Step>) {
             let want = model.events.get(&source).cloned().unwrap_or_default();
             assert_eq!(got, want, "events of s{source} after {step:?}");
             for consumer in 0u8..2 {
-                let cursor = log.cursor(&scope("w", &format!("s{source}")), &format!("c{consumer}")).await.expect("cursor");
-                assert_eq!(cursor, model.cursors.get(&(consumer, source)).copied().unwrap_or(0), "cursor after {step:?}");
+                let cursor = log
+                    .cursor(&scope("w", &format!("s{source}")), &format!("c{consumer}"))
+                    .await
+                    .expect("cursor");
+                assert_eq!(
+                    cursor,
+                    model.cursors.get(&(consumer, source)).copied().unwrap_or(0),
+                    "cursor after {step:?}"
+                );
             }
         }
     }

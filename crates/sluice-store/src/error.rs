@@ -16,5 +16,8 @@ pub enum StoreError {
     #[error("{0} already exists")]
     AlreadyExists(String),
     #[error("invalid {field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }

@@ -18,7 +18,8 @@ const SECRET_BYTES: usize = 24;
 
 fn random_text(prefix: &str) -> Result<String, StoreError> {
     let mut bytes = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut bytes).map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
     Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
@@ -62,7 +63,10 @@ macro_rules! secret_type {
 
             /// Wraps a secret the user presented or configured.
             pub fn parse(text: &str) -> Result<$name, StoreError> {
-                if text.len() < 16 || text.len() > 256 || text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                if text.len() < 16
+                    || text.len() > 256
+                    || text.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
                     return Err(StoreError::Invalid {
                         field: stringify!($name),
                         message: "must be 16 to 256 printable characters".into(),
@@ -89,8 +93,16 @@ macro_rules! secret_type {
     };
 }
 
-secret_type!(WriteKey, "", "A source's write key: the credential an SDK sends.");
-secret_type!(AdminToken, "sla_", "A workspace admin token: the credential of the admin API.");
+secret_type!(
+    WriteKey,
+    "",
+    "A source's write key: the credential an SDK sends."
+);
+secret_type!(
+    AdminToken,
+    "sla_",
+    "A workspace admin token: the credential of the admin API."
+);
 
 #[cfg(test)]
 mod tests {

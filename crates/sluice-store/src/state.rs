@@ -82,12 +82,15 @@ pub struct StateStore {
 const DEFAULT_WORKSPACE: &str = "default";
 
 fn now_text() -> String {
-    OffsetDateTime::now_utc().format(&Rfc3339).unwrap_or_default()
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_default()
 }
 
 fn random_id(prefix: &str) -> Result<String, StoreError> {
     let mut bytes = [0u8; 10];
-    getrandom::fill(&mut bytes).map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
     let mut id = String::from(prefix);
     for byte in bytes {
         id.push_str(&format!("{byte:02x}"));
@@ -97,7 +100,8 @@ fn random_id(prefix: &str) -> Result<String, StoreError> {
 
 fn check_name(name: &str) -> Result<String, StoreError> {
     let trimmed = name.trim();
-    if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control)
+    {
         return Err(StoreError::Invalid {
             field: "name",
             message: "must be 1 to 100 characters without control characters".into(),
@@ -187,13 +191,20 @@ impl StateStore {
         );
         match result {
             Ok(_) => Ok(workspace),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists(format!("workspace {}", workspace.name))),
+            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists(format!(
+                "workspace {}",
+                workspace.name
+            ))),
             Err(error) => Err(error.into()),
         }
     }
 
     /// Creates a source and returns it with its write key (the only time the key is known).
-    pub fn create_source(&self, workspace: &WorkspaceId, name: &str) -> Result<(Source, WriteKey), StoreError> {
+    pub fn create_source(
+        &self,
+        workspace: &WorkspaceId,
+        name: &str,
+    ) -> Result<(Source, WriteKey), StoreError> {
         let name = check_name(name)?;
         let key = WriteKey::generate()?;
         let source = Source {
@@ -209,7 +220,9 @@ impl StateStore {
         );
         match result {
             Ok(_) => Ok((source, key)),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists(format!("source {}", source.name))),
+            Err(error) if is_unique_violation(&error) => {
+                Err(StoreError::AlreadyExists(format!("source {}", source.name)))
+            }
             Err(error) => Err(error.into()),
         }
     }
@@ -239,7 +252,11 @@ impl StateStore {
     }
 
     /// Finds a source by id or by name within the workspace (for the CLI).
-    pub fn find_source(&self, workspace: &WorkspaceId, id_or_name: &str) -> Result<Source, StoreError> {
+    pub fn find_source(
+        &self,
+        workspace: &WorkspaceId,
+        id_or_name: &str,
+    ) -> Result<Source, StoreError> {
         let connection = self.lock()?;
         connection
             .query_row(
@@ -252,7 +269,11 @@ impl StateStore {
     }
 
     /// Replaces the source's write key; the old key stops working at once.
-    pub fn rotate_write_key(&self, workspace: &WorkspaceId, id: &str) -> Result<(Source, WriteKey), StoreError> {
+    pub fn rotate_write_key(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Result<(Source, WriteKey), StoreError> {
         let key = WriteKey::generate()?;
         let changed = self.lock()?.execute(
             "UPDATE sources SET write_key_hash = ?1 WHERE workspace_id = ?2 AND id = ?3",
@@ -264,7 +285,12 @@ impl StateStore {
         Ok((self.get_source(workspace, id)?, key))
     }
 
-    pub fn set_source_enabled(&self, workspace: &WorkspaceId, id: &str, enabled: bool) -> Result<Source, StoreError> {
+    pub fn set_source_enabled(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        enabled: bool,
+    ) -> Result<Source, StoreError> {
         let changed = self.lock()?.execute(
             "UPDATE sources SET enabled = ?1 WHERE workspace_id = ?2 AND id = ?3",
             params![enabled, workspace.0, id],
@@ -275,7 +301,12 @@ impl StateStore {
         self.get_source(workspace, id)
     }
 
-    pub fn rename_source(&self, workspace: &WorkspaceId, id: &str, name: &str) -> Result<Source, StoreError> {
+    pub fn rename_source(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        name: &str,
+    ) -> Result<Source, StoreError> {
         let name = check_name(name)?;
         let result = self.lock()?.execute(
             "UPDATE sources SET name = ?1 WHERE workspace_id = ?2 AND id = ?3",
@@ -284,15 +315,18 @@ impl StateStore {
         match result {
             Ok(0) => Err(not_found(id)),
             Ok(_) => self.get_source(workspace, id),
-            Err(error) if is_unique_violation(&error) => Err(StoreError::AlreadyExists(format!("source {name}"))),
+            Err(error) if is_unique_violation(&error) => {
+                Err(StoreError::AlreadyExists(format!("source {name}")))
+            }
             Err(error) => Err(error.into()),
         }
     }
 
     pub fn delete_source(&self, workspace: &WorkspaceId, id: &str) -> Result<(), StoreError> {
-        let changed = self
-            .lock()?
-            .execute("DELETE FROM sources WHERE workspace_id = ?1 AND id = ?2", params![workspace.0, id])?;
+        let changed = self.lock()?.execute(
+            "DELETE FROM sources WHERE workspace_id = ?1 AND id = ?2",
+            params![workspace.0, id],
+        )?;
         if changed == 0 {
             return Err(not_found(id));
         }
@@ -310,18 +344,24 @@ impl StateStore {
                 Ok((WorkspaceId(row.get(0)?), row.get::<_, String>(1)?, row.get::<_, bool>(2)?, stored))
             })
             .optional()?;
-        Ok(found.and_then(|(workspace_id, source_id, enabled, stored)| {
-            KeyHash::from_slice(&stored).map(|key_hash| SourceAuth {
-                workspace_id,
-                source_id,
-                enabled,
-                key_hash,
-            })
-        }))
+        Ok(
+            found.and_then(|(workspace_id, source_id, enabled, stored)| {
+                KeyHash::from_slice(&stored).map(|key_hash| SourceAuth {
+                    workspace_id,
+                    source_id,
+                    enabled,
+                    key_hash,
+                })
+            }),
+        )
     }
 
     /// Registers an admin token for a workspace (idempotent).
-    pub fn add_admin_token(&self, workspace: &WorkspaceId, token: &AdminToken) -> Result<(), StoreError> {
+    pub fn add_admin_token(
+        &self,
+        workspace: &WorkspaceId,
+        token: &AdminToken,
+    ) -> Result<(), StoreError> {
         self.lock()?.execute(
             "INSERT INTO admin_tokens(token_hash, workspace_id, created_at) VALUES (?1, ?2, ?3)
              ON CONFLICT(token_hash) DO NOTHING",
@@ -344,13 +384,19 @@ impl StateStore {
         let hash = KeyHash::of(presented);
         let connection = self.lock()?;
         let found = connection
-            .prepare_cached("SELECT workspace_id, token_hash FROM admin_tokens WHERE token_hash = ?1")?
-            .query_row([hash.0.as_slice()], |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?)))
+            .prepare_cached(
+                "SELECT workspace_id, token_hash FROM admin_tokens WHERE token_hash = ?1",
+            )?
+            .query_row([hash.0.as_slice()], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+            })
             .optional()?;
-        Ok(found.and_then(|(workspace, stored)| match KeyHash::from_slice(&stored) {
-            Some(stored) if stored.matches(&hash) => Some(WorkspaceId(workspace)),
-            _ => None,
-        }))
+        Ok(
+            found.and_then(|(workspace, stored)| match KeyHash::from_slice(&stored) {
+                Some(stored) if stored.matches(&hash) => Some(WorkspaceId(workspace)),
+                _ => None,
+            }),
+        )
     }
 }
 
@@ -391,7 +437,10 @@ mod tests {
         assert_eq!(auth.source_id, source.id);
         assert_eq!(auth.workspace_id, ws.id);
 
-        assert!(matches!(store.create_source(&ws.id, "web"), Err(StoreError::AlreadyExists(_))));
+        assert!(matches!(
+            store.create_source(&ws.id, "web"),
+            Err(StoreError::AlreadyExists(_))
+        ));
 
         let (_, new_key) = store.rotate_write_key(&ws.id, &source.id).unwrap();
         assert!(store.source_by_key(&key.hash()).unwrap().is_none());
@@ -399,14 +448,29 @@ mod tests {
 
         let disabled = store.set_source_enabled(&ws.id, &source.id, false).unwrap();
         assert!(!disabled.enabled);
-        assert!(!store.source_by_key(&new_key.hash()).unwrap().unwrap().enabled);
+        assert!(
+            !store
+                .source_by_key(&new_key.hash())
+                .unwrap()
+                .unwrap()
+                .enabled
+        );
 
-        assert_eq!(store.rename_source(&ws.id, &source.id, "site").unwrap().name, "site");
+        assert_eq!(
+            store
+                .rename_source(&ws.id, &source.id, "site")
+                .unwrap()
+                .name,
+            "site"
+        );
         assert_eq!(store.find_source(&ws.id, "site").unwrap().id, source.id);
         assert_eq!(store.list_sources(&ws.id).unwrap().len(), 1);
         store.delete_source(&ws.id, &source.id).unwrap();
         assert!(store.list_sources(&ws.id).unwrap().is_empty());
-        assert!(matches!(store.delete_source(&ws.id, &source.id), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            store.delete_source(&ws.id, &source.id),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[test]
@@ -449,7 +513,10 @@ mod tests {
         store.add_admin_token(&ws.id, &token).unwrap();
         store.add_admin_token(&ws.id, &token).unwrap();
         assert!(store.has_admin_token(&ws.id).unwrap());
-        assert_eq!(store.workspace_for_token(token.expose()).unwrap(), Some(ws.id));
+        assert_eq!(
+            store.workspace_for_token(token.expose()).unwrap(),
+            Some(ws.id)
+        );
         assert_eq!(store.workspace_for_token("sla_wrong").unwrap(), None);
     }
 
@@ -458,7 +525,10 @@ mod tests {
         let (_dir, store) = store();
         let (ws, _) = store.ensure_default_workspace().unwrap();
         for bad in ["", "   ", "a\nb", &"x".repeat(101)] {
-            assert!(matches!(store.create_source(&ws.id, bad), Err(StoreError::Invalid { field: "name", .. })));
+            assert!(matches!(
+                store.create_source(&ws.id, bad),
+                Err(StoreError::Invalid { field: "name", .. })
+            ));
         }
     }
 }

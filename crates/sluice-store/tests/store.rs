@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use sluice_store::conformance::{LONG_WINDOW_MS, LogHarness, model_check, run_suite};
-use sluice_store::{AppendOutcome, EventLog, NewEvent, SourceScope, SqliteLog, SqliteLogConfig, WorkspaceId};
+use sluice_store::{
+    AppendOutcome, EventLog, NewEvent, SourceScope, SqliteLog, SqliteLogConfig, WorkspaceId,
+};
 
 struct SqliteHarness {
     _dir: tempfile::TempDir,
@@ -17,7 +19,11 @@ impl SqliteHarness {
     fn new(window_ms: i64) -> SqliteHarness {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log.db");
-        SqliteHarness { _dir: dir, path, window_ms }
+        SqliteHarness {
+            _dir: dir,
+            path,
+            window_ms,
+        }
     }
 }
 
@@ -69,7 +75,9 @@ async fn concurrent_appends_are_all_stored_once() {
         tasks.push(tokio::spawn(async move {
             let mut seqs = Vec::new();
             for round in 0..20 {
-                let batch = (0..5).map(|i| event(task * 1000 + round * 10 + i, "u")).collect();
+                let batch = (0..5)
+                    .map(|i| event(task * 1000 + round * 10 + i, "u"))
+                    .collect();
                 for outcome in log.append(batch).await.expect("append") {
                     match outcome {
                         AppendOutcome::Appended(seq) => seqs.push(seq),
@@ -87,7 +95,10 @@ async fn concurrent_appends_are_all_stored_once() {
     all.sort();
     all.dedup();
     assert_eq!(all.len(), 16 * 20 * 5);
-    let scope = SourceScope { workspace_id: WorkspaceId("w".into()), source_id: "s".into() };
+    let scope = SourceScope {
+        workspace_id: WorkspaceId("w".into()),
+        source_id: "s".into(),
+    };
     assert_eq!(log.read(&scope, 0, 10_000).await.expect("read").len(), 1600);
 }
 
@@ -97,11 +108,21 @@ async fn erasure_leaves_no_bytes_in_the_data_files() {
     let log = harness.open();
     let mut batch = Vec::new();
     for n in 0..200 {
-        batch.push(event(n, if n % 2 == 0 { "erin-erased" } else { "kim-kept" }));
+        batch.push(event(
+            n,
+            if n % 2 == 0 {
+                "erin-erased"
+            } else {
+                "kim-kept"
+            },
+        ));
     }
     log.append(batch).await.expect("append");
     let removed = log
-        .erase_person(&WorkspaceId("w".into()), &["erin-erased".to_owned(), "anon-of-erin-erased".to_owned()])
+        .erase_person(
+            &WorkspaceId("w".into()),
+            &["erin-erased".to_owned(), "anon-of-erin-erased".to_owned()],
+        )
         .await
         .expect("erase");
     assert_eq!(removed, 100);
@@ -112,12 +133,18 @@ async fn erasure_leaves_no_bytes_in_the_data_files() {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read file");
         scanned += bytes.len();
         for needle in ["erin-erased", "payload-of-erin"] {
-            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} found on disk");
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} found on disk"
+            );
         }
     }
     assert!(scanned > 0);
     // The kept person is still there, on disk and through the API.
-    let scope = SourceScope { workspace_id: WorkspaceId("w".into()), source_id: "s".into() };
+    let scope = SourceScope {
+        workspace_id: WorkspaceId("w".into()),
+        source_id: "s".into(),
+    };
     assert_eq!(log.read(&scope, 0, 1000).await.expect("read").len(), 100);
     log.close().await;
 }

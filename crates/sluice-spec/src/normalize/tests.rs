@@ -59,7 +59,11 @@ fn rudderstack_messages_without_timestamp_are_corrected() {
 
 #[test]
 fn without_sent_at_the_client_time_is_kept_and_without_any_time_receipt_is_used() {
-    let out = run(Some(MessageType::Page), json!({"anonymousId":"a","timestamp":"2020-01-01T00:00:00Z"})).unwrap();
+    let out = run(
+        Some(MessageType::Page),
+        json!({"anonymousId":"a","timestamp":"2020-01-01T00:00:00Z"}),
+    )
+    .unwrap();
     assert_eq!(out["timestamp"], "2020-01-01T00:00:00.000Z");
     let out = run(Some(MessageType::Page), json!({"anonymousId":"a"})).unwrap();
     assert_eq!(out["timestamp"], "2026-11-22T10:00:10.000Z");
@@ -72,7 +76,9 @@ fn header_sent_at_is_used_when_the_body_has_none() {
     receipt.header_sent_at = Some(datetime!(2026-11-22 10:00:20.000 UTC));
     let event = normalize(
         Some(MessageType::Track),
-        object(json!({"anonymousId":"a","event":"e","originalTimestamp":"2026-11-22T10:00:19.000Z"})),
+        object(
+            json!({"anonymousId":"a","event":"e","originalTimestamp":"2026-11-22T10:00:19.000Z"}),
+        ),
         &Envelope::default(),
         &receipt,
     )
@@ -109,44 +115,94 @@ fn identity_rules() {
     assert_eq!(event.user_id.as_deref(), Some("u"));
     assert_eq!(event.anonymous_id, None);
 
-    let event = normalize(Some(MessageType::Identify), object(json!({"userId":42})), &Envelope::default(), &receipt()).unwrap();
+    let event = normalize(
+        Some(MessageType::Identify),
+        object(json!({"userId":42})),
+        &Envelope::default(),
+        &receipt(),
+    )
+    .unwrap();
     assert_eq!(event.user_id.as_deref(), Some("42"));
 
-    for body in [json!({}), json!({"userId":null,"anonymousId":null}), json!({"userId":"","anonymousId":""})] {
-        assert_eq!(code(Some(MessageType::Identify), body), (RejectCode::MissingIdentity, Some("userId".into())));
+    for body in [
+        json!({}),
+        json!({"userId":null,"anonymousId":null}),
+        json!({"userId":"","anonymousId":""}),
+    ] {
+        assert_eq!(
+            code(Some(MessageType::Identify), body),
+            (RejectCode::MissingIdentity, Some("userId".into()))
+        );
     }
     assert_eq!(
         code(Some(MessageType::Identify), json!({"userId":{"a":1}})),
         (RejectCode::InvalidIdentity, Some("userId".into()))
     );
     assert_eq!(
-        code(Some(MessageType::Identify), json!({"userId":"u","anonymousId":true})),
+        code(
+            Some(MessageType::Identify),
+            json!({"userId":"u","anonymousId":true})
+        ),
         (RejectCode::InvalidIdentity, Some("anonymousId".into()))
     );
 }
 
 #[test]
 fn per_type_required_fields() {
-    assert_eq!(code(Some(MessageType::Track), json!({"userId":"u"})), (RejectCode::MissingEvent, Some("event".into())));
-    assert_eq!(code(Some(MessageType::Track), json!({"userId":"u","event":""})).0, RejectCode::MissingEvent);
-    assert_eq!(code(Some(MessageType::Track), json!({"userId":"u","event":7})).0, RejectCode::MissingEvent);
-    assert_eq!(code(Some(MessageType::Group), json!({"userId":"u"})), (RejectCode::MissingGroupId, Some("groupId".into())));
-    assert_eq!(code(Some(MessageType::Alias), json!({"userId":"u"})), (RejectCode::MissingPreviousId, Some("previousId".into())));
+    assert_eq!(
+        code(Some(MessageType::Track), json!({"userId":"u"})),
+        (RejectCode::MissingEvent, Some("event".into()))
+    );
+    assert_eq!(
+        code(Some(MessageType::Track), json!({"userId":"u","event":""})).0,
+        RejectCode::MissingEvent
+    );
+    assert_eq!(
+        code(Some(MessageType::Track), json!({"userId":"u","event":7})).0,
+        RejectCode::MissingEvent
+    );
+    assert_eq!(
+        code(Some(MessageType::Group), json!({"userId":"u"})),
+        (RejectCode::MissingGroupId, Some("groupId".into()))
+    );
+    assert_eq!(
+        code(Some(MessageType::Alias), json!({"userId":"u"})),
+        (RejectCode::MissingPreviousId, Some("previousId".into()))
+    );
     assert!(run(Some(MessageType::Group), json!({"userId":"u","groupId":12})).is_ok());
-    assert!(run(Some(MessageType::Alias), json!({"userId":"u","previousId":"p"})).is_ok());
+    assert!(
+        run(
+            Some(MessageType::Alias),
+            json!({"userId":"u","previousId":"p"})
+        )
+        .is_ok()
+    );
     assert!(run(Some(MessageType::Screen), json!({"userId":"u"})).is_ok());
 }
 
 #[test]
 fn batch_items_need_a_known_type() {
-    assert_eq!(code(None, json!({"userId":"u"})), (RejectCode::MissingType, Some("type".into())));
-    assert_eq!(code(None, json!({"userId":"u","type":"Track"})).0, RejectCode::InvalidType);
-    assert_eq!(code(None, json!({"userId":"u","type":5})).0, RejectCode::InvalidType);
+    assert_eq!(
+        code(None, json!({"userId":"u"})),
+        (RejectCode::MissingType, Some("type".into()))
+    );
+    assert_eq!(
+        code(None, json!({"userId":"u","type":"Track"})).0,
+        RejectCode::InvalidType
+    );
+    assert_eq!(
+        code(None, json!({"userId":"u","type":5})).0,
+        RejectCode::InvalidType
+    );
 }
 
 #[test]
 fn the_url_decides_the_type() {
-    let out = run(Some(MessageType::Page), json!({"userId":"u","type":"track"})).unwrap();
+    let out = run(
+        Some(MessageType::Page),
+        json!({"userId":"u","type":"track"}),
+    )
+    .unwrap();
     assert_eq!(out["type"], "page");
 }
 
@@ -157,16 +213,39 @@ fn message_id_rules() {
     assert_eq!(generated.len(), 36);
 
     let hundred = "m".repeat(100);
-    let out = run(Some(MessageType::Page), json!({"userId":"u","messageId":hundred})).unwrap();
+    let out = run(
+        Some(MessageType::Page),
+        json!({"userId":"u","messageId":hundred}),
+    )
+    .unwrap();
     assert_eq!(out["messageId"], "m".repeat(100));
     // Characters, not bytes: 100 two-byte characters are fine.
-    assert!(run(Some(MessageType::Page), json!({"userId":"u","messageId":"é".repeat(100)})).is_ok());
+    assert!(
+        run(
+            Some(MessageType::Page),
+            json!({"userId":"u","messageId":"é".repeat(100)})
+        )
+        .is_ok()
+    );
     assert_eq!(
-        code(Some(MessageType::Page), json!({"userId":"u","messageId":"m".repeat(101)})),
+        code(
+            Some(MessageType::Page),
+            json!({"userId":"u","messageId":"m".repeat(101)})
+        ),
         (RejectCode::MessageIdTooLong, Some("messageId".into()))
     );
-    assert_eq!(code(Some(MessageType::Page), json!({"userId":"u","messageId":""})).0, RejectCode::InvalidMessageId);
-    assert_eq!(code(Some(MessageType::Page), json!({"userId":"u","messageId":1})).0, RejectCode::InvalidMessageId);
+    assert_eq!(
+        code(
+            Some(MessageType::Page),
+            json!({"userId":"u","messageId":""})
+        )
+        .0,
+        RejectCode::InvalidMessageId
+    );
+    assert_eq!(
+        code(Some(MessageType::Page), json!({"userId":"u","messageId":1})).0,
+        RejectCode::InvalidMessageId
+    );
 }
 
 #[test]
@@ -174,9 +253,19 @@ fn bad_times_name_their_field() {
     for field in ["timestamp", "originalTimestamp", "sentAt"] {
         let mut body = json!({"userId":"u"});
         body[field] = json!("not a time");
-        assert_eq!(code(Some(MessageType::Page), body), (RejectCode::InvalidTimestamp, Some(field.into())));
+        assert_eq!(
+            code(Some(MessageType::Page), body),
+            (RejectCode::InvalidTimestamp, Some(field.into()))
+        );
     }
-    assert_eq!(code(Some(MessageType::Page), json!({"userId":"u","timestamp":12})).0, RejectCode::InvalidTimestamp);
+    assert_eq!(
+        code(
+            Some(MessageType::Page),
+            json!({"userId":"u","timestamp":12})
+        )
+        .0,
+        RejectCode::InvalidTimestamp
+    );
 }
 
 #[test]
@@ -184,7 +273,10 @@ fn object_fields_must_be_objects() {
     for field in ["context", "properties", "traits", "integrations"] {
         let mut body = json!({"userId":"u"});
         body[field] = json!([1]);
-        assert_eq!(code(Some(MessageType::Page), body), (RejectCode::InvalidFieldType, Some(field.into())));
+        assert_eq!(
+            code(Some(MessageType::Page), body),
+            (RejectCode::InvalidFieldType, Some(field.into()))
+        );
     }
 }
 
@@ -192,9 +284,17 @@ fn object_fields_must_be_objects() {
 fn ip_is_filled_only_when_missing() {
     let out = run(Some(MessageType::Page), json!({"userId":"u"})).unwrap();
     assert_eq!(out["context"]["ip"], "203.0.113.7");
-    let out = run(Some(MessageType::Page), json!({"userId":"u","context":{"ip":"198.51.100.1"}})).unwrap();
+    let out = run(
+        Some(MessageType::Page),
+        json!({"userId":"u","context":{"ip":"198.51.100.1"}}),
+    )
+    .unwrap();
     assert_eq!(out["context"]["ip"], "198.51.100.1");
-    let out = run(Some(MessageType::Page), json!({"userId":"u","context":null})).unwrap();
+    let out = run(
+        Some(MessageType::Page),
+        json!({"userId":"u","context":null}),
+    )
+    .unwrap();
     assert_eq!(out["context"]["ip"], "203.0.113.7");
 }
 
@@ -203,8 +303,20 @@ fn unknown_fields_and_exotic_numbers_survive() {
     let body = br#"{"userId":"u","event":"e","_metadata":{"nodeVersion":"20"},"properties":{"big":123456789012345678901234567890,"exp":1.5e300,"neg":-0.0,"nested":{"deep":[1,{"x":null}]}},"channel":"server"}"#;
     let parsed = parse_single(body, &Limits::default()).unwrap();
     let message = parsed.messages.into_iter().next().unwrap().unwrap();
-    let event = normalize(Some(MessageType::Track), message, &Envelope::default(), &receipt()).unwrap();
-    assert!(event.body.contains(r#""big":123456789012345678901234567890"#), "{}", event.body);
+    let event = normalize(
+        Some(MessageType::Track),
+        message,
+        &Envelope::default(),
+        &receipt(),
+    )
+    .unwrap();
+    assert!(
+        event
+            .body
+            .contains(r#""big":123456789012345678901234567890"#),
+        "{}",
+        event.body
+    );
     let out: Value = serde_json::from_str(&event.body).unwrap();
     assert_eq!(out["properties"]["exp"].as_f64(), Some(1.5e300));
     assert!(event.body.contains(r#""_metadata":{"nodeVersion":"20"}"#));

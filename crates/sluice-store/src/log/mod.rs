@@ -74,10 +74,19 @@ pub trait EventLog: Send + Sync + 'static {
     async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<AppendOutcome>, StoreError>;
 
     /// Up to `limit` events of the source with a sequence number above `after`, ascending.
-    async fn read(&self, scope: &SourceScope, after: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn read(
+        &self,
+        scope: &SourceScope,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// The source's latest `limit` events, ascending.
-    async fn latest(&self, scope: &SourceScope, limit: usize) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn latest(
+        &self,
+        scope: &SourceScope,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// The last sequence number `consumer` acknowledged for the source (0 when none).
     async fn cursor(&self, scope: &SourceScope, consumer: &str) -> Result<Seq, StoreError>;
@@ -88,11 +97,18 @@ pub trait EventLog: Send + Sync + 'static {
 
     /// Physically removes every event of the workspace whose `userId` or `anonymousId` is one
     /// of `identifiers`. Returns how many were removed.
-    async fn erase_person(&self, workspace_id: &WorkspaceId, identifiers: &[String]) -> Result<u64, StoreError>;
+    async fn erase_person(
+        &self,
+        workspace_id: &WorkspaceId,
+        identifiers: &[String],
+    ) -> Result<u64, StoreError>;
 
     /// Committed events as they are committed (for live tails). Slow receivers miss events.
     fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>>;
 
     /// Checks that the log can still write durably (for readiness).
     async fn check_writable(&self) -> Result<(), StoreError>;
+
+    /// Finishes every write already queued, then stops accepting writes.
+    async fn close(&self);
 }

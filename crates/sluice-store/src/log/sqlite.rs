@@ -64,10 +64,24 @@ impl SqliteLogConfig {
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Command {
-    Append { events: Vec<NewEvent>, reply: Reply<Vec<AppendOutcome>> },
-    Ack { scope: SourceScope, consumer: String, seq: Seq, reply: Reply<()> },
-    Erase { workspace_id: WorkspaceId, identifiers: Vec<String>, reply: Reply<u64> },
-    Probe { reply: Reply<()> },
+    Append {
+        events: Vec<NewEvent>,
+        reply: Reply<Vec<AppendOutcome>>,
+    },
+    Ack {
+        scope: SourceScope,
+        consumer: String,
+        seq: Seq,
+        reply: Reply<()>,
+    },
+    Erase {
+        workspace_id: WorkspaceId,
+        identifiers: Vec<String>,
+        reply: Reply<u64>,
+    },
+    Probe {
+        reply: Reply<()>,
+    },
     Shutdown,
 }
 
@@ -132,7 +146,11 @@ impl SqliteLog {
         // Checkpoints run in the writer after commits; a larger threshold means fewer pauses.
         writer_connection.pragma_update(None, "wal_autocheckpoint", 4000)?;
         let generation: Option<i64> = writer_connection
-            .query_row("SELECT value FROM meta WHERE key = 'dedup_generation'", [], |row| row.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'dedup_generation'",
+                [],
+                |row| row.get(0),
+            )
             .optional()?;
 
         let reader = sqlite::open(&config.path)?;
@@ -161,18 +179,6 @@ impl SqliteLog {
         })
     }
 
-    /// Finishes every queued command, then stops the writer and waits for it.
-    pub async fn close(&self) {
-        let _ = self.commands.send(Command::Shutdown).await;
-        let handle = match self.writer.lock() {
-            Ok(mut slot) => slot.take(),
-            Err(_) => None,
-        };
-        if let Some(handle) = handle {
-            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
-        }
-    }
-
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.commands
@@ -198,8 +204,7 @@ impl SqliteLog {
     }
 }
 
-const SELECT_EVENT: &str =
-    "SELECT seq, workspace_id, source_id, message_id, user_id, anonymous_id, received_at, body FROM events";
+const SELECT_EVENT: &str = "SELECT seq, workspace_id, source_id, message_id, user_id, anonymous_id, received_at, body FROM events";
 
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
@@ -227,7 +232,12 @@ impl EventLog for SqliteLog {
         self.call(|reply| Command::Append { events, reply }).await
     }
 
-    async fn read(&self, scope: &SourceScope, after: Seq, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn read(
+        &self,
+        scope: &SourceScope,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let scope = scope.clone();
         self.with_reader(move |connection| {
             let mut statement = connection.prepare_cached(&format!(
@@ -246,7 +256,11 @@ impl EventLog for SqliteLog {
         .await
     }
 
-    async fn latest(&self, scope: &SourceScope, limit: usize) -> Result<Vec<StoredEvent>, StoreError> {
+    async fn latest(
+        &self,
+        scope: &SourceScope,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let scope = scope.clone();
         self.with_reader(move |connection| {
             let mut statement = connection.prepare_cached(&format!(
@@ -282,13 +296,28 @@ impl EventLog for SqliteLog {
     async fn ack(&self, scope: &SourceScope, consumer: &str, seq: Seq) -> Result<(), StoreError> {
         let scope = scope.clone();
         let consumer = consumer.to_owned();
-        self.call(|reply| Command::Ack { scope, consumer, seq, reply }).await
+        self.call(|reply| Command::Ack {
+            scope,
+            consumer,
+            seq,
+            reply,
+        })
+        .await
     }
 
-    async fn erase_person(&self, workspace_id: &WorkspaceId, identifiers: &[String]) -> Result<u64, StoreError> {
+    async fn erase_person(
+        &self,
+        workspace_id: &WorkspaceId,
+        identifiers: &[String],
+    ) -> Result<u64, StoreError> {
         let workspace_id = workspace_id.clone();
         let identifiers = identifiers.to_vec();
-        self.call(|reply| Command::Erase { workspace_id, identifiers, reply }).await
+        self.call(|reply| Command::Erase {
+            workspace_id,
+            identifiers,
+            reply,
+        })
+        .await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
@@ -297,6 +326,17 @@ impl EventLog for SqliteLog {
 
     async fn check_writable(&self) -> Result<(), StoreError> {
         self.call(|reply| Command::Probe { reply }).await
+    }
+
+    async fn close(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+        let handle = match self.writer.lock() {
+            Ok(mut slot) => slot.take(),
+            Err(_) => None,
+        };
+        if let Some(handle) = handle {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
     }
 }
 
@@ -310,7 +350,11 @@ struct Dedup {
 
 impl Dedup {
     fn table(generation: i64) -> &'static str {
-        if generation.rem_euclid(2) == 0 { "dedup_0" } else { "dedup_1" }
+        if generation.rem_euclid(2) == 0 {
+            "dedup_0"
+        } else {
+            "dedup_1"
+        }
     }
 
     /// Moves to the generation of `now_ms` if it is later, emptying tables that fell out of
@@ -337,10 +381,17 @@ impl Dedup {
     }
 
     /// Records a message id; false when it was already seen in the window.
-    fn first_sighting(&self, tx: &Transaction<'_>, workspace_id: &str, message_id: &str) -> Result<bool, StoreError> {
+    fn first_sighting(
+        &self,
+        tx: &Transaction<'_>,
+        workspace_id: &str,
+        message_id: &str,
+    ) -> Result<bool, StoreError> {
         let previous = Dedup::table(self.generation - 1);
         let seen: Option<i64> = tx
-            .prepare_cached(&format!("SELECT 1 FROM {previous} WHERE workspace_id = ?1 AND message_id = ?2"))?
+            .prepare_cached(&format!(
+                "SELECT 1 FROM {previous} WHERE workspace_id = ?1 AND message_id = ?2"
+            ))?
             .query_row(params![workspace_id, message_id], |row| row.get(0))
             .optional()?;
         if seen.is_some() {
@@ -348,7 +399,9 @@ impl Dedup {
         }
         let current = Dedup::table(self.generation);
         let inserted = tx
-            .prepare_cached(&format!("INSERT OR IGNORE INTO {current}(workspace_id, message_id) VALUES (?1, ?2)"))?
+            .prepare_cached(&format!(
+                "INSERT OR IGNORE INTO {current}(workspace_id, message_id) VALUES (?1, ?2)"
+            ))?
             .execute(params![workspace_id, message_id])?;
         Ok(inserted == 1)
     }
@@ -391,7 +444,9 @@ impl Writer {
     fn run(mut self) {
         let mut stopping = false;
         while !stopping {
-            let Some(first) = self.receiver.blocking_recv() else { break };
+            let Some(first) = self.receiver.blocking_recv() else {
+                break;
+            };
             let mut weight = first.weight();
             let mut group = vec![first];
             while weight < self.max_commit_events {
@@ -430,11 +485,20 @@ impl Writer {
                     waiters.push(Waiter::Outcomes(reply));
                     operations.push(Operation::Append(events));
                 }
-                Command::Ack { scope, consumer, seq, reply } => {
+                Command::Ack {
+                    scope,
+                    consumer,
+                    seq,
+                    reply,
+                } => {
                     waiters.push(Waiter::Done(reply));
                     operations.push(Operation::Ack(scope, consumer, seq));
                 }
-                Command::Erase { workspace_id, identifiers, reply } => {
+                Command::Erase {
+                    workspace_id,
+                    identifiers,
+                    reply,
+                } => {
                     waiters.push(Waiter::Count(reply));
                     operations.push(Operation::Erase(workspace_id, identifiers));
                 }
@@ -445,7 +509,9 @@ impl Writer {
                 Command::Shutdown => {}
             }
         }
-        let erasing = operations.iter().any(|operation| matches!(operation, Operation::Erase(..)));
+        let erasing = operations
+            .iter()
+            .any(|operation| matches!(operation, Operation::Erase(..)));
         let appended: usize = operations
             .iter()
             .map(|operation| match operation {
@@ -461,7 +527,10 @@ impl Writer {
                 if erasing {
                     // Old page images of the erased rows may sit in the WAL: fold it into the
                     // database (where secure_delete zeroed them) and cut it to nothing.
-                    if let Err(error) = self.connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                    if let Err(error) = self
+                        .connection
+                        .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+                    {
                         tracing::warn!(%error, "wal checkpoint after erasure failed");
                     }
                 }
@@ -526,7 +595,11 @@ enum Operation {
 }
 
 /// Runs every operation in one transaction and commits it.
-fn apply_all(connection: &mut Connection, dedup: &mut Dedup, operations: Vec<Operation>) -> Result<Vec<Applied>, StoreError> {
+fn apply_all(
+    connection: &mut Connection,
+    dedup: &mut Dedup,
+    operations: Vec<Operation>,
+) -> Result<Vec<Applied>, StoreError> {
     let tx = connection.transaction()?;
     let mut results = Vec::with_capacity(operations.len());
     for operation in operations {
@@ -551,7 +624,10 @@ fn apply_all(connection: &mut Connection, dedup: &mut Dedup, operations: Vec<Ope
                         "DELETE FROM events WHERE workspace_id = ?1 AND user_id = ?2",
                         "DELETE FROM events WHERE workspace_id = ?1 AND anonymous_id = ?2",
                     ] {
-                        removed += tx.prepare_cached(sql)?.execute(params![workspace_id.0, identifier])? as u64;
+                        removed += tx
+                            .prepare_cached(sql)?
+                            .execute(params![workspace_id.0, identifier])?
+                            as u64;
                     }
                 }
                 Applied::Count(removed)
@@ -571,7 +647,11 @@ fn apply_all(connection: &mut Connection, dedup: &mut Dedup, operations: Vec<Ope
     Ok(results)
 }
 
-fn append_events(tx: &Transaction<'_>, dedup: &mut Dedup, events: &[NewEvent]) -> Result<Vec<AppendOutcome>, StoreError> {
+fn append_events(
+    tx: &Transaction<'_>,
+    dedup: &mut Dedup,
+    events: &[NewEvent],
+) -> Result<Vec<AppendOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(events.len());
     let mut insert = tx.prepare_cached(
         "INSERT INTO events(workspace_id, source_id, message_id, user_id, anonymous_id, received_at, body)

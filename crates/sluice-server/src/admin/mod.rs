@@ -1,0 +1,71 @@
+//! The admin API under `/api/v1/`, authenticated by a workspace admin token
+//! (`Authorization: Bearer <token>`).
+//!
+//! The token decides the workspace: handlers get it only through the [`Scope`] extractor, so
+//! no admin route can reach another workspace's data.
+
+pub mod events;
+pub mod sources;
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use sluice_store::WorkspaceId;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The workspace an authenticated admin request acts on.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pub workspace_id: WorkspaceId,
+}
+
+impl FromRequestParts<AppState> for Scope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Scope, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_admin_token",
+                    "send the admin token as Authorization: Bearer <token>",
+                )
+            })?;
+        let token = match header.trim().split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                token.trim().to_owned()
+            }
+            _ => {
+                return Err(ApiError::unauthorized(
+                    "missing_admin_token",
+                    "send the admin token as Authorization: Bearer <token>",
+                ));
+            }
+        };
+        let state = app.state.clone();
+        let workspace = tokio::task::spawn_blocking(move || state.workspace_for_token(&token))
+            .await
+            .map_err(|_| ApiError::internal("token lookup failed"))??;
+        match workspace {
+            Some(workspace_id) => Ok(Scope { workspace_id }),
+            None => Err(ApiError::unauthorized(
+                "invalid_admin_token",
+                "the admin token is not valid",
+            )),
+        }
+    }
+}
+
+/// Runs a state-store call on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, sluice_store::StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| ApiError::internal("state task failed"))?
+        .map_err(ApiError::from)
+}

@@ -1,0 +1,121 @@
+//! The public error table: every refusal the APIs give has an HTTP status, a stable code and
+//! a message (and the field at fault when there is one), answered as
+//! `{"success": false, "code": "...", "message": "...", "field": "..."}`.
+//!
+//! | code | status |
+//! |---|---|
+//! | `malformed_json`, `request_too_large`, `event_too_large`, `batch_too_large`, `missing_batch`, `invalid_message`, `missing_type`, `invalid_type`, `missing_identity`, `invalid_identity`, `missing_event`, `missing_group_id`, `missing_previous_id`, `invalid_message_id`, `message_id_too_long`, `invalid_timestamp`, `invalid_field_type`, `unsupported_encoding`, `all_messages_rejected`, `invalid_request` | 400 |
+//! | `missing_write_key`, `invalid_write_key`, `source_disabled`, `missing_admin_token`, `invalid_admin_token` | 401 |
+//! | `not_found` | 404 |
+//! | `already_exists` | 409 |
+//! | `request_timeout` | 408 |
+//! | `unavailable` | 503 |
+//! | `internal` | 500 |
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sluice_spec::Rejection;
+use sluice_store::StoreError;
+
+/// A refusal, ready to be answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    success: bool,
+    code: &'a str,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: &str) -> ApiError {
+        self.field = Some(field.to_owned());
+        self
+    }
+
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: rejection.code.as_str(),
+            message: rejection.message,
+            field: rejection.field,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        match error {
+            StoreError::NotFound { kind, id } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{kind} {id} not found"),
+            ),
+            StoreError::AlreadyExists(what) => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("{what} already exists"),
+            ),
+            StoreError::Invalid { field, message } => {
+                ApiError::bad_request("invalid_request", format!("{field} {message}"))
+                    .with_field(field)
+            }
+            StoreError::WriterStopped => {
+                ApiError::unavailable("the event log is not accepting writes")
+            }
+            other => {
+                tracing::error!(error = %other, "storage error");
+                ApiError::internal("storage error")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            success: false,
+            code: self.code,
+            message: &self.message,
+            field: self.field.as_deref(),
+        };
+        (self.status, Json(body)).into_response()
+    }
+}

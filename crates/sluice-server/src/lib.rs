@@ -1,0 +1,20 @@
+//! Sluice's HTTP side and the wiring of one node.
+//!
+//! - [`config`] — the settings of a node (the binary layers file, environment and flags).
+//! - [`startup`] — opens the data directory, binds the listener, runs until shutdown.
+//! - [`tracking`] — the Segment-compatible tracking API (`/v1/*`).
+//! - [`admin`] — the admin API (`/api/v1/*`): sources, recent events, live tail.
+//! - [`health`] — `/health`, `/ready`.
+//! - [`telemetry`] — Prometheus metrics (`/metrics`) and their names.
+//! - [`error`] — the table of public error codes every API answers with.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod startup;
+pub mod telemetry;
+pub mod tracking;
+
+pub use config::{Config, SecretString};
+pub use startup::{App, StartupReport};

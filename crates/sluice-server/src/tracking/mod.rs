@@ -1,0 +1,283 @@
+//! The tracking API, wire-compatible with Segment and RudderStack.
+//!
+//! `POST /v1/{call}` where `call` is a message type (`identify`, `track`, `page`, `screen`,
+//! `group`, `alias`), its one-letter browser form (`i`, `t`, `p`, `s`, `g`, `a`), or a batch
+//! (`batch`, `b`, `import`). The flow of a request:
+//!
+//! 1. read the body within the size limit, decompressing gzip (see [`body`]);
+//! 2. find the source: Basic auth first, else `writeKey` in the body (see [`auth`]);
+//! 3. split the body into messages and normalize each (`sluice-spec`);
+//! 4. append the valid ones to the log — the answer waits for the fsync;
+//! 5. answer exactly 200 with counts and the refused messages, or an error.
+//!
+//! The body is parsed as JSON whatever the `Content-Type` says: the SDKs send
+//! `application/json`, `text/plain` and `application/x-www-form-urlencoded`.
+
+pub mod auth;
+pub mod body;
+pub mod client_ip;
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use sluice_spec::{
+    MessageType, ParsedRequest, Receipt, Rejection, normalize, parse_batch, parse_single,
+};
+use sluice_store::{AppendOutcome, NewEvent, SourceAuth};
+use time::OffsetDateTime;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::telemetry::{EVENTS_ACCEPTED, EVENTS_DEDUPLICATED, EVENTS_REJECTED};
+
+/// What a `/v1/{call}` path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Single(MessageType),
+    Batch,
+}
+
+impl Call {
+    pub fn from_path(segment: &str) -> Option<Call> {
+        if matches!(segment, "batch" | "b" | "import") {
+            return Some(Call::Batch);
+        }
+        for kind in MessageType::ALL {
+            if segment == kind.as_str() || segment == kind.short_path() {
+                return Some(Call::Single(kind));
+            }
+        }
+        None
+    }
+}
+
+/// One refused message of a batch.
+#[derive(Debug, Serialize)]
+pub struct RejectedMessage {
+    pub index: usize,
+    pub code: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Answer {
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    accepted: usize,
+    duplicates: usize,
+    rejected: Vec<RejectedMessage>,
+}
+
+/// `POST /v1/{call}`.
+pub async fn collect(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(segment): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(call) = Call::from_path(&segment) else {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no tracking endpoint /v1/{segment}"),
+        )
+        .into_response();
+    };
+    match handle(&app, call, peer, &headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(
+    app: &AppState,
+    call: Call,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let received_at = OffsetDateTime::now_utc();
+    let limits = app.limits;
+
+    // Authenticate from the header before reading the body, when we can.
+    let header_key =
+        auth::basic_auth_key(headers).inspect_err(|e| count_rejected("unknown", e.code, 1))?;
+    let mut source = match &header_key {
+        Some(key) => Some(
+            app.keys
+                .authenticate(key)
+                .await
+                .inspect_err(|e| count_rejected("unknown", e.code, 1))?,
+        ),
+        None => None,
+    };
+    let label = |source: &Option<SourceAuth>| {
+        source
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), |s| s.source_id.clone())
+    };
+
+    let bytes = body::read(headers, body, &limits)
+        .await
+        .map_err(|rejection| refuse_request(&label(&source), rejection))?;
+    let parsed: ParsedRequest = match call {
+        Call::Single(_) => parse_single(&bytes, &limits),
+        Call::Batch => parse_batch(&bytes, &limits),
+    }
+    .map_err(|rejection| refuse_request(&label(&source), rejection))?;
+
+    if source.is_none() {
+        let Some(key) = parsed.write_key.as_deref() else {
+            count_rejected("unknown", "missing_write_key", parsed.messages.len().max(1));
+            return Err(ApiError::unauthorized(
+                "missing_write_key",
+                "send the write key as the basic auth user name or as writeKey in the body",
+            ));
+        };
+        source = Some(
+            app.keys
+                .authenticate(key)
+                .await
+                .inspect_err(|e| count_rejected("unknown", e.code, 1))?,
+        );
+    }
+    let Some(source) = source else {
+        return Err(ApiError::internal("source lookup failed"));
+    };
+
+    let receipt = Receipt {
+        received_at,
+        client_ip: Some(client_ip::client_ip(
+            peer.ip(),
+            headers,
+            &app.trusted_proxies,
+        )),
+        header_sent_at: headers
+            .get("sentat")
+            .and_then(|value| value.to_str().ok())
+            .and_then(sluice_spec::timestamp::parse),
+    };
+    let path_kind = match call {
+        Call::Single(kind) => Some(kind),
+        Call::Batch => None,
+    };
+    let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
+
+    let total = parsed.messages.len();
+    let mut events = Vec::with_capacity(total);
+    let mut rejected = Vec::new();
+    for (index, message) in parsed.messages.into_iter().enumerate() {
+        let normalized =
+            message.and_then(|message| normalize(path_kind, message, &parsed.envelope, &receipt));
+        match normalized {
+            Ok(event) => events.push(NewEvent {
+                workspace_id: source.workspace_id.clone(),
+                source_id: source.source_id.clone(),
+                message_id: event.message_id,
+                user_id: event.user_id,
+                anonymous_id: event.anonymous_id,
+                received_at_ms,
+                body: event.body,
+            }),
+            Err(rejection) => {
+                metrics::counter!(EVENTS_REJECTED, "source" => source.source_id.clone(), "reason" => rejection.code.as_str())
+                    .increment(1);
+                rejected.push(RejectedMessage {
+                    index,
+                    code: rejection.code.as_str(),
+                    message: rejection.message,
+                    field: rejection.field,
+                });
+            }
+        }
+    }
+
+    // A single call with an invalid message is an error like any other.
+    if let (Call::Single(_), Some(first)) = (call, rejected.first()) {
+        let mut error = ApiError::bad_request(first.code, first.message.clone());
+        error.field = first.field.clone();
+        return Err(error);
+    }
+
+    let mut accepted = 0;
+    let mut duplicates = 0;
+    if !events.is_empty() {
+        let outcomes = app.log.append(events).await.map_err(|error| {
+            count_rejected(&source.source_id, "unavailable", total - rejected.len());
+            ApiError::from(error)
+        })?;
+        for outcome in outcomes {
+            match outcome {
+                AppendOutcome::Appended(_) => accepted += 1,
+                AppendOutcome::Duplicate => duplicates += 1,
+            }
+        }
+    }
+    metrics::counter!(EVENTS_ACCEPTED, "source" => source.source_id.clone())
+        .increment(accepted as u64);
+    if duplicates > 0 {
+        metrics::counter!(EVENTS_DEDUPLICATED, "source" => source.source_id.clone())
+            .increment(duplicates as u64);
+    }
+
+    let all_refused = total > 0 && rejected.len() == total;
+    let answer = Answer {
+        success: !all_refused,
+        code: all_refused.then_some("all_messages_rejected"),
+        message: all_refused.then(|| "every message in the batch was refused".to_owned()),
+        accepted,
+        duplicates,
+        rejected,
+    };
+    let status = if all_refused {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)).into_response())
+}
+
+fn count_rejected(source: &str, reason: &'static str, count: usize) {
+    metrics::counter!(EVENTS_REJECTED, "source" => source.to_owned(), "reason" => reason)
+        .increment(count as u64);
+}
+
+fn refuse_request(source: &str, rejection: Rejection) -> ApiError {
+    count_rejected(source, rejection.code.as_str(), 1);
+    ApiError::from(rejection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_path_maps() {
+        for (path, call) in [
+            ("identify", Call::Single(MessageType::Identify)),
+            ("t", Call::Single(MessageType::Track)),
+            ("page", Call::Single(MessageType::Page)),
+            ("s", Call::Single(MessageType::Screen)),
+            ("g", Call::Single(MessageType::Group)),
+            ("alias", Call::Single(MessageType::Alias)),
+            ("batch", Call::Batch),
+            ("b", Call::Batch),
+            ("import", Call::Batch),
+        ] {
+            assert_eq!(Call::from_path(path), Some(call), "{path}");
+        }
+        assert_eq!(Call::from_path("m"), None);
+        assert_eq!(Call::from_path("Track"), None);
+    }
+}
