@@ -37,3 +37,16 @@ def test_server_sdk(case, sluice, source):
     checks.check_events(events, sdk, plan, (start, end), sent=sent,
                         message_ids={call: m.get("messageId") for call, m in sent.items()})
 
+
+
+def test_events_api_order_and_limit(sluice, source):
+    """One seg-py batch: the events API lists it oldest first, in batch order,
+    and ?limit=N gives the latest N."""
+    plan = make_plan(checks.SEGMENT_PYTHON, host=sluice.base_url, writeKey=source["write_key"])
+    report = run_driver(python_driver("segment"), plan)
+    events = sluice.wait_for_events(source["id"], len(checks.CALLS))
+
+    sent_ids = [report["sent"][call]["messageId"] for call in checks.CALLS]
+    assert [e["messageId"] for e in events] == sent_ids, [e["type"] for e in events]
+    latest = sluice.events(source["id"], limit=2)
+    assert [e["messageId"] for e in latest] == sent_ids[-2:], [e["type"] for e in latest]
