@@ -186,9 +186,12 @@ def check_common(ev, sdk, plan, window, where):
         assert start - slack <= at <= end + slack, f"{where}: {field} {value} outside the run {start}..{end}"
     original = ev.get("originalTimestamp")
     assert isinstance(original, str) and ISO_ANY.match(original), f"{where}: originalTimestamp {original!r}"
-    # Same clock on both sides: the skew correction must move the time by (almost) nothing.
-    skew = abs(parse_time(ev["timestamp"]) - parse_time(original))
-    assert skew < slack, f"{where}: timestamp {ev['timestamp']} vs originalTimestamp {original}"
+    # timestamp = receivedAt - (sentAt - originalTimestamp): the client's time moved
+    # onto the server's clock, so it is off from originalTimestamp by the client's skew.
+    skew = timedelta(seconds=plan.get("clockSkewSeconds", 0))
+    error = parse_time(original) - parse_time(ev["timestamp"]) - skew
+    assert abs(error) < slack, (
+        f"{where}: timestamp {ev['timestamp']} vs originalTimestamp {original}, client clock off by {skew}")
     assert parse_time(ev["timestamp"]) <= parse_time(ev["receivedAt"]) + slack, where
 
 

@@ -6,6 +6,7 @@ Owns these routes (GET unless noted):
   /analytics.js/v1/<wk>/analytics.min.js   analytics-next standalone build (what the snippet loads)
   /analytics-next/bundles/<file>           analytics-next lazy chunks
   /v1/projects/<wk>/settings               analytics-next CDN settings pointing at Sluice
+                                           (batching delivery when plan["batching"])
   /rudder/analytics.js                     rudder analytics-js v3 bundled UMD build
   /sourceConfig/                           rudder analytics-js source config
   POST /report/<kind>                      what a page reports (events it sent, errors)
@@ -51,16 +52,15 @@ class PageServer:
             return [body for k, body in self.reports if k == kind]
 
     def settings(self, write_key):
-        return {
-            "integrations": {
-                "Segment.io": {
-                    "apiKey": write_key,
-                    "apiHost": f"127.0.0.1:{self.sluice_port}/v1",
-                    "protocol": "http",
-                }
-            },
-            "metrics": {"sampleRate": 0},
+        segment_io = {
+            "apiKey": write_key,
+            "apiHost": f"127.0.0.1:{self.sluice_port}/v1",
+            "protocol": "http",
         }
+        if self.plan.get("batching"):
+            # one POST /v1/b for all events instead of one /v1/<letter> each
+            segment_io["deliveryStrategy"] = {"strategy": "batching", "config": {"size": 10, "timeout": 1000}}
+        return {"integrations": {"Segment.io": segment_io}, "metrics": {"sampleRate": 0}}
 
     def source_config(self, write_key):
         return {

@@ -14,15 +14,18 @@ from harness import Chromium
 from pageserver import PageServer
 
 CASES = {
-    "analytics-next": (checks.AJS_NEXT, "segment.html"),
-    "rudder-analytics-js": (checks.RUDDER_JS, "rudder.html"),
+    # id: (sdk facts, page, plan overrides)
+    "analytics-next": (checks.AJS_NEXT, "segment.html", {}),  # POST /v1/i, /v1/t, ...
+    "analytics-next-batching": (checks.AJS_NEXT, "segment.html", {"batching": True}),  # POST /v1/b
+    "rudder-analytics-js": (checks.RUDDER_JS, "rudder.html", {}),  # POST /v1/identify, ...
+    "rudder-analytics-js-batching": (checks.RUDDER_JS, "rudder.html", {"batching": True}),  # /v1/batch
 }
 
 # Access-Control-Request-Headers each SDK's preflights carry, first try and retries
 # (see the reference captures).
 PREFLIGHT_HEADERS = {
-    "analytics-next": ["authorization", "x-retry-count"],
-    "rudder-analytics-js": ["anonymousid", "authorization", "content-type", "sentat",
+    checks.AJS_NEXT.key: ["authorization", "x-retry-count"],
+    checks.RUDDER_JS.key: ["anonymousid", "authorization", "content-type", "sentat",
                             "rsa-retry-attempt", "rsa-retry-reason", "rsa-since-first-attempt",
                             "rsa-since-last-attempt"],
 }
@@ -30,8 +33,8 @@ PREFLIGHT_HEADERS = {
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_browser_sdk(case, sluice, source, tmp_path):
-    sdk, page = CASES[case]
-    plan = make_plan(sdk, writeKey=source["write_key"], dataPlaneUrl=sluice.base_url)
+    sdk, page, overrides = CASES[case]
+    plan = make_plan(sdk, writeKey=source["write_key"], dataPlaneUrl=sluice.base_url, **overrides)
     pages = PageServer(plan, sluice.port)
     chromium = Chromium(tmp_path / "profile", tmp_path / "chromium.log")
     pages.start()
@@ -42,7 +45,7 @@ def test_browser_sdk(case, sluice, source, tmp_path):
             events = sluice.wait_for_events(source["id"], len(sdk.calls),
                                             on_poll=lambda: assert_no_page_errors(pages))
         except AssertionError as err:
-            raise AssertionError(f"{err}\n{diagnosis(sluice, pages, chromium, case)}") from None
+            raise AssertionError(f"{err}\n{diagnosis(sluice, pages, chromium, sdk)}") from None
     finally:
         chromium.stop()
         pages.stop()
@@ -85,10 +88,10 @@ def assert_no_page_errors(pages):
     assert not errors, f"page reported errors: {errors}"
 
 
-def diagnosis(sluice, pages, chromium, case):
+def diagnosis(sluice, pages, chromium, sdk):
     """What to look at when the browser's events did not arrive."""
     try:
-        resp = preflight(sluice, pages.origin, "/v1/t", PREFLIGHT_HEADERS[case])
+        resp = preflight(sluice, pages.origin, "/v1/t", PREFLIGHT_HEADERS[sdk.key])
         cors = f"{resp.status_code} {dict(resp.headers)}"
     except requests.RequestException as err:
         cors = repr(err)

@@ -16,6 +16,9 @@ CASES = {
     "segment-python": (checks.SEGMENT_PYTHON, python_driver("segment"), {}),
     "segment-python-gzip": (checks.SEGMENT_PYTHON, python_driver("segment"), {"gzip": True}),
     "rudder-python-gzip-default": (checks.RUDDER_PYTHON, python_driver("rudder"), {}),
+    # the SDK's clock is off: stored timestamp is corrected, originalTimestamp kept
+    "segment-python-clock-ahead": (checks.SEGMENT_PYTHON, python_driver("segment"), {"clockSkewSeconds": 3600}),
+    "rudder-python-clock-behind": (checks.RUDDER_PYTHON, python_driver("rudder"), {"clockSkewSeconds": -5400}),
     "segment-node": (checks.SEGMENT_NODE, node_driver("segment_node.js"), {}),
     # default rud-node: gzip body sent as application/x-www-form-urlencoded
     "rudder-node-gzip-form-default": (checks.RUDDER_NODE, node_driver("rudder_node.js"), {}),

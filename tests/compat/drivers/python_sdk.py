@@ -1,21 +1,39 @@
 """Driver for the two Python server SDKs: segment-analytics-python and rudder-sdk-python.
 
 usage: python python_sdk.py segment|rudder '<plan JSON>'
-The plan (see checks.make_plan) carries host, writeKey, gzip and the values to
-send. Sends identify, track, page, screen, group and alias, flushes, and prints
+The plan (see checks.make_plan) carries host, writeKey, gzip, an optional
+clockSkewSeconds (the SDK's clock runs that far off) and the values to send. Sends identify, track, page, screen, group and alias, flushes, and prints
 one JSON line: {"sent": {call: message as enqueued}, "errors": [...]}.
 """
 import copy
+import datetime
 import json
 import sys
 
 sdk, plan = sys.argv[1], json.loads(sys.argv[2])
 if sdk == "segment":
-    from segment.analytics import Client
+    from segment.analytics import Client, client as client_module, request as request_module
 elif sdk == "rudder":
-    from rudderstack.analytics import Client
+    from rudderstack.analytics import Client, client as client_module, request as request_module
 else:
     sys.exit(f"unknown sdk {sdk!r}")
+
+
+def skew_sdk_clock(seconds):
+    """Makes the SDK's clock (event timestamps and sentAt) run `seconds` off ours."""
+
+    class SkewedDatetime(datetime.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            real = datetime.datetime.now(tz) + datetime.timedelta(seconds=seconds)
+            return cls.fromtimestamp(real.timestamp(), real.tzinfo)
+
+    client_module.datetime = SkewedDatetime
+    request_module.datetime = SkewedDatetime
+
+
+if plan.get("clockSkewSeconds"):
+    skew_sdk_clock(plan["clockSkewSeconds"])
 
 errors = []
 options = {
