@@ -219,7 +219,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .delete(admin::sources::delete),
         )
         .route("/api/v1/sources/{id}/rotate", post(admin::sources::rotate))
-        .route("/api/v1/sources/{id}/events", get(admin::events::latest))
+        .route("/api/v1/sources/{id}/events", get(admin::events::list))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics_route))

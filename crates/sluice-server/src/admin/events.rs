@@ -23,14 +23,19 @@ const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
 
 #[derive(Debug, Deserialize)]
-pub struct LatestQuery {
+pub struct EventsQuery {
     pub limit: Option<usize>,
+    /// Read forward from this sequence number instead of returning the latest events.
+    pub after: Option<i64>,
 }
 
 #[derive(Serialize)]
 pub struct EventsPage {
     /// Oldest first.
     pub events: Vec<Box<RawValue>>,
+    /// The sequence number of the last event returned (pass it as `after` for the next
+    /// page); `after` itself, or 0, when there are none.
+    pub cursor: i64,
 }
 
 async fn scope_of(app: &AppState, scope: Scope, id: String) -> Result<SourceScope, ApiError> {
@@ -43,12 +48,13 @@ async fn scope_of(app: &AppState, scope: Scope, id: String) -> Result<SourceScop
     })
 }
 
-/// `GET /api/v1/sources/{id}/events?limit=N`.
-pub async fn latest(
+/// `GET /api/v1/sources/{id}/events?limit=N[&after=SEQ]`: the latest N events, or the N
+/// events after a sequence number.
+pub async fn list(
     State(app): State<AppState>,
     scope: Scope,
     Path(id): Path<String>,
-    Query(query): Query<LatestQuery>,
+    Query(query): Query<EventsQuery>,
 ) -> Result<Json<EventsPage>, ApiError> {
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
@@ -59,14 +65,20 @@ pub async fn latest(
         .with_field("limit"));
     }
     let source = scope_of(&app, scope, id).await?;
-    let stored = app.log.latest(&source, limit).await?;
+    let stored = match query.after {
+        Some(after) => app.log.read(&source, after, limit).await?,
+        None => app.log.latest(&source, limit).await?,
+    };
+    let cursor = stored
+        .last()
+        .map_or(query.after.unwrap_or(0), |event| event.seq);
     let mut events = Vec::with_capacity(stored.len());
     for event in stored {
         let raw = RawValue::from_string(event.body)
             .map_err(|_| ApiError::internal("a stored event is not json"))?;
         events.push(raw);
     }
-    Ok(Json(EventsPage { events }))
+    Ok(Json(EventsPage { events, cursor }))
 }
 
 /// `GET /api/v1/sources/{id}/events/live`: each event committed from now on, as an SSE

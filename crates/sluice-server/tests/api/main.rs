@@ -1,0 +1,7 @@
+//! Black-box tests of a node: each test starts a real server on port 0 with its own data
+//! directory and talks HTTP to it. One test binary (link time on 2 cores).
+
+mod admin;
+mod helpers;
+mod observability;
+mod tracking;
