@@ -59,14 +59,15 @@ def stop_process(proc, grace_s=5):
 
 
 def sluice_binary():
-    """$SLUICE_BIN, or <repo>/target/debug/sluice (built with cargo if missing)."""
+    """$SLUICE_BIN, or <repo>/target/debug/sluice (built with cargo if missing;
+    $CARGO_TARGET_DIR is honoured)."""
     from_env = os.environ.get("SLUICE_BIN")
     if from_env:
         path = Path(from_env)
         if not path.is_file():
             raise RuntimeError(f"SLUICE_BIN={from_env} does not exist")
         return path
-    path = REPO_ROOT / "target" / "debug" / "sluice"
+    path = Path(os.environ.get("CARGO_TARGET_DIR", REPO_ROOT / "target")) / "debug" / "sluice"
     if not path.is_file():
         print(f"building {path} with `cargo build -p sluice` ...", file=sys.stderr)
         done = subprocess.run(
