@@ -1,0 +1,431 @@
+//! The `sluice` binary, run as a user would: first start, the CLI, configuration layering, and
+//! a kill -9 under load that must lose no acknowledged event.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const TOKEN: &str = "binary-test-admin-token";
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Server {
+    fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env("SLUICE_ADMIN_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in extra_env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("spawn sluice");
+        let server = Server { child, port };
+        server.wait_healthy();
+        server
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(response) = reqwest::blocking_get(&self.url("/health")) {
+                if response == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("sluice did not become healthy");
+    }
+
+    fn kill_hard(mut self) {
+        // SIGKILL: no shutdown code runs.
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking GET without another HTTP client (status code only).
+mod reqwest {
+    pub fn blocking_get(url: &str) -> std::io::Result<u16> {
+        use std::io::{Read, Write};
+        let rest = url.trim_start_matches("http://");
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut stream = std::net::TcpStream::connect(host)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+        write!(
+            stream,
+            "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let code = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        Ok(code)
+    }
+
+    pub use ::reqwest::*;
+}
+
+fn cli(dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .expect("run cli");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn create_source(dir: &Path, name: &str) -> (String, String) {
+    let (ok, stdout, stderr) = cli(dir, &["source", "create", name, "--json"]);
+    assert!(ok, "{stderr}");
+    let created: Value = serde_json::from_str(stdout.trim()).expect("json output");
+    (
+        created["id"].as_str().expect("id").to_owned(),
+        created["write_key"].as_str().expect("key").to_owned(),
+    )
+}
+
+async fn all_events(client: &reqwest::Client, server: &Server, source: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut after = 0;
+    loop {
+        let page: Value = client
+            .get(server.url(&format!(
+                "/api/v1/sources/{source}/events?after={after}&limit=1000"
+            )))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("json");
+        let events = page["events"].as_array().expect("events").clone();
+        if events.is_empty() {
+            return all;
+        }
+        after = page["cursor"].as_i64().expect("cursor");
+        all.extend(events);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_under_load_loses_no_acknowledged_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, key) = create_source(dir.path(), "crash");
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("client");
+    let mut acked: Vec<String> = Vec::new();
+
+    for round in 0..3 {
+        let server = Server::start(dir.path(), &[]);
+        let url = server.url("/v1/batch");
+        let mut tasks = Vec::new();
+        for worker in 0..6 {
+            let client = client.clone();
+            let url = url.clone();
+            let key = key.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for request in 0..100_000 {
+                    let ids: Vec<String> = (0..10).map(|i| format!("r{round}-w{worker}-q{request}-{i}")).collect();
+                    let batch: Vec<Value> = ids
+                        .iter()
+                        .map(|id| json!({"type":"track","userId":format!("user-{worker}"),"event":"Crash Tested","messageId":id,"properties":{"round":round}}))
+                        .collect();
+                    let body = json!({ "batch": batch }).to_string();
+                    match client.post(&url).basic_auth(&key, Some("")).body(body).send().await {
+                        Ok(response) if response.status() == 200 => mine.extend(ids),
+                        _ => break,
+                    }
+                }
+                mine
+            }));
+        }
+        // Kill at a different moment each round, while requests are in flight.
+        tokio::time::sleep(Duration::from_millis(700 + 400 * round)).await;
+        server.kill_hard();
+        for task in tasks {
+            acked.extend(task.await.expect("task"));
+        }
+    }
+    assert!(
+        acked.len() > 100,
+        "the load ran: {} acknowledged",
+        acked.len()
+    );
+
+    let server = Server::start(dir.path(), &[]);
+    let stored = all_events(&client, &server, &source).await;
+    let mut counts = std::collections::HashMap::new();
+    for event in &stored {
+        *counts
+            .entry(event["messageId"].as_str().expect("id").to_owned())
+            .or_insert(0) += 1;
+    }
+    for id in &acked {
+        assert_eq!(
+            counts.get(id),
+            Some(&1),
+            "acknowledged {id} must be stored exactly once"
+        );
+    }
+    assert!(counts.values().all(|n| *n == 1), "no event is stored twice");
+}
+
+#[test]
+fn first_start_explains_what_to_do_and_prints_a_token_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let start = || {
+        Command::new(BIN)
+            .args(["serve", "--data-dir"])
+            .arg(dir.path())
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--log-format",
+                "json",
+            ])
+            .env_remove("SLUICE_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn")
+    };
+    let read_until_listening = |child: &mut Child| -> (String, Vec<Value>) {
+        let stderr = child.stderr.take().expect("stderr");
+        let mut logs = Vec::new();
+        for line in BufReader::new(stderr).lines() {
+            let line = line.expect("line");
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|_| panic!("log line is not json: {line}"));
+            let done = value["fields"]["message"] == "listening";
+            logs.push(value);
+            if done {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut stdout = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut stdout)
+            .expect("stdout");
+        (stdout, logs)
+    };
+
+    let mut first = start();
+    let (stdout, logs) = read_until_listening(&mut first);
+    assert!(
+        stdout.contains("admin token for workspace \"default\""),
+        "{stdout}"
+    );
+    assert!(
+        logs.iter().any(|l| l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("sluice source create"))),
+        "{logs:?}"
+    );
+    let token = stdout.split_whitespace().last().expect("token").to_owned();
+    assert!(
+        !logs.iter().any(|l| l.to_string().contains(&token)),
+        "the token never goes to the log"
+    );
+
+    let mut second = start();
+    let (stdout, logs) = read_until_listening(&mut second);
+    assert!(!stdout.contains("admin token"), "shown once only");
+    assert!(!logs.iter().any(|l| {
+        l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("created the default workspace"))
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_commands_work_against_a_running_server() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let (id, key) = create_source(dir.path(), "web");
+    let client = reqwest::Client::new();
+    let post = |key: String| {
+        let client = client.clone();
+        let url = server.url("/v1/track");
+        async move {
+            client
+                .post(url)
+                .basic_auth(key, Some(""))
+                .body(json!({"userId":"u","event":"E"}).to_string())
+                .send()
+                .await
+                .expect("post")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        post(key.clone()).await,
+        200,
+        "a source created by the CLI works at once"
+    );
+
+    let (ok, stdout, _) = cli(dir.path(), &["source", "list", "--json"]);
+    assert!(ok);
+    let listed: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(listed["sources"][0]["id"], id.as_str());
+    assert!(!stdout.contains(&key), "list never shows keys");
+    let (ok, stdout, _) = cli(dir.path(), &["source", "list"]);
+    assert!(
+        ok && stdout.contains("web") && stdout.contains("enabled"),
+        "{stdout}"
+    );
+
+    let (ok, _, stderr) = cli(dir.path(), &["source", "disable", "web"]);
+    assert!(ok, "{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while post(key.clone()).await != 401 {
+        assert!(
+            Instant::now() < deadline,
+            "disable takes effect within the cache lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cli(dir.path(), &["source", "enable", &id]);
+    let (ok, stdout, _) = cli(dir.path(), &["source", "rotate", "web", "--json"]);
+    assert!(ok);
+    let rotated: Value = serde_json::from_str(stdout.trim()).expect("json");
+    let new_key = rotated["write_key"].as_str().expect("key").to_owned();
+    assert_ne!(new_key, key);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while post(new_key.clone()).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the rotated key works within the cache lifetime"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let (ok, _, stderr) = cli(dir.path(), &["source", "delete", "nope"]);
+    assert!(!ok && stderr.contains("not found"), "{stderr}");
+    let (ok, _, stderr) = cli(dir.path(), &["source", "create", ""]);
+    assert!(!ok && stderr.contains("name"), "{stderr}");
+    let (ok, _, _) = cli(dir.path(), &["source", "delete", "web"]);
+    assert!(ok);
+}
+
+#[test]
+fn configuration_layers_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_port = free_port();
+    let env_port = free_port();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\nlisten = \"127.0.0.1:{file_port}\"\nadmin_token = \"{TOKEN}\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .expect("write config");
+
+    let run = |env: &[(&str, String)], flags: &[String]| {
+        let mut command = Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .args(flags)
+            .env_remove("SLUICE_ADMIN_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.spawn().expect("spawn")
+    };
+    let wait = |port: u16| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if reqwest::blocking_get(&format!("http://127.0.0.1:{port}/health")).unwrap_or(0) == 200
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    };
+
+    let mut from_file = run(&[], &[]);
+    assert!(wait(file_port), "the file's listen address is used");
+    let _ = from_file.kill();
+    let _ = from_file.wait();
+    assert!(
+        dir.path().join("data").join("log.db").exists(),
+        "the file's data_dir is used"
+    );
+
+    let mut from_env = run(&[("SLUICE_LISTEN", format!("127.0.0.1:{env_port}"))], &[]);
+    assert!(wait(env_port), "the environment overrides the file");
+    let _ = from_env.kill();
+    let _ = from_env.wait();
+
+    let flag_port = free_port();
+    let mut from_flag = run(
+        &[("SLUICE_LISTEN", format!("127.0.0.1:{env_port}"))],
+        &["--listen".into(), format!("127.0.0.1:{flag_port}")],
+    );
+    assert!(wait(flag_port), "flags override the environment");
+    let _ = from_flag.kill();
+    let _ = from_flag.wait();
+
+    // A typo in the file is an error naming the key.
+    std::fs::write(&config, "listn = \"127.0.0.1:1\"\n").expect("write config");
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .args(["source", "list"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listn"), "{stderr}");
+}
