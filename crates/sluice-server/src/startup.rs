@@ -206,7 +206,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
     let tracking_routes = Router::new()
         .route("/v1/{call}", post(tracking::collect))
         .layer(cors)
-        .layer(timeout.clone());
+        .layer(timeout);
     let admin_routes = Router::new()
         .route(
             "/api/v1/sources",

@@ -45,7 +45,7 @@ pub fn recorder() -> Option<PrometheusHandle> {
                         &counts,
                     )
                 });
-            match builder.and_then(|b| b.install_recorder().map_err(Into::into)) {
+            match builder.and_then(|b| b.install_recorder()) {
                 Ok(handle) => Some(handle),
                 Err(error) => {
                     tracing::warn!(%error, "metrics recorder not installed");

@@ -37,12 +37,9 @@ impl MessageType {
 
     /// Parses the value of a `type` field (exact, lowercase).
     pub fn parse(value: &str) -> Option<MessageType> {
-        for kind in MessageType::ALL {
-            if kind.as_str() == value {
-                return Some(kind);
-            }
-        }
-        None
+        MessageType::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == value)
     }
 
     /// The one-letter short path the browser SDK uses (`/v1/t` for track).

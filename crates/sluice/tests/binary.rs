@@ -49,10 +49,8 @@ impl Server {
     fn wait_healthy(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(response) = reqwest::blocking_get(&self.url("/health")) {
-                if response == 200 {
-                    return;
-                }
+            if reqwest::blocking_get(&self.url("/health")).unwrap_or(0) == 200 {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -22,9 +22,12 @@ const TTL: Duration = Duration::from_secs(1);
 /// Entries kept at most; unknown keys are cached too, so the map is bounded.
 const CAPACITY: usize = 10_000;
 
+/// A lookup result and when it was made.
+type CacheEntry = (Instant, Option<SourceAuth>);
+
 #[derive(Clone)]
 pub struct KeyCache {
-    entries: Arc<RwLock<HashMap<KeyHash, (Instant, Option<SourceAuth>)>>>,
+    entries: Arc<RwLock<HashMap<KeyHash, CacheEntry>>>,
     state: Arc<StateStore>,
 }
 

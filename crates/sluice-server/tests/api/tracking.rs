@@ -305,7 +305,16 @@ async fn bad_input_is_400_with_a_stable_code_and_nothing_earlier_is_lost() {
         .map(|i| json!({"type":"page","userId":"u","messageId":format!("n{i}")}))
         .collect();
     let bomb = gzip(&vec![b' '; 50 * 1024 * 1024]);
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Vec<u8>, &str, Option<&str>)> = vec![
+    // (name, path, headers, body, expected code, expected field)
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Vec<(&'a str, &'a str)>,
+        Vec<u8>,
+        &'a str,
+        Option<&'a str>,
+    );
+    let cases: Vec<Case> = vec![
         (
             "malformed",
             "/v1/track",
