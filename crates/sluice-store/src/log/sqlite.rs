@@ -387,21 +387,26 @@ impl Dedup {
         workspace_id: &str,
         message_id: &str,
     ) -> Result<bool, StoreError> {
-        let previous = Dedup::table(self.generation - 1);
+        let (lookup_previous, insert_current) = if self.generation.rem_euclid(2) == 0 {
+            (
+                "SELECT 1 FROM dedup_1 WHERE workspace_id = ?1 AND message_id = ?2",
+                "INSERT OR IGNORE INTO dedup_0(workspace_id, message_id) VALUES (?1, ?2)",
+            )
+        } else {
+            (
+                "SELECT 1 FROM dedup_0 WHERE workspace_id = ?1 AND message_id = ?2",
+                "INSERT OR IGNORE INTO dedup_1(workspace_id, message_id) VALUES (?1, ?2)",
+            )
+        };
         let seen: Option<i64> = tx
-            .prepare_cached(&format!(
-                "SELECT 1 FROM {previous} WHERE workspace_id = ?1 AND message_id = ?2"
-            ))?
+            .prepare_cached(lookup_previous)?
             .query_row(params![workspace_id, message_id], |row| row.get(0))
             .optional()?;
         if seen.is_some() {
             return Ok(false);
         }
-        let current = Dedup::table(self.generation);
         let inserted = tx
-            .prepare_cached(&format!(
-                "INSERT OR IGNORE INTO {current}(workspace_id, message_id) VALUES (?1, ?2)"
-            ))?
+            .prepare_cached(insert_current)?
             .execute(params![workspace_id, message_id])?;
         Ok(inserted == 1)
     }
