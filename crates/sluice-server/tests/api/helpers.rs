@@ -39,8 +39,18 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
     start(config, dir).await
 }
 
-/// Starts a node on an existing data directory (for restarts).
-pub async fn start(config: Config, dir: tempfile::TempDir) -> TestNode {
+/// Starts a new node on the data directory of a stopped one.
+pub async fn restart(dir: tempfile::TempDir) -> TestNode {
+    let config = Config {
+        data_dir: dir.path().to_owned(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        admin_token: Some(SecretString::new(ADMIN_TOKEN)),
+        ..Config::default()
+    };
+    start(config, dir).await
+}
+
+async fn start(config: Config, dir: tempfile::TempDir) -> TestNode {
     let app = App::build(config).await.expect("build app");
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -100,15 +100,7 @@ async fn shutdown_finishes_in_flight_requests_and_their_commits() {
         "some requests were answered before shutdown"
     );
 
-    let config = sluice_server::Config {
-        data_dir: dir.path().to_owned(),
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        admin_token: Some(sluice_server::SecretString::new(
-            crate::helpers::ADMIN_TOKEN,
-        )),
-        ..sluice_server::Config::default()
-    };
-    let node = crate::helpers::start(config, dir).await;
+    let node = crate::helpers::restart(dir).await;
     let stored: std::collections::HashSet<String> = node
         .events_all(&source)
         .await

@@ -579,15 +579,7 @@ async fn dedup_survives_a_restart() {
     node.track("/v1/track", &source.write_key, &track_message("once"))
         .await;
     let dir = node.stop().await;
-    let config = sluice_server::Config {
-        data_dir: dir.path().to_owned(),
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        admin_token: Some(sluice_server::SecretString::new(
-            crate::helpers::ADMIN_TOKEN,
-        )),
-        ..sluice_server::Config::default()
-    };
-    let node = crate::helpers::start(config, dir).await;
+    let node = crate::helpers::restart(dir).await;
     let (status, answer) = node
         .track("/v1/track", &source.write_key, &track_message("once"))
         .await;
