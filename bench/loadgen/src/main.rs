@@ -1,0 +1,39 @@
+//! `loadgen`: the ingestion benchmark's load generator and baseline server.
+//!
+//! - `loadgen baseline --listen 127.0.0.1:PORT`: a minimal HTTP server (see [`baseline`]).
+//! - `loadgen run --url http://127.0.0.1:PORT --write-key K --mode batch|single ...`: sends
+//!   Segment-style requests and prints one JSON line of results (see [`client`]).
+//!
+//! Only loopback addresses are accepted, for both.
+
+mod baseline;
+mod client;
+mod payload;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "loadgen",
+    about = "Sluice ingestion benchmark: load generator and baseline"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// A minimal HTTP server that reads the body and answers 200 {"success":true}.
+    Baseline(baseline::BaselineArgs),
+    /// Send load and print one JSON line of results.
+    Run(client::RunArgs),
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Baseline(args) => baseline::serve(args),
+        Command::Run(args) => client::run(args),
+    }
+}
