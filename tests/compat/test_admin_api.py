@@ -9,7 +9,7 @@ import checks
 from checks import make_plan, utc_now
 from harness import ADMIN_TOKEN, node_driver, run_driver
 
-SOURCE_FIELDS = {"id", "name", "workspace", "enabled", "write_key"}
+SOURCE_FIELDS = {"id", "name", "workspace_id", "enabled", "write_key"}
 
 
 def test_admin_api_source_works_like_cli_source(sluice):
@@ -22,7 +22,8 @@ def test_admin_api_source_works_like_cli_source(sluice):
     assert SOURCE_FIELDS <= cli_source.keys(), f"CLI source object lacks {SOURCE_FIELDS - cli_source.keys()}"
     assert SOURCE_FIELDS <= source.keys(), (
         f"API source object lacks {SOURCE_FIELDS - source.keys()} (CLI prints {sorted(cli_source)}): {source}")
-    assert source["name"] == name and source["workspace"] == "default" and source["enabled"] is True, source
+    assert source["name"] == name and source["enabled"] is True, source
+    assert source["workspace_id"] == cli_source["workspace_id"] and source["workspace_id"].startswith("ws_"), source
     assert source["write_key"] != cli_source["write_key"] and source["id"] != cli_source["id"]
 
     plan = make_plan(checks.SEGMENT_NODE, host=sluice.base_url, writeKey=source["write_key"])

@@ -237,19 +237,24 @@ fn workspace(state: &StateStore, name: &str) -> Result<WorkspaceId> {
     }
 }
 
+/// A source as JSON, the same fields as the admin API's answer.
+fn source_json(source: &Source, key: Option<&WriteKey>) -> serde_json::Value {
+    let mut value = json!({
+        "id": source.id,
+        "workspace_id": source.workspace_id.0,
+        "name": source.name,
+        "enabled": source.enabled,
+        "created_at": source.created_at,
+    });
+    if let Some(key) = key {
+        value["write_key"] = json!(key.expose());
+    }
+    value
+}
+
 fn print_source(output: &Output, source: &Source, key: Option<&WriteKey>, verb: &str) {
     if output.json {
-        let mut value = json!({
-            "id": source.id,
-            "name": source.name,
-            "workspace": output.workspace,
-            "enabled": source.enabled,
-            "created_at": source.created_at,
-        });
-        if let Some(key) = key {
-            value["write_key"] = json!(key.expose());
-        }
-        println!("{value}");
+        println!("{}", source_json(source, key));
         return;
     }
     println!(
@@ -274,14 +279,8 @@ fn source_command(config: &Config, command: &SourceCommand) -> Result<()> {
             let workspace = workspace(&state, &output.workspace)?;
             let sources = state.list_sources(&workspace)?;
             if output.json {
-                let list: Vec<_> = sources
-                    .iter()
-                    .map(|s| json!({"id": s.id, "name": s.name, "enabled": s.enabled, "created_at": s.created_at}))
-                    .collect();
-                println!(
-                    "{}",
-                    json!({"workspace": output.workspace, "sources": list})
-                );
+                let list: Vec<_> = sources.iter().map(|s| source_json(s, None)).collect();
+                println!("{}", json!({ "sources": list }));
             } else if sources.is_empty() {
                 println!(
                     "no sources in workspace {}; create one with `sluice source create NAME`",

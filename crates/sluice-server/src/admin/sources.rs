@@ -16,6 +16,7 @@ use crate::startup::AppState;
 #[derive(Debug, Serialize)]
 pub struct SourceView {
     pub id: String,
+    pub workspace_id: String,
     pub name: String,
     pub enabled: bool,
     pub created_at: String,
@@ -28,6 +29,7 @@ impl SourceView {
     pub fn new(source: Source, key: Option<&WriteKey>) -> SourceView {
         SourceView {
             id: source.id,
+            workspace_id: source.workspace_id.0,
             name: source.name,
             enabled: source.enabled,
             created_at: source.created_at,
