@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# Sluice ingestion benchmark: baseline HTTP server vs. Sluice, batch and single-event calls.
+#
+#   bash bench/run.sh            # about 2 minutes after the build
+#
+# Phases, in one run:
+#   (a) the baseline (loadgen baseline: reads the body, answers 200) under batch and single load;
+#   (b) Sluice on a fresh data directory under batch and single load at full speed;
+#   (c) Sluice at half the request rate measured in (b), for latency (open loop, --rate);
+# and Sluice's memory: VmRSS idle after start, VmHWM (peak) under load, VmRSS once load stops.
+#
+# Everything runs on this machine over 127.0.0.1; the generator and the server share its cores.
+# Settings (environment): PHASE_SECS, WARMUP_SECS, BATCH_CONNECTIONS, SINGLE_CONNECTIONS,
+# LOADGEN_THREADS, BASELINE_PORT, SLUICE_PORT, BENCH_TMP (where the data directory goes; must be
+# a real disk for the fsyncs to mean anything), RESULTS_JSON (file to keep the raw JSON lines).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+PHASE_SECS=${PHASE_SECS:-10}
+WARMUP_SECS=${WARMUP_SECS:-2}
+BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-4}
+SINGLE_CONNECTIONS=${SINGLE_CONNECTIONS:-32}
+LOADGEN_THREADS=${LOADGEN_THREADS:-1}
+BASELINE_PORT=${BASELINE_PORT:-18089}
+SLUICE_PORT=${SLUICE_PORT:-18088}
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BENCH_TMP=${BENCH_TMP:-$TARGET_DIR}
+
+if ! [[ $PHASE_SECS =~ ^[0-9]+$ ]] || ((PHASE_SECS < 1 || PHASE_SECS > 60)); then
+    echo "PHASE_SECS must be 1..60" >&2
+    exit 2
+fi
+command -v python3 >/dev/null || { echo "python3 is needed for the report" >&2; exit 2; }
+command -v curl >/dev/null || { echo "curl is needed" >&2; exit 2; }
+
+echo "== building (release)" >&2
+cargo build --release -p sluice -p sluice-loadgen >&2
+SLUICE="$TARGET_DIR/release/sluice"
+LOADGEN="$TARGET_DIR/release/loadgen"
+
+mkdir -p "$BENCH_TMP"
+WORK=$(mktemp -d "$BENCH_TMP/sluice-bench.XXXXXX")
+if [[ $(stat -f -c %T "$WORK") == tmpfs ]]; then
+    echo "warning: $WORK is on tmpfs, fsync is free there: set BENCH_TMP to a disk" >&2
+fi
+RESULTS=$WORK/results.jsonl
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [[ -n ${RESULTS_JSON:-} && -f $RESULTS ]]; then cp "$RESULTS" "$RESULTS_JSON"; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Waits (at most 10 s) until URL answers.
+wait_ready() {
+    local url=$1 pid=$2
+    for _ in $(seq 100); do
+        if curl -s -o /dev/null --max-time 1 "$url"; then return 0; fi
+        kill -0 "$pid" 2>/dev/null || { echo "server $pid died" >&2; return 1; }
+        sleep 0.1
+    done
+    echo "no answer from $url" >&2
+    return 1
+}
+
+# Runs one load phase; appends its JSON line, tagged, to $RESULTS and prints it to stderr.
+load() {
+    local server=$1 phase=$2 port=$3 key=$4 mode=$5 connections=$6
+    shift 6
+    local line
+    line=$("$LOADGEN" run --url "http://127.0.0.1:$port" --write-key "$key" --mode "$mode" \
+        --connections "$connections" --duration "$PHASE_SECS" --warmup "$WARMUP_SECS" \
+        --threads "$LOADGEN_THREADS" "$@")
+    echo "   $server $phase: $line" >&2
+    echo "{\"server\":\"$server\",\"phase\":\"$phase\",\"result\":$line}" >>"$RESULTS"
+}
+
+field() { # field FILE-LINE-JSON KEY
+    python3 -c 'import json,sys; print(json.loads(sys.argv[1])["result"][sys.argv[2]])' "$1" "$2"
+}
+
+kib() { # kib PID FIELD -> the value in KiB of FIELD in /proc/PID/status
+    awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"
+}
+
+memory() { # memory NAME VALUE_KIB
+    echo "{\"memory\":\"$1\",\"kib\":$2}" >>"$RESULTS"
+    echo "   sluice $1: $(($2 / 1024)) MiB" >&2
+}
+
+# (a) the baseline
+echo "== (a) baseline on 127.0.0.1:$BASELINE_PORT" >&2
+"$LOADGEN" baseline --listen "127.0.0.1:$BASELINE_PORT" --max-seconds 300 2>/dev/null &
+BASELINE_PID=$!
+PIDS+=("$BASELINE_PID")
+wait_ready "http://127.0.0.1:$BASELINE_PORT/" "$BASELINE_PID"
+load baseline max "$BASELINE_PORT" none batch "$BATCH_CONNECTIONS"
+load baseline max "$BASELINE_PORT" none single "$SINGLE_CONNECTIONS"
+kill "$BASELINE_PID"
+wait "$BASELINE_PID" 2>/dev/null || true
+
+# (b) Sluice, fresh data directory, full speed
+echo "== (b) sluice on 127.0.0.1:$SLUICE_PORT, data in $WORK/data" >&2
+KEY=$("$SLUICE" source create bench --json --data-dir "$WORK/data" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["write_key"])')
+SLUICE_ADMIN_TOKEN=bench-admin-token-not-secret-0123 RUST_LOG=warn \
+    "$SLUICE" serve --data-dir "$WORK/data" --listen "127.0.0.1:$SLUICE_PORT" >"$WORK/sluice.log" 2>&1 &
+SLUICE_PID=$!
+PIDS+=("$SLUICE_PID")
+wait_ready "http://127.0.0.1:$SLUICE_PORT/health" "$SLUICE_PID"
+sleep 2
+memory idle_after_start "$(kib "$SLUICE_PID" VmRSS)"
+load sluice max "$SLUICE_PORT" "$KEY" batch "$BATCH_CONNECTIONS"
+load sluice max "$SLUICE_PORT" "$KEY" single "$SINGLE_CONNECTIONS"
+
+# (c) half the measured maximum request rate, open loop
+BATCH_MAX=$(tail -n 2 "$RESULTS" | head -n 1)
+SINGLE_MAX=$(tail -n 1 "$RESULTS")
+BATCH_HALF=$(python3 -c "print(max(1.0, $(field "$BATCH_MAX" requests_per_s) / 2))")
+SINGLE_HALF=$(python3 -c "print(max(1.0, $(field "$SINGLE_MAX" requests_per_s) / 2))")
+echo "== (c) sluice at half rate: batch $BATCH_HALF req/s, single $SINGLE_HALF req/s" >&2
+load sluice half "$SLUICE_PORT" "$KEY" batch "$BATCH_CONNECTIONS" --rate "$BATCH_HALF"
+load sluice half "$SLUICE_PORT" "$KEY" single "$SINGLE_CONNECTIONS" --rate "$SINGLE_HALF"
+memory peak_under_load "$(kib "$SLUICE_PID" VmHWM)"
+sleep 5
+memory idle_after_load "$(kib "$SLUICE_PID" VmRSS)"
+echo "{\"data_dir_bytes\":$(du -sb "$WORK/data" | cut -f1)}" >>"$RESULTS"
+
+# The report (markdown, on stdout)
+python3 - "$RESULTS" "$(nproc)" "$PHASE_SECS" "$WARMUP_SECS" "$LOADGEN_THREADS" <<'EOF'
+import json, sys
+
+path, cores, secs, warmup, threads = sys.argv[1:6]
+runs, memory, data_bytes = {}, {}, 0
+for line in open(path):
+    item = json.loads(line)
+    if "result" in item:
+        r = item["result"]
+        runs[(item["server"], item["phase"], r["mode"])] = r
+    elif "memory" in item:
+        memory[item["memory"]] = item["kib"] / 1024
+    else:
+        data_bytes = item["data_dir_bytes"]
+
+def num(v, digits=0):
+    return "–" if v is None else f"{v:,.{digits}f}"
+
+print(f"Generator and server share this machine's {cores} cores; "
+      f"{secs} s per phase after {warmup} s warm-up; loadgen runtime threads: {threads}.\n")
+print("| server | phase | mode | conns | events/s | req/s | p50 ms | p99 ms | errors | sluice/baseline (req/s) |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for key in [("baseline", "max", "batch"), ("baseline", "max", "single"),
+            ("sluice", "max", "batch"), ("sluice", "max", "single"),
+            ("sluice", "half", "batch"), ("sluice", "half", "single")]:
+    r = runs.get(key)
+    if r is None:
+        continue
+    server, phase, mode = key
+    ratio = "–"
+    base = runs.get(("baseline", "max", mode))
+    if server == "sluice" and phase == "max" and base and base["requests_per_s"]:
+        ratio = f"{r['requests_per_s'] / base['requests_per_s']:.3f}"
+    label = "max" if phase == "max" else f"half ({r['rate']:,.0f} req/s)"
+    print(f"| {server} | {label} | {mode} | {r['connections']} | {num(r['events_per_s'])} | "
+          f"{num(r['requests_per_s'])} | {num(r['p50_ms'], 2)} | {num(r['p99_ms'], 2)} | "
+          f"{r['errors']} | {ratio} |")
+
+print()
+print(f"Sluice memory: idle after start {memory.get('idle_after_start', 0):.1f} MiB, "
+      f"peak under load (VmHWM) {memory.get('peak_under_load', 0):.1f} MiB, "
+      f"idle after load {memory.get('idle_after_load', 0):.1f} MiB; "
+      f"data directory after the run {data_bytes / 2**20:,.0f} MiB.\n")
+
+def get(key, field):
+    r = runs.get(key)
+    return None if r is None else r[field]
+
+checks = [
+    ("≥ 100,000 events/s durable via /v1/batch", get(("sluice", "max", "batch"), "events_per_s"),
+     lambda v: v >= 100_000, "{:,.0f} events/s"),
+    ("≥ 15,000 single-event requests/s", get(("sluice", "max", "single"), "requests_per_s"),
+     lambda v: v >= 15_000, "{:,.0f} req/s"),
+    ("p99 < 25 ms at half max rate (batch)", get(("sluice", "half", "batch"), "p99_ms"),
+     lambda v: v < 25, "{:.2f} ms"),
+    ("p99 < 25 ms at half max rate (single)", get(("sluice", "half", "single"), "p99_ms"),
+     lambda v: v < 25, "{:.2f} ms"),
+    ("< 300 MB RSS under load", memory.get("peak_under_load"), lambda v: v < 300, "{:.1f} MiB"),
+    ("< 50 MB RSS idle (after start)", memory.get("idle_after_start"), lambda v: v < 50, "{:.1f} MiB"),
+    ("< 50 MB RSS idle (after load)", memory.get("idle_after_load"), lambda v: v < 50, "{:.1f} MiB"),
+]
+print("| target | measured | result |")
+print("|---|---:|---|")
+for name, value, ok, fmt in checks:
+    if value is None:
+        print(f"| {name} | – | not measured |")
+    else:
+        print(f"| {name} | {fmt.format(value)} | {'PASS' if ok(value) else 'FAIL'} |")
+errors = sum(r["errors"] for r in runs.values())
+if errors:
+    print(f"\n{errors} requests failed; see the loadgen lines above for the first error.")
+EOF
