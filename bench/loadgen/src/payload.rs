@@ -43,7 +43,9 @@ impl Template {
 }
 
 /// Writes fresh, unique `messageId`s. Unique across runs through a random run id, across
-/// connections through the connection index, and within a connection through a counter.
+/// connections through the connection index, and within a connection through a counter that
+/// goes through a bijection on 48 bits, so ids are scattered like the random UUIDs that SDKs
+/// send (sequential ids would make the server's id index look cheaper than it is).
 pub struct IdGen {
     prefix: [u8; 22],
     seq: u64,
@@ -66,10 +68,23 @@ impl IdGen {
         for &offset in &template.id_offsets {
             let id = &mut out[offset..offset + ID_LEN];
             id[..22].copy_from_slice(&self.prefix);
-            hex(&mut id[22..], self.seq);
+            hex(&mut id[22..], scatter(self.seq));
             self.seq += 1;
         }
     }
+}
+
+const MASK48: u64 = (1 << 48) - 1;
+
+/// A bijection on the low 48 bits (odd multiplications and xor-shifts, each invertible), so
+/// distinct counters give distinct, well-spread values.
+fn scatter(seq: u64) -> u64 {
+    let mut x = seq & MASK48;
+    x = x.wrapping_mul(0x9E37_79B9_7F4B) & MASK48;
+    x ^= x >> 23;
+    x = x.wrapping_mul(0xC2B2_AE3D_27D5) & MASK48;
+    x ^= x >> 21;
+    x
 }
 
 /// Lower-case hex of the low `4 * out.len()` bits of `value`, zero-padded.
@@ -278,6 +293,15 @@ mod tests {
         other.fill(&templates[0], &mut body);
         let value: Value = serde_json::from_slice(&body).unwrap();
         assert!(!seen.contains(value["batch"][0]["messageId"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn scatter_is_a_bijection_on_a_range() {
+        let values: HashSet<u64> = (0..100_000).map(scatter).collect();
+        assert_eq!(values.len(), 100_000);
+        assert!(values.iter().all(|v| *v <= MASK48));
+        // Consecutive counters land far apart.
+        assert!(scatter(1).abs_diff(scatter(2)) > 1 << 20);
     }
 
     #[test]
