@@ -70,16 +70,49 @@ wait_ready() {
     return 1
 }
 
+# What a Sluice process has done so far: CPU ticks per thread name (/proc) and the log
+# writer's commit counters (/metrics). Prints one JSON object ({} for the baseline).
+snapshot() { # snapshot PID PORT
+    python3 - "$1" "$2" <<'PY'
+import json, os, sys, urllib.request
+pid, port = sys.argv[1], sys.argv[2]
+cpu = {}
+for task in os.listdir(f"/proc/{pid}/task"):
+    try:
+        comm = open(f"/proc/{pid}/task/{task}/comm").read().strip()
+        fields = open(f"/proc/{pid}/task/{task}/stat").read().rsplit(")", 1)[1].split()
+    except OSError:
+        continue
+    cpu[comm] = cpu.get(comm, 0) + int(fields[11]) + int(fields[12])
+out = {"cpu_ticks": cpu, "clk_tck": os.sysconf("SC_CLK_TCK")}
+try:
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        for name in ("sluice_log_commit_seconds_sum", "sluice_log_commit_seconds_count",
+                     "sluice_log_commit_events_sum"):
+            if line.startswith(name + " "):
+                out[name] = float(line.split()[1])
+        if line.startswith('sluice_log_commit_seconds_bucket{le="0.025"} '):
+            out["commits_within_25ms"] = float(line.split()[1])
+except OSError:
+    pass
+print(json.dumps(out))
+PY
+}
+
 # Runs one load phase; appends its JSON line, tagged, to $RESULTS and prints it to stderr.
+# For Sluice ($SNAPSHOT_PID set) also the process's CPU and commit counters around it.
 load() {
     local server=$1 phase=$2 port=$3 key=$4 mode=$5 connections=$6
     shift 6
-    local line
-    line=$("$LOADGEN" run --url "http://127.0.0.1:$port" --write-key "$key" --mode "$mode" \
+    local line before="{}" after="{}"
+    if [[ -n ${SNAPSHOT_PID:-} ]]; then before=$(snapshot "$SNAPSHOT_PID" "$port"); fi
+    line=$("$LOADGEN" run --url "http://127.0.0.1:$port" --write-key="$key" --mode "$mode" \
         --connections "$connections" --duration "$PHASE_SECS" --warmup "$WARMUP_SECS" \
         --threads "$LOADGEN_THREADS" "$@")
+    if [[ -n ${SNAPSHOT_PID:-} ]]; then after=$(snapshot "$SNAPSHOT_PID" "$port"); fi
     echo "   $server $phase: $line" >&2
-    echo "{\"server\":\"$server\",\"phase\":\"$phase\",\"result\":$line}" >>"$RESULTS"
+    echo "{\"server\":\"$server\",\"phase\":\"$phase\",\"result\":$line,\"before\":$before,\"after\":$after}" >>"$RESULTS"
 }
 
 field() { # field FILE-LINE-JSON KEY
@@ -115,6 +148,7 @@ SLUICE_ADMIN_TOKEN=bench-admin-token-not-secret-0123 RUST_LOG=warn \
 SLUICE_PID=$!
 PIDS+=("$SLUICE_PID")
 wait_ready "http://127.0.0.1:$SLUICE_PORT/health" "$SLUICE_PID"
+SNAPSHOT_PID=$SLUICE_PID
 sleep 2
 memory idle_after_start "$(kib "$SLUICE_PID" VmRSS)"
 load sluice max "$SLUICE_PORT" "$KEY" batch "$BATCH_CONNECTIONS"
@@ -138,12 +172,14 @@ python3 - "$RESULTS" "$(nproc)" "$PHASE_SECS" "$WARMUP_SECS" "$LOADGEN_THREADS" 
 import json, sys
 
 path, cores, secs, warmup, threads = sys.argv[1:6]
-runs, memory, data_bytes = {}, {}, 0
+runs, items, memory, data_bytes = {}, {}, {}, 0
 for line in open(path):
     item = json.loads(line)
     if "result" in item:
         r = item["result"]
         runs[(item["server"], item["phase"], r["mode"])] = r
+        item["wall"] = r["seconds"] + float(warmup)
+        items[(item["server"], item["phase"], r["mode"])] = item
     elif "memory" in item:
         memory[item["memory"]] = item["kib"] / 1024
     else:
@@ -171,6 +207,37 @@ for key in [("baseline", "max", "batch"), ("baseline", "max", "single"),
     print(f"| {server} | {label} | {mode} | {r['connections']} | {num(r['events_per_s'])} | "
           f"{num(r['requests_per_s'])} | {num(r['p50_ms'], 2)} | {num(r['p99_ms'], 2)} | "
           f"{r['errors']} | {ratio} |")
+
+print()
+print("Where Sluice's time went in each phase (its threads' CPU from /proc, the log writer's "
+      "commits from /metrics; the phase's wall time includes the warm-up):\n")
+print("| phase | mode | wall s | HTTP+parse threads (cores) | log writer CPU (cores) | "
+      "commits/s | events/commit | mean commit ms | writer time in commits | "
+      "commits > 25 ms | HTTP+parse µs/event | writer µs/event |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for key in [("sluice", "max", "batch"), ("sluice", "max", "single"),
+            ("sluice", "half", "batch"), ("sluice", "half", "single")]:
+    item = items.get(key)
+    if not item or "cpu_ticks" not in item["before"] or "cpu_ticks" not in item["after"]:
+        continue
+    b, a, r = item["before"], item["after"], item["result"]
+    wall = item["wall"]
+    tck = a["clk_tck"]
+    def cores(name):
+        return (a["cpu_ticks"].get(name, 0) - b["cpu_ticks"].get(name, 0)) / tck / wall
+    workers = cores("tokio-rt-worker") + cores("sluice")
+    writer = cores("sluice-log-writ")
+    d = lambda k: a.get(k, 0) - b.get(k, 0)
+    commits = d("sluice_log_commit_seconds_count")
+    events = d("sluice_log_commit_events_sum")
+    busy = d("sluice_log_commit_seconds_sum")
+    per_commit = events / commits if commits else 0
+    mean_ms = busy / commits * 1000 if commits else 0
+    ev = events or 1
+    print(f"| {key[1]} | {key[2]} | {wall:.1f} | {workers:.2f} | {writer:.2f} | "
+          f"{commits / wall:,.0f} | {per_commit:,.1f} | {mean_ms:.2f} | {busy / wall:.0%} | "
+          f"{commits - d('commits_within_25ms'):,.0f} | "
+          f"{workers * wall * 1e6 / ev:.1f} | {writer * wall * 1e6 / ev:.1f} |")
 
 print()
 print(f"Sluice memory: idle after start {memory.get('idle_after_start', 0):.1f} MiB, "
