@@ -1,26 +1,38 @@
 //! Write keys and admin tokens.
 //!
-//! Both are random (192 bits), shown to the user once, and stored only as a SHA-256 hash, so a
+//! Both are random (32 letters and digits, about 190 bits), shown to the user once, and stored only as a SHA-256 hash, so a
 //! copy of the database does not reveal them. A presented key is hashed and compared with the
 //! stored hash in constant time. `Debug` never prints the secret.
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::StoreError;
 
-/// Number of random bytes in a key or token.
-const SECRET_BYTES: usize = 24;
+/// Characters of a generated secret: letters and digits only, so a key never starts with a
+/// dash and needs no quoting in a shell, a URL or a Basic auth header.
+const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Characters in a generated secret: 32 of 62 symbols, about 190 bits.
+const SECRET_CHARS: usize = 32;
 
 fn random_text(prefix: &str) -> Result<String, StoreError> {
-    let mut bytes = [0u8; SECRET_BYTES];
-    getrandom::fill(&mut bytes)
-        .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
-    Ok(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    let mut text = String::with_capacity(prefix.len() + SECRET_CHARS);
+    text.push_str(prefix);
+    let mut bytes = [0u8; 64];
+    while text.len() < prefix.len() + SECRET_CHARS {
+        getrandom::fill(&mut bytes)
+            .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
+        for byte in bytes {
+            // Rejection sampling: 248 = 4 * 62, so every symbol is equally likely.
+            if byte < 248 && text.len() < prefix.len() + SECRET_CHARS {
+                text.push(char::from(ALPHABET[usize::from(byte % 62)]));
+            }
+        }
+    }
+    Ok(text)
 }
 
 /// The SHA-256 hash of a key or token: what the database keeps.
@@ -114,6 +126,7 @@ mod tests {
         let b = WriteKey::generate().unwrap();
         assert_ne!(a, b);
         assert_eq!(a.expose().len(), 32);
+        assert!(a.expose().chars().all(|c| c.is_ascii_alphanumeric()));
         assert!(AdminToken::generate().unwrap().expose().starts_with("sla_"));
     }
 
