@@ -54,6 +54,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// How long a `messageId` is remembered for deduplication.
     pub dedup_window_secs: u64,
+    /// Most message ids one dedup generation remembers (memory: about 40 bytes each, two
+    /// generations); under a flood the window shrinks to the last this-many messages.
+    pub dedup_capacity: usize,
     /// Largest message, in bytes.
     pub max_event_bytes: usize,
     /// Largest request body after decompression, in bytes.
@@ -78,6 +81,7 @@ impl Default for Config {
             admin_token: None,
             trusted_proxies: Vec::new(),
             dedup_window_secs: 24 * 60 * 60,
+            dedup_capacity: 1_000_000,
             max_event_bytes: limits.max_event_bytes,
             max_request_bytes: limits.max_request_bytes,
             max_batch_events: limits.max_batch_events,

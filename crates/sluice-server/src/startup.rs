@@ -125,6 +125,7 @@ impl App {
         log_config.dedup_window_ms =
             i64::try_from(config.dedup_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         log_config.max_commit_events = config.max_commit_events;
+        log_config.dedup_capacity = config.dedup_capacity;
         let log = SqliteLog::open(log_config)?;
 
         let listener =

@@ -157,3 +157,46 @@ async fn closed_log_refuses_writes() {
     assert!(log.append(vec![event(1, "u")]).await.is_err());
     assert!(log.check_writable().await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedup_memory_is_bounded_and_rebuilt_after_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("log.db");
+    let open = || {
+        let mut config = SqliteLogConfig::new(&path);
+        config.dedup_capacity = 3;
+        SqliteLog::open(config).expect("open")
+    };
+    let log = open();
+    for n in 0..10 {
+        log.append(vec![event(n, "u")]).await.expect("append");
+    }
+    log.close().await;
+    drop(log);
+
+    let log = open();
+    let again = log
+        .append(vec![event(9, "u"), event(7, "u"), event(0, "u")])
+        .await
+        .expect("append");
+    assert_eq!(
+        again[0],
+        AppendOutcome::Duplicate,
+        "the newest ids are remembered across a restart"
+    );
+    assert_eq!(again[1], AppendOutcome::Duplicate);
+    assert!(
+        matches!(again[2], AppendOutcome::Appended(_)),
+        "the oldest fell out of the bounded window"
+    );
+    log.close().await;
+
+    let connection = rusqlite::Connection::open(&path).expect("sqlite");
+    let rows: i64 = connection
+        .query_row("SELECT COUNT(*) FROM dedup_log", [], |row| row.get(0))
+        .expect("count");
+    assert!(
+        rows <= 7,
+        "rows no generation needs are deleted: {rows} left"
+    );
+}

@@ -19,6 +19,11 @@ use sluice_server::config::LogFormat;
 use sluice_server::{App, Config};
 use sluice_store::{Source, StateStore, WorkspaceId, WriteKey};
 
+// mimalloc: the ingest path allocates many small JSON values; glibc's malloc took about a
+// fifth of the server's CPU under batch load (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "sluice",
@@ -106,12 +111,13 @@ enum SourceCommand {
 }
 
 /// Environment variables read as configuration (`SLUICE_<KEY>`).
-const CONFIG_KEYS: [&str; 12] = [
+const CONFIG_KEYS: [&str; 13] = [
     "data_dir",
     "listen",
     "admin_token",
     "trusted_proxies",
     "dedup_window_secs",
+    "dedup_capacity",
     "max_event_bytes",
     "max_request_bytes",
     "max_batch_events",

@@ -10,6 +10,7 @@
 //!
 //! Erasure removes every event of a person (matched on `userId` or `anonymousId`) physically.
 
+pub mod dedup;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -7,32 +7,43 @@
 //! WAL, `synchronous=FULL`), and only then answers each caller. So an `append` that returns
 //! `Ok` is on disk, and a busy server pays one fsync for many requests.
 //!
+//! # Checkpoints
+//! The writer never folds the WAL into `log.db` itself (`wal_autocheckpoint` is off), so no
+//! commit waits for a checkpoint. A checkpointer thread runs a passive checkpoint every 200 ms
+//! on its own connection; if the WAL still grows past 64 MiB it forces a restart checkpoint,
+//! which briefly holds the writer.
+//!
 //! # On disk
 //! - `events(seq INTEGER PRIMARY KEY AUTOINCREMENT, workspace_id, source_id, message_id,
 //!   user_id, anonymous_id, received_at, body)`; `AUTOINCREMENT` so a sequence number is never
-//!   reused after erasure. Indexes: `(source_id, seq)` for reads, `(workspace_id, user_id)` and
-//!   `(workspace_id, anonymous_id)` for erasure.
+//!   reused after erasure. One index, `(source_id, seq)`, for reads; it grows at the end of
+//!   each source's range, so a commit touches few pages.
+//! - `dedup_log(row, key, received_at)`: the 128-bit dedup key of every stored event, appended.
+//!   The dedup index itself lives in memory (see [`super::dedup`]) and is rebuilt from this
+//!   table at startup; rows it no longer needs are deleted as generations end.
 //! - `cursors(workspace_id, source_id, consumer, seq)`.
-//! - `dedup_0`, `dedup_1`: `(workspace_id, message_id)` of recent messages. Time is cut into
-//!   generations one dedup window long; the current generation's table takes inserts and the
-//!   previous one is only read. When a generation ends, the table two generations old is
-//!   emptied and reused. A `messageId` is therefore remembered for at least one window and at
-//!   most two, with memory bounded by SQLite's page cache and disk bounded by two windows.
-//! - `meta(key, value)`: the current dedup generation, the readiness probe.
+//! - `meta(key, value)`: the readiness probe.
+//!
+//! Nothing here is indexed by a random key: every insert lands at the end of a B-tree, which
+//! keeps the pages written per commit (and the WAL) close to the size of the data.
 //!
 //! # Erasure
-//! `secure_delete` is on, so deleted rows are overwritten in the database file; after an
-//! erasure the WAL is checkpointed and truncated so no old page image keeps them.
+//! Erasure scans the events of the workspace (there is no per-person index, on purpose: it
+//! would cost every append a random insert); it is rare and runs in the writer like any other
+//! write. `secure_delete` is on, so deleted rows are overwritten in the database file; after
+//! an erasure the WAL is checkpointed and truncated so no old page image keeps them.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::dedup::{self, DedupIndex};
 use super::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
 use crate::state::WorkspaceId;
 use crate::{StoreError, sqlite};
@@ -48,6 +59,9 @@ pub struct SqliteLogConfig {
     pub max_commit_events: usize,
     /// Most write commands waiting for the writer; callers wait when it is full.
     pub queue_depth: usize,
+    /// Most message ids one dedup generation remembers (about 40 bytes each, two
+    /// generations).
+    pub dedup_capacity: usize,
 }
 
 impl SqliteLogConfig {
@@ -57,6 +71,7 @@ impl SqliteLogConfig {
             dedup_window_ms: 24 * 60 * 60 * 1000,
             max_commit_events: 4096,
             queue_depth: 1024,
+            dedup_capacity: 1_000_000,
         }
     }
 }
@@ -100,6 +115,51 @@ pub struct SqliteLog {
     reader: Arc<Mutex<Connection>>,
     live: broadcast::Sender<Arc<StoredEvent>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<JoinHandle<()>>>,
+    stop_checkpoints: Arc<AtomicBool>,
+}
+
+/// WAL size (pages of 4 KiB) past which the checkpointer forces a restart checkpoint.
+const WAL_RESTART_PAGES: i64 = 16_384;
+
+fn run_checkpointer(connection: &Connection, stop: &AtomicBool) {
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(Duration::from_millis(200));
+        let result = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            row.get::<_, i64>(1)
+        });
+        match result {
+            Ok(wal_pages) if wal_pages > WAL_RESTART_PAGES => {
+                if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(RESTART);") {
+                    tracing::warn!(%error, "restart checkpoint failed");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "passive checkpoint failed"),
+        }
+    }
+}
+
+impl SqliteLog {
+    fn stop_checkpointer(&self) -> Option<JoinHandle<()>> {
+        self.stop_checkpoints.store(true, Ordering::Release);
+        let handle = self
+            .checkpointer
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some(handle) = &handle {
+            handle.thread().unpark();
+        }
+        handle
+    }
+}
+
+impl Drop for SqliteLog {
+    fn drop(&mut self) {
+        // Without close(): stop the checkpointer without waiting for it.
+        let _ = self.stop_checkpointer();
+    }
 }
 
 const SCHEMA: &str = "
@@ -114,8 +174,6 @@ CREATE TABLE IF NOT EXISTS events (
     body TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_source ON events(source_id, seq);
-CREATE INDEX IF NOT EXISTS events_by_user ON events(workspace_id, user_id) WHERE user_id IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_by_anonymous ON events(workspace_id, anonymous_id) WHERE anonymous_id IS NOT NULL;
 CREATE TABLE IF NOT EXISTS cursors (
     workspace_id TEXT NOT NULL,
     source_id TEXT NOT NULL,
@@ -123,8 +181,11 @@ CREATE TABLE IF NOT EXISTS cursors (
     seq INTEGER NOT NULL,
     PRIMARY KEY (workspace_id, source_id, consumer)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dedup_0 (workspace_id TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (workspace_id, message_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dedup_1 (workspace_id TEXT NOT NULL, message_id TEXT NOT NULL, PRIMARY KEY (workspace_id, message_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS dedup_log (
+    row INTEGER PRIMARY KEY,
+    key BLOB NOT NULL,
+    received_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
@@ -143,15 +204,9 @@ impl SqliteLog {
         }
         let writer_connection = sqlite::open(&config.path)?;
         writer_connection.execute_batch(SCHEMA)?;
-        // Checkpoints run in the writer after commits; a larger threshold means fewer pauses.
-        writer_connection.pragma_update(None, "wal_autocheckpoint", 4000)?;
-        let generation: Option<i64> = writer_connection
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'dedup_generation'",
-                [],
-                |row| row.get(0),
-            )
-            .optional()?;
+        writer_connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        writer_connection.pragma_update(None, "cache_size", -16_384)?;
+        let dedup = load_dedup(&writer_connection, &config)?;
 
         let reader = sqlite::open(&config.path)?;
         reader.pragma_update(None, "query_only", "ON")?;
@@ -162,20 +217,27 @@ impl SqliteLog {
             connection: writer_connection,
             receiver,
             live: live.clone(),
-            dedup: Dedup {
-                window_ms: config.dedup_window_ms,
-                generation: generation.unwrap_or(i64::MIN),
-            },
+            dedup,
+            dedup_trimmed_below: 0,
+            config: config.clone(),
             max_commit_events: config.max_commit_events.max(1),
         };
         let handle = std::thread::Builder::new()
             .name("sluice-log-writer".into())
             .spawn(move || writer.run())?;
+        let checkpoint_connection = sqlite::open(&config.path)?;
+        let stop_checkpoints = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stop_checkpoints);
+        let checkpointer = std::thread::Builder::new()
+            .name("sluice-log-checkpoint".into())
+            .spawn(move || run_checkpointer(&checkpoint_connection, &stop))?;
         Ok(SqliteLog {
             commands,
             reader: Arc::new(Mutex::new(reader)),
             live,
             writer: Mutex::new(Some(handle)),
+            checkpointer: Mutex::new(Some(checkpointer)),
+            stop_checkpoints,
         })
     }
 
@@ -337,86 +399,38 @@ impl EventLog for SqliteLog {
         if let Some(handle) = handle {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
+        if let Some(handle) = self.stop_checkpointer() {
+            let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+        }
     }
 }
 
-/// Which dedup table is current, and when generations roll over.
-#[derive(Debug, Clone, Copy)]
-struct Dedup {
-    window_ms: i64,
-    /// The current generation (`received_at / window`); `i64::MIN` before the first event.
-    generation: i64,
-}
-
-impl Dedup {
-    fn table(generation: i64) -> &'static str {
-        if generation.rem_euclid(2) == 0 {
-            "dedup_0"
-        } else {
-            "dedup_1"
-        }
-    }
-
-    /// Moves to the generation of `now_ms` if it is later, emptying tables that fell out of
-    /// the window.
-    fn advance(&mut self, tx: &Transaction<'_>, now_ms: i64) -> Result<(), StoreError> {
-        let generation = now_ms.div_euclid(self.window_ms);
-        if generation <= self.generation {
-            return Ok(());
-        }
-        if self.generation != i64::MIN && generation == self.generation + 1 {
-            // The table about to become current holds generation - 2: expired.
-            tx.execute(&format!("DELETE FROM {}", Dedup::table(generation)), [])?;
-        } else {
-            tx.execute("DELETE FROM dedup_0", [])?;
-            tx.execute("DELETE FROM dedup_1", [])?;
-        }
-        self.generation = generation;
-        tx.execute(
-            "INSERT INTO meta(key, value) VALUES ('dedup_generation', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [generation],
-        )?;
-        Ok(())
-    }
-
-    /// Records a message id; false when it was already seen in the window.
-    fn first_sighting(
-        &self,
-        tx: &Transaction<'_>,
-        workspace_id: &str,
-        message_id: &str,
-    ) -> Result<bool, StoreError> {
-        let (lookup_previous, insert_current) = if self.generation.rem_euclid(2) == 0 {
-            (
-                "SELECT 1 FROM dedup_1 WHERE workspace_id = ?1 AND message_id = ?2",
-                "INSERT OR IGNORE INTO dedup_0(workspace_id, message_id) VALUES (?1, ?2)",
-            )
-        } else {
-            (
-                "SELECT 1 FROM dedup_0 WHERE workspace_id = ?1 AND message_id = ?2",
-                "INSERT OR IGNORE INTO dedup_1(workspace_id, message_id) VALUES (?1, ?2)",
-            )
+/// Rebuilds the in-memory dedup index from `dedup_log`.
+fn load_dedup(connection: &Connection, config: &SqliteLogConfig) -> Result<DedupIndex, StoreError> {
+    let mut index = DedupIndex::new(config.dedup_window_ms, config.dedup_capacity);
+    let mut statement =
+        connection.prepare("SELECT row, key, received_at FROM dedup_log ORDER BY row")?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        let position: i64 = row.get(0)?;
+        let key: Vec<u8> = row.get(1)?;
+        let received_at: i64 = row.get(2)?;
+        let Ok(bytes) = <[u8; 16]>::try_from(key.as_slice()) else {
+            continue;
         };
-        let seen: Option<i64> = tx
-            .prepare_cached(lookup_previous)?
-            .query_row(params![workspace_id, message_id], |row| row.get(0))
-            .optional()?;
-        if seen.is_some() {
-            return Ok(false);
-        }
-        let inserted = tx
-            .prepare_cached(insert_current)?
-            .execute(params![workspace_id, message_id])?;
-        Ok(inserted == 1)
+        index.record(u128::from_le_bytes(bytes), received_at, position);
     }
+    Ok(index)
 }
 
 struct Writer {
     connection: Connection,
     receiver: mpsc::Receiver<Command>,
     live: broadcast::Sender<Arc<StoredEvent>>,
-    dedup: Dedup,
+    dedup: DedupIndex,
+    /// `dedup_log` rows below this were deleted.
+    dedup_trimmed_below: i64,
+    config: SqliteLogConfig,
     max_commit_events: usize,
 }
 
@@ -481,7 +495,6 @@ impl Writer {
     /// with its result when the commit succeeded, with the error otherwise.
     fn commit_group(&mut self, group: Vec<Command>) {
         let started = Instant::now();
-        let saved_dedup = self.dedup;
         let mut waiters = Vec::with_capacity(group.len());
         let mut operations = Vec::with_capacity(group.len());
         for command in group {
@@ -525,7 +538,12 @@ impl Writer {
             })
             .sum();
 
-        match apply_all(&mut self.connection, &mut self.dedup, operations) {
+        match apply_all(
+            &mut self.connection,
+            &mut self.dedup,
+            &mut self.dedup_trimmed_below,
+            operations,
+        ) {
             Ok(results) => {
                 metrics::histogram!(METRIC_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
                 metrics::histogram!(METRIC_COMMIT_EVENTS).record(appended as f64);
@@ -542,8 +560,12 @@ impl Writer {
                 self.answer(waiters, results);
             }
             Err(error) => {
-                self.dedup = saved_dedup;
                 tracing::error!(%error, "log commit failed");
+                // The index may hold keys of the rolled-back events: rebuild it from disk.
+                match load_dedup(&self.connection, &self.config) {
+                    Ok(index) => self.dedup = index,
+                    Err(reload) => tracing::error!(error = %reload, "dedup index reload failed"),
+                }
                 let message = error.to_string();
                 for waiter in waiters {
                     waiter.fail(&message);
@@ -602,7 +624,8 @@ enum Operation {
 /// Runs every operation in one transaction and commits it.
 fn apply_all(
     connection: &mut Connection,
-    dedup: &mut Dedup,
+    dedup: &mut DedupIndex,
+    dedup_trimmed_below: &mut i64,
     operations: Vec<Operation>,
 ) -> Result<Vec<Applied>, StoreError> {
     let tx = connection.transaction()?;
@@ -623,19 +646,7 @@ fn apply_all(
                 Applied::Done
             }
             Operation::Erase(workspace_id, identifiers) => {
-                let mut removed = 0u64;
-                for identifier in &identifiers {
-                    for sql in [
-                        "DELETE FROM events WHERE workspace_id = ?1 AND user_id = ?2",
-                        "DELETE FROM events WHERE workspace_id = ?1 AND anonymous_id = ?2",
-                    ] {
-                        removed += tx
-                            .prepare_cached(sql)?
-                            .execute(params![workspace_id.0, identifier])?
-                            as u64;
-                    }
-                }
-                Applied::Count(removed)
+                Applied::Count(erase(&tx, &workspace_id, &identifiers)?)
             }
             Operation::Probe => {
                 tx.execute(
@@ -648,13 +659,43 @@ fn apply_all(
         };
         results.push(applied);
     }
+    // Rows of generations the index has dropped are no longer needed.
+    let keep_from = dedup.keep_from_row().unwrap_or(i64::MAX);
+    if keep_from > *dedup_trimmed_below {
+        tx.prepare_cached("DELETE FROM dedup_log WHERE row < ?1")?
+            .execute([keep_from])?;
+    }
     tx.commit()?;
+    *dedup_trimmed_below = (*dedup_trimmed_below).max(keep_from);
     Ok(results)
+}
+
+/// Deletes the workspace's events of any of the identifiers, in one scan.
+fn erase(
+    tx: &Transaction<'_>,
+    workspace_id: &WorkspaceId,
+    identifiers: &[String],
+) -> Result<u64, StoreError> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS erase_ids (id TEXT PRIMARY KEY); DELETE FROM erase_ids;",
+    )?;
+    for identifier in identifiers {
+        tx.prepare_cached("INSERT OR IGNORE INTO erase_ids(id) VALUES (?1)")?
+            .execute([identifier])?;
+    }
+    let removed = tx
+        .prepare_cached(
+            "DELETE FROM events WHERE workspace_id = ?1
+             AND (user_id IN (SELECT id FROM erase_ids) OR anonymous_id IN (SELECT id FROM erase_ids))",
+        )?
+        .execute([&workspace_id.0])?;
+    tx.execute("DELETE FROM erase_ids", [])?;
+    Ok(removed as u64)
 }
 
 fn append_events(
     tx: &Transaction<'_>,
-    dedup: &mut Dedup,
+    dedup: &mut DedupIndex,
     events: &[NewEvent],
 ) -> Result<Vec<AppendOutcome>, StoreError> {
     let mut outcomes = Vec::with_capacity(events.len());
@@ -662,9 +703,11 @@ fn append_events(
         "INSERT INTO events(workspace_id, source_id, message_id, user_id, anonymous_id, received_at, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
+    let mut remember =
+        tx.prepare_cached("INSERT INTO dedup_log(key, received_at) VALUES (?1, ?2)")?;
     for event in events {
-        dedup.advance(tx, event.received_at_ms)?;
-        if !dedup.first_sighting(tx, &event.workspace_id.0, &event.message_id)? {
+        let key = dedup::key(&event.workspace_id.0, &event.message_id);
+        if dedup.contains(key, event.received_at_ms) {
             outcomes.push(AppendOutcome::Duplicate);
             continue;
         }
@@ -677,7 +720,10 @@ fn append_events(
             event.received_at_ms,
             event.body,
         ])?;
-        outcomes.push(AppendOutcome::Appended(tx.last_insert_rowid()));
+        let seq = tx.last_insert_rowid();
+        remember.execute(params![key.to_le_bytes().as_slice(), event.received_at_ms])?;
+        dedup.record(key, event.received_at_ms, tx.last_insert_rowid());
+        outcomes.push(AppendOutcome::Appended(seq));
     }
     Ok(outcomes)
 }
