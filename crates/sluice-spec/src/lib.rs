@@ -15,6 +15,7 @@
 
 pub mod kind;
 pub mod normalize;
+pub mod raw;
 pub mod reject;
 pub mod request;
 pub mod timestamp;

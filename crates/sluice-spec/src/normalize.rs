@@ -13,10 +13,13 @@
 
 use std::net::IpAddr;
 
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::kind::MessageType;
+use crate::raw::{MAX_DEPTH, RawObject, nests_deeper_than};
 use crate::reject::{RejectCode, Rejection};
 use crate::request::invalid_time;
 use crate::timestamp;
@@ -60,27 +63,57 @@ pub struct Event {
     pub body: String,
 }
 
-/// Validates and normalizes one message. `path_kind` is the type named by the URL, if any.
+/// The fields whose value Sluice writes (or removes); every other field is copied as sent.
+const OWNED: [&str; 9] = [
+    "writeKey",
+    "type",
+    "messageId",
+    "timestamp",
+    "originalTimestamp",
+    "sentAt",
+    "receivedAt",
+    "context",
+    "integrations",
+];
+
+/// Validates and normalizes one message (the JSON text of an object). `path_kind` is the type
+/// named by the URL, if any.
 pub fn normalize(
     path_kind: Option<MessageType>,
-    mut message: Map<String, Value>,
+    message: &str,
     envelope: &Envelope,
     receipt: &Receipt,
 ) -> Result<Event, Rejection> {
+    if nests_deeper_than(message, MAX_DEPTH) {
+        return Err(Rejection::new(
+            RejectCode::MalformedJson,
+            None,
+            format!("the message nests deeper than {MAX_DEPTH} levels"),
+        ));
+    }
+    let object: RawObject =
+        serde_json::from_str(message).map_err(|error| match error.classify() {
+            serde_json::error::Category::Data => Rejection::new(
+                RejectCode::InvalidMessage,
+                None,
+                "the message must be a json object",
+            ),
+            _ => Rejection::new(
+                RejectCode::MalformedJson,
+                None,
+                format!("invalid json: {error}"),
+            ),
+        })?;
+
     let kind = match path_kind {
         Some(kind) => kind,
-        None => read_type(&message)?,
+        None => read_type(&object)?,
     };
-    message.insert("type".to_owned(), Value::String(kind.as_str().to_owned()));
-
     for field in ["context", "properties", "traits", "integrations"] {
-        check_object(&message, field)?;
+        check_object(&object, field)?;
     }
-    merge_defaults(&mut message, "context", envelope.context.as_ref());
-    merge_defaults(&mut message, "integrations", envelope.integrations.as_ref());
-
-    let user_id = read_identifier(&message, "userId")?;
-    let anonymous_id = read_identifier(&message, "anonymousId")?;
+    let user_id = read_identifier(&object, "userId")?;
+    let anonymous_id = read_identifier(&object, "anonymousId")?;
     if user_id.is_none() && anonymous_id.is_none() {
         return Err(Rejection::new(
             RejectCode::MissingIdentity,
@@ -88,20 +121,70 @@ pub fn normalize(
             "userId or anonymousId is required",
         ));
     }
-    check_required(&message, kind)?;
+    check_required(&object, kind)?;
+    let message_id = read_message_id(&object)?;
 
-    let message_id = read_message_id(&mut message)?;
-    stamp_times(&mut message, envelope, receipt)?;
-    if let Some(ip) = receipt.client_ip {
-        fill_ip(&mut message, ip);
+    // What Sluice writes for each field it owns; `None` keeps the client's value if any.
+    let mut ours: [Option<Vec<u8>>; OWNED.len()] = Default::default();
+    ours[1] = Some(json(kind.as_str())?);
+    ours[2] = Some(json(&message_id)?);
+    stamp_times(&object, envelope, receipt, &mut ours)?;
+    let has_envelope_ip = envelope
+        .context
+        .as_ref()
+        .is_some_and(|context| context.get("ip").is_some_and(|ip| !ip.is_null()));
+    let fill_ip = match receipt.client_ip {
+        Some(ip) if !has_envelope_ip && !object_has_present(&object, "context", "ip")? => {
+            Some(ip.to_string())
+        }
+        _ => None,
+    };
+    ours[7] = merged_object(
+        object.present("context"),
+        envelope.context.as_ref(),
+        fill_ip.as_deref(),
+    )?;
+    ours[8] = merged_object(
+        object.present("integrations"),
+        envelope.integrations.as_ref(),
+        None,
+    )?;
+
+    let mut out = Vec::with_capacity(message.len() + 256);
+    out.push(b'{');
+    let mut written = [false; OWNED.len()];
+    // writeKey is never written: a credential is not stored.
+    written[0] = true;
+    for (key, raw) in &object.fields {
+        match OWNED.iter().position(|owned| owned == key) {
+            Some(slot) => {
+                if written[slot] {
+                    continue;
+                }
+                written[slot] = true;
+                match &ours[slot] {
+                    Some(value) => push_field(&mut out, key, value)?,
+                    // The client's own value (the last one, as a parser would read it).
+                    None => match object.get(key) {
+                        Some(last) => push_field(&mut out, key, last.get().as_bytes())?,
+                        None => push_field(&mut out, key, raw.get().as_bytes())?,
+                    },
+                }
+            }
+            None => push_field(&mut out, key, raw.get().as_bytes())?,
+        }
     }
-
-    // Straight to bytes: `Value`'s `Display` would go through `fmt`, which is slower.
-    let body = serde_json::to_string(&Value::Object(message)).map_err(|error| {
+    for (slot, key) in OWNED.iter().enumerate() {
+        if let (false, Some(value)) = (written[slot], &ours[slot]) {
+            push_field(&mut out, key, value)?;
+        }
+    }
+    out.push(b'}');
+    let body = String::from_utf8(out).map_err(|_| {
         Rejection::new(
-            RejectCode::InvalidMessage,
+            RejectCode::MalformedJson,
             None,
-            format!("cannot encode the message: {error}"),
+            "the message is not valid utf-8",
         )
     })?;
     Ok(Event {
@@ -113,14 +196,100 @@ pub fn normalize(
     })
 }
 
-fn read_type(message: &Map<String, Value>) -> Result<MessageType, Rejection> {
-    match message.get("type") {
-        None | Some(Value::Null) => Err(Rejection::new(
+/// A value as JSON bytes.
+fn json<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Rejection> {
+    serde_json::to_vec(value).map_err(|error| {
+        Rejection::new(
+            RejectCode::InvalidMessage,
+            None,
+            format!("cannot encode a field: {error}"),
+        )
+    })
+}
+
+/// Appends `"key":value` to an object being written (with a comma when needed).
+fn push_field(out: &mut Vec<u8>, key: &str, value: &[u8]) -> Result<(), Rejection> {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    out.extend_from_slice(&json(key)?);
+    out.push(b':');
+    out.extend_from_slice(value);
+    Ok(())
+}
+
+/// Parses a small raw value (a field Sluice reads); `None` for null.
+fn read_value(object: &RawObject, field: &str) -> Option<Value> {
+    let raw = object.present(field)?;
+    serde_json::from_str(raw.get()).ok()
+}
+
+/// Whether the object field `outer` has a non-null `inner` key.
+fn object_has_present(object: &RawObject, outer: &str, inner: &str) -> Result<bool, Rejection> {
+    let Some(raw) = object.present(outer) else {
+        return Ok(false);
+    };
+    let nested: RawObject = serde_json::from_str(raw.get()).map_err(|_| not_an_object(outer))?;
+    Ok(nested.present(inner).is_some())
+}
+
+/// The object `own` with the keys of `defaults` it lacks, and `ip` added; `None` when there is
+/// nothing to add (the client's text is kept as is).
+fn merged_object(
+    own: Option<&RawValue>,
+    defaults: Option<&Map<String, Value>>,
+    ip: Option<&str>,
+) -> Result<Option<Vec<u8>>, Rejection> {
+    let defaults = defaults.filter(|map| !map.is_empty());
+    if defaults.is_none() && ip.is_none() {
+        return Ok(None);
+    }
+    let own: Option<RawObject> = match own {
+        Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| not_an_object("context"))?),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(256);
+    out.push(b'{');
+    if let Some(own) = &own {
+        for (key, raw) in &own.fields {
+            // A null ip is replaced by the one we fill in.
+            if ip.is_some() && key == "ip" {
+                continue;
+            }
+            push_field(&mut out, key, raw.get().as_bytes())?;
+        }
+    }
+    if let Some(defaults) = defaults {
+        for (key, value) in defaults {
+            let own_has = own.as_ref().is_some_and(|own| own.get(key).is_some());
+            if !own_has && !(ip.is_some() && key == "ip") {
+                push_field(&mut out, key, &json(value)?)?;
+            }
+        }
+    }
+    if let Some(ip) = ip {
+        push_field(&mut out, "ip", &json(ip)?)?;
+    }
+    out.push(b'}');
+    Ok(Some(out))
+}
+
+fn not_an_object(field: &str) -> Rejection {
+    Rejection::new(
+        RejectCode::InvalidFieldType,
+        Some(field),
+        format!("{field} must be an object"),
+    )
+}
+
+fn read_type(object: &RawObject) -> Result<MessageType, Rejection> {
+    match read_value(object, "type") {
+        None => Err(Rejection::new(
             RejectCode::MissingType,
             Some("type"),
             "type is required in a batch item",
         )),
-        Some(Value::String(text)) => MessageType::parse(text).ok_or_else(|| invalid_type(text)),
+        Some(Value::String(text)) => MessageType::parse(&text).ok_or_else(|| invalid_type(&text)),
         Some(other) => Err(invalid_type(&other.to_string())),
     }
 }
@@ -134,46 +303,20 @@ fn invalid_type(text: &str) -> Rejection {
     )
 }
 
-fn check_object(message: &Map<String, Value>, field: &str) -> Result<(), Rejection> {
-    match message.get(field) {
-        None | Some(Value::Null) | Some(Value::Object(_)) => Ok(()),
-        Some(_) => Err(Rejection::new(
-            RejectCode::InvalidFieldType,
-            Some(field),
-            format!("{field} must be an object"),
-        )),
-    }
-}
-
-/// Adds the envelope's keys to the message's object `field`, keeping the message's own keys.
-fn merge_defaults(
-    message: &mut Map<String, Value>,
-    field: &str,
-    defaults: Option<&Map<String, Value>>,
-) {
-    let Some(defaults) = defaults else { return };
-    let slot = message
-        .entry(field.to_owned())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if slot.is_null() {
-        *slot = Value::Object(Map::new());
-    }
-    if let Value::Object(target) = slot {
-        for (key, value) in defaults {
-            if !target.contains_key(key) {
-                target.insert(key.clone(), value.clone());
-            }
-        }
+fn check_object(object: &RawObject, field: &str) -> Result<(), Rejection> {
+    match object.present(field) {
+        Some(raw) if !raw.get().starts_with('{') => Err(not_an_object(field)),
+        _ => Ok(()),
     }
 }
 
 /// Reads an identifier: a non-empty string, or a number (kept as its text). Absent, null and
 /// the empty string all mean "not given".
-fn read_identifier(message: &Map<String, Value>, field: &str) -> Result<Option<String>, Rejection> {
-    match message.get(field) {
-        None | Some(Value::Null) => Ok(None),
+fn read_identifier(object: &RawObject, field: &str) -> Result<Option<String>, Rejection> {
+    match read_value(object, field) {
+        None => Ok(None),
         Some(Value::String(text)) if text.is_empty() => Ok(None),
-        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(Value::String(text)) => Ok(Some(text)),
         Some(Value::Number(number)) => Ok(Some(number.to_string())),
         Some(_) => Err(Rejection::new(
             RejectCode::InvalidIdentity,
@@ -183,9 +326,9 @@ fn read_identifier(message: &Map<String, Value>, field: &str) -> Result<Option<S
     }
 }
 
-fn check_required(message: &Map<String, Value>, kind: MessageType) -> Result<(), Rejection> {
+fn check_required(object: &RawObject, kind: MessageType) -> Result<(), Rejection> {
     match kind {
-        MessageType::Track => match message.get("event") {
+        MessageType::Track => match read_value(object, "event") {
             Some(Value::String(name)) if !name.is_empty() => Ok(()),
             _ => Err(Rejection::new(
                 RejectCode::MissingEvent,
@@ -193,7 +336,7 @@ fn check_required(message: &Map<String, Value>, kind: MessageType) -> Result<(),
                 "track needs event, a non-empty string",
             )),
         },
-        MessageType::Group => match read_identifier(message, "groupId") {
+        MessageType::Group => match read_identifier(object, "groupId") {
             Ok(Some(_)) => Ok(()),
             _ => Err(Rejection::new(
                 RejectCode::MissingGroupId,
@@ -201,7 +344,7 @@ fn check_required(message: &Map<String, Value>, kind: MessageType) -> Result<(),
                 "group needs groupId, a non-empty string or a number",
             )),
         },
-        MessageType::Alias => match read_identifier(message, "previousId") {
+        MessageType::Alias => match read_identifier(object, "previousId") {
             Ok(Some(_)) => Ok(()),
             _ => Err(Rejection::new(
                 RejectCode::MissingPreviousId,
@@ -213,13 +356,9 @@ fn check_required(message: &Map<String, Value>, kind: MessageType) -> Result<(),
     }
 }
 
-fn read_message_id(message: &mut Map<String, Value>) -> Result<String, Rejection> {
-    match message.get("messageId") {
-        None | Some(Value::Null) => {
-            let generated = uuid::Uuid::new_v4().to_string();
-            message.insert("messageId".to_owned(), Value::String(generated.clone()));
-            Ok(generated)
-        }
+fn read_message_id(object: &RawObject) -> Result<String, Rejection> {
+    match read_value(object, "messageId") {
+        None => Ok(uuid::Uuid::new_v4().to_string()),
         Some(Value::String(id)) if id.is_empty() => Err(Rejection::new(
             RejectCode::InvalidMessageId,
             Some("messageId"),
@@ -233,7 +372,7 @@ fn read_message_id(message: &mut Map<String, Value>) -> Result<String, Rejection
                     format!("messageId is over {MAX_MESSAGE_ID_CHARS} characters"),
                 ));
             }
-            Ok(id.clone())
+            Ok(id)
         }
         Some(_) => Err(Rejection::new(
             RejectCode::InvalidMessageId,
@@ -245,13 +384,10 @@ fn read_message_id(message: &mut Map<String, Value>) -> Result<String, Rejection
 
 /// Reads an optional time field: absent or null is `None`, anything but a date-time string
 /// is refused.
-fn read_time(
-    message: &Map<String, Value>,
-    field: &str,
-) -> Result<Option<OffsetDateTime>, Rejection> {
-    match message.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => match timestamp::parse(text) {
+fn read_time(object: &RawObject, field: &str) -> Result<Option<OffsetDateTime>, Rejection> {
+    match read_value(object, field) {
+        None => Ok(None),
+        Some(Value::String(text)) => match timestamp::parse(&text) {
             Some(at) => Ok(Some(at)),
             None => Err(invalid_time(field)),
         },
@@ -259,30 +395,28 @@ fn read_time(
     }
 }
 
+/// Fills `timestamp`, `originalTimestamp`, `sentAt` and `receivedAt` in `ours` (indexes as in
+/// [`OWNED`]).
 fn stamp_times(
-    message: &mut Map<String, Value>,
+    object: &RawObject,
     envelope: &Envelope,
     receipt: &Receipt,
+    ours: &mut [Option<Vec<u8>>; OWNED.len()],
 ) -> Result<(), Rejection> {
     // The client's event time: `timestamp` as Segment's SDKs send it, else RudderStack's
-    // `originalTimestamp`.
-    let mut original = read_time(message, "timestamp")?;
-    if original.is_some() {
-        if let Some(sent) = message.get("timestamp").cloned() {
-            message.insert("originalTimestamp".to_owned(), sent);
-        }
+    // `originalTimestamp`. Kept as sent under `originalTimestamp`.
+    let mut original = read_time(object, "timestamp")?;
+    if let (Some(_), Some(raw)) = (original, object.present("timestamp")) {
+        ours[4] = Some(raw.get().as_bytes().to_vec());
     } else {
-        original = read_time(message, "originalTimestamp")?;
+        original = read_time(object, "originalTimestamp")?;
     }
 
-    let item_sent_at = read_time(message, "sentAt")?;
+    let item_sent_at = read_time(object, "sentAt")?;
     let sent_at = match &envelope.sent_at {
         Some(envelope_sent) => {
             if item_sent_at.is_none() {
-                message.insert(
-                    "sentAt".to_owned(),
-                    Value::String(envelope_sent.text.clone()),
-                );
+                ours[5] = Some(json(&envelope_sent.text)?);
             }
             Some(envelope_sent.at)
         }
@@ -295,30 +429,9 @@ fn stamp_times(
         (Some(original), None) => original,
         (None, _) => received,
     };
-    message.insert(
-        "receivedAt".to_owned(),
-        Value::String(timestamp::format(received)),
-    );
-    message.insert(
-        "timestamp".to_owned(),
-        Value::String(timestamp::format(corrected)),
-    );
+    ours[6] = Some(json(&timestamp::format(received))?);
+    ours[3] = Some(json(&timestamp::format(corrected))?);
     Ok(())
-}
-
-fn fill_ip(message: &mut Map<String, Value>, ip: IpAddr) {
-    let context = message
-        .entry("context".to_owned())
-        .or_insert_with(|| Value::Object(Map::new()));
-    if context.is_null() {
-        *context = Value::Object(Map::new());
-    }
-    if let Value::Object(context) = context {
-        let has_ip = matches!(context.get("ip"), Some(value) if !value.is_null());
-        if !has_ip {
-            context.insert("ip".to_owned(), Value::String(ip.to_string()));
-        }
-    }
 }
 
 #[cfg(test)]

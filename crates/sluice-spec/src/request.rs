@@ -9,6 +9,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use crate::normalize::{Envelope, SentAt};
+use crate::raw::RawObject;
 use crate::reject::{RejectCode, Rejection};
 use crate::timestamp;
 
@@ -35,33 +36,66 @@ impl Default for Limits {
 
 /// A request body split into its messages.
 #[derive(Debug)]
-pub struct ParsedRequest {
+pub struct ParsedRequest<'a> {
     /// What the batch envelope gives every message.
     pub envelope: Envelope,
-    /// One entry per message, in the order sent; refused items keep their place.
-    pub messages: Vec<Result<Map<String, Value>, Rejection>>,
-    /// A `writeKey` found in the body (envelope first, then the messages).
-    pub write_key: Option<String>,
+    /// The JSON text of each message, in the order sent; refused items keep their place.
+    pub messages: Vec<Result<&'a str, Rejection>>,
+    /// The batch envelope's `writeKey`, if any.
+    envelope_write_key: Option<String>,
+}
+
+impl ParsedRequest<'_> {
+    /// A `writeKey` in the body: the envelope's, else the first message's. Only read when the
+    /// request has no Basic auth, so most requests never pay for the lookup.
+    pub fn write_key(&self) -> Option<String> {
+        if let Some(key) = &self.envelope_write_key {
+            return Some(key.clone());
+        }
+        for message in self.messages.iter().flatten() {
+            let Ok(object) = serde_json::from_str::<RawObject>(message) else {
+                continue;
+            };
+            if let Some(Ok(Value::String(key))) = object
+                .get("writeKey")
+                .map(|raw| serde_json::from_str(raw.get()))
+            {
+                if !key.is_empty() {
+                    return Some(key);
+                }
+            }
+        }
+        None
+    }
 }
 
 /// Parses the body of a single-message call.
-pub fn parse_single(body: &[u8], limits: &Limits) -> Result<ParsedRequest, Rejection> {
+pub fn parse_single<'a>(body: &'a [u8], limits: &Limits) -> Result<ParsedRequest<'a>, Rejection> {
     if body.len() > limits.max_event_bytes {
         return Err(too_large_event(body.len(), limits));
     }
-    let value: Value = serde_json::from_slice(body).map_err(|error| json_rejection(&error))?;
-    let Value::Object(mut message) = value else {
-        return Err(Rejection::new(
-            RejectCode::InvalidMessage,
+    let text = std::str::from_utf8(body).map_err(|_| {
+        Rejection::new(
+            RejectCode::MalformedJson,
             None,
-            "the body must be a json object",
-        ));
-    };
-    let write_key = take_write_key(&mut message);
+            "invalid json: the body is not utf-8",
+        )
+    })?;
+    // Check the shape now, so a broken body is a 400 before anything else.
+    if let Err(error) = serde_json::from_str::<RawObject>(text) {
+        return Err(match error.classify() {
+            serde_json::error::Category::Data => Rejection::new(
+                RejectCode::InvalidMessage,
+                None,
+                "the body must be a json object",
+            ),
+            _ => json_rejection(&error),
+        });
+    }
     Ok(ParsedRequest {
         envelope: Envelope::default(),
-        messages: vec![Ok(message)],
-        write_key,
+        messages: vec![Ok(text)],
+        envelope_write_key: None,
     })
 }
 
@@ -80,7 +114,7 @@ struct RawEnvelope<'a> {
 }
 
 /// Parses the body of a batch call (`/v1/batch`, `/v1/b`, `/v1/import`).
-pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<ParsedRequest, Rejection> {
+pub fn parse_batch<'a>(body: &'a [u8], limits: &Limits) -> Result<ParsedRequest<'a>, Rejection> {
     if body.len() > limits.max_request_bytes {
         return Err(too_large_request(body.len(), limits));
     }
@@ -100,7 +134,7 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<ParsedRequest, Reject
             "batch is required",
         ));
     };
-    let items: Vec<&RawValue> = serde_json::from_str(batch.get()).map_err(|_| {
+    let items: Vec<&'a RawValue> = serde_json::from_str(batch.get()).map_err(|_| {
         Rejection::new(
             RejectCode::MissingBatch,
             Some("batch"),
@@ -123,48 +157,26 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<ParsedRequest, Reject
         integrations: envelope_object(raw.integrations, "integrations")?,
         sent_at: envelope_sent_at(raw.sent_at)?,
     };
-    let mut write_key = match raw.write_key {
+    let envelope_write_key = match raw.write_key {
         Some(Value::String(key)) if !key.is_empty() => Some(key),
         _ => None,
     };
+    // The envelope parse checked the syntax; whether an item is an object (and not nested
+    // too deep) is checked when it is normalized.
     let mut messages = Vec::with_capacity(items.len());
     for item in items {
         let text = item.get();
         if text.len() > limits.max_event_bytes {
             messages.push(Err(too_large_event(text.len(), limits)));
-            continue;
-        }
-        // The envelope parse checked the syntax; an item can still nest too deep or not be
-        // an object.
-        match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(mut message)) => {
-                let item_key = take_write_key(&mut message);
-                if write_key.is_none() {
-                    write_key = item_key;
-                }
-                messages.push(Ok(message));
-            }
-            Ok(_) => messages.push(Err(Rejection::new(
-                RejectCode::InvalidMessage,
-                None,
-                "each batch item must be a json object",
-            ))),
-            Err(error) => messages.push(Err(json_rejection(&error))),
+        } else {
+            messages.push(Ok(text));
         }
     }
     Ok(ParsedRequest {
         envelope,
         messages,
-        write_key,
+        envelope_write_key,
     })
-}
-
-/// Removes `writeKey` from a message: the key is a credential and is never stored.
-fn take_write_key(message: &mut Map<String, Value>) -> Option<String> {
-    match message.shift_remove("writeKey") {
-        Some(Value::String(key)) if !key.is_empty() => Some(key),
-        _ => None,
-    }
 }
 
 fn envelope_object(
@@ -235,6 +247,7 @@ pub fn too_large_request(size: usize, limits: &Limits) -> Rejection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::normalize::{Receipt, normalize};
 
     fn codes(parsed: &ParsedRequest) -> Vec<Option<RejectCode>> {
         parsed
@@ -244,13 +257,29 @@ mod tests {
             .collect()
     }
 
+    /// What normalizing each message gives: `None` when accepted, else the refusal code.
+    fn normalized_codes(parsed: &ParsedRequest) -> Vec<Option<RejectCode>> {
+        let receipt = Receipt {
+            received_at: time::OffsetDateTime::UNIX_EPOCH,
+            client_ip: None,
+            header_sent_at: None,
+        };
+        let mut codes = Vec::new();
+        for message in &parsed.messages {
+            let result = message
+                .clone()
+                .and_then(|text| normalize(None, text, &parsed.envelope, &receipt).map(|_| ()));
+            codes.push(result.err().map(|r| r.code));
+        }
+        codes
+    }
+
     #[test]
-    fn single_strips_and_returns_the_write_key() {
+    fn single_write_key_is_found() {
         let parsed = parse_single(br#"{"writeKey":"wk","event":"x"}"#, &Limits::default()).unwrap();
-        assert_eq!(parsed.write_key.as_deref(), Some("wk"));
-        let message = parsed.messages[0].as_ref().unwrap();
-        assert!(!message.contains_key("writeKey"));
-        assert_eq!(message["event"], "x");
+        assert_eq!(parsed.write_key().as_deref(), Some("wk"));
+        let parsed = parse_single(br#"{"writeKey":"","event":"x"}"#, &Limits::default()).unwrap();
+        assert_eq!(parsed.write_key(), None);
     }
 
     #[test]
@@ -287,13 +316,17 @@ mod tests {
     #[test]
     fn batch_items_are_refused_one_by_one() {
         let limits = Limits {
-            max_event_bytes: 40,
+            max_event_bytes: 60,
             ..Limits::default()
         };
-        let body = br#"{"batch":[{"type":"track"}, 3, {"type":"track","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}, {"type":"page"}]}"#;
+        let body = br#"{"batch":[{"type":"page","userId":"u"}, 3, {"type":"track","pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}, {"type":"page","userId":"u"}]}"#;
         let parsed = parse_batch(body, &limits).unwrap();
         assert_eq!(
             codes(&parsed),
+            vec![None, None, Some(RejectCode::EventTooLarge), None]
+        );
+        assert_eq!(
+            normalized_codes(&parsed),
             vec![
                 None,
                 Some(RejectCode::InvalidMessage),
@@ -307,18 +340,12 @@ mod tests {
     fn batch_envelope_fields_are_read() {
         let body = br#"{"batch":[{"writeKey":"item"}],"context":{"a":1},"integrations":{"All":false},"sentAt":"2026-01-01T00:00:00Z","timestamp":"ignored"}"#;
         let parsed = parse_batch(body, &Limits::default()).unwrap();
-        assert_eq!(parsed.write_key.as_deref(), Some("item"));
+        assert_eq!(parsed.write_key().as_deref(), Some("item"));
         assert_eq!(parsed.envelope.context.as_ref().unwrap()["a"], 1);
         assert_eq!(parsed.envelope.integrations.as_ref().unwrap()["All"], false);
         assert_eq!(
             parsed.envelope.sent_at.as_ref().unwrap().text,
             "2026-01-01T00:00:00Z"
-        );
-        assert!(
-            !parsed.messages[0]
-                .as_ref()
-                .unwrap()
-                .contains_key("writeKey")
         );
     }
 
@@ -326,7 +353,7 @@ mod tests {
     fn envelope_write_key_wins_over_items() {
         let body = br#"{"writeKey":"env","batch":[{"writeKey":"item"}]}"#;
         let parsed = parse_batch(body, &Limits::default()).unwrap();
-        assert_eq!(parsed.write_key.as_deref(), Some("env"));
+        assert_eq!(parsed.write_key().as_deref(), Some("env"));
     }
 
     #[test]
@@ -378,7 +405,7 @@ mod tests {
     #[test]
     fn deep_nesting_is_refused_not_a_crash() {
         let depth = 100_000;
-        let mut body = String::from("{\"batch\":[{\"a\":");
+        let mut body = String::from("{\"batch\":[{\"type\":\"page\",\"userId\":\"u\",\"a\":");
         body.push_str(&"[".repeat(depth));
         body.push_str(&"]".repeat(depth));
         body.push_str("}]}");
@@ -388,12 +415,17 @@ mod tests {
             ..Limits::default()
         };
         let parsed = parse_batch(body.as_bytes(), &limits).unwrap();
-        assert_eq!(codes(&parsed), vec![Some(RejectCode::MalformedJson)]);
         assert_eq!(
-            parse_single(&body.as_bytes()[10..body.len() - 2], &limits)
-                .unwrap_err()
-                .code,
-            RejectCode::MalformedJson
+            normalized_codes(&parsed),
+            vec![Some(RejectCode::MalformedJson)]
         );
+        // Just under the limit is fine.
+        let ok = format!(
+            "{{\"type\":\"page\",\"userId\":\"u\",\"a\":{}{}}}",
+            "[".repeat(126),
+            "]".repeat(126)
+        );
+        let parsed = parse_single(ok.as_bytes(), &limits).unwrap();
+        assert_eq!(normalized_codes(&parsed), vec![None]);
     }
 }

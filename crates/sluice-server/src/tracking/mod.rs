@@ -138,7 +138,7 @@ async fn handle(
     .map_err(|rejection| refuse_request(&label(&source), rejection))?;
 
     if source.is_none() {
-        let Some(key) = parsed.write_key.as_deref() else {
+        let Some(key) = parsed.write_key() else {
             count_rejected("unknown", "missing_write_key", parsed.messages.len().max(1));
             return Err(ApiError::unauthorized(
                 "missing_write_key",
@@ -147,7 +147,7 @@ async fn handle(
         };
         source = Some(
             app.keys
-                .authenticate(key)
+                .authenticate(&key)
                 .await
                 .inspect_err(|e| count_rejected("unknown", e.code, 1))?,
         );

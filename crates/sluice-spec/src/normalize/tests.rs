@@ -1,7 +1,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use time::macros::datetime;
 
 use super::*;
@@ -15,15 +15,8 @@ fn receipt() -> Receipt {
     }
 }
 
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => panic!("not an object"),
-    }
-}
-
 fn run(kind: Option<MessageType>, value: Value) -> Result<Value, Rejection> {
-    let event = normalize(kind, object(value), &Envelope::default(), &receipt())?;
+    let event = normalize(kind, &value.to_string(), &Envelope::default(), &receipt())?;
     Ok(serde_json::from_str(&event.body).unwrap())
 }
 
@@ -76,9 +69,8 @@ fn header_sent_at_is_used_when_the_body_has_none() {
     receipt.header_sent_at = Some(datetime!(2026-11-22 10:00:20.000 UTC));
     let event = normalize(
         Some(MessageType::Track),
-        object(
-            json!({"anonymousId":"a","event":"e","originalTimestamp":"2026-11-22T10:00:19.000Z"}),
-        ),
+        &json!({"anonymousId":"a","event":"e","originalTimestamp":"2026-11-22T10:00:19.000Z"})
+            .to_string(),
         &Envelope::default(),
         &receipt,
     )
@@ -107,7 +99,7 @@ fn identity_rules() {
     // An explicit null is fine when the other identifier is present (the Python SDKs do this).
     let event = normalize(
         Some(MessageType::Identify),
-        object(json!({"userId":"u","anonymousId":null})),
+        &json!({"userId":"u","anonymousId":null}).to_string(),
         &Envelope::default(),
         &receipt(),
     )
@@ -117,7 +109,7 @@ fn identity_rules() {
 
     let event = normalize(
         Some(MessageType::Identify),
-        object(json!({"userId":42})),
+        r#"{"userId":42}"#,
         &Envelope::default(),
         &receipt(),
     )
@@ -353,14 +345,14 @@ proptest! {
         user in prop::option::of("[a-z0-9]{1,10}"),
         kind in prop::sample::select(MessageType::ALL.to_vec()),
     ) {
-        let mut message: Map<String, Value> = extra.clone().into_iter().collect();
+        let mut message: serde_json::Map<String, Value> = extra.clone().into_iter().collect();
         if let Some(user) = &user {
             message.insert("userId".into(), json!(user));
         }
         message.insert("event".into(), json!("Thing Happened"));
         message.insert("groupId".into(), json!("g"));
         message.insert("previousId".into(), json!("p"));
-        let result = normalize(Some(kind), message, &Envelope::default(), &receipt());
+        let result = normalize(Some(kind), &Value::Object(message).to_string(), &Envelope::default(), &receipt());
         if let Ok(event) = result {
             let out: Value = serde_json::from_str(&event.body).unwrap();
             let owned = ["type", "messageId", "timestamp", "originalTimestamp", "receivedAt", "sentAt", "context", "userId", "event", "groupId", "previousId"];
@@ -388,4 +380,59 @@ proptest! {
         let text = crate::timestamp::format(at);
         prop_assert_eq!(crate::timestamp::parse(&text), Some(at));
     }
+}
+
+#[test]
+fn write_key_is_never_stored_and_owned_fields_appear_once() {
+    let text = r#"{"writeKey":"secret-key","userId":"u","type":"x","type":"y","messageId":"m","context":{"ip":null,"locale":"fr"},"properties":{"n":1.50,"s":"a\"b"},"extra":[1, 2]}"#;
+    let event = normalize(
+        Some(MessageType::Page),
+        text,
+        &Envelope::default(),
+        &receipt(),
+    )
+    .unwrap();
+    assert!(!event.body.contains("secret-key"), "{}", event.body);
+    assert_eq!(event.body.matches("\"type\"").count(), 1, "{}", event.body);
+    assert_eq!(event.body.matches("\"ip\"").count(), 1, "{}", event.body);
+    // Values Sluice does not own are copied as sent, to the character.
+    assert!(
+        event.body.contains(r#""properties":{"n":1.50,"s":"a\"b"}"#),
+        "{}",
+        event.body
+    );
+    assert!(event.body.contains(r#""extra":[1, 2]"#), "{}", event.body);
+    let out: Value = serde_json::from_str(&event.body).unwrap();
+    assert_eq!(out["type"], "page");
+    assert_eq!(out["context"]["ip"], "203.0.113.7");
+    assert_eq!(out["context"]["locale"], "fr");
+    assert_eq!(out["messageId"], "m");
+}
+
+#[test]
+fn not_an_object_or_too_deep_is_refused() {
+    let envelope = Envelope::default();
+    assert_eq!(
+        normalize(None, "3", &envelope, &receipt())
+            .unwrap_err()
+            .code,
+        RejectCode::InvalidMessage
+    );
+    assert_eq!(
+        normalize(None, "[{}]", &envelope, &receipt())
+            .unwrap_err()
+            .code,
+        RejectCode::InvalidMessage
+    );
+    let deep = format!(
+        r#"{{"userId":"u","a":{}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    assert_eq!(
+        normalize(Some(MessageType::Page), &deep, &envelope, &receipt())
+            .unwrap_err()
+            .code,
+        RejectCode::MalformedJson
+    );
 }
