@@ -262,7 +262,8 @@ fn merged_object(
     if let Some(defaults) = defaults {
         for (key, value) in defaults {
             let own_has = own.as_ref().is_some_and(|own| own.get(key).is_some());
-            if !own_has && !(ip.is_some() && key == "ip") {
+            let replaced_ip = ip.is_some() && key == "ip";
+            if !own_has && !replaced_ip {
                 push_field(&mut out, key, &json(value)?)?;
             }
         }

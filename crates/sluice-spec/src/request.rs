@@ -56,13 +56,13 @@ impl ParsedRequest<'_> {
             let Ok(object) = serde_json::from_str::<RawObject>(message) else {
                 continue;
             };
-            if let Some(Ok(Value::String(key))) = object
+            let value = object
                 .get("writeKey")
-                .map(|raw| serde_json::from_str(raw.get()))
+                .map(|raw| serde_json::from_str(raw.get()));
+            if let Some(Ok(Value::String(key))) = value
+                && !key.is_empty()
             {
-                if !key.is_empty() {
-                    return Some(key);
-                }
+                return Some(key);
             }
         }
         None
