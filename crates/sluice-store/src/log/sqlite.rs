@@ -212,6 +212,7 @@ impl SqliteLog {
         writer_connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         writer_connection.pragma_update(None, "cache_size", -16_384)?;
         let dedup = load_dedup(&writer_connection, &config)?;
+        let dedup_trimmed_below = first_dedup_row(&writer_connection)?;
 
         let reader = sqlite::open(&config.path)?;
         reader.pragma_update(None, "query_only", "ON")?;
@@ -223,7 +224,7 @@ impl SqliteLog {
             receiver,
             live: live.clone(),
             dedup,
-            dedup_trimmed_below: 0,
+            dedup_trimmed_below,
             config: config.clone(),
             max_commit_events: config.max_commit_events.max(1),
         };
@@ -408,6 +409,16 @@ impl EventLog for SqliteLog {
             let _ = tokio::task::spawn_blocking(move || handle.join()).await;
         }
     }
+}
+
+/// Most `dedup_log` rows deleted in one commit.
+const DEDUP_TRIM_ROWS: i64 = 8_192;
+
+/// The first row of `dedup_log` (where trimming resumes after a restart).
+fn first_dedup_row(connection: &Connection) -> Result<i64, StoreError> {
+    let first: Option<i64> =
+        connection.query_row("SELECT MIN(row) FROM dedup_log", [], |row| row.get(0))?;
+    Ok(first.unwrap_or(0))
 }
 
 /// Rebuilds the in-memory dedup index from `dedup_log`.
@@ -664,14 +675,17 @@ fn apply_all(
         };
         results.push(applied);
     }
-    // Rows of generations the index has dropped are no longer needed.
+    // Rows of generations the index has dropped are no longer needed. They go a chunk per
+    // commit: a generation can hold a million rows, and deleting them in one commit stalled
+    // every request waiting on it for ~200 ms.
     let keep_from = dedup.keep_from_row().unwrap_or(i64::MAX);
-    if keep_from > *dedup_trimmed_below {
+    let trim_below = keep_from.min(dedup_trimmed_below.saturating_add(DEDUP_TRIM_ROWS));
+    if trim_below > *dedup_trimmed_below {
         tx.prepare_cached("DELETE FROM dedup_log WHERE row < ?1")?
-            .execute([keep_from])?;
+            .execute([trim_below])?;
     }
     tx.commit()?;
-    *dedup_trimmed_below = (*dedup_trimmed_below).max(keep_from);
+    *dedup_trimmed_below = (*dedup_trimmed_below).max(trim_below);
     Ok(results)
 }
 
