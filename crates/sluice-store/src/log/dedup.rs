@@ -7,8 +7,9 @@
 //! and the current one becomes previous. So a message id is remembered for at least one
 //! window and at most two.
 //!
-//! Memory is bounded: a set that reaches `capacity` keys is rotated early, as if its
-//! generation had ended. Under a flood the window therefore shrinks to the last
+//! Memory is bounded: both sets are allocated once for `capacity` keys (about 20 bytes each)
+//! and never grow; a set that reaches `capacity` keys is rotated early, as if its generation
+//! had ended. Under a flood the window therefore shrinks to the last
 //! `capacity`..`2 × capacity` messages instead of memory growing without limit.
 //!
 //! The index is rebuilt at startup from the append-only `dedup_log` table, which records
@@ -55,10 +56,26 @@ impl Hasher for KeyHasher {
 type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
 
 /// One generation of keys and the `dedup_log` row of its first key.
-#[derive(Default)]
 struct Generation {
     keys: KeySet,
     first_row: Option<i64>,
+}
+
+impl Generation {
+    /// Allocated once at full size: a set that grows rehashes everything it holds, which at a
+    /// million keys stalled the writer (and every request waiting on it) for tens of ms.
+    fn with_capacity(capacity: usize) -> Generation {
+        Generation {
+            keys: KeySet::with_capacity_and_hasher(capacity, BuildHasherDefault::default()),
+            first_row: None,
+        }
+    }
+
+    /// Empties the generation, keeping its allocation.
+    fn clear(&mut self) {
+        self.keys.clear();
+        self.first_row = None;
+    }
 }
 
 pub struct DedupIndex {
@@ -77,8 +94,8 @@ impl DedupIndex {
             window_ms: window_ms.max(1),
             capacity: capacity.max(1),
             generation: i64::MIN,
-            current: Generation::default(),
-            previous: Generation::default(),
+            current: Generation::with_capacity(capacity.max(1)),
+            previous: Generation::with_capacity(capacity.max(1)),
         }
     }
 
@@ -121,14 +138,17 @@ impl DedupIndex {
         if self.generation != i64::MIN && generation == self.generation + 1 {
             self.rotate();
         } else {
-            self.current = Generation::default();
-            self.previous = Generation::default();
+            self.current.clear();
+            self.previous.clear();
         }
         self.generation = generation;
     }
 
+    /// The current generation becomes the previous one; the old previous one, emptied, is
+    /// reused as the new current one.
     fn rotate(&mut self) {
-        self.previous = std::mem::take(&mut self.current);
+        std::mem::swap(&mut self.current, &mut self.previous);
+        self.current.clear();
     }
 }
 
