@@ -54,8 +54,8 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// How long a `messageId` is remembered for deduplication.
     pub dedup_window_secs: u64,
-    /// Most message ids one dedup generation remembers (memory: about 40 bytes each, two
-    /// generations); under a flood the window shrinks to the last this-many messages.
+    /// Most message ids one dedup generation remembers (two generations, allocated up front,
+    /// about 20 bytes a key); under a flood the window shrinks to the last this-many messages.
     pub dedup_capacity: usize,
     /// Largest message, in bytes.
     pub max_event_bytes: usize,

@@ -59,8 +59,8 @@ pub struct SqliteLogConfig {
     pub max_commit_events: usize,
     /// Most write commands waiting for the writer; callers wait when it is full.
     pub queue_depth: usize,
-    /// Most message ids one dedup generation remembers (about 40 bytes each, two
-    /// generations).
+    /// Most message ids one dedup generation remembers (two generations, allocated up
+    /// front, about 20 bytes a key).
     pub dedup_capacity: usize,
 }
 
