@@ -88,7 +88,7 @@ pub struct DedupIndex {
 }
 
 impl DedupIndex {
-    /// `capacity` is the most keys one generation holds (memory is about 40 bytes a key).
+    /// `capacity` is the most keys one generation holds (about 20 bytes a key, allocated now).
     pub fn new(window_ms: i64, capacity: usize) -> DedupIndex {
         DedupIndex {
             window_ms: window_ms.max(1),
