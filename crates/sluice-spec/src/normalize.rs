@@ -14,7 +14,6 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -129,26 +128,28 @@ pub fn normalize(
     ours[1] = Some(json(kind.as_str())?);
     ours[2] = Some(json(&message_id)?);
     stamp_times(&object, envelope, receipt, &mut ours)?;
-    let has_envelope_ip = envelope
-        .context
+    // The message's context is read once: for its ip, and to merge into.
+    let context = read_object(&object, "context")?;
+    let has_ip = context
         .as_ref()
-        .is_some_and(|context| context.get("ip").is_some_and(|ip| !ip.is_null()));
+        .is_some_and(|context| context.present("ip").is_some())
+        || envelope
+            .context
+            .as_ref()
+            .is_some_and(|context| context.get("ip").is_some_and(|ip| !ip.is_null()));
     let fill_ip = match receipt.client_ip {
-        Some(ip) if !has_envelope_ip && !object_has_present(&object, "context", "ip")? => {
-            Some(ip.to_string())
-        }
+        Some(ip) if !has_ip => Some(ip.to_string()),
         _ => None,
     };
     ours[7] = merged_object(
-        object.present("context"),
+        context.as_ref(),
         envelope.context.as_ref(),
         fill_ip.as_deref(),
     )?;
-    ours[8] = merged_object(
-        object.present("integrations"),
-        envelope.integrations.as_ref(),
-        None,
-    )?;
+    if envelope.integrations.is_some() {
+        let integrations = read_object(&object, "integrations")?;
+        ours[8] = merged_object(integrations.as_ref(), envelope.integrations.as_ref(), None)?;
+    }
 
     let mut out = Vec::with_capacity(message.len() + 256);
     out.push(b'{');
@@ -224,19 +225,23 @@ fn read_value(object: &RawObject, field: &str) -> Option<Value> {
     serde_json::from_str(raw.get()).ok()
 }
 
-/// Whether the object field `outer` has a non-null `inner` key.
-fn object_has_present(object: &RawObject, outer: &str, inner: &str) -> Result<bool, Rejection> {
-    let Some(raw) = object.present(outer) else {
-        return Ok(false);
-    };
-    let nested: RawObject = serde_json::from_str(raw.get()).map_err(|_| not_an_object(outer))?;
-    Ok(nested.present(inner).is_some())
+/// The object field `field` read one level deep (`None` when absent or null).
+fn read_object<'a>(
+    object: &RawObject<'a>,
+    field: &str,
+) -> Result<Option<RawObject<'a>>, Rejection> {
+    match object.present(field) {
+        Some(raw) => Ok(Some(
+            serde_json::from_str(raw.get()).map_err(|_| not_an_object(field))?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// The object `own` with the keys of `defaults` it lacks, and `ip` added; `None` when there is
 /// nothing to add (the client's text is kept as is).
 fn merged_object(
-    own: Option<&RawValue>,
+    own: Option<&RawObject>,
     defaults: Option<&Map<String, Value>>,
     ip: Option<&str>,
 ) -> Result<Option<Vec<u8>>, Rejection> {
@@ -244,13 +249,9 @@ fn merged_object(
     if defaults.is_none() && ip.is_none() {
         return Ok(None);
     }
-    let own: Option<RawObject> = match own {
-        Some(raw) => Some(serde_json::from_str(raw.get()).map_err(|_| not_an_object("context"))?),
-        None => None,
-    };
     let mut out = Vec::with_capacity(256);
     out.push(b'{');
-    if let Some(own) = &own {
+    if let Some(own) = own {
         for (key, raw) in &own.fields {
             // A null ip is replaced by the one we fill in.
             if ip.is_some() && key == "ip" {
@@ -261,7 +262,7 @@ fn merged_object(
     }
     if let Some(defaults) = defaults {
         for (key, value) in defaults {
-            let own_has = own.as_ref().is_some_and(|own| own.get(key).is_some());
+            let own_has = own.is_some_and(|own| own.get(key).is_some());
             let replaced_ip = ip.is_some() && key == "ip";
             if !own_has && !replaced_ip {
                 push_field(&mut out, key, &json(value)?)?;
