@@ -193,7 +193,7 @@ async fn dedup_memory_is_bounded_and_rebuilt_after_a_restart() {
 
     let connection = rusqlite::Connection::open(&path).expect("sqlite");
     let rows: i64 = connection
-        .query_row("SELECT COUNT(*) FROM dedup_log", [], |row| row.get(0))
+        .query_row("SELECT COUNT(*) FROM dedup_keys", [], |row| row.get(0))
         .expect("count");
     assert!(
         rows <= 7,

@@ -12,7 +12,7 @@
 //! had ended. Under a flood the window therefore shrinks to the last
 //! `capacity`..`2 × capacity` messages instead of memory growing without limit.
 //!
-//! The index is rebuilt at startup from the append-only `dedup_log` table, which records
+//! The index is rebuilt at startup from the append-only `dedup_keys` table, which records
 //! `(row, key, received_at)` for every stored event; rows older than the previous set's first
 //! row are no longer needed and can be deleted.
 
@@ -55,7 +55,7 @@ impl Hasher for KeyHasher {
 
 type KeySet = HashSet<u128, BuildHasherDefault<KeyHasher>>;
 
-/// One generation of keys and the `dedup_log` row of its first key.
+/// One generation of keys and the `dedup_keys` row of its first key.
 struct Generation {
     keys: KeySet,
     first_row: Option<i64>,
@@ -106,7 +106,7 @@ impl DedupIndex {
         self.current.keys.contains(&key) || self.previous.keys.contains(&key)
     }
 
-    /// Records a key stored at `row` of `dedup_log`.
+    /// Records a key stored at `row` of `dedup_keys`.
     pub fn record(&mut self, key: u128, now_ms: i64, row: i64) {
         self.advance(now_ms);
         if self.current.keys.len() >= self.capacity {
@@ -116,7 +116,7 @@ impl DedupIndex {
         self.current.first_row.get_or_insert(row);
     }
 
-    /// `dedup_log` rows below this one are no longer needed (`None`: no row is).
+    /// `dedup_keys` rows below this one are no longer needed (`None`: no row is).
     pub fn keep_from_row(&self) -> Option<i64> {
         self.previous.first_row.or(self.current.first_row)
     }

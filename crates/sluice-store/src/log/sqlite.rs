@@ -18,7 +18,8 @@
 //!   user_id, anonymous_id, received_at, body)`; `AUTOINCREMENT` so a sequence number is never
 //!   reused after erasure. One index, `(source_id, seq)`, for reads; it grows at the end of
 //!   each source's range, so a commit touches few pages.
-//! - `dedup_log(row, key, received_at)`: the 128-bit dedup key of every stored event, appended.
+//! - `dedup_keys(row, keys, received_at)`: the 128-bit dedup keys of the events of each append,
+//!   one row per append (16 bytes a key), appended.
 //!   The dedup index itself lives in memory (see [`super::dedup`]) and is rebuilt from this
 //!   table at startup; rows it no longer needs are deleted as generations end.
 //! - `cursors(workspace_id, source_id, consumer, seq)`.
@@ -33,6 +34,7 @@
 //! write. `secure_delete` is on, so deleted rows are overwritten in the database file; after
 //! an erasure the WAL is checkpointed and truncated so no old page image keeps them.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -186,9 +188,9 @@ CREATE TABLE IF NOT EXISTS cursors (
     seq INTEGER NOT NULL,
     PRIMARY KEY (workspace_id, source_id, consumer)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS dedup_log (
+CREATE TABLE IF NOT EXISTS dedup_keys (
     row INTEGER PRIMARY KEY,
-    key BLOB NOT NULL,
+    keys BLOB NOT NULL,
     received_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -411,30 +413,32 @@ impl EventLog for SqliteLog {
     }
 }
 
-/// Most `dedup_log` rows deleted in one commit.
-const DEDUP_TRIM_ROWS: i64 = 8_192;
+/// Most `dedup_keys` rows deleted in one commit (a row holds the keys of one append, up to a
+/// batch's 2,500).
+const DEDUP_TRIM_ROWS: i64 = 256;
 
-/// The first row of `dedup_log` (where trimming resumes after a restart).
+/// The first row of `dedup_keys` (where trimming resumes after a restart).
 fn first_dedup_row(connection: &Connection) -> Result<i64, StoreError> {
     let first: Option<i64> =
-        connection.query_row("SELECT MIN(row) FROM dedup_log", [], |row| row.get(0))?;
+        connection.query_row("SELECT MIN(row) FROM dedup_keys", [], |row| row.get(0))?;
     Ok(first.unwrap_or(0))
 }
 
-/// Rebuilds the in-memory dedup index from `dedup_log`.
+/// Rebuilds the in-memory dedup index from `dedup_keys`.
 fn load_dedup(connection: &Connection, config: &SqliteLogConfig) -> Result<DedupIndex, StoreError> {
     let mut index = DedupIndex::new(config.dedup_window_ms, config.dedup_capacity);
     let mut statement =
-        connection.prepare("SELECT row, key, received_at FROM dedup_log ORDER BY row")?;
+        connection.prepare("SELECT row, keys, received_at FROM dedup_keys ORDER BY row")?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
         let position: i64 = row.get(0)?;
-        let key: Vec<u8> = row.get(1)?;
+        let keys: Vec<u8> = row.get(1)?;
         let received_at: i64 = row.get(2)?;
-        let Ok(bytes) = <[u8; 16]>::try_from(key.as_slice()) else {
-            continue;
-        };
-        index.record(u128::from_le_bytes(bytes), received_at, position);
+        for chunk in keys.chunks_exact(16) {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(chunk);
+            index.record(u128::from_le_bytes(bytes), received_at, position);
+        }
     }
     Ok(index)
 }
@@ -444,7 +448,7 @@ struct Writer {
     receiver: mpsc::Receiver<Command>,
     live: broadcast::Sender<Arc<StoredEvent>>,
     dedup: DedupIndex,
-    /// `dedup_log` rows below this were deleted.
+    /// `dedup_keys` rows below this were deleted.
     dedup_trimmed_below: i64,
     config: SqliteLogConfig,
     max_commit_events: usize,
@@ -681,7 +685,7 @@ fn apply_all(
     let keep_from = dedup.keep_from_row().unwrap_or(i64::MAX);
     let trim_below = keep_from.min(dedup_trimmed_below.saturating_add(DEDUP_TRIM_ROWS));
     if trim_below > *dedup_trimmed_below {
-        tx.prepare_cached("DELETE FROM dedup_log WHERE row < ?1")?
+        tx.prepare_cached("DELETE FROM dedup_keys WHERE row < ?1")?
             .execute([trim_below])?;
     }
     tx.commit()?;
@@ -722,11 +726,12 @@ fn append_events(
         "INSERT INTO events(workspace_id, source_id, message_id, user_id, anonymous_id, received_at, body)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
-    let mut remember =
-        tx.prepare_cached("INSERT INTO dedup_log(key, received_at) VALUES (?1, ?2)")?;
+    // Keys stored by this append: one dedup_keys row for all of them, written after the loop.
+    let mut stored: Vec<(u128, i64)> = Vec::with_capacity(events.len());
+    let mut in_this_append: HashSet<u128> = HashSet::with_capacity(events.len());
     for event in events {
         let key = dedup::key(&event.workspace_id.0, &event.message_id);
-        if dedup.contains(key, event.received_at_ms) {
+        if dedup.contains(key, event.received_at_ms) || !in_this_append.insert(key) {
             outcomes.push(AppendOutcome::Duplicate);
             continue;
         }
@@ -739,10 +744,23 @@ fn append_events(
             event.received_at_ms,
             event.body,
         ])?;
-        let seq = tx.last_insert_rowid();
-        remember.execute(params![key.to_le_bytes().as_slice(), event.received_at_ms])?;
-        dedup.record(key, event.received_at_ms, tx.last_insert_rowid());
-        outcomes.push(AppendOutcome::Appended(seq));
+        outcomes.push(AppendOutcome::Appended(tx.last_insert_rowid()));
+        stored.push((key, event.received_at_ms));
+    }
+    if stored.is_empty() {
+        return Ok(outcomes);
+    }
+    let mut keys = Vec::with_capacity(stored.len() * 16);
+    let mut latest = i64::MIN;
+    for (key, received_at) in &stored {
+        keys.extend_from_slice(&key.to_le_bytes());
+        latest = latest.max(*received_at);
+    }
+    tx.prepare_cached("INSERT INTO dedup_keys(keys, received_at) VALUES (?1, ?2)")?
+        .execute(params![keys, latest])?;
+    let row = tx.last_insert_rowid();
+    for (key, received_at) in stored {
+        dedup.record(key, received_at, row);
     }
     Ok(outcomes)
 }
