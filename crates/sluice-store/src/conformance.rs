@@ -55,7 +55,7 @@ fn event(
 }
 
 fn ids(events: &[StoredEvent]) -> Vec<&str> {
-    events.iter().map(|e| e.message_id.as_str()).collect()
+    events.iter().map(|e| e.event.message_id.as_str()).collect()
 }
 
 /// Runs every scenario check, each on fresh storage from `make(dedup_window_ms)`.
@@ -90,10 +90,10 @@ async fn append_and_read<H: LogHarness>(mut harness: H) {
     );
     let all = log.read(&scope("w", "s"), 0, 100).await.expect("read");
     assert_eq!(ids(&all), vec!["m1", "m2"]);
-    assert_eq!(all[0].user_id.as_deref(), Some("u"));
-    assert_eq!(all[1].anonymous_id.as_deref(), Some("a"));
-    assert_eq!(all[0].body, event("w", "s", "m1", Some("u"), None, T0).body);
-    assert_eq!(all[0].received_at_ms, T0);
+    assert_eq!(all[0].event.user_id.as_deref(), Some("u"));
+    assert_eq!(all[1].event.anonymous_id.as_deref(), Some("a"));
+    assert_eq!(all[0].event, event("w", "s", "m1", Some("u"), None, T0));
+    assert_eq!(all[0].event.received_at_ms, T0);
     assert_eq!(
         ids(&log.read(&scope("w", "s"), first, 100).await.expect("read")),
         vec!["m2"]
@@ -303,7 +303,7 @@ async fn live_tail<H: LogHarness>(mut harness: H) {
     .await
     .expect("append");
     let got = live.recv().await.expect("live event");
-    assert_eq!(got.message_id, "m1");
+    assert_eq!(got.event.message_id, "m1");
     assert!(live.try_recv().is_err(), "duplicates are not published");
 }
 
@@ -447,7 +447,13 @@ async fn check_steps<H: LogHarness>(mut harness: H, steps: Vec<Step>) {
                 .expect("read");
             let got: Vec<(Seq, String, String)> = stored
                 .into_iter()
-                .map(|e| (e.seq, e.message_id, e.user_id.unwrap_or_default()))
+                .map(|e| {
+                    (
+                        e.seq,
+                        e.event.message_id,
+                        e.event.user_id.unwrap_or_default(),
+                    )
+                })
                 .collect();
             let want = model.events.get(&source).cloned().unwrap_or_default();
             assert_eq!(got, want, "events of s{source} after {step:?}");

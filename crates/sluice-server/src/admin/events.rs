@@ -73,8 +73,8 @@ pub async fn list(
         .last()
         .map_or(query.after.unwrap_or(0), |event| event.seq);
     let mut events = Vec::with_capacity(stored.len());
-    for event in stored {
-        let raw = RawValue::from_string(event.body)
+    for stored in stored {
+        let raw = RawValue::from_string(stored.event.body)
             .map_err(|_| ApiError::internal("a stored event is not json"))?;
         events.push(raw);
     }
@@ -92,10 +92,11 @@ pub async fn live(
     let source = scope_of(&app, scope, id).await?;
     let receiver = app.log.subscribe();
     let stream = BroadcastStream::new(receiver).filter_map(move |item| match item {
-        Ok(event) => {
+        Ok(stored) => {
+            let event = &stored.event;
             if event.workspace_id == source.workspace_id && event.source_id == source.source_id {
                 Some(Ok(Event::default()
-                    .id(event.seq.to_string())
+                    .id(stored.seq.to_string())
                     .data(event.body.as_str())))
             } else {
                 None

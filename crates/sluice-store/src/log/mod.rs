@@ -46,17 +46,11 @@ pub struct NewEvent {
     pub body: String,
 }
 
-/// An event as stored.
+/// An event as stored: the appended event and its sequence number.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {
     pub seq: Seq,
-    pub workspace_id: WorkspaceId,
-    pub source_id: String,
-    pub message_id: String,
-    pub user_id: Option<String>,
-    pub anonymous_id: Option<String>,
-    pub received_at_ms: i64,
-    pub body: String,
+    pub event: NewEvent,
 }
 
 /// What happened to one appended event.

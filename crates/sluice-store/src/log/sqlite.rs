@@ -279,13 +279,15 @@ const SELECT_EVENT: &str = "SELECT seq, workspace_id, source_id, message_id, use
 fn row_to_event(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredEvent> {
     Ok(StoredEvent {
         seq: row.get(0)?,
-        workspace_id: WorkspaceId(row.get(1)?),
-        source_id: row.get(2)?,
-        message_id: row.get(3)?,
-        user_id: row.get(4)?,
-        anonymous_id: row.get(5)?,
-        received_at_ms: row.get(6)?,
-        body: row.get(7)?,
+        event: NewEvent {
+            workspace_id: WorkspaceId(row.get(1)?),
+            source_id: row.get(2)?,
+            message_id: row.get(3)?,
+            user_id: row.get(4)?,
+            anonymous_id: row.get(5)?,
+            received_at_ms: row.get(6)?,
+            body: row.get(7)?,
+        },
     })
 }
 
@@ -618,16 +620,7 @@ impl Writer {
     fn publish(&self, outcomes: &[AppendOutcome], events: Vec<NewEvent>) {
         for (outcome, event) in outcomes.iter().zip(events) {
             if let AppendOutcome::Appended(seq) = outcome {
-                let _ = self.live.send(Arc::new(StoredEvent {
-                    seq: *seq,
-                    workspace_id: event.workspace_id,
-                    source_id: event.source_id,
-                    message_id: event.message_id,
-                    user_id: event.user_id,
-                    anonymous_id: event.anonymous_id,
-                    received_at_ms: event.received_at_ms,
-                    body: event.body,
-                }));
+                let _ = self.live.send(Arc::new(StoredEvent { seq: *seq, event }));
             }
         }
     }
