@@ -4,6 +4,8 @@
 #   bash bench/run.sh            # about 2 minutes after the build
 #
 # Phases, in one run:
+#   (0) the disk alone: 10 s of 64 KiB writes each followed by an fsync, in the directory the data
+#       goes to (what a durable commit can never beat);
 #   (a) the baseline (loadgen baseline: reads the body, answers 200) under batch and single load;
 #   (b) Sluice on a fresh data directory under batch and single load at full speed;
 #   (c) Sluice at half the request rate measured in (b), for latency (open loop, --rate);
@@ -20,7 +22,7 @@ cd "$ROOT"
 
 PHASE_SECS=${PHASE_SECS:-10}
 WARMUP_SECS=${WARMUP_SECS:-2}
-BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-4}
+BATCH_CONNECTIONS=${BATCH_CONNECTIONS:-8}
 SINGLE_CONNECTIONS=${SINGLE_CONNECTIONS:-64}
 LOADGEN_THREADS=${LOADGEN_THREADS:-1}
 BASELINE_PORT=${BASELINE_PORT:-18089}
@@ -128,6 +130,28 @@ memory() { # memory NAME VALUE_KIB
     echo "   sluice $1: $(($2 / 1024)) MiB" >&2
 }
 
+# (0) the disk alone
+echo "== (0) fsync latency of the disk under $WORK" >&2
+python3 - "$WORK/fsync-probe" >>"$RESULTS" <<'PY'
+import json, os, sys, time
+fd = os.open(sys.argv[1], os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+chunk, latencies = os.urandom(64 * 1024), []
+end = time.monotonic() + 10
+while time.monotonic() < end:
+    os.write(fd, chunk)
+    start = time.perf_counter()
+    os.fsync(fd)
+    latencies.append((time.perf_counter() - start) * 1000)
+os.close(fd)
+os.unlink(sys.argv[1])
+latencies.sort()
+n = len(latencies)
+print(json.dumps({"fsync": {"count": n, "p50_ms": latencies[n // 2],
+                            "p99_ms": latencies[int(n * 0.99)], "max_ms": latencies[-1],
+                            "over_25ms": sum(1 for v in latencies if v > 25)}}))
+PY
+tail -n 1 "$RESULTS" >&2
+
 # (a) the baseline
 echo "== (a) baseline on 127.0.0.1:$BASELINE_PORT" >&2
 "$LOADGEN" baseline --listen "127.0.0.1:$BASELINE_PORT" --max-seconds 300 2>/dev/null &
@@ -172,7 +196,7 @@ python3 - "$RESULTS" "$(nproc)" "$PHASE_SECS" "$WARMUP_SECS" "$LOADGEN_THREADS" 
 import json, sys
 
 path, cores, secs, warmup, threads = sys.argv[1:6]
-runs, items, memory, data_bytes = {}, {}, {}, 0
+runs, items, memory, data_bytes, fsync = {}, {}, {}, 0, None
 for line in open(path):
     item = json.loads(line)
     if "result" in item:
@@ -180,6 +204,8 @@ for line in open(path):
         runs[(item["server"], item["phase"], r["mode"])] = r
         item["wall"] = r["seconds"] + float(warmup)
         items[(item["server"], item["phase"], r["mode"])] = item
+    elif "fsync" in item:
+        fsync = item["fsync"]
     elif "memory" in item:
         memory[item["memory"]] = item["kib"] / 1024
     else:
@@ -190,6 +216,9 @@ def num(v, digits=0):
 
 print(f"Generator and server share this machine's {cores} cores; "
       f"{secs} s per phase after {warmup} s warm-up; loadgen runtime threads: {threads}.\n")
+if fsync:
+    print(f"The disk alone: {fsync['count']:,} fsyncs of 64 KiB in 10 s, p50 {fsync['p50_ms']:.2f} ms, "
+          f"p99 {fsync['p99_ms']:.2f} ms, max {fsync['max_ms']:.1f} ms, {fsync['over_25ms']} over 25 ms.\n")
 print("| server | phase | mode | conns | events/s | req/s | p50 ms | p99 ms | errors | sluice/baseline (req/s) |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for key in [("baseline", "max", "batch"), ("baseline", "max", "single"),

@@ -54,8 +54,9 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     /// How long a `messageId` is remembered for deduplication.
     pub dedup_window_secs: u64,
-    /// Most message ids one dedup generation remembers (two generations, allocated up front,
-    /// about 20 bytes a key); under a flood the window shrinks to the last this-many messages.
+    /// Most message ids one dedup generation remembers (two generations, allocated up front:
+    /// ~18 MB for both at the default 400,000); under a flood the window shrinks to the last
+    /// this-many messages.
     pub dedup_capacity: usize,
     /// Largest message, in bytes.
     pub max_event_bytes: usize,
@@ -81,7 +82,7 @@ impl Default for Config {
             admin_token: None,
             trusted_proxies: Vec::new(),
             dedup_window_secs: 24 * 60 * 60,
-            dedup_capacity: 1_000_000,
+            dedup_capacity: 400_000,
             max_event_bytes: limits.max_event_bytes,
             max_request_bytes: limits.max_request_bytes,
             max_batch_events: limits.max_batch_events,

@@ -7,9 +7,10 @@
 //! and the current one becomes previous. So a message id is remembered for at least one
 //! window and at most two.
 //!
-//! Memory is bounded: both sets are allocated once for `capacity` keys (about 20 bytes each)
-//! and never grow; a set that reaches `capacity` keys is rotated early, as if its generation
-//! had ended. Under a flood the window therefore shrinks to the last
+//! Memory is bounded: both sets are allocated once for `capacity` keys and never grow (a set
+//! has a power of two of 17-byte slots, at least `capacity × 8/7`: 18 MB for both at
+//! 400,000). A set that reaches `capacity` keys is rotated early, as if its generation had
+//! ended. Under a flood the window therefore shrinks to the last
 //! `capacity`..`2 × capacity` messages instead of memory growing without limit.
 //!
 //! The index is rebuilt at startup from the append-only `dedup_keys` table, which records
@@ -88,7 +89,7 @@ pub struct DedupIndex {
 }
 
 impl DedupIndex {
-    /// `capacity` is the most keys one generation holds (about 20 bytes a key, allocated now).
+    /// `capacity` is the most keys one generation holds (allocated now; see the module doc for its size).
     pub fn new(window_ms: i64, capacity: usize) -> DedupIndex {
         DedupIndex {
             window_ms: window_ms.max(1),

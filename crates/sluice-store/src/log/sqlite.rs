@@ -62,7 +62,7 @@ pub struct SqliteLogConfig {
     /// Most write commands waiting for the writer; callers wait when it is full.
     pub queue_depth: usize,
     /// Most message ids one dedup generation remembers (two generations, allocated up
-    /// front, about 20 bytes a key).
+    /// front: ~18 MB for both at the default 400,000).
     pub dedup_capacity: usize,
 }
 
@@ -73,7 +73,7 @@ impl SqliteLogConfig {
             dedup_window_ms: 24 * 60 * 60 * 1000,
             max_commit_events: 4096,
             queue_depth: 1024,
-            dedup_capacity: 1_000_000,
+            dedup_capacity: 400_000,
         }
     }
 }
@@ -212,7 +212,6 @@ impl SqliteLog {
         let writer_connection = sqlite::open(&config.path)?;
         writer_connection.execute_batch(SCHEMA)?;
         writer_connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-        writer_connection.pragma_update(None, "cache_size", -16_384)?;
         let dedup = load_dedup(&writer_connection, &config)?;
         let dedup_trimmed_below = first_dedup_row(&writer_connection)?;
 
