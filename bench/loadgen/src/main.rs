@@ -3,12 +3,15 @@
 //! - `loadgen baseline --listen 127.0.0.1:PORT`: a minimal HTTP server (see [`baseline`]).
 //! - `loadgen run --url http://127.0.0.1:PORT --write-key K --mode batch|single ...`: sends
 //!   Segment-style requests and prints one JSON line of results (see [`client`]).
+//! - `loadgen sink --listen 127.0.0.1:PORT [--behaviour ok|fail|hang]`: a destination for the
+//!   delivery benchmark (see [`sink`]).
 //!
 //! Only loopback addresses are accepted, for both.
 
 mod baseline;
 mod client;
 mod payload;
+mod sink;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -29,11 +32,14 @@ enum Command {
     Baseline(baseline::BaselineArgs),
     /// Send load and print one JSON line of results.
     Run(client::RunArgs),
+    /// A destination that counts events and their latency from receipt by Sluice.
+    Sink(sink::SinkArgs),
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Baseline(args) => baseline::serve(args),
         Command::Run(args) => client::run(args),
+        Command::Sink(args) => sink::serve(args),
     }
 }

@@ -5,12 +5,15 @@
 //!   by one thread with group commit.
 //! - [`state`] — workspaces, sources and admin tokens ([`StateStore`]), in their own SQLite
 //!   file so log appends never wait on state writes.
+//! - [`delivery`] — dead letters and replay jobs of the delivery engine ([`DeliveryStore`]), in
+//!   a third SQLite file so failing destinations never write into the log's file.
 //! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
 //! - `conformance` (feature `testsuite`) — the suite every [`EventLog`] backend must pass, with
 //!   a model-based property test.
 //!
 //! Architecture invariant: every read and write of personal data names a workspace.
 
+pub mod delivery;
 pub mod error;
 pub mod log;
 pub mod secret;
@@ -21,6 +24,7 @@ pub mod conformance;
 
 mod sqlite;
 
+pub use delivery::{DeadLetter, DeliveryStore, NewDeadLetter, NewReplay, Replay, ReplayState};
 pub use error::StoreError;
 pub use log::sqlite::{SqliteLog, SqliteLogConfig};
 pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};

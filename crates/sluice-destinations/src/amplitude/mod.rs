@@ -1,0 +1,54 @@
+//! Amplitude: events through the HTTP V2 API (`POST /2/httpapi`) or the Batch Event Upload API
+//! (`POST /batch`), `{api_key, events, options}` with up to 2000 events, mapped the way
+//! Amplitude's Segment destination maps them.
+//!
+//! `settings.rs` reads the key, endpoint and options; `mapping.rs` turns a Segment event into
+//! an Amplitude event; `request.rs` batches them and reads Amplitude's answers (a `400` naming
+//! events rejects those and resends the others; a `429` waits and resends).
+
+mod mapping;
+mod request;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+use serde_json::{Map, Value};
+
+use crate::contract::{Adapter, HttpResponse, Plan, Verdict};
+use crate::{DestinationType, SettingsError};
+
+use settings::AmplitudeSettings;
+
+/// The `amplitude` destination type.
+pub const TYPE: DestinationType = DestinationType {
+    kind: "amplitude",
+    integration_name: "Amplitude",
+    secret_fields: &["api_key"],
+    build,
+};
+
+fn build(settings: &Map<String, Value>) -> Result<Box<dyn Adapter>, SettingsError> {
+    Ok(Box::new(Amplitude {
+        settings: AmplitudeSettings::read(settings)?,
+    }))
+}
+
+/// The Amplitude adapter.
+#[derive(Debug)]
+pub struct Amplitude {
+    settings: AmplitudeSettings,
+}
+
+impl Adapter for Amplitude {
+    fn max_batch(&self) -> usize {
+        request::MAX_EVENTS
+    }
+
+    fn build(&self, events: &[&Value]) -> Plan {
+        request::plan(&self.settings, events)
+    }
+
+    fn classify(&self, response: &HttpResponse, events: usize) -> Verdict {
+        request::classify(self.settings.api, response, events)
+    }
+}

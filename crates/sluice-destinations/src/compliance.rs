@@ -1,0 +1,125 @@
+//! The harness every destination type passes: whatever mix of events it is given, a plan
+//! places each event exactly once and keeps the order; the shared answers (2xx, 429, 5xx) read
+//! the same way; a partial verdict has one entry per event.
+
+use proptest::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::contract::{Adapter, Verdict};
+use crate::test_support::{self, response};
+use crate::types;
+
+/// Working settings for each type.
+fn settings(kind: &str) -> Map<String, Value> {
+    let text = match kind {
+        "webhook" => r#"{"url": "https://hooks.example/in", "batch_size": 3}"#,
+        "mixpanel" => r#"{"api_secret": "s", "page_events": "named"}"#,
+        "amplitude" => r#"{"api_key": "k", "page_events": "categorized"}"#,
+        "slack" => r#"{"webhook_url": "https://hooks.slack.com/services/T/B/x"}"#,
+        other => panic!("no settings for {other}"),
+    };
+    test_support::settings(text)
+}
+
+fn adapters() -> Vec<(&'static str, Box<dyn Adapter>)> {
+    types()
+        .iter()
+        .map(|t| {
+            let adapter =
+                (t.build)(&settings(t.kind)).unwrap_or_else(|e| panic!("{}: {e}", t.kind));
+            (t.kind, adapter)
+        })
+        .collect()
+}
+
+/// The fixtures plus events each tool may refuse.
+fn samples() -> Vec<Value> {
+    vec![
+        test_support::track(),
+        test_support::identify(),
+        test_support::page(),
+        test_support::screen(),
+        test_support::group(),
+        test_support::alias(),
+        test_support::parse(r#"{"type": "track", "userId": "u"}"#),
+        test_support::parse(r#"{"type": "unknown"}"#),
+        test_support::parse(
+            r#"{"type": "track", "event": "E", "anonymousId": "a", "timestamp": "2026-01-01T00:00:00Z"}"#,
+        ),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn every_event_is_placed_exactly_once_in_order(picks in proptest::collection::vec(0usize..9, 0..40)) {
+        let samples = samples();
+        let events: Vec<&Value> = picks.iter().map(|pick| &samples[*pick]).collect();
+        for (kind, adapter) in adapters() {
+            let plan = adapter.build(&events);
+            let mut seen = vec![0usize; events.len()];
+            let mut sent = Vec::new();
+            for planned in &plan.requests {
+                prop_assert!(!planned.events.is_empty(), "{kind}: empty request");
+                prop_assert!(planned.events.len() <= adapter.max_batch(), "{kind}: over max_batch");
+                sent.extend(planned.events.iter().copied());
+            }
+            prop_assert!(sent.windows(2).all(|w| w[0] < w[1]), "{kind}: order {sent:?}");
+            let set_aside = plan.unsupported.iter().chain(&plan.invalid).map(|(index, _)| *index);
+            for index in sent.into_iter().chain(set_aside) {
+                prop_assert!(index < events.len(), "{kind}: index {index}");
+                seen[index] += 1;
+            }
+            prop_assert!(seen.iter().all(|count| *count == 1), "{kind}: {seen:?}");
+        }
+    }
+}
+
+#[test]
+fn shared_answers_read_the_same_for_every_type() {
+    for (kind, adapter) in adapters() {
+        assert_eq!(
+            adapter.classify(&response(200, &[], "ok"), 2),
+            Verdict::Delivered,
+            "{kind}"
+        );
+        for status in [429, 500, 502, 503, 504] {
+            assert!(
+                matches!(
+                    adapter.classify(&response(status, &[], "{}"), 2),
+                    Verdict::Retry { .. }
+                ),
+                "{kind} {status}"
+            );
+        }
+        for status in [401, 404] {
+            assert!(
+                matches!(
+                    adapter.classify(&response(status, &[], "{}"), 2),
+                    Verdict::Reject { .. }
+                ),
+                "{kind} {status}"
+            );
+        }
+    }
+}
+
+#[test]
+fn partial_verdicts_have_one_entry_per_event() {
+    let bodies = [
+        r#"{"failed_records": [{"index": 0, "field": "f", "message": "m"}, {"index": 7, "field": "f", "message": "m"}]}"#,
+        r#"{"events_with_invalid_fields": {"time": [0, 7]}}"#,
+    ];
+    for (kind, adapter) in adapters() {
+        for body in bodies {
+            if let Verdict::Partial(verdicts) = adapter.classify(&response(400, &[], body), 3) {
+                assert_eq!(verdicts.len(), 3, "{kind}");
+                assert!(
+                    verdicts.iter().all(|v| !matches!(v, Verdict::Partial(_))),
+                    "{kind}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Mixpanel settings: credentials (a service account with `project_id`, the project's
+//! `api_secret`, or its `project_token`: exactly one), `region` (`us`, `eu`, `in`) or an
+//! `api_url` override, `page_events` and `id_merge`.
+
+use serde_json::{Map, Value};
+
+use crate::SettingsError;
+use crate::page::PageEvents;
+use crate::request::basic_auth;
+use crate::secret::Secret;
+use crate::settings::{Reader, invalid};
+
+/// Which of Mixpanel's identity systems the project uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum IdMerge {
+    /// Simplified ID Merge: `$device_id` + `$user_id` merge; `$create_alias` does nothing.
+    Simplified,
+    /// Original ID Merge: `alias` calls become `$create_alias` events.
+    Original,
+}
+
+/// Validated Mixpanel settings.
+#[derive(Debug)]
+pub(super) struct MixpanelSettings {
+    /// The full import URL, query included.
+    pub(super) endpoint: String,
+    /// The `Authorization` header value.
+    pub(super) authorization: Secret,
+    pub(super) page_events: PageEvents,
+    pub(super) id_merge: IdMerge,
+}
+
+const CREDENTIALS: &str = "set one of: a service account (service_account_username, \
+    service_account_secret, project_id), api_secret, or project_token";
+
+impl MixpanelSettings {
+    pub(super) fn read(map: &Map<String, Value>) -> Result<MixpanelSettings, SettingsError> {
+        let reader = Reader::new(
+            map,
+            &[
+                "service_account_username",
+                "service_account_secret",
+                "project_id",
+                "api_secret",
+                "project_token",
+                "region",
+                "api_url",
+                "page_events",
+                "id_merge",
+            ],
+        )?;
+        let (authorization, project_id) = credentials(&reader)?;
+        let base = reader.base_url(&[
+            ("us", "https://api.mixpanel.com"),
+            ("eu", "https://api-eu.mixpanel.com"),
+            ("in", "https://api-in.mixpanel.com"),
+        ])?;
+        let endpoint = match project_id {
+            Some(project) => format!("{base}/import?strict=1&project_id={project}"),
+            None => format!("{base}/import?strict=1"),
+        };
+        let id_merge = match reader.choice("id_merge", &["simplified", "original"], "simplified")? {
+            "original" => IdMerge::Original,
+            _ => IdMerge::Simplified,
+        };
+        Ok(MixpanelSettings {
+            endpoint,
+            authorization,
+            page_events: PageEvents::read(&reader, "all")?,
+            id_merge,
+        })
+    }
+}
+
+/// The `Authorization` value and the `project_id` to send, from exactly one kind of credential.
+fn credentials(reader: &Reader<'_>) -> Result<(Secret, Option<String>), SettingsError> {
+    let username = reader.optional_str("service_account_username")?;
+    let secret = reader.optional_secret("service_account_secret")?;
+    let project_id = reader.optional_str("project_id")?;
+    let api_secret = reader.optional_secret("api_secret")?;
+    let token = reader.optional_secret("project_token")?;
+    if project_id.is_some_and(|project| !project.chars().all(|c| c.is_ascii_digit())) {
+        return Err(invalid("project_id", "must be the project's numeric id"));
+    }
+    let service_account = username.is_some() || secret.is_some();
+    let kinds = usize::from(service_account)
+        + usize::from(api_secret.is_some())
+        + usize::from(token.is_some());
+    if kinds > 1 {
+        let field = if api_secret.is_some() {
+            "api_secret"
+        } else {
+            "project_token"
+        };
+        return Err(invalid(field, CREDENTIALS));
+    }
+    if service_account {
+        let username = username.ok_or_else(|| {
+            invalid(
+                "service_account_username",
+                "is required with service_account_secret",
+            )
+        })?;
+        let secret = secret.ok_or_else(|| {
+            invalid(
+                "service_account_secret",
+                "is required with service_account_username",
+            )
+        })?;
+        let project = project_id
+            .ok_or_else(|| invalid("project_id", "is required with a service account"))?;
+        let header = basic_auth(username, secret.expose());
+        return Ok((Secret::new(header), Some(project.to_string())));
+    }
+    if let Some(api_secret) = api_secret {
+        if project_id.is_some() {
+            return Err(invalid(
+                "project_id",
+                "goes with a service account or project_token, not api_secret",
+            ));
+        }
+        return Ok((Secret::new(basic_auth(api_secret.expose(), "")), None));
+    }
+    if let Some(token) = token {
+        return Ok((
+            Secret::new(basic_auth(token.expose(), "")),
+            project_id.map(str::to_string),
+        ));
+    }
+    Err(invalid("service_account_username", CREDENTIALS))
+}

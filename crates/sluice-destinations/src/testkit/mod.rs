@@ -1,0 +1,88 @@
+//! Local fakes of the tools' APIs (feature `testkit`), for this crate's tests and the delivery
+//! engine's.
+//!
+//! Each fake is an HTTP server on `127.0.0.1` (a free port) that checks requests the way the
+//! real service does (credentials, content type, required fields, batch and size limits) and
+//! answers the way the service documents it, error bodies included. A test can also script
+//! answers, make requests hang, and set a rate limit that is answered like the real one.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use sluice_destinations::testkit::{FakeTool, Tool};
+//!
+//! let fake = FakeTool::start(Tool::Mixpanel).await;
+//! // Settings of a `mixpanel` destination pointing at the fake, with its valid credentials.
+//! let adapter = sluice_destinations::build("mixpanel", &fake.settings()).expect("settings");
+//! // ... send adapter.build(..) requests to it, then:
+//! assert_eq!(fake.accepted().len(), 0);
+//! fake.push_answer(503, &[], "down for maintenance"); // the next request gets this
+//! fake.set_rate_limit(10); // more than 10 requests in a second get the tool's 429
+//! # }
+//! ```
+//!
+//! `server.rs` holds the HTTP server and the scripting shared by all fakes; `webhook.rs`,
+//! `mixpanel.rs`, `amplitude.rs` and `slack.rs` each check and answer like one tool.
+
+mod amplitude;
+mod answer;
+mod mixpanel;
+mod server;
+mod slack;
+mod webhook;
+
+pub use server::{FakeTool, Recorded};
+
+/// The tools there is a fake of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tool {
+    Webhook,
+    Mixpanel,
+    Amplitude,
+    Slack,
+}
+
+impl Tool {
+    /// The tool of a destination type (`"mixpanel"`...).
+    pub fn from_kind(kind: &str) -> Option<Tool> {
+        match kind {
+            "webhook" => Some(Tool::Webhook),
+            "mixpanel" => Some(Tool::Mixpanel),
+            "amplitude" => Some(Tool::Amplitude),
+            "slack" => Some(Tool::Slack),
+            _ => None,
+        }
+    }
+
+    /// The destination type this tool is delivered by.
+    pub fn kind(self) -> &'static str {
+        match self {
+            Tool::Webhook => "webhook",
+            Tool::Mixpanel => "mixpanel",
+            Tool::Amplitude => "amplitude",
+            Tool::Slack => "slack",
+        }
+    }
+}
+
+/// The credentials the fakes accept. [`FakeTool::settings`] uses them.
+pub mod credentials {
+    /// The webhook fake's signing secret (`secret` setting); a request carrying an
+    /// `X-Signature` that does not match it gets a 401.
+    pub const WEBHOOK_SECRET: &str = "whsec-fake-0123456789";
+    /// The `Authorization` header the webhook fake requires (set through `headers`).
+    pub const WEBHOOK_AUTHORIZATION: &str = "Bearer fake-receiver-token";
+    /// Mixpanel service account username.
+    pub const MIXPANEL_SERVICE_ACCOUNT: &str = "sluice-fake.0a1b2c.mp-service-account";
+    /// Mixpanel service account secret.
+    pub const MIXPANEL_SERVICE_SECRET: &str = "fakeServiceSecret0123456789abcdef";
+    /// Mixpanel project id (required with a service account).
+    pub const MIXPANEL_PROJECT_ID: &str = "3141592";
+    /// Mixpanel project API secret (legacy Basic auth, empty password).
+    pub const MIXPANEL_API_SECRET: &str = "fakeapisecret0123456789abcdef012";
+    /// Mixpanel project token (Basic auth username, empty password).
+    pub const MIXPANEL_PROJECT_TOKEN: &str = "fakeprojecttoken0123456789abcdef";
+    /// Amplitude project API key.
+    pub const AMPLITUDE_API_KEY: &str = "fakeamplitudeapikey0123456789abc";
+    /// The path of the Slack fake's incoming webhook; any other path gets `no_service`.
+    pub const SLACK_WEBHOOK_PATH: &str = "/services/T0FAKE0001/B0FAKE0001/fakeWebhookToken0123456";
+}

@@ -1,0 +1,54 @@
+//! Webhooks: each event (or a batch of them, as a JSON array) POSTed as JSON to a URL the user
+//! owns, with their headers and an optional HMAC-SHA256 signature of the body.
+//!
+//! `settings.rs` reads and checks the settings, `request.rs` builds and signs the requests.
+//! Answers are read with the shared [`classify_status`]:
+//! 2xx delivered, 408/429/5xx retried (honouring `Retry-After`), any other status rejected.
+
+mod request;
+mod settings;
+#[cfg(test)]
+mod tests;
+
+pub use request::{SIGNATURE_HEADER, sign};
+
+use serde_json::{Map, Value};
+
+use crate::contract::{Adapter, HttpResponse, Plan, Verdict, classify_status};
+use crate::{DestinationType, SettingsError};
+
+use settings::WebhookSettings;
+
+/// The `webhook` destination type.
+pub const TYPE: DestinationType = DestinationType {
+    kind: "webhook",
+    integration_name: "Webhooks",
+    secret_fields: &["headers", "secret"],
+    build,
+};
+
+fn build(settings: &Map<String, Value>) -> Result<Box<dyn Adapter>, SettingsError> {
+    Ok(Box::new(Webhook {
+        settings: WebhookSettings::read(settings)?,
+    }))
+}
+
+/// The webhook adapter.
+#[derive(Debug)]
+pub struct Webhook {
+    settings: WebhookSettings,
+}
+
+impl Adapter for Webhook {
+    fn max_batch(&self) -> usize {
+        self.settings.batch_size
+    }
+
+    fn build(&self, events: &[&Value]) -> Plan {
+        request::plan(&self.settings, events)
+    }
+
+    fn classify(&self, response: &HttpResponse, _events: usize) -> Verdict {
+        classify_status(response)
+    }
+}
