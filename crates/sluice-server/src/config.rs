@@ -2,13 +2,20 @@
 //!
 //! The binary layers them: defaults, then a TOML file, then `SLUICE_*` environment variables,
 //! then command-line flags.
+//!
+//! Master keys (the vault's key ring) come from `master_keys` + `active_master_key`, from
+//! `master_key` (`ID:BASE64`, the form of `SLUICE_MASTER_KEY`), and from the data directory's
+//! `master.key` file that a first start without keys generates: [`Config::key_ring`] puts them
+//! together, [`read_key_file`] and [`write_key_file`] handle the file.
 
 use std::fmt;
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
+use sluice_privacy::{KeyId, KeyRing, MasterKey, VaultError};
 use sluice_spec::Limits;
 
 /// A secret from configuration: never printed by `Debug`.
@@ -26,10 +33,44 @@ impl SecretString {
     }
 }
 
+impl Drop for SecretString {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 impl fmt::Debug for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SecretString(redacted)")
     }
+}
+
+/// One master key of the vault's key ring.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct MasterKeyConfig {
+    /// Its name, written into everything sealed under it (1 to 64 letters, digits, `-_.`).
+    pub id: String,
+    /// 32 random bytes in base64 (`openssl rand -base64 32`).
+    pub key: SecretString,
+}
+
+/// Master keys that do not make a key ring.
+#[derive(Debug, thiserror::Error)]
+pub enum MasterKeyError {
+    #[error("master key {id}: {source}")]
+    Key { id: String, source: VaultError },
+    #[error("master_key must be ID:BASE64, for example k1:<32 bytes in base64>")]
+    Format,
+    #[error(transparent)]
+    Ring(#[from] VaultError),
+    #[error("{path} names key {id}, which the configuration gives with other key material")]
+    FileConflict { path: String, id: KeyId },
+    #[error("master key file {path}: {source}")]
+    File {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -52,6 +93,13 @@ pub struct Config {
     pub admin_token: Option<SecretString>,
     /// Peers allowed to set the client address with `X-Forwarded-For`.
     pub trusted_proxies: Vec<IpNet>,
+    /// The vault's master keys (destination credentials are sealed with them).
+    pub master_keys: Vec<MasterKeyConfig>,
+    /// The id of the key new secrets are sealed with; may be left out with a single key.
+    pub active_master_key: Option<String>,
+    /// One more master key as `ID:BASE64` (the environment form, `SLUICE_MASTER_KEY`); active
+    /// unless `active_master_key` says otherwise.
+    pub master_key: Option<SecretString>,
     /// How long a `messageId` is remembered for deduplication.
     pub dedup_window_secs: u64,
     /// Most message ids one dedup generation remembers (two generations, allocated up front:
@@ -81,6 +129,9 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8088)),
             admin_token: None,
             trusted_proxies: Vec::new(),
+            master_keys: Vec::new(),
+            active_master_key: None,
+            master_key: None,
             dedup_window_secs: 24 * 60 * 60,
             dedup_capacity: 400_000,
             max_event_bytes: limits.max_event_bytes,
@@ -102,6 +153,122 @@ impl Config {
             max_batch_events: self.max_batch_events,
         }
     }
+
+    /// Where a generated master key is kept.
+    pub fn key_file(&self) -> PathBuf {
+        self.data_dir.join("master.key")
+    }
+
+    /// Whether any master key is configured (file, environment or flags; not `master.key`).
+    pub fn has_master_keys(&self) -> bool {
+        !self.master_keys.is_empty() || self.master_key.is_some()
+    }
+
+    /// The key ring: the configured keys plus the key of `master.key` when there is one
+    /// (so what it sealed still opens after its key moved into the configuration). The
+    /// active key is `active_master_key`, else `master_key`, else the only configured key,
+    /// else the file's.
+    pub fn key_ring(
+        &self,
+        file_key: Option<(KeyId, MasterKey)>,
+    ) -> Result<KeyRing, MasterKeyError> {
+        let mut keys = Vec::new();
+        for entry in &self.master_keys {
+            let id = KeyId::parse(&entry.id)?;
+            let key = MasterKey::from_base64(entry.key.expose()).map_err(|source| {
+                MasterKeyError::Key {
+                    id: entry.id.clone(),
+                    source,
+                }
+            })?;
+            keys.push((id, key));
+        }
+        let single = match &self.master_key {
+            Some(spec) => Some(parse_key_spec(spec.expose())?),
+            None => None,
+        };
+        let single_id = single.as_ref().map(|(id, _)| id.clone());
+        keys.extend(single);
+        let only_configured = match keys.as_slice() {
+            [(id, _)] => Some(id.clone()),
+            _ => None,
+        };
+        let file_id = file_key.as_ref().map(|(id, _)| id.clone());
+        let active = match (&self.active_master_key, single_id) {
+            (Some(id), _) => Some(KeyId::parse(id)?),
+            (None, Some(id)) => Some(id),
+            (None, None) if keys.is_empty() => file_id,
+            (None, None) => only_configured,
+        };
+        if let Some((id, key)) = file_key {
+            match keys.iter().find(|(known, _)| *known == id) {
+                Some((_, known)) if *known == key => {}
+                Some(_) => {
+                    return Err(MasterKeyError::FileConflict {
+                        path: self.key_file().display().to_string(),
+                        id,
+                    });
+                }
+                None => keys.push((id, key)),
+            }
+        }
+        Ok(KeyRing::new(keys, active.as_ref())?)
+    }
+}
+
+/// Reads `ID:BASE64`.
+pub fn parse_key_spec(text: &str) -> Result<(KeyId, MasterKey), MasterKeyError> {
+    let (id, key) = text.trim().split_once(':').ok_or(MasterKeyError::Format)?;
+    let id = KeyId::parse(id)?;
+    let key = MasterKey::from_base64(key).map_err(|source| MasterKeyError::Key {
+        id: id.to_string(),
+        source,
+    })?;
+    Ok((id, key))
+}
+
+fn file_error(path: &Path) -> impl FnOnce(std::io::Error) -> MasterKeyError + '_ {
+    move |source| MasterKeyError::File {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// The key of a `master.key` file (`ID:BASE64`), if the file exists.
+pub fn read_key_file(path: &Path) -> Result<Option<(KeyId, MasterKey)>, MasterKeyError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => zeroize::Zeroizing::new(text),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(file_error(path)(error)),
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(file_error(path))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "the master key file is readable by other users; chmod 600 it");
+        }
+    }
+    parse_key_spec(&text).map(Some)
+}
+
+/// Writes a new key as `ID:BASE64` to a file only its owner can read, failing if the file
+/// exists (two processes starting at once: the loser reads the winner's key).
+pub fn write_key_file(path: &Path, id: &KeyId, key: &MasterKey) -> Result<(), MasterKeyError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(file_error(path))?;
+    let line = zeroize::Zeroizing::new(format!("{id}:{}\n", key.expose_base64().as_str()));
+    file.write_all(line.as_bytes()).map_err(file_error(path))?;
+    file.sync_all().map_err(file_error(path))
 }
 
 #[cfg(test)]
@@ -115,5 +282,152 @@ mod tests {
             ..Config::default()
         };
         assert!(!format!("{config:?}").contains("super-secret"));
+    }
+
+    const KEY_A: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    const KEY_B: &str = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBA=";
+
+    fn key(id: &str, key: &str) -> MasterKeyConfig {
+        MasterKeyConfig {
+            id: id.into(),
+            key: SecretString::new(key),
+        }
+    }
+
+    fn file_key(id: &str, text: &str) -> Option<(KeyId, MasterKey)> {
+        Some((
+            KeyId::parse(id).unwrap(),
+            MasterKey::from_base64(text).unwrap(),
+        ))
+    }
+
+    fn active(config: &Config, file: Option<(KeyId, MasterKey)>) -> String {
+        config.key_ring(file).unwrap().active().to_string()
+    }
+
+    #[test]
+    fn master_keys_do_not_print() {
+        let config = Config {
+            master_keys: vec![key("k1", KEY_A)],
+            master_key: Some(SecretString::new(format!("k2:{KEY_B}"))),
+            ..Config::default()
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains(KEY_A) && !shown.contains(KEY_B), "{shown}");
+    }
+
+    #[test]
+    fn the_active_key_is_chosen_in_order() {
+        let mut config = Config::default();
+        assert!(matches!(
+            config.key_ring(None),
+            Err(MasterKeyError::Ring(VaultError::Empty))
+        ));
+        assert_eq!(active(&config, file_key("local", KEY_A)), "local");
+
+        config.master_keys = vec![key("k1", KEY_A)];
+        assert_eq!(active(&config, None), "k1");
+        // A configured key wins over the file's, which stays readable.
+        let ring = config.key_ring(file_key("local", KEY_B)).unwrap();
+        assert_eq!(ring.active().as_str(), "k1");
+        assert_eq!(ring.ids().count(), 2);
+
+        config.master_keys.push(key("k2", KEY_B));
+        assert!(matches!(
+            config.key_ring(None),
+            Err(MasterKeyError::Ring(VaultError::NoActiveKey))
+        ));
+        config.active_master_key = Some("k2".into());
+        assert_eq!(active(&config, None), "k2");
+        config.active_master_key = Some("k3".into());
+        assert!(matches!(
+            config.key_ring(None),
+            Err(MasterKeyError::Ring(VaultError::ActiveMissing(_)))
+        ));
+
+        // The environment's single key is active unless told otherwise.
+        config.active_master_key = None;
+        config.master_keys = vec![key("k1", KEY_A)];
+        config.master_key = Some(SecretString::new(format!("k2:{KEY_B}")));
+        assert_eq!(active(&config, None), "k2");
+        config.active_master_key = Some("k1".into());
+        assert_eq!(active(&config, None), "k1");
+    }
+
+    #[test]
+    fn bad_master_keys_are_named() {
+        for (config, expected) in [
+            (
+                Config {
+                    master_keys: vec![key("k1", "short")],
+                    ..Config::default()
+                },
+                "master key k1: invalid master key",
+            ),
+            (
+                Config {
+                    master_keys: vec![key("bad id", KEY_A)],
+                    ..Config::default()
+                },
+                "invalid key id",
+            ),
+            (
+                Config {
+                    master_keys: vec![key("k1", KEY_A), key("k1", KEY_B)],
+                    ..Config::default()
+                },
+                "master key k1 is configured twice",
+            ),
+            (
+                Config {
+                    master_key: Some(SecretString::new(KEY_A)),
+                    ..Config::default()
+                },
+                "master_key must be ID:BASE64",
+            ),
+        ] {
+            let error = config.key_ring(None).unwrap_err().to_string();
+            assert!(error.contains(expected), "{error}");
+            assert!(!error.contains(KEY_A) && !error.contains(KEY_B), "{error}");
+        }
+        // The file may repeat a configured key, not contradict it.
+        let config = Config {
+            master_keys: vec![key("k1", KEY_A)],
+            ..Config::default()
+        };
+        assert_eq!(
+            config
+                .key_ring(file_key("k1", KEY_A))
+                .unwrap()
+                .ids()
+                .count(),
+            1
+        );
+        assert!(matches!(
+            config.key_ring(file_key("k1", KEY_B)),
+            Err(MasterKeyError::FileConflict { .. })
+        ));
+    }
+
+    #[test]
+    fn key_files_round_trip_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        assert!(read_key_file(&path).unwrap().is_none());
+        let id = KeyId::parse("local").unwrap();
+        let generated = MasterKey::generate().unwrap();
+        write_key_file(&path, &id, &generated).unwrap();
+        let (read_id, read_key) = read_key_file(&path).unwrap().unwrap();
+        assert_eq!((read_id, read_key), (id.clone(), generated));
+        assert!(
+            write_key_file(&path, &id, &MasterKey::generate().unwrap()).is_err(),
+            "never overwritten"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 }

@@ -4,18 +4,20 @@
 //!
 //! | code | status |
 //! |---|---|
-//! | `malformed_json`, `request_too_large`, `event_too_large`, `batch_too_large`, `missing_batch`, `invalid_message`, `missing_type`, `invalid_type`, `missing_identity`, `invalid_identity`, `missing_event`, `missing_group_id`, `missing_previous_id`, `invalid_message_id`, `message_id_too_long`, `invalid_timestamp`, `invalid_field_type`, `unsupported_encoding`, `all_messages_rejected`, `invalid_request` | 400 |
+//! | `malformed_json`, `request_too_large`, `event_too_large`, `batch_too_large`, `missing_batch`, `invalid_message`, `missing_type`, `invalid_type`, `missing_identity`, `invalid_identity`, `missing_event`, `missing_group_id`, `missing_previous_id`, `invalid_message_id`, `message_id_too_long`, `invalid_timestamp`, `invalid_field_type`, `unsupported_encoding`, `all_messages_rejected`, `invalid_request`, `invalid_settings`, `unknown_destination_type`, `unknown_source` | 400 |
 //! | `missing_write_key`, `invalid_write_key`, `source_disabled`, `missing_admin_token`, `invalid_admin_token` | 401 |
 //! | `not_found` | 404 |
 //! | `already_exists` | 409 |
 //! | `request_timeout` | 408 |
 //! | `unavailable` | 503 |
-//! | `internal` | 500 |
+//! | `internal`, `master_key_unavailable` | 500 |
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use sluice_destinations::SettingsError;
+use sluice_privacy::VaultError;
 use sluice_spec::Rejection;
 use sluice_store::StoreError;
 
@@ -103,6 +105,51 @@ impl From<StoreError> for ApiError {
             other => {
                 tracing::error!(error = %other, "storage error");
                 ApiError::internal("storage error")
+            }
+        }
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(error: SettingsError) -> ApiError {
+        match error {
+            SettingsError::UnknownType(kind) => {
+                let known: Vec<&str> = sluice_destinations::types()
+                    .iter()
+                    .map(|t| t.kind)
+                    .collect();
+                ApiError::bad_request(
+                    "unknown_destination_type",
+                    format!(
+                        "unknown destination type {kind:?}; known types: {}",
+                        known.join(", ")
+                    ),
+                )
+                .with_field("type")
+            }
+            SettingsError::Invalid { field, message } => {
+                let field = format!("settings.{field}");
+                ApiError::bad_request("invalid_settings", format!("{field}: {message}"))
+                    .with_field(&field)
+            }
+        }
+    }
+}
+
+impl From<VaultError> for ApiError {
+    fn from(error: VaultError) -> ApiError {
+        match error {
+            VaultError::UnknownKey(id) => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "master_key_unavailable",
+                format!(
+                    "the destination's secrets are sealed under master key {id}, which is not configured"
+                ),
+            ),
+            other => {
+                // Vault errors name keys and formats, never key material or secrets.
+                tracing::error!(error = %other, "vault error");
+                ApiError::internal("cannot seal or open the destination's secrets")
             }
         }
     }

@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sluice_privacy::{KeyId, MasterKey, Vault};
 use sluice_spec::Limits;
 use sluice_store::{
     AdminToken, EventLog, SqliteLog, SqliteLogConfig, StateStore, StoreError, Workspace,
@@ -25,7 +26,7 @@ use tokio::sync::watch;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::config::Config;
+use crate::config::{self, Config, MasterKeyError};
 use crate::error::ApiError;
 use crate::tracking::auth::KeyCache;
 use crate::{admin, health, telemetry, tracking};
@@ -48,6 +49,13 @@ pub enum ServerError {
     Serve(std::io::Error),
     #[error("invalid admin_token: {0}")]
     AdminToken(StoreError),
+    #[error("master keys: {0}")]
+    MasterKeys(#[from] MasterKeyError),
+    #[error(
+        "no master key is configured and {path} is missing, but {destinations} destination(s) \
+         hold secrets sealed under a master key: configure that key (master_keys or SLUICE_MASTER_KEY)"
+    )]
+    MasterKeyLost { path: String, destinations: usize },
 }
 
 /// What every handler shares.
@@ -59,6 +67,8 @@ pub struct AppState {
     pub limits: Limits,
     pub trusted_proxies: Arc<Vec<IpNet>>,
     pub metrics: Option<PrometheusHandle>,
+    /// Seals and opens destination secrets.
+    pub vault: Arc<Vault>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -87,6 +97,69 @@ pub fn open_state(config: &Config) -> Result<StateStore, ServerError> {
     Ok(StateStore::open(&config.data_dir.join("state.db"))?)
 }
 
+/// The id of a master key generated at first start.
+const GENERATED_KEY_ID: &str = "local";
+
+/// Opens the vault: the configured master keys plus the data directory's `master.key`. With
+/// no key anywhere, generates `master.key` (mode 0600) and warns that it belongs in the
+/// configuration or a secret store; refuses instead when destinations already exist, since a
+/// new key could not open their secrets. Warns about destinations sealed under a key the ring
+/// lacks. (Also used by the CLI.)
+pub fn open_vault(config: &Config, state: &StateStore) -> Result<Vault, ServerError> {
+    let path = config.key_file();
+    let mut file_key = config::read_key_file(&path)?;
+    if file_key.is_none() && !config.has_master_keys() {
+        let destinations = state.all_destinations()?.len();
+        if destinations > 0 {
+            return Err(ServerError::MasterKeyLost {
+                path: path.display().to_string(),
+                destinations,
+            });
+        }
+        let id = KeyId::parse(GENERATED_KEY_ID).map_err(MasterKeyError::from)?;
+        let key = MasterKey::generate().map_err(MasterKeyError::from)?;
+        match config::write_key_file(&path, &id, &key) {
+            Ok(()) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "no master key configured: generated one into the data directory; move it to \
+                     the configuration (master_keys, or SLUICE_MASTER_KEY=local:<key>) or a secret \
+                     store, since anyone who can read the data directory can now open destination credentials"
+                );
+                file_key = Some((id, key));
+            }
+            // Another process generated it first: use theirs.
+            Err(MasterKeyError::File { ref source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                file_key = config::read_key_file(&path)?;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+    let vault = Vault::new(config.key_ring(file_key)?);
+    let mut missing = std::collections::BTreeSet::new();
+    for destination in state.all_destinations()? {
+        match Vault::key_id_of(&destination.settings.sealed) {
+            Ok(id) if vault.ring().contains(&id) => {}
+            Ok(id) => {
+                missing.insert(id.to_string());
+            }
+            Err(_) => {
+                missing.insert("(unreadable)".to_owned());
+            }
+        }
+    }
+    if !missing.is_empty() {
+        tracing::warn!(
+            keys = ?missing,
+            "destinations are sealed under master keys that are not configured; their secrets \
+             cannot be opened until those keys are added"
+        );
+    }
+    Ok(vault)
+}
+
 fn create_data_dir(config: &Config) -> Result<(), ServerError> {
     let path = &config.data_dir;
     let error = |source| ServerError::DataDir {
@@ -106,6 +179,7 @@ impl App {
     pub async fn build(config: Config) -> Result<App, ServerError> {
         let state = Arc::new(open_state(&config)?);
         let (workspace, created_workspace) = state.ensure_default_workspace()?;
+        let vault = Arc::new(open_vault(&config, &state)?);
         let generated_admin_token = match &config.admin_token {
             Some(configured) => {
                 let token =
@@ -143,6 +217,7 @@ impl App {
             limits: config.limits(),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: telemetry::recorder(),
+            vault,
             stopping,
         };
         Ok(App {
@@ -221,6 +296,16 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         )
         .route("/api/v1/sources/{id}/rotate", post(admin::sources::rotate))
         .route("/api/v1/sources/{id}/events", get(admin::events::list))
+        .route(
+            "/api/v1/destinations",
+            get(admin::destinations::list).post(admin::destinations::create),
+        )
+        .route(
+            "/api/v1/destinations/{id}",
+            get(admin::destinations::show)
+                .patch(admin::destinations::update)
+                .delete(admin::destinations::delete),
+        )
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics_route))

@@ -7,6 +7,8 @@
 //!   file so log appends never wait on state writes.
 //! - [`delivery`] — dead letters and replay jobs of the delivery engine ([`DeliveryStore`]), in
 //!   a third SQLite file so failing destinations never write into the log's file.
+//! - [`destinations`] — destination instances (settings with their secrets sealed, consent
+//!   categories, delivery options) and their sources, in `state.db` beside the sources.
 //! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
 //! - `conformance` (feature `testsuite`) — the suite every [`EventLog`] backend must pass, with
 //!   a model-based property test.
@@ -14,6 +16,7 @@
 //! Architecture invariant: every read and write of personal data names a workspace.
 
 pub mod delivery;
+pub mod destinations;
 pub mod error;
 pub mod log;
 pub mod secret;
@@ -25,6 +28,10 @@ pub mod conformance;
 mod sqlite;
 
 pub use delivery::{DeadLetter, DeliveryStore, NewDeadLetter, NewReplay, Replay, ReplayState};
+pub use destinations::{
+    DeliveryOptions, Destination, DestinationChange, DestinationId, NewDestination, StoredSettings,
+    settings_context,
+};
 pub use error::StoreError;
 pub use log::sqlite::{SqliteLog, SqliteLogConfig};
 pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};

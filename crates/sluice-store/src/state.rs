@@ -81,7 +81,7 @@ pub struct StateStore {
 
 const DEFAULT_WORKSPACE: &str = "default";
 
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
@@ -98,7 +98,7 @@ fn random_id(prefix: &str) -> Result<String, StoreError> {
     Ok(id)
 }
 
-fn check_name(name: &str) -> Result<String, StoreError> {
+pub(crate) fn check_name(name: &str) -> Result<String, StoreError> {
     let trimmed = name.trim();
     if trimmed.is_empty() || trimmed.chars().count() > 100 || trimmed.chars().any(char::is_control)
     {
@@ -120,7 +120,7 @@ fn row_to_source(row: &rusqlite::Row<'_>) -> rusqlite::Result<Source> {
     })
 }
 
-fn is_unique_violation(error: &rusqlite::Error) -> bool {
+pub(crate) fn is_unique_violation(error: &rusqlite::Error) -> bool {
     matches!(
         error,
         rusqlite::Error::SqliteFailure(inner, _) if inner.code == rusqlite::ErrorCode::ConstraintViolation
@@ -131,12 +131,13 @@ impl StateStore {
     pub fn open(path: &Path) -> Result<StateStore, StoreError> {
         let connection = sqlite::open(path)?;
         connection.execute_batch(SCHEMA)?;
+        connection.execute_batch(crate::destinations::SCHEMA)?;
         Ok(StateStore {
             connection: Mutex::new(connection),
         })
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+    pub(crate) fn lock(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         self.connection
             .lock()
             .map_err(|_| StoreError::CommitFailed("state lock poisoned".into()))

@@ -3,9 +3,13 @@
 //! - `sluice serve` runs a node on the data directory.
 //! - `sluice source create|list|rotate|disable|enable|delete` manage sources directly in the
 //!   data directory (a running node sees the changes within a second).
+//! - `sluice destination create|list|show|update|enable|disable|delete|reseal` manage
+//!   destinations the same way (`destination.rs`), sealing their secrets with the vault.
 //!
 //! Configuration is layered: defaults, then the TOML file given with `--config` (or
 //! `SLUICE_CONFIG`), then `SLUICE_*` environment variables, then flags.
+
+mod destination;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -48,6 +52,9 @@ enum Command {
     /// Manage the sources of a workspace.
     #[command(subcommand)]
     Source(SourceCommand),
+    /// Manage the destinations of a workspace.
+    #[command(subcommand)]
+    Destination(destination::DestinationCommand),
 }
 
 #[derive(Args)]
@@ -61,13 +68,13 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
-struct Output {
+pub(crate) struct Output {
     /// Print JSON (for scripts).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// The workspace, by name.
     #[arg(long, default_value = "default")]
-    workspace: String,
+    pub(crate) workspace: String,
 }
 
 #[derive(Subcommand)]
@@ -111,10 +118,13 @@ enum SourceCommand {
 }
 
 /// Environment variables read as configuration (`SLUICE_<KEY>`).
-const CONFIG_KEYS: [&str; 13] = [
+const CONFIG_KEYS: [&str; 16] = [
     "data_dir",
     "listen",
     "admin_token",
+    "master_keys",
+    "active_master_key",
+    "master_key",
     "trusted_proxies",
     "dedup_window_secs",
     "dedup_capacity",
@@ -179,6 +189,12 @@ fn main() -> Result<()> {
             let config = load_config(&cli, None)?;
             source_command(&config, command)
         }
+        Command::Destination(command) => {
+            let config = load_config(&cli, None)?;
+            // Warnings about master keys (a generated key, keys missing) reach stderr.
+            init_logging(&config)?;
+            destination::run(&config, command)
+        }
     }
 }
 
@@ -233,7 +249,7 @@ async fn shutdown_signal() {
     }
 }
 
-fn workspace(state: &StateStore, name: &str) -> Result<WorkspaceId> {
+pub(crate) fn workspace(state: &StateStore, name: &str) -> Result<WorkspaceId> {
     if name == "default" {
         return Ok(state.ensure_default_workspace()?.0.id);
     }

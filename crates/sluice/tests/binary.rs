@@ -427,3 +427,366 @@ fn configuration_layers_file_then_environment_then_flags() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("listn"), "{stderr}");
 }
+
+/// Runs the CLI with extra environment variables and, when given, text on standard input.
+fn cli_with(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+) -> (bool, String, String) {
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("SLUICE_MASTER_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("run cli");
+    {
+        use std::io::Write;
+        let mut input = child.stdin.take().expect("stdin");
+        input
+            .write_all(stdin.unwrap_or("").as_bytes())
+            .expect("write stdin");
+    }
+    let output = child.wait_with_output().expect("wait");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const DESTINATION_SECRET: &str = "whsec_cli-secret-never-printed-42";
+
+/// Creates destination `hook` on source `web`, its settings read from standard input.
+const CREATE_HOOK: [&str; 9] = [
+    "destination",
+    "create",
+    "hook",
+    "--type",
+    "webhook",
+    "--source",
+    "web",
+    "--settings-json",
+    "-",
+];
+
+/// The opened settings of the only destination of the default workspace, and the id of the
+/// master key its secrets are sealed under.
+fn sealed_destination(
+    dir: &Path,
+    config: sluice_server::Config,
+) -> (serde_json::Map<String, Value>, String) {
+    let state = sluice_store::StateStore::open(&dir.join("state.db")).expect("state");
+    let (workspace, _) = state.ensure_default_workspace().expect("workspace");
+    let destination = state
+        .list_destinations(&workspace.id)
+        .expect("list")
+        .pop()
+        .expect("a destination");
+    let file_key = sluice_server::config::read_key_file(&config.key_file()).expect("key file");
+    let vault = sluice_privacy::Vault::new(config.key_ring(file_key).expect("ring"));
+    let key_id = sluice_privacy::Vault::key_id_of(&destination.settings.sealed).expect("key id");
+    let settings =
+        sluice_server::admin::destinations::open_settings(&vault, &destination).expect("open");
+    (settings, key_id.to_string())
+}
+
+#[test]
+fn destination_commands_seal_secrets_and_never_print_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, _) = create_source(dir.path(), "web");
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let (ok, stdout, stderr) = cli_with(dir.path(), args, &[], stdin);
+        for text in [&stdout, &stderr] {
+            assert!(
+                !text.contains(DESTINATION_SECRET),
+                "a secret printed: {text}"
+            );
+        }
+        (ok, stdout, stderr)
+    };
+
+    let settings = json!({"url": "https://hooks.example.com/in", "secret": DESTINATION_SECRET});
+    let (ok, stdout, stderr) = run(
+        &[
+            &CREATE_HOOK[..],
+            &[
+                "--setting",
+                "batch_size:=5",
+                "--consent-category",
+                "analytics",
+                "--max-in-flight",
+                "2",
+                "--json",
+            ],
+        ]
+        .concat(),
+        Some(&settings.to_string()),
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("generated one into the data directory"),
+        "{stderr}"
+    );
+    let created: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(created["settings"]["secret"], "[redacted]");
+    assert_eq!(created["settings"]["batch_size"], 5);
+    assert_eq!(created["sources"], json!([source]));
+    assert_eq!(created["consent_categories"], json!(["analytics"]));
+    assert_eq!(created["delivery"]["max_in_flight"], 2);
+
+    let key_file = dir.path().join("master.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("master.key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let config = || sluice_server::Config {
+        data_dir: dir.path().to_owned(),
+        ..sluice_server::Config::default()
+    };
+    assert_eq!(
+        sealed_destination(dir.path(), config()).0["secret"],
+        DESTINATION_SECRET
+    );
+
+    // An update without the secret keeps it.
+    let (ok, stdout, stderr) = run(
+        &[
+            "destination",
+            "update",
+            "hook",
+            "--setting",
+            "url=https://hooks.example.com/v2",
+            "--rate-limit",
+            "7",
+        ],
+        None,
+    );
+    assert!(
+        ok && stdout.contains("[redacted]") && stdout.contains("hooks.example.com/v2"),
+        "{stdout}{stderr}"
+    );
+    let (opened, key_id) = sealed_destination(dir.path(), config());
+    assert_eq!(opened["secret"], DESTINATION_SECRET);
+    assert_eq!(opened["batch_size"], 5);
+    assert_eq!(key_id, "local");
+
+    for (args, expected) in [
+        (
+            &["destination", "show", "hook", "--json"][..],
+            "\"name\":\"hook\"",
+        ),
+        (
+            &["destination", "list", "--json"],
+            "\"rate_limit_per_sec\":7",
+        ),
+        (&["destination", "list"], "webhook\tenabled"),
+        (
+            &["destination", "disable", "hook", "--json"],
+            "\"enabled\":false",
+        ),
+        (
+            &["destination", "enable", "hook"],
+            "enabled destination hook",
+        ),
+    ] {
+        let (ok, stdout, stderr) = run(args, None);
+        assert!(
+            ok && stdout.contains(expected),
+            "{args:?}: {stdout}{stderr}"
+        );
+    }
+
+    for (args, expected) in [
+        (
+            &[
+                "destination",
+                "create",
+                "x",
+                "--type",
+                "pigeon",
+                "--source",
+                "web",
+            ][..],
+            "unknown_destination_type",
+        ),
+        (
+            &[
+                "destination",
+                "create",
+                "x",
+                "--type",
+                "webhook",
+                "--source",
+                "nope",
+                "--setting",
+                "url=https://a.example",
+            ],
+            "source nope not found",
+        ),
+        (
+            &[
+                "destination",
+                "create",
+                "x",
+                "--type",
+                "webhook",
+                "--source",
+                "web",
+                "--setting",
+                "url=ftp://a",
+            ],
+            "field settings.url",
+        ),
+        (
+            &[
+                "destination",
+                "update",
+                "hook",
+                "--setting",
+                "secret:={broken",
+            ],
+            "needs a JSON value",
+        ),
+        (&["destination", "show", "nope"], "not found"),
+    ] {
+        let (ok, _, stderr) = run(args, None);
+        assert!(!ok && stderr.contains(expected), "{args:?}: {stderr}");
+    }
+
+    for entry in std::fs::read_dir(dir.path()).expect("dir") {
+        let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+        assert!(
+            !bytes
+                .windows(DESTINATION_SECRET.len())
+                .any(|w| w == DESTINATION_SECRET.as_bytes())
+        );
+    }
+
+    let (ok, _, _) = run(&["destination", "delete", "hook"], None);
+    assert!(ok);
+    let (_, stdout, _) = run(&["destination", "list", "--json"], None);
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).expect("json"),
+        json!({"destinations": []})
+    );
+}
+
+#[test]
+fn master_keys_come_from_the_environment_and_rotate() {
+    // Base64 with `+`, `/` and `=`, which the environment must pass through untouched.
+    const K1: &str = "+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/w=";
+    const K2: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+    let dir = tempfile::tempdir().expect("tempdir");
+    create_source(dir.path(), "web");
+    let env_key = format!("k1:{K1}");
+    let settings =
+        json!({"url": "https://hooks.example.com/in", "secret": DESTINATION_SECRET}).to_string();
+    let (ok, _, stderr) = cli_with(
+        dir.path(),
+        &CREATE_HOOK,
+        &[("SLUICE_MASTER_KEY", &env_key)],
+        Some(&settings),
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        !dir.path().join("master.key").exists(),
+        "a configured key: nothing generated"
+    );
+    assert!(!stderr.contains(K1), "{stderr}");
+    let key = |id: &str, key: &str| sluice_server::config::MasterKeyConfig {
+        id: id.into(),
+        key: sluice_server::SecretString::new(key),
+    };
+    let config = |keys, active: &str| sluice_server::Config {
+        data_dir: dir.path().to_owned(),
+        master_keys: keys,
+        active_master_key: Some(active.into()),
+        ..sluice_server::Config::default()
+    };
+    assert_eq!(
+        sealed_destination(dir.path(), config(vec![key("k1", K1)], "k1")).1,
+        "k1"
+    );
+
+    // Rotation: add k2, make it active, reseal, then retire k1.
+    let file = dir.path().join("sluice.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "active_master_key = \"k2\"\n[[master_keys]]\nid = \"k1\"\nkey = \"{K1}\"\n[[master_keys]]\nid = \"k2\"\nkey = \"{K2}\"\n"
+        ),
+    )
+    .expect("config");
+    let with_file = |args: &[&str]| {
+        let mut all = vec!["--config", file.to_str().expect("path")];
+        all.extend_from_slice(args);
+        cli_with(dir.path(), &all, &[], None)
+    };
+    let (ok, stdout, stderr) = with_file(&["destination", "reseal", "--json"]);
+    assert!(ok, "{stderr}");
+    let report: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(
+        report,
+        json!({"active_key": "k2", "resealed": 1, "current": 0, "failed": []})
+    );
+    let (opened, key_id) = sealed_destination(dir.path(), config(vec![key("k2", K2)], "k2"));
+    assert_eq!(
+        (opened["secret"].as_str(), key_id.as_str()),
+        (Some(DESTINATION_SECRET), "k2")
+    );
+    let (ok, stdout, _) = with_file(&["destination", "reseal"]);
+    assert!(
+        ok && stdout.contains("resealed 0") && stdout.contains("1 already were"),
+        "{stdout}"
+    );
+
+    // With only k2 configured, settings still merge; with only the retired k1, they cannot.
+    let update_with_only = |id: &str, key: &str| {
+        let ring = format!("[[master_keys]]\nid = \"{id}\"\nkey = \"{key}\"\n");
+        std::fs::write(&file, ring).expect("config");
+        with_file(&[
+            "destination",
+            "update",
+            "hook",
+            "--setting",
+            "batch_size:=3",
+        ])
+    };
+    let (ok, _, stderr) = update_with_only("k2", K2);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = update_with_only("k1", K1);
+    assert!(
+        !ok && stderr.contains("master_key_unavailable") && stderr.contains("k2"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("not configured"),
+        "the startup check warns too: {stderr}"
+    );
+
+    // A bad key is refused without being printed.
+    let (ok, _, stderr) = cli_with(
+        dir.path(),
+        &["destination", "list"],
+        &[("SLUICE_MASTER_KEY", "k1:c2hvcnQ=")],
+        None,
+    );
+    assert!(
+        !ok && stderr.contains("invalid master key") && !stderr.contains("c2hvcnQ"),
+        "{stderr}"
+    );
+}

@@ -51,7 +51,7 @@ pub struct UpdateSource {
     pub enabled: Option<bool>,
 }
 
-fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|error| {
         ApiError::bad_request("invalid_request", format!("invalid request body: {error}"))
     })

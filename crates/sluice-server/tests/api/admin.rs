@@ -18,6 +18,11 @@ async fn admin_routes_need_a_valid_token() {
         (Method::POST, "/api/v1/sources/src_x/rotate"),
         (Method::GET, "/api/v1/sources/src_x/events"),
         (Method::GET, "/api/v1/sources/src_x/events/live"),
+        (Method::GET, "/api/v1/destinations"),
+        (Method::POST, "/api/v1/destinations"),
+        (Method::GET, "/api/v1/destinations/x"),
+        (Method::PATCH, "/api/v1/destinations/x"),
+        (Method::DELETE, "/api/v1/destinations/x"),
     ] {
         let response = node
             .client

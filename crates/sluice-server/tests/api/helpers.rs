@@ -41,13 +41,24 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
 
 /// Starts a new node on the data directory of a stopped one.
 pub async fn restart(dir: tempfile::TempDir) -> TestNode {
-    let config = Config {
+    start(restart_config(&dir, |_| {}), dir).await
+}
+
+/// The configuration [`restart`] uses, adjusted (to build the app by hand).
+pub fn restart_config(dir: &tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Config {
+    let mut config = Config {
         data_dir: dir.path().to_owned(),
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         admin_token: Some(SecretString::new(ADMIN_TOKEN)),
         ..Config::default()
     };
-    start(config, dir).await
+    adjust(&mut config);
+    config
+}
+
+/// Restarts on the data directory of a stopped node with an adjusted configuration.
+pub async fn restart_with(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestNode {
+    start(restart_config(&dir, adjust), dir).await
 }
 
 async fn start(config: Config, dir: tempfile::TempDir) -> TestNode {

@@ -2,6 +2,7 @@
 //! directory and talks HTTP to it. One test binary (link time on 2 cores).
 
 mod admin;
+mod destinations;
 mod helpers;
 mod observability;
 mod tracking;

@@ -1,0 +1,396 @@
+//! Destinations of a workspace: create, list, show, update, delete.
+//!
+//! Settings are checked by their destination type (`sluice_destinations::build`). The ones
+//! the type names as credentials are sealed with the vault before they reach the store, bound
+//! to the workspace and the destination, and never come back: answers show each as
+//! [`REDACTED`]. [`create_destination`] and [`update_destination`] serve the CLI too, and
+//! [`open_settings`] gives the delivery engine a destination's settings in clear.
+//! Settings are never logged.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sluice_privacy::{Vault, VaultError};
+use sluice_store::{
+    DeliveryOptions, Destination, DestinationChange, DestinationId, NewDestination, StateStore,
+    StoreError, StoredSettings, WorkspaceId, settings_context,
+};
+use zeroize::Zeroizing;
+
+use super::sources::json_body;
+use super::{Scope, blocking};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// How a secret setting is shown. Sent back in a `PATCH`, it keeps the stored value.
+pub const REDACTED: &str = "[redacted]";
+
+/// A destination as the API shows it: secret settings redacted. No `Debug`: settings, even
+/// non-secret ones, stay out of logs.
+#[derive(Serialize)]
+pub struct DestinationView {
+    pub id: String,
+    pub workspace_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub enabled: bool,
+    pub settings: Map<String, Value>,
+    pub sources: Vec<String>,
+    pub consent_categories: Vec<String>,
+    pub delivery: DeliveryOptions,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl DestinationView {
+    pub fn new(destination: Destination) -> DestinationView {
+        let mut settings = destination.settings.plain;
+        for field in destination.settings.sealed_fields {
+            settings.insert(field, Value::String(REDACTED.to_owned()));
+        }
+        DestinationView {
+            id: destination.id.0,
+            workspace_id: destination.workspace_id.0,
+            name: destination.name,
+            kind: destination.kind,
+            enabled: destination.enabled,
+            settings,
+            sources: destination.sources,
+            consent_categories: destination.consent_categories,
+            delivery: destination.delivery,
+            created_at: destination.created_at,
+            updated_at: destination.updated_at,
+        }
+    }
+}
+
+/// The body of `POST /api/v1/destinations`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDestination {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub settings: Map<String, Value>,
+    pub sources: Vec<String>,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub consent_categories: Vec<String>,
+    /// Delivery options; missing ones take their defaults.
+    #[serde(default)]
+    pub delivery: Map<String, Value>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// The body of `PATCH /api/v1/destinations/{id}`: absent fields keep their value. `settings`
+/// and `delivery` merge key by key (`null` removes a setting); `sources` replaces the set.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDestination {
+    pub name: Option<String>,
+    /// Accepted only when it is the current type: a type cannot change.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub settings: Option<Map<String, Value>>,
+    pub sources: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+    pub consent_categories: Option<Vec<String>>,
+    pub delivery: Option<Map<String, Value>>,
+}
+
+/// Called after every successful create, update and delete of a destination.
+///
+/// The delivery engine reloads the destination here (starts, restarts or stops its worker).
+pub fn on_destination_changed(app: &AppState, id: &DestinationId) {
+    let _ = (app, id);
+}
+
+/// A destination's settings in clear: the plain ones with the secret ones opened. The answer
+/// holds credentials: never log it.
+pub fn open_settings(
+    vault: &Vault,
+    destination: &Destination,
+) -> Result<Map<String, Value>, VaultError> {
+    let context = settings_context(&destination.workspace_id, &destination.id);
+    let opened = vault.open(&destination.settings.sealed, &context)?;
+    let secret: Map<String, Value> = serde_json::from_slice(&opened)
+        .map_err(|_| VaultError::Malformed("sealed settings are not a JSON object"))?;
+    let mut settings = destination.settings.plain.clone();
+    settings.extend(secret);
+    Ok(settings)
+}
+
+/// Splits checked settings into plain and secret ones and seals the secret ones.
+fn seal_settings(
+    vault: &Vault,
+    workspace: &WorkspaceId,
+    id: &DestinationId,
+    kind: &str,
+    settings: Map<String, Value>,
+) -> Result<StoredSettings, ApiError> {
+    let secret_names = sluice_destinations::secret_fields(kind)?;
+    let mut plain = Map::new();
+    let mut secret = Map::new();
+    for (field, value) in settings {
+        if value.is_null() {
+            continue;
+        }
+        if secret_names.contains(&field.as_str()) {
+            secret.insert(field, value);
+        } else {
+            plain.insert(field, value);
+        }
+    }
+    let json = Zeroizing::new(
+        serde_json::to_vec(&secret).map_err(|_| ApiError::internal("cannot encode settings"))?,
+    );
+    let sealed = vault.seal(&json, &settings_context(workspace, id))?;
+    Ok(StoredSettings {
+        plain,
+        sealed,
+        sealed_fields: secret.keys().cloned().collect(),
+    })
+}
+
+/// Delivery options with `patch` written over `current`, key by key.
+fn merge_delivery(
+    current: &DeliveryOptions,
+    patch: Map<String, Value>,
+) -> Result<DeliveryOptions, ApiError> {
+    let mut merged = match serde_json::to_value(current) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(ApiError::internal("cannot encode delivery options")),
+    };
+    merged.extend(patch);
+    serde_json::from_value(Value::Object(merged)).map_err(|error| {
+        ApiError::bad_request("invalid_request", format!("delivery: {error}"))
+            .with_field("delivery")
+    })
+}
+
+/// A store error as the API says it; a missing source is named by its place in `sources`.
+fn refine(error: StoreError, sources: Option<&[String]>) -> ApiError {
+    match error {
+        StoreError::NotFound { kind: "source", id } => {
+            let index = sources
+                .and_then(|sources| sources.iter().position(|source| *source == id))
+                .unwrap_or(0);
+            ApiError::bad_request(
+                "unknown_source",
+                format!("source {id} does not exist in this workspace"),
+            )
+            .with_field(&format!("sources[{index}]"))
+        }
+        other => ApiError::from(other),
+    }
+}
+
+/// Why an update failed: in the store (refined once the sources are known) or before.
+enum Failure {
+    Store(StoreError),
+    Api(ApiError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        Failure::Store(error)
+    }
+}
+
+macro_rules! failure_from {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Failure {
+            fn from(error: $error) -> Failure {
+                Failure::Api(ApiError::from(error))
+            }
+        }
+    )*};
+}
+
+failure_from!(ApiError, VaultError, sluice_destinations::SettingsError);
+
+/// Checks, seals and stores a new destination.
+pub fn create_destination(
+    state: &StateStore,
+    vault: &Vault,
+    workspace: &WorkspaceId,
+    request: CreateDestination,
+) -> Result<Destination, ApiError> {
+    sluice_destinations::build(&request.kind, &request.settings)?;
+    // The placeholder stands for a stored value; a new destination has none.
+    for field in sluice_destinations::secret_fields(&request.kind)? {
+        if request
+            .settings
+            .get(*field)
+            .is_some_and(|value| value == REDACTED)
+        {
+            let field = format!("settings.{field}");
+            return Err(ApiError::bad_request(
+                "invalid_settings",
+                format!("{field}: {REDACTED} stands for a stored secret; give the value"),
+            )
+            .with_field(&field));
+        }
+    }
+    let delivery = merge_delivery(&DeliveryOptions::default(), request.delivery)?;
+    let id = DestinationId::generate();
+    let settings = seal_settings(vault, workspace, &id, &request.kind, request.settings)?;
+    let new = NewDestination {
+        id,
+        name: request.name,
+        kind: request.kind,
+        enabled: request.enabled,
+        settings,
+        consent_categories: request.consent_categories,
+        delivery,
+        sources: request.sources.clone(),
+    };
+    state
+        .create_destination(workspace, new)
+        .map_err(|error| refine(error, Some(&request.sources)))
+}
+
+/// Applies a partial update in one transaction: settings are merged with the stored ones
+/// (an omitted or [`REDACTED`] secret keeps its value), checked, and sealed again.
+pub fn update_destination(
+    state: &StateStore,
+    vault: &Vault,
+    workspace: &WorkspaceId,
+    id: &str,
+    request: UpdateDestination,
+) -> Result<Destination, ApiError> {
+    let sources = request.sources.clone();
+    let updated = state.update_destination(workspace, id, |current| -> Result<_, Failure> {
+        if request
+            .kind
+            .as_ref()
+            .is_some_and(|kind| *kind != current.kind)
+        {
+            return Err(Failure::Api(
+                ApiError::bad_request(
+                    "invalid_request",
+                    "the type of a destination cannot change; create another destination",
+                )
+                .with_field("type"),
+            ));
+        }
+        let mut change = DestinationChange {
+            name: request.name,
+            enabled: request.enabled,
+            consent_categories: request.consent_categories,
+            sources: request.sources,
+            ..DestinationChange::default()
+        };
+        if let Some(patch) = request.settings {
+            let secret_names = sluice_destinations::secret_fields(&current.kind)?;
+            let mut merged = open_settings(vault, current)?;
+            for (field, value) in patch {
+                let keep = secret_names.contains(&field.as_str()) && value == REDACTED;
+                if value.is_null() {
+                    merged.remove(&field);
+                } else if !keep {
+                    merged.insert(field, value);
+                }
+            }
+            sluice_destinations::build(&current.kind, &merged)?;
+            change.settings = Some(seal_settings(
+                vault,
+                workspace,
+                &current.id,
+                &current.kind,
+                merged,
+            )?);
+        }
+        if let Some(patch) = request.delivery {
+            change.delivery = Some(merge_delivery(&current.delivery, patch)?);
+        }
+        Ok(change)
+    });
+    updated.map_err(|failure| match failure {
+        Failure::Store(error) => refine(error, sources.as_deref()),
+        Failure::Api(error) => error,
+    })
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let request: CreateDestination = json_body(&body)?;
+    let (state, vault) = (app.state.clone(), app.vault.clone());
+    // The inner result carries the API's own refusals (settings, sources).
+    let destination = blocking(move || {
+        Ok(create_destination(
+            &state,
+            &vault,
+            &scope.workspace_id,
+            request,
+        ))
+    })
+    .await??;
+    on_destination_changed(&app, &destination.id);
+    Ok((StatusCode::CREATED, Json(DestinationView::new(destination))).into_response())
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    scope: Scope,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let state = app.state.clone();
+    let destinations = blocking(move || state.list_destinations(&scope.workspace_id)).await?;
+    let views: Vec<DestinationView> = destinations.into_iter().map(DestinationView::new).collect();
+    Ok(Json(serde_json::json!({ "destinations": views })))
+}
+
+pub async fn show(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+) -> Result<Json<DestinationView>, ApiError> {
+    let state = app.state.clone();
+    let destination = blocking(move || state.get_destination(&scope.workspace_id, &id)).await?;
+    Ok(Json(DestinationView::new(destination)))
+}
+
+pub async fn update(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<DestinationView>, ApiError> {
+    let request: UpdateDestination = json_body(&body)?;
+    let (state, vault) = (app.state.clone(), app.vault.clone());
+    let destination = blocking(move || {
+        Ok(update_destination(
+            &state,
+            &vault,
+            &scope.workspace_id,
+            &id,
+            request,
+        ))
+    })
+    .await??;
+    on_destination_changed(&app, &destination.id);
+    Ok(Json(DestinationView::new(destination)))
+}
+
+pub async fn delete(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let state = app.state.clone();
+    let removed = DestinationId(id.clone());
+    blocking(move || state.delete_destination(&scope.workspace_id, &id)).await?;
+    on_destination_changed(&app, &removed);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,520 @@
+//! `sluice destination …`: destinations managed directly in the data directory, through the
+//! same checks and sealing as the admin API (`sluice_server::admin::destinations`). Secret
+//! settings are never printed: output shows them as `[redacted]`, like the API.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value, json};
+use sluice_privacy::Vault;
+use sluice_server::Config;
+use sluice_server::admin::destinations::{
+    CreateDestination, DestinationView, UpdateDestination, create_destination, update_destination,
+};
+use sluice_server::error::ApiError;
+use sluice_server::startup::{open_state, open_vault};
+use sluice_store::{Destination, DestinationChange, StateStore, StoredSettings, WorkspaceId};
+
+use crate::{Output, workspace};
+
+#[derive(Subcommand)]
+pub(crate) enum DestinationCommand {
+    /// Create a destination (its secret settings are sealed, never printed).
+    Create {
+        name: String,
+        /// The destination type: webhook, mixpanel, amplitude, slack...
+        #[arg(long = "type", value_name = "TYPE")]
+        kind: String,
+        /// A source (id or name) whose events it receives; repeat for several.
+        #[arg(long = "source", value_name = "SOURCE", required = true)]
+        sources: Vec<String>,
+        /// Create it disabled.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        args: DestinationArgs,
+    },
+    /// List the destinations.
+    List {
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show a destination (secret settings redacted).
+    Show {
+        /// Destination id or name.
+        destination: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Change a destination: settings merge with the stored ones (an omitted secret keeps its
+    /// value; KEY:=null removes a setting).
+    Update {
+        destination: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Replaces the sources (id or name); repeat for several.
+        #[arg(long = "source", value_name = "SOURCE")]
+        sources: Vec<String>,
+        #[command(flatten)]
+        args: DestinationArgs,
+    },
+    /// Deliver to the destination again.
+    Enable {
+        destination: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Stop delivering to the destination (its settings are kept).
+    Disable {
+        destination: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Delete a destination and its sealed settings.
+    Delete {
+        destination: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Seal every destination's secrets, in every workspace, under the active master key (the
+    /// step of a key rotation before the old key is removed).
+    Reseal {
+        /// Print JSON (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What create and update both take.
+#[derive(Args)]
+pub(crate) struct DestinationArgs {
+    #[command(flatten)]
+    settings: SettingsArgs,
+    /// A consent category an event must allow to be sent; repeat for several (on update,
+    /// replaces the list).
+    #[arg(long = "consent-category", value_name = "CATEGORY")]
+    consent_categories: Vec<String>,
+    #[command(flatten)]
+    delivery: DeliveryArgs,
+    #[command(flatten)]
+    output: Output,
+}
+
+#[derive(Args)]
+pub(crate) struct SettingsArgs {
+    /// A setting: KEY=VALUE (a string) or KEY:=JSON (a number, boolean, object, null); repeat
+    /// for several. Prefer --settings-json for secrets: arguments are visible in the process
+    /// list and stay in shell history.
+    #[arg(long = "setting", value_name = "KEY=VALUE")]
+    settings: Vec<String>,
+    /// Settings as a JSON object, from a file or `-` for standard input (not echoed on a
+    /// terminal); --setting values apply on top.
+    #[arg(long, value_name = "FILE|-")]
+    settings_json: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub(crate) struct DeliveryArgs {
+    /// Most requests to the tool at once.
+    #[arg(long)]
+    max_in_flight: Option<u32>,
+    /// Most requests per second, or `none`.
+    #[arg(long, value_name = "N|none")]
+    rate_limit: Option<String>,
+    /// Dead-letter an event still failing after this many seconds.
+    #[arg(long)]
+    retry_max_age_secs: Option<u64>,
+    /// Dead-letter an event after this many failed attempts.
+    #[arg(long)]
+    retry_max_attempts: Option<u32>,
+}
+
+impl DeliveryArgs {
+    /// The options given, as a patch over the current (or default) ones.
+    fn patch(&self) -> Result<Map<String, Value>> {
+        let mut patch = Map::new();
+        if let Some(value) = self.max_in_flight {
+            patch.insert("max_in_flight".into(), json!(value));
+        }
+        if let Some(rate) = &self.rate_limit {
+            let value = match rate.as_str() {
+                "none" => Value::Null,
+                number => json!(
+                    number
+                        .parse::<u32>()
+                        .context("--rate-limit takes a number or `none`")?
+                ),
+            };
+            patch.insert("rate_limit_per_sec".into(), value);
+        }
+        if let Some(value) = self.retry_max_age_secs {
+            patch.insert("retry_max_age_secs".into(), json!(value));
+        }
+        if let Some(value) = self.retry_max_attempts {
+            patch.insert("retry_max_attempts".into(), json!(value));
+        }
+        Ok(patch)
+    }
+}
+
+impl SettingsArgs {
+    /// The settings given, or `None` when neither flag was.
+    fn read(&self) -> Result<Option<Map<String, Value>>> {
+        if self.settings.is_empty() && self.settings_json.is_none() {
+            return Ok(None);
+        }
+        let mut settings = match &self.settings_json {
+            Some(path) => read_json_object(path)?,
+            None => Map::new(),
+        };
+        for setting in &self.settings {
+            let (key, value) = parse_setting(setting)?;
+            settings.insert(key, value);
+        }
+        Ok(Some(settings))
+    }
+}
+
+/// `KEY=VALUE` (a string) or `KEY:=JSON`.
+fn parse_setting(text: &str) -> Result<(String, Value)> {
+    let Some((key, value)) = text.split_once('=') else {
+        bail!("--setting takes KEY=VALUE or KEY:=JSON");
+    };
+    let (key, value) = match key.strip_suffix(':') {
+        // The value may be a credential: the error does not repeat it.
+        Some(key) => (
+            key,
+            serde_json::from_str(value)
+                .map_err(|_| anyhow!("--setting {key}:= needs a JSON value"))?,
+        ),
+        None => (key, Value::String(value.to_owned())),
+    };
+    if key.is_empty() {
+        bail!("--setting needs a key before `=`");
+    }
+    Ok((key.to_owned(), value))
+}
+
+fn read_json_object(path: &Path) -> Result<Map<String, Value>> {
+    let text = if path == Path::new("-") {
+        read_stdin()?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?
+    };
+    match serde_json::from_str(&text) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => bail!("--settings-json: {} is not a JSON object", path.display()),
+    }
+}
+
+/// Standard input; on a terminal, with echo turned off while the user types.
+fn read_stdin() -> Result<String> {
+    let stdin = std::io::stdin();
+    let _quiet = stdin.is_terminal().then(|| {
+        eprintln!("settings as a JSON object (not echoed), then Ctrl-D:");
+        NoEcho::start()
+    });
+    let mut text = String::new();
+    stdin
+        .lock()
+        .read_to_string(&mut text)
+        .context("cannot read standard input")?;
+    Ok(text)
+}
+
+/// Terminal echo turned off (with `stty`) until dropped.
+struct NoEcho;
+
+impl NoEcho {
+    fn start() -> NoEcho {
+        stty("-echo");
+        NoEcho
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        stty("echo");
+    }
+}
+
+fn stty(mode: &str) {
+    // Best effort: without stty the input is echoed, as with any other tool.
+    let _ = std::process::Command::new("stty")
+        .arg(mode)
+        .stdin(std::process::Stdio::inherit())
+        .status();
+}
+
+fn api(error: ApiError) -> anyhow::Error {
+    match error.field {
+        Some(field) => anyhow!("{} ({}, field {field})", error.message, error.code),
+        None => anyhow!("{} ({})", error.message, error.code),
+    }
+}
+
+/// Source ids from ids or names.
+fn source_ids(
+    state: &StateStore,
+    workspace: &WorkspaceId,
+    given: &[String],
+) -> Result<Vec<String>> {
+    given
+        .iter()
+        .map(|source| {
+            state
+                .find_source(workspace, source)
+                .map(|found| found.id)
+                .map_err(|_| anyhow!("source {source} not found"))
+        })
+        .collect()
+}
+
+fn print(output: &Output, destination: Destination, verb: &str) -> Result<()> {
+    let view = DestinationView::new(destination);
+    if output.json {
+        println!("{}", serde_json::to_string(&view)?);
+        return Ok(());
+    }
+    let heading = format!(
+        "destination {} ({}) of type {} in workspace {}",
+        view.name, view.id, view.kind, output.workspace
+    );
+    match verb {
+        "" => println!("{heading}"),
+        verb => println!("{verb} {heading}"),
+    }
+    let listed = |items: &[String]| match items {
+        [] => "(none)".to_owned(),
+        items => items.join(", "),
+    };
+    println!("  enabled: {}", view.enabled);
+    println!("  sources: {}", listed(&view.sources));
+    println!("  consent categories: {}", listed(&view.consent_categories));
+    println!("  delivery: {}", serde_json::to_string(&view.delivery)?);
+    println!("  settings:");
+    for (key, value) in &view.settings {
+        // Secret settings are already "[redacted]" in the view.
+        println!("    {key} = {value}");
+    }
+    Ok(())
+}
+
+struct Session {
+    state: StateStore,
+    vault: Vault,
+    workspace: WorkspaceId,
+}
+
+impl Session {
+    fn open(config: &Config, output: &Output) -> Result<Session> {
+        let state = open_state(config)?;
+        let vault = open_vault(config, &state)?;
+        let workspace = workspace(&state, &output.workspace)?;
+        Ok(Session {
+            state,
+            vault,
+            workspace,
+        })
+    }
+
+    fn find(&self, destination: &str) -> Result<Destination> {
+        Ok(self.state.find_destination(&self.workspace, destination)?)
+    }
+
+    fn update(&self, destination: &str, request: UpdateDestination) -> Result<Destination> {
+        let found = self.find(destination)?;
+        update_destination(
+            &self.state,
+            &self.vault,
+            &self.workspace,
+            &found.id.0,
+            request,
+        )
+        .map_err(api)
+    }
+}
+
+pub(crate) fn run(config: &Config, command: &DestinationCommand) -> Result<()> {
+    match command {
+        DestinationCommand::Create {
+            name,
+            kind,
+            sources,
+            disabled,
+            args,
+        } => {
+            let session = Session::open(config, &args.output)?;
+            let request = CreateDestination {
+                name: name.clone(),
+                kind: kind.clone(),
+                settings: args.settings.read()?.unwrap_or_default(),
+                sources: source_ids(&session.state, &session.workspace, sources)?,
+                enabled: !disabled,
+                consent_categories: args.consent_categories.clone(),
+                delivery: args.delivery.patch()?,
+            };
+            let created =
+                create_destination(&session.state, &session.vault, &session.workspace, request)
+                    .map_err(api)?;
+            print(&args.output, created, "created")
+        }
+        DestinationCommand::List { output } => {
+            let session = Session::open(config, output)?;
+            let destinations = session.state.list_destinations(&session.workspace)?;
+            if output.json {
+                let list: Vec<DestinationView> =
+                    destinations.into_iter().map(DestinationView::new).collect();
+                println!("{}", json!({ "destinations": list }));
+            } else if destinations.is_empty() {
+                println!(
+                    "no destinations in workspace {}; create one with `sluice destination create NAME --type TYPE --source SOURCE`",
+                    output.workspace
+                );
+            } else {
+                for destination in destinations {
+                    let status = if destination.enabled {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{}\t{} source(s)",
+                        destination.id,
+                        destination.name,
+                        destination.kind,
+                        status,
+                        destination.sources.len()
+                    );
+                }
+            }
+            Ok(())
+        }
+        DestinationCommand::Show {
+            destination,
+            output,
+        } => {
+            let session = Session::open(config, output)?;
+            print(output, session.find(destination)?, "")
+        }
+        DestinationCommand::Update {
+            destination,
+            name,
+            sources,
+            args,
+        } => {
+            let session = Session::open(config, &args.output)?;
+            let delivery = args.delivery.patch()?;
+            let consent_categories = &args.consent_categories;
+            let request = UpdateDestination {
+                name: name.clone(),
+                settings: args.settings.read()?,
+                sources: if sources.is_empty() {
+                    None
+                } else {
+                    Some(source_ids(&session.state, &session.workspace, sources)?)
+                },
+                consent_categories: (!consent_categories.is_empty())
+                    .then(|| consent_categories.clone()),
+                delivery: (!delivery.is_empty()).then_some(delivery),
+                ..UpdateDestination::default()
+            };
+            print(
+                &args.output,
+                session.update(destination, request)?,
+                "updated",
+            )
+        }
+        DestinationCommand::Enable {
+            destination,
+            output,
+        }
+        | DestinationCommand::Disable {
+            destination,
+            output,
+        } => {
+            let enable = matches!(command, DestinationCommand::Enable { .. });
+            let session = Session::open(config, output)?;
+            let request = UpdateDestination {
+                enabled: Some(enable),
+                ..UpdateDestination::default()
+            };
+            let verb = if enable { "enabled" } else { "disabled" };
+            print(output, session.update(destination, request)?, verb)
+        }
+        DestinationCommand::Delete {
+            destination,
+            output,
+        } => {
+            let session = Session::open(config, output)?;
+            let found = session.find(destination)?;
+            session
+                .state
+                .delete_destination(&session.workspace, &found.id.0)?;
+            print(output, found, "deleted")
+        }
+        DestinationCommand::Reseal { json } => reseal(config, *json),
+    }
+}
+
+/// Seals every destination not yet under the active key again, in every workspace.
+fn reseal(config: &Config, as_json: bool) -> Result<()> {
+    let state = open_state(config)?;
+    let vault = open_vault(config, &state)?;
+    let active = vault.ring().active().clone();
+    let (mut resealed, mut current, mut failed) = (0usize, 0usize, Vec::new());
+    for destination in state.all_destinations()? {
+        if Vault::key_id_of(&destination.settings.sealed).ok().as_ref() == Some(&active) {
+            current += 1;
+            continue;
+        }
+        let outcome = state.update_destination(
+            &destination.workspace_id,
+            &destination.id.0,
+            |now| -> Result<DestinationChange> {
+                let context = sluice_store::settings_context(&now.workspace_id, &now.id);
+                let sealed = vault
+                    .reseal(&now.settings.sealed, &context)?
+                    .unwrap_or_else(|| now.settings.sealed.clone());
+                Ok(DestinationChange {
+                    settings: Some(StoredSettings {
+                        sealed,
+                        ..now.settings.clone()
+                    }),
+                    ..DestinationChange::default()
+                })
+            },
+        );
+        match outcome {
+            Ok(_) => resealed += 1,
+            Err(error) => failed.push(json!({
+                "id": destination.id.0,
+                "workspace_id": destination.workspace_id.0,
+                "name": destination.name,
+                "error": error.to_string(),
+            })),
+        }
+    }
+    if as_json {
+        println!(
+            "{}",
+            json!({"active_key": active.as_str(), "resealed": resealed, "current": current, "failed": failed})
+        );
+    } else {
+        println!(
+            "resealed {resealed} destination(s) under master key {active}; {current} already were"
+        );
+        for failure in &failed {
+            eprintln!(
+                "cannot reseal destination {} ({}) of workspace {}: {}",
+                failure["name"], failure["id"], failure["workspace_id"], failure["error"]
+            );
+        }
+    }
+    if !failed.is_empty() {
+        bail!("{} destination(s) could not be resealed", failed.len());
+    }
+    Ok(())
+}
