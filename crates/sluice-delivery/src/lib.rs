@@ -21,7 +21,5 @@ pub mod runner;
 pub mod window;
 
 pub use backoff::Backoff;
-pub use engine::{Engine, EngineError};
-pub use runner::{
-    Attempt, Command, DestinationSpec, EventFilter, Options, Shared, Status, consumer_name,
-};
+pub use engine::Engine;
+pub use runner::{Attempt, DestinationSpec, EventFilter, Options, Shared, Status, consumer_name};

@@ -6,7 +6,7 @@
 //! destination's own HTTP client. Nothing here is shared with another destination but the log
 //! (read-only) and the dead-letter store, so a slow or failing tool slows only itself.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use sluice_store::{
     DeadLetter, DeliveryStore, EventLog, NewDeadLetter, NewEvent, Replay, ReplayState, Seq,
     SourceScope, StoredEvent, WorkspaceId,
 };
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
 use crate::backoff::{Backoff, random_unit};
@@ -121,16 +121,6 @@ pub struct Shared {
     pub store: Arc<DeliveryStore>,
 }
 
-/// What the engine tells a running destination.
-#[derive(Debug)]
-pub enum Command {
-    /// A replay job was added: start it.
-    Replay(Replay),
-    /// Send these dead letters again; each is removed once delivered (or replaced by a new
-    /// dead letter if it fails again).
-    RetryDeadLetters(Vec<DeadLetter>),
-}
-
 /// Where a window stream's events come from.
 enum Stream {
     /// A connected source, read from the destination's cursor.
@@ -138,7 +128,7 @@ enum Stream {
     /// A replay job over a source.
     Replay {
         scope: SourceScope,
-        job: Replay,
+        job: Box<Replay>,
         /// Every event up to `job.replay.last_seq` has been read.
         read_all: bool,
         saved: Seq,
@@ -165,6 +155,16 @@ struct Sent {
     body_bytes: usize,
 }
 
+/// An event on its way to the dead letters.
+struct Letter {
+    key: Key,
+    item: Arc<Item>,
+    reason: String,
+    /// The tool's HTTP status, when it answered.
+    status: Option<u16>,
+    attempts: u32,
+}
+
 /// An event's fate after an answer.
 enum Settle {
     Delivered,
@@ -185,6 +185,10 @@ struct Runner {
     scopes: Vec<SourceScope>,
     /// One per window stream, in the window's order; the sources come first.
     streams: Vec<Stream>,
+    /// Replay jobs already taken up.
+    known_replays: HashSet<i64>,
+    /// Dead letters being sent again.
+    retrying: HashSet<i64>,
     consumer: String,
     window: Window<Arc<Item>>,
     acked: Vec<Seq>,
@@ -200,7 +204,6 @@ pub async fn run(
     shared: Arc<Shared>,
     status: Arc<Mutex<Status>>,
     mut stop: watch::Receiver<bool>,
-    mut commands: mpsc::UnboundedReceiver<Command>,
 ) {
     let id = spec.id.clone();
     let mut runner = match Runner::start(spec, shared, status).await {
@@ -231,9 +234,11 @@ pub async fn run(
                 }
             }
             received = live.recv(), if listen => runner.note_live(received, &mut live),
-            Some(command) = commands.recv() => runner.command(command),
             _ = ack_tick.tick() => runner.ack().await,
-            _ = reread_tick.tick() => runner.more_to_read = true,
+            _ = reread_tick.tick() => {
+                runner.more_to_read = true;
+                runner.poll_store().await;
+            }
             _ = tokio::time::sleep_until(wake.into()) => {}
             _ = stop.changed() => {}
         }
@@ -282,13 +287,7 @@ impl Runner {
         if let Ok(mut status) = status.lock() {
             status.running = true;
         }
-        let store = Arc::clone(&shared.store);
-        let (workspace, id) = (spec.workspace_id.clone(), spec.id.clone());
-        let replays = tokio::task::spawn_blocking(move || store.replays(&workspace, &id, true))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        let mut runner = Runner {
+        Ok(Runner {
             limiter: RateLimiter::new(spec.options.rate_limit),
             window: Window::new(&cursors),
             acked: cursors,
@@ -301,12 +300,9 @@ impl Runner {
             consumer,
             more_to_read: true,
             sends: JoinSet::new(),
-        };
-        // Oldest first, as they were asked for.
-        for job in replays.into_iter().rev() {
-            runner.command(Command::Replay(job));
-        }
-        Ok(runner)
+            known_replays: HashSet::new(),
+            retrying: HashSet::new(),
+        })
     }
 
     fn label(&self) -> String {
@@ -349,7 +345,7 @@ impl Runner {
                 let full = events.len() == limit;
                 found_any |= full;
                 if let Stream::Replay { job, read_all, .. } = &mut self.streams[stream] {
-                    let last = job.replay.last_seq;
+                    let last = job.replay.last_seq.unwrap_or(0);
                     let (from, to) = (job.replay.from_ms, job.replay.to_ms);
                     if !full || events.last().is_some_and(|e| e.seq >= last) {
                         *read_all = true;
@@ -431,44 +427,97 @@ impl Runner {
         }
     }
 
-    fn command(&mut self, command: Command) {
-        match command {
-            Command::Replay(job) => {
-                let stream = self.window.add_stream(job.position);
-                debug_assert_eq!(stream, self.streams.len());
-                self.streams.push(Stream::Replay {
-                    scope: SourceScope {
-                        workspace_id: job.replay.workspace_id.clone(),
-                        source_id: job.replay.source_id.clone(),
-                    },
-                    saved: job.position,
-                    job,
-                    read_all: false,
-                });
-                self.more_to_read = true;
+    /// Takes up replay jobs and dead letters asked to be sent again (the admin API and the CLI
+    /// ask through the store).
+    async fn poll_store(&mut self) {
+        let store = Arc::clone(&self.shared.store);
+        let (workspace, id) = (self.spec.workspace_id.clone(), self.spec.id.clone());
+        let found = tokio::task::spawn_blocking(move || {
+            let replays = store.replays(&workspace, &id, true)?;
+            let letters = store.dead_letters_to_retry(&workspace, &id, 1_000)?;
+            Ok::<_, sluice_store::StoreError>((replays, letters))
+        })
+        .await;
+        let (replays, letters) = match found {
+            Ok(Ok(found)) => found,
+            Ok(Err(error)) => {
+                tracing::warn!(destination = %self.spec.id, %error, "reading replays failed");
+                return;
             }
-            Command::RetryDeadLetters(letters) => {
-                let stream = self.dead_letter_stream();
-                for letter in letters {
-                    let id = letter.id;
-                    let letter = letter.letter;
-                    let event = StoredEvent {
-                        seq: letter.seq,
-                        event: NewEvent {
-                            workspace_id: letter.workspace_id,
-                            source_id: letter.source_id,
-                            message_id: letter.message_id,
-                            user_id: letter.user_id,
-                            anonymous_id: letter.anonymous_id,
-                            received_at_ms: letter.received_at_ms,
-                            body: letter.body,
-                        },
-                    };
-                    if id > self.window.read_to(stream) {
-                        self.admit(stream, event, Some(id));
-                    }
+            Err(_) => return,
+        };
+        // Oldest first, as they were asked for.
+        for job in replays.into_iter().rev() {
+            if self.known_replays.insert(job.id) {
+                self.start_replay(job).await;
+            }
+        }
+        let fresh: Vec<DeadLetter> = letters
+            .into_iter()
+            .filter(|letter| !self.retrying.contains(&letter.id))
+            .collect();
+        self.retry_letters(fresh);
+    }
+
+    async fn start_replay(&mut self, mut job: Replay) {
+        let scope = SourceScope {
+            workspace_id: job.replay.workspace_id.clone(),
+            source_id: job.replay.source_id.clone(),
+        };
+        if job.replay.last_seq.is_none() {
+            // It ends where the log ends now.
+            let last = match self.shared.log.latest(&scope, 1).await {
+                Ok(events) => events.last().map_or(0, |event| event.seq),
+                Err(error) => {
+                    tracing::warn!(destination = %self.spec.id, %error, "starting a replay failed");
+                    self.known_replays.remove(&job.id);
+                    return;
                 }
+            };
+            let store = Arc::clone(&self.shared.store);
+            let id = job.id;
+            let saved = tokio::task::spawn_blocking(move || store.set_replay_end(id, last)).await;
+            if !matches!(saved, Ok(Ok(()))) {
+                self.known_replays.remove(&job.id);
+                return;
             }
+            job.replay.last_seq = Some(last);
+        }
+        let stream = self.window.add_stream(job.position);
+        debug_assert_eq!(stream, self.streams.len());
+        self.streams.push(Stream::Replay {
+            scope,
+            saved: job.position,
+            job: Box::new(job),
+            read_all: false,
+        });
+        self.more_to_read = true;
+    }
+
+    /// Sends dead letters again; each is removed once delivered, or replaced by a new dead
+    /// letter if it fails again.
+    fn retry_letters(&mut self, letters: Vec<DeadLetter>) {
+        if letters.is_empty() {
+            return;
+        }
+        let stream = self.dead_letter_stream();
+        for letter in letters {
+            let id = letter.id;
+            self.retrying.insert(id);
+            let letter = letter.letter;
+            let event = StoredEvent {
+                seq: letter.seq,
+                event: NewEvent {
+                    workspace_id: letter.workspace_id,
+                    source_id: letter.source_id,
+                    message_id: letter.message_id,
+                    user_id: letter.user_id,
+                    anonymous_id: letter.anonymous_id,
+                    received_at_ms: letter.received_at_ms,
+                    body: letter.body,
+                },
+            };
+            self.admit(stream, event, Some(id));
         }
     }
 
@@ -503,7 +552,13 @@ impl Runner {
                 // Events the tool can never take: dead letters without an attempt.
                 let letters = invalid
                     .into_iter()
-                    .map(|((key, item), reason)| (key, item, reason, None, 0))
+                    .map(|((key, item), reason)| Letter {
+                        key,
+                        item,
+                        reason,
+                        status: None,
+                        attempts: 0,
+                    })
                     .collect();
                 self.dead_letter(letters, &None).await;
             }
@@ -622,7 +677,13 @@ impl Runner {
                         || now.duration_since(failures.first) >= options.max_age
                     {
                         let reason = format!("gave up after {} attempts: {reason}", failures.count);
-                        letters.push((*key, item.clone(), reason, status_code, failures.count));
+                        letters.push(Letter {
+                            key: *key,
+                            item: item.clone(),
+                            reason,
+                            status: status_code,
+                            attempts: failures.count,
+                        });
                         continue;
                     }
                     let wait = options.backoff.wait(failures.count, after, random_unit());
@@ -635,7 +696,13 @@ impl Runner {
                 }
                 Settle::DeadLetter { reason } => {
                     let attempts = self.window.fail(*key, now).map_or(1, |f| f.count);
-                    letters.push((*key, item.clone(), reason, status_code, attempts));
+                    letters.push(Letter {
+                        key: *key,
+                        item: item.clone(),
+                        reason,
+                        status: status_code,
+                        attempts,
+                    });
                 }
             }
         }
@@ -646,9 +713,12 @@ impl Runner {
     }
 
     /// Removes dead letters whose events were delivered (or dead-lettered again) on a retry.
-    async fn forget_dead_letters(&self, ids: Vec<i64>) {
+    async fn forget_dead_letters(&mut self, ids: Vec<i64>) {
         if ids.is_empty() {
             return;
+        }
+        for id in &ids {
+            self.retrying.remove(id);
         }
         let store = Arc::clone(&self.shared.store);
         let workspace = self.spec.workspace_id.clone();
@@ -697,33 +767,29 @@ impl Runner {
 
     /// Saves dead letters, then finishes their events (so a cursor never passes an event that
     /// is neither delivered nor saved). If saving fails they are retried in a minute.
-    async fn dead_letter(
-        &mut self,
-        letters: Vec<(Key, Arc<Item>, String, Option<u16>, u32)>,
-        response: &Option<String>,
-    ) {
+    async fn dead_letter(&mut self, letters: Vec<Letter>, response: &Option<String>) {
         if letters.is_empty() {
             return;
         }
         let now_ms = unix_ms();
         let rows: Vec<NewDeadLetter> = letters
             .iter()
-            .map(|(_, item, reason, status, attempts)| {
-                let event = &item.event.event;
+            .map(|letter| {
+                let event = &letter.item.event.event;
                 NewDeadLetter {
                     workspace_id: self.spec.workspace_id.clone(),
                     destination_id: self.spec.id.clone(),
                     source_id: event.source_id.clone(),
-                    seq: item.event.seq,
+                    seq: letter.item.event.seq,
                     message_id: event.message_id.clone(),
                     user_id: event.user_id.clone(),
                     anonymous_id: event.anonymous_id.clone(),
                     received_at_ms: event.received_at_ms,
                     body: event.body.clone(),
-                    reason: reason.clone(),
-                    status: *status,
+                    reason: letter.reason.clone(),
+                    status: letter.status,
                     response: response.clone(),
-                    attempts: *attempts,
+                    attempts: letter.attempts,
                     failed_at_ms: now_ms,
                 }
             })
@@ -733,25 +799,25 @@ impl Runner {
         match saved {
             Ok(Ok(_)) => {
                 let mut replaced = Vec::new();
-                for (key, item, ..) in &letters {
-                    self.window.finish(*key);
-                    replaced.extend(item.dead_letter);
+                for letter in &letters {
+                    self.window.finish(letter.key);
+                    replaced.extend(letter.item.dead_letter);
                 }
                 self.forget_dead_letters(replaced).await;
                 metrics::counter!(m::EVENTS, "destination" => self.label(), "outcome" => "dead_lettered")
                     .increment(letters.len() as u64);
                 if let Ok(mut status) = self.status.lock() {
                     status.dead_lettered += letters.len() as u64;
-                    if let Some((_, _, reason, ..)) = letters.last() {
-                        status.last_error = Some(reason.clone());
+                    if let Some(letter) = letters.last() {
+                        status.last_error = Some(letter.reason.clone());
                     }
                 }
             }
             failed => {
                 tracing::error!(destination = %self.spec.id, error = ?failed.err(), "saving dead letters failed");
                 let later = Instant::now() + Duration::from_secs(60);
-                for (key, ..) in &letters {
-                    self.window.retry_at(*key, later);
+                for letter in &letters {
+                    self.window.retry_at(letter.key, later);
                 }
             }
         }

@@ -607,12 +607,20 @@ async fn replays_resend_a_time_range_and_dead_letters_can_be_sent_again() {
     .await;
 
     // Replay what was received in [2000, 4000): e2 and e3 again, nothing else.
-    let job = w
-        .engine
-        .replay(&workspace, "d1", SOURCE, Some(2_000), Some(4_000))
-        .await
+    // (Asked through the store, as the admin API and the CLI do; the loop picks it up.)
+    w.store
+        .add_replay(
+            &sluice_store::NewReplay {
+                workspace_id: workspace.clone(),
+                destination_id: "d1".into(),
+                source_id: SOURCE.into(),
+                from_ms: Some(2_000),
+                to_ms: Some(4_000),
+                last_seq: None,
+            },
+            0,
+        )
         .expect("replay");
-    assert_eq!(job.replay.last_seq, 5);
     eventually("the replayed events", || accepted_ids(&sink).len() == 6).await;
     assert_eq!(&accepted_ids(&sink)[4..], ["e2", "e3"]);
     eventually("the replay to finish", || {
@@ -622,15 +630,19 @@ async fn replays_resend_a_time_range_and_dead_letters_can_be_sent_again() {
     .await;
     let jobs = w.store.replays(&workspace, "d1", false).expect("jobs");
     assert_eq!(jobs[0].events, 2);
+    assert_eq!(
+        jobs[0].replay.last_seq,
+        Some(5),
+        "it ends where the log ended"
+    );
 
     // The dead letter goes out again once the tool takes it, and is then removed.
     accept_x.store(true, std::sync::atomic::Ordering::SeqCst);
-    let queued = w
-        .engine
-        .retry_dead_letters(&workspace, "d1", None)
-        .await
+    let marked = w
+        .store
+        .request_retry(&workspace, "d1", None)
         .expect("retry");
-    assert_eq!(queued, 1);
+    assert_eq!(marked, 1);
     eventually("x delivered", || {
         accepted_ids(&sink).contains(&"x".to_owned())
     })
@@ -639,20 +651,6 @@ async fn replays_resend_a_time_range_and_dead_letters_can_be_sent_again() {
         store.count_dead_letters(&workspace, "d1").expect("n") == 0
     })
     .await;
-    // Another workspace can neither replay nor retry here.
-    let other = WorkspaceId("other".into());
-    assert!(
-        w.engine
-            .replay(&other, "d1", SOURCE, None, None)
-            .await
-            .is_err()
-    );
-    assert!(
-        w.engine
-            .retry_dead_letters(&other, "d1", None)
-            .await
-            .is_err()
-    );
     w.engine.shutdown().await;
     assert_eq!(
         w.log

@@ -30,7 +30,8 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     status INTEGER,
     response TEXT,
     attempts INTEGER NOT NULL,
-    failed_at INTEGER NOT NULL
+    failed_at INTEGER NOT NULL,
+    retry_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS dead_letters_by_destination
     ON dead_letters(workspace_id, destination_id, id);
@@ -42,7 +43,7 @@ CREATE TABLE IF NOT EXISTS replays (
     from_ms INTEGER,
     to_ms INTEGER,
     position INTEGER NOT NULL,
-    last_seq INTEGER NOT NULL,
+    last_seq INTEGER,
     events INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL,
     created_at INTEGER NOT NULL,
@@ -88,8 +89,9 @@ pub struct NewReplay {
     pub source_id: String,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
-    /// The log's last sequence number when the replay was asked for: it stops there.
-    pub last_seq: i64,
+    /// The log's last sequence number when the replay started: it stops there (`None` until
+    /// the destination picks the replay up).
+    pub last_seq: Option<i64>,
 }
 
 /// Where a replay stands.
@@ -243,6 +245,58 @@ impl DeliveryStore {
         Ok(count as u64)
     }
 
+    /// Asks for dead letters to be sent again (`ids`: these; `None`: all of the destination's).
+    /// The destination's loop picks them up. Returns how many were marked.
+    pub fn request_retry(
+        &self,
+        workspace: &WorkspaceId,
+        destination_id: &str,
+        ids: Option<&[i64]>,
+    ) -> Result<u64, StoreError> {
+        let mut connection = self.lock()?;
+        let tx = connection.transaction()?;
+        let marked = match ids {
+            None => tx.execute(
+                "UPDATE dead_letters SET retry_requested = 1
+                 WHERE workspace_id = ?1 AND destination_id = ?2",
+                params![workspace.0, destination_id],
+            )? as u64,
+            Some(ids) => {
+                let mut marked = 0;
+                let mut update = tx.prepare_cached(
+                    "UPDATE dead_letters SET retry_requested = 1
+                     WHERE workspace_id = ?1 AND destination_id = ?2 AND id = ?3",
+                )?;
+                for id in ids {
+                    marked += update.execute(params![workspace.0, destination_id, id])? as u64;
+                }
+                marked
+            }
+        };
+        tx.commit()?;
+        Ok(marked)
+    }
+
+    /// Up to `limit` dead letters asked to be sent again, oldest first.
+    pub fn dead_letters_to_retry(
+        &self,
+        workspace: &WorkspaceId,
+        destination_id: &str,
+        limit: usize,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        let connection = self.lock()?;
+        let mut select = connection.prepare_cached(&format!(
+            "{SELECT_LETTER} WHERE workspace_id = ?1 AND destination_id = ?2
+                 AND retry_requested = 1
+             ORDER BY id LIMIT ?3"
+        ))?;
+        let rows = select.query_map(
+            params![workspace.0, destination_id, limit as i64],
+            row_to_letter,
+        )?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
     /// Removes dead letters (after a successful replay, or on request). Returns how many.
     pub fn remove_dead_letters(
         &self,
@@ -308,7 +362,16 @@ impl DeliveryStore {
         Ok(removed)
     }
 
-    /// Starts a replay job.
+    /// Records where a replay ends, when the destination picks it up.
+    pub fn set_replay_end(&self, id: i64, last_seq: i64) -> Result<(), StoreError> {
+        let connection = self.lock()?;
+        connection
+            .prepare_cached("UPDATE replays SET last_seq = ?2 WHERE id = ?1")?
+            .execute(params![id, last_seq])?;
+        Ok(())
+    }
+
+    /// Starts a replay job; the destination's loop picks it up.
     pub fn add_replay(&self, replay: &NewReplay, now_ms: i64) -> Result<Replay, StoreError> {
         let connection = self.lock()?;
         connection
@@ -495,6 +558,23 @@ mod tests {
             1
         );
         assert_eq!(store.count_dead_letters(&w1, "d1").expect("count"), 1);
+        // Asking for a retry marks letters of this destination only.
+        assert!(
+            store
+                .dead_letters_to_retry(&w1, "d1", 10)
+                .expect("due")
+                .is_empty()
+        );
+        assert_eq!(store.request_retry(&w2, "d1", None).expect("mark"), 1);
+        assert_eq!(
+            store
+                .request_retry(&w1, "d1", Some(&[ids[2]]))
+                .expect("mark"),
+            0
+        );
+        assert_eq!(store.request_retry(&w1, "d1", None).expect("mark"), 1);
+        let due = store.dead_letters_to_retry(&w1, "d1", 10).expect("due");
+        assert_eq!(due.iter().map(|l| l.id).collect::<Vec<_>>(), [ids[1]]);
     }
 
     #[test]
@@ -536,7 +616,7 @@ mod tests {
                     source_id: "s1".into(),
                     from_ms: Some(10),
                     to_ms: None,
-                    last_seq: 99,
+                    last_seq: None,
                 },
                 5,
             )
@@ -544,6 +624,13 @@ mod tests {
         assert_eq!(
             store.replays(&w1, "d1", true).expect("list"),
             vec![replay.clone()]
+        );
+        store.set_replay_end(replay.id, 99).expect("end");
+        assert_eq!(
+            store.replays(&w1, "d1", true).expect("list")[0]
+                .replay
+                .last_seq,
+            Some(99)
         );
         store
             .update_replay(replay.id, 50, 7, ReplayState::Done, Some(6))
