@@ -28,10 +28,8 @@ pub enum TransportError {
 
 impl Client {
     /// A client whose requests end after `timeout` (connecting included). TLS is rustls with
-    /// the `ring` provider and the platform's root certificates.
+    /// the platform's root certificates.
     pub fn new(timeout: Duration) -> Result<Client, TransportError> {
-        // Installing twice fails harmlessly: the first provider stays.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let inner = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod delivery;
 pub mod error;
 pub mod health;
 pub mod startup;

@@ -16,10 +16,12 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use ipnet::IpNet;
 use metrics_exporter_prometheus::PrometheusHandle;
+use sluice_delivery::{Engine, Shared};
 use sluice_privacy::{KeyId, MasterKey, Vault};
 use sluice_spec::Limits;
 use sluice_store::{
-    AdminToken, EventLog, SqliteLog, SqliteLogConfig, StateStore, StoreError, Workspace,
+    AdminToken, DeliveryStore, EventLog, SqliteLog, SqliteLogConfig, StateStore, StoreError,
+    Workspace,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -27,6 +29,7 @@ use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{self, Config, MasterKeyError};
+use crate::delivery::Deliveries;
 use crate::error::ApiError;
 use crate::tracking::auth::KeyCache;
 use crate::{admin, health, telemetry, tracking};
@@ -69,6 +72,8 @@ pub struct AppState {
     pub metrics: Option<PrometheusHandle>,
     /// Seals and opens destination secrets.
     pub vault: Arc<Vault>,
+    /// The delivery engine and its store (dead letters, replays).
+    pub deliveries: Arc<Deliveries>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -200,7 +205,19 @@ impl App {
             i64::try_from(config.dedup_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         log_config.max_commit_events = config.max_commit_events;
         log_config.dedup_capacity = config.dedup_capacity;
-        let log = SqliteLog::open(log_config)?;
+        let log: Arc<SqliteLog> = Arc::new(SqliteLog::open(log_config)?);
+        let delivery_store = Arc::new(DeliveryStore::open(&config.data_dir.join("delivery.db"))?);
+        let shared_log: Arc<dyn EventLog> = log.clone();
+        let engine = Engine::new(Shared {
+            log: shared_log,
+            store: Arc::clone(&delivery_store),
+        });
+        let deliveries = Arc::new(Deliveries::new(
+            engine,
+            delivery_store,
+            Arc::clone(&state),
+            Arc::clone(&vault),
+        ));
 
         let listener =
             TcpListener::bind(config.listen)
@@ -211,13 +228,14 @@ impl App {
                 })?;
         let (stop, stopping) = watch::channel(false);
         let state = AppState {
-            log: Arc::new(log),
+            log,
             keys: KeyCache::new(Arc::clone(&state)),
             state,
             limits: config.limits(),
             trusted_proxies: Arc::new(config.trusted_proxies.clone()),
             metrics: telemetry::recorder(),
             vault,
+            deliveries,
             stopping,
         };
         Ok(App {
@@ -251,6 +269,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let router = router(self.state.clone(), self.request_timeout);
+        let deliveries = Arc::clone(&self.state.deliveries);
+        deliveries.reconcile().await;
+        let reconciler =
+            tokio::spawn(Arc::clone(&deliveries).keep_reconciling(self.state.stopping.clone()));
         let stop = self.stop;
         let signal = async move {
             shutdown.await;
@@ -263,6 +285,11 @@ impl App {
         )
         .with_graceful_shutdown(signal)
         .await;
+        let _ = reconciler.await;
+        // Destinations finish their requests in flight and save their cursors before the log
+        // closes.
+        deliveries.engine.shutdown().await;
+        tracing::info!("delivery stopped");
         self.state.log.close().await;
         tracing::info!("event log closed");
         served.map_err(ServerError::Serve)
@@ -306,6 +333,35 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .patch(admin::destinations::update)
                 .delete(admin::destinations::delete),
         )
+        .route(
+            "/api/v1/destinations/{id}/delivery",
+            get(admin::delivery::status),
+        )
+        .route(
+            "/api/v1/destinations/{id}/attempts",
+            get(admin::delivery::attempts),
+        )
+        .route(
+            "/api/v1/destinations/{id}/dead-letters",
+            get(admin::delivery::dead_letters),
+        )
+        .route(
+            "/api/v1/destinations/{id}/dead-letters/retry",
+            post(admin::delivery::retry),
+        )
+        .route(
+            "/api/v1/destinations/{id}/dead-letters/{letter}",
+            get(admin::delivery::dead_letter),
+        )
+        .route(
+            "/api/v1/destinations/{id}/replays",
+            get(admin::delivery::replays).post(admin::delivery::replay),
+        )
+        .route(
+            "/api/v1/destinations/{id}/filters",
+            get(admin::delivery::filters).put(admin::delivery::set_filters),
+        )
+        .route("/api/v1/filters/preview", post(admin::delivery::preview))
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics_route))

@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS destination_sources (
     PRIMARY KEY (destination_id, source_id)
 );
 CREATE INDEX IF NOT EXISTS destination_sources_by_source ON destination_sources(source_id);
+CREATE TABLE IF NOT EXISTS destination_filters (
+    destination_id TEXT NOT NULL REFERENCES destinations(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    filter TEXT NOT NULL,
+    PRIMARY KEY (destination_id, position)
+);
 ";
 
 /// A destination id: a random UUID (v4), lowercase with hyphens.
@@ -382,6 +388,61 @@ fn name_taken(error: &rusqlite::Error, name: &str) -> Option<StoreError> {
 }
 
 impl StateStore {
+    /// Replaces a destination's filters (JSON objects, already validated by the caller, in
+    /// the order they apply) and marks the destination updated.
+    pub fn set_destination_filters(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        filters: &[Value],
+    ) -> Result<(), StoreError> {
+        let mut connection = self.lock()?;
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let touched = transaction.execute(
+            "UPDATE destinations SET updated_at = ?3 WHERE workspace_id = ?1 AND id = ?2",
+            params![workspace.0, id, now_text()],
+        )?;
+        if touched == 0 {
+            return Err(not_found(id));
+        }
+        transaction.execute(
+            "DELETE FROM destination_filters WHERE destination_id = ?1",
+            [id],
+        )?;
+        for (position, filter) in filters.iter().enumerate() {
+            transaction.execute(
+                "INSERT INTO destination_filters(destination_id, position, filter)
+                 VALUES (?1, ?2, ?3)",
+                params![id, position as i64, to_json(filter)?],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// A destination's filters, in the order they apply.
+    pub fn destination_filters(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Result<Vec<Value>, StoreError> {
+        let connection = self.lock()?;
+        let known = connection
+            .prepare_cached("SELECT 1 FROM destinations WHERE workspace_id = ?1 AND id = ?2")?
+            .exists(params![workspace.0, id])?;
+        if !known {
+            return Err(not_found(id));
+        }
+        let mut statement = connection.prepare_cached(
+            "SELECT filter FROM destination_filters WHERE destination_id = ?1 ORDER BY position",
+        )?;
+        let mut filters = Vec::new();
+        for row in statement.query_map([id], |row| json_column::<Value>(row, 0))? {
+            filters.push(row?);
+        }
+        Ok(filters)
+    }
+
     /// Creates a destination connected to `new.sources` (sources of `workspace`).
     pub fn create_destination(
         &self,
@@ -613,6 +674,53 @@ mod tests {
                 "{field}"
             );
         }
+    }
+
+    #[test]
+    fn filters_are_kept_in_order_per_destination_and_workspace() {
+        let (_dir, store) = store();
+        let (ws, _) = store.ensure_default_workspace().unwrap();
+        let other = store.create_workspace("other").unwrap();
+        let created = store
+            .create_destination(&ws.id, new("hook", vec![]))
+            .unwrap();
+        assert!(
+            store
+                .destination_filters(&ws.id, &created.id.0)
+                .unwrap()
+                .is_empty()
+        );
+        let filters = vec![
+            json!({"if": "all", "actions": [{"type": "DROP"}]}),
+            json!({"if": "event = 'a'"}),
+        ];
+        store
+            .set_destination_filters(&ws.id, &created.id.0, &filters)
+            .unwrap();
+        assert_eq!(
+            store.destination_filters(&ws.id, &created.id.0).unwrap(),
+            filters
+        );
+        let updated = store.get_destination(&ws.id, &created.id.0).unwrap();
+        assert!(updated.updated_at >= created.updated_at);
+        // Another workspace neither reads nor writes them.
+        assert!(matches!(
+            store.destination_filters(&other.id, &created.id.0),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.set_destination_filters(&other.id, &created.id.0, &[]),
+            Err(StoreError::NotFound { .. })
+        ));
+        store
+            .set_destination_filters(&ws.id, &created.id.0, &filters[1..])
+            .unwrap();
+        assert_eq!(
+            store.destination_filters(&ws.id, &created.id.0).unwrap(),
+            filters[1..]
+        );
+        store.delete_destination(&ws.id, &created.id.0).unwrap();
+        assert!(store.destination_filters(&ws.id, &created.id.0).is_err());
     }
 
     #[test]

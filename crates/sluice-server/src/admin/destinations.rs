@@ -7,6 +7,8 @@
 //! [`open_settings`] gives the delivery engine a destination's settings in clear.
 //! Settings are never logged.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -108,9 +110,12 @@ pub struct UpdateDestination {
 
 /// Called after every successful create, update and delete of a destination.
 ///
-/// The delivery engine reloads the destination here (starts, restarts or stops its worker).
+/// The delivery engine catches up at once (starts, restarts or stops the destination's
+/// runner) instead of at its next periodic check.
 pub fn on_destination_changed(app: &AppState, id: &DestinationId) {
-    let _ = (app, id);
+    tracing::debug!(destination = %id, "destination changed");
+    let deliveries = Arc::clone(&app.deliveries);
+    tokio::spawn(async move { deliveries.reconcile().await });
 }
 
 /// A destination's settings in clear: the plain ones with the secret ones opened. The answer
@@ -388,9 +393,14 @@ pub async fn delete(
     scope: Scope,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let state = app.state.clone();
+    let (state, store) = (app.state.clone(), app.deliveries.store.clone());
     let removed = DestinationId(id.clone());
-    blocking(move || state.delete_destination(&scope.workspace_id, &id)).await?;
+    blocking(move || {
+        state.delete_destination(&scope.workspace_id, &id)?;
+        // Its dead letters and replays go with it.
+        store.forget_destination(&scope.workspace_id, &id)
+    })
+    .await?;
     on_destination_changed(&app, &removed);
     Ok(StatusCode::NO_CONTENT)
 }

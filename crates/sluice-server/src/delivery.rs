@@ -1,0 +1,162 @@
+//! Keeps the delivery engine in step with the destinations in the state store: every enabled
+//! destination runs with its current settings, sources and filters; disabled and deleted ones
+//! stop.
+//!
+//! [`Deliveries::reconcile`] compares the store with what runs and starts, restarts or stops
+//! runners. It runs at startup, after every change made through the admin API, and every few
+//! seconds (so changes made with the CLI while the node runs are picked up too).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sluice_delivery::{DestinationSpec, Engine, Options};
+use sluice_fql::DestinationFilter;
+use sluice_privacy::Vault;
+use sluice_store::{DeliveryStore, Destination, StateStore};
+use tokio::sync::Mutex;
+
+use crate::admin::destinations::open_settings;
+
+/// How often the store is compared with what runs.
+const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The engine and what it was last given.
+pub struct Deliveries {
+    pub engine: Engine,
+    pub store: Arc<DeliveryStore>,
+    state: Arc<StateStore>,
+    vault: Arc<Vault>,
+    /// Running destination id → the `updated_at` it was started with.
+    running: Mutex<HashMap<String, String>>,
+}
+
+impl Deliveries {
+    pub fn new(
+        engine: Engine,
+        store: Arc<DeliveryStore>,
+        state: Arc<StateStore>,
+        vault: Arc<Vault>,
+    ) -> Deliveries {
+        Deliveries {
+            engine,
+            store,
+            state,
+            vault,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts, restarts and stops runners so that they match the store.
+    pub async fn reconcile(&self) {
+        let state = Arc::clone(&self.state);
+        let destinations = match tokio::task::spawn_blocking(move || {
+            let mut found = Vec::new();
+            for destination in state.all_enabled_destinations()? {
+                let filters =
+                    state.destination_filters(&destination.workspace_id, &destination.id.0)?;
+                found.push((destination, filters));
+            }
+            Ok::<_, sluice_store::StoreError>(found)
+        })
+        .await
+        {
+            Ok(Ok(found)) => found,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "reading destinations failed");
+                return;
+            }
+            Err(_) => return,
+        };
+        let mut running = self.running.lock().await;
+        let mut wanted = HashMap::new();
+        for (destination, filters) in destinations {
+            let id = destination.id.0.clone();
+            wanted.insert(id.clone(), destination.updated_at.clone());
+            if running.get(&id) == Some(&destination.updated_at) {
+                continue;
+            }
+            match spec_for(&destination, &filters, &self.vault) {
+                Ok(spec) => {
+                    tracing::info!(destination = %id, kind = %destination.kind, "delivering");
+                    self.engine.upsert(spec).await;
+                    running.insert(id, destination.updated_at.clone());
+                }
+                Err(error) => {
+                    // Not retried until the destination changes: the settings are what they are.
+                    tracing::error!(destination = %id, %error, "destination cannot run");
+                    self.engine.remove(&id).await;
+                    running.insert(id, destination.updated_at.clone());
+                }
+            }
+        }
+        let gone: Vec<String> = running
+            .keys()
+            .filter(|id| !wanted.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            tracing::info!(destination = %id, "delivery stopped");
+            self.engine.remove(&id).await;
+            running.remove(&id);
+        }
+    }
+
+    /// Reconciles every few seconds until `stopping` turns true.
+    pub async fn keep_reconciling(
+        self: Arc<Self>,
+        mut stopping: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut tick = tokio::time::interval(RECONCILE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.reconcile().await,
+                _ = stopping.changed() => return,
+            }
+        }
+    }
+}
+
+/// What the engine needs for one destination: settings opened, adapter built, filters parsed.
+fn spec_for(
+    destination: &Destination,
+    filters: &[Value],
+    vault: &Vault,
+) -> Result<DestinationSpec, String> {
+    let settings = open_settings(vault, destination).map_err(|e| e.to_string())?;
+    let kind = sluice_destinations::find(&destination.kind).map_err(|e| e.to_string())?;
+    let adapter = (kind.build)(&settings).map_err(|e| e.to_string())?;
+    let mut parsed = Vec::with_capacity(filters.len());
+    for filter in filters {
+        let filter: DestinationFilter =
+            serde_json::from_value(filter.clone()).map_err(|e| format!("filter: {e}"))?;
+        if filter.enabled() {
+            parsed.push(filter);
+        }
+    }
+    let filter: Option<sluice_delivery::EventFilter> = if parsed.is_empty() {
+        None
+    } else {
+        let parsed = Arc::new(parsed);
+        Some(Arc::new(move |event: Value| {
+            sluice_fql::apply(&parsed, event)
+        }))
+    };
+    let delivery = &destination.delivery;
+    Ok(DestinationSpec {
+        id: destination.id.0.clone(),
+        workspace_id: destination.workspace_id.clone(),
+        integration_name: kind.integration_name.to_owned(),
+        sources: destination.sources.clone(),
+        adapter: Arc::from(adapter),
+        filter,
+        options: Options {
+            max_in_flight: delivery.max_in_flight as usize,
+            rate_limit: delivery.rate_limit_per_sec.map(f64::from),
+            max_attempts: delivery.retry_max_attempts,
+            max_age: Duration::from_secs(delivery.retry_max_age_secs),
+            ..Options::default()
+        },
+    })
+}
