@@ -124,6 +124,11 @@ async fn answer(
         Ok(body) => body.to_bytes(),
         Err(_) => return Ok(json(StatusCode::BAD_REQUEST, "{}".into())),
     };
+    if behaviour != Behaviour::Ok
+        && let Ok(mut stats) = stats.lock()
+    {
+        stats.requests += 1;
+    }
     match behaviour {
         Behaviour::Ok => {}
         Behaviour::Fail => return Ok(json(StatusCode::INTERNAL_SERVER_ERROR, "{}".into())),

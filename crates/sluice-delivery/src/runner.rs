@@ -7,11 +7,11 @@
 //! (read-only) and the dead-letter store, so a slow or failing tool slows only itself.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_destinations::{Adapter, Verdict};
+use sluice_destinations::{Adapter, Outgoing, Verdict};
 use sluice_store::{
     DeadLetter, DeliveryStore, EventLog, NewDeadLetter, NewEvent, Replay, ReplayState, Seq,
     SourceScope, StoredEvent, WorkspaceId,
@@ -140,7 +140,11 @@ enum Stream {
 /// An event in the window.
 struct Item {
     event: Arc<StoredEvent>,
-    value: Value,
+    /// The JSON to send when a filter changed the event (else the stored body is sent).
+    rewritten: Option<String>,
+    /// The parsed event, parsed only when something needs it (a filter, the `integrations`
+    /// object, or an adapter that maps fields).
+    value: OnceLock<Value>,
     /// The dead letter this event was taken from, when it is being sent again.
     dead_letter: Option<i64>,
 }
@@ -196,7 +200,15 @@ struct Runner {
     more_to_read: bool,
     sends: JoinSet<Sent>,
     limiter: RateLimiter,
+    /// Requests in a row that failed in a way worth retrying (the tool down or refusing load).
+    failing_streak: u32,
+    /// While the tool is failing, nothing new is sent before this time, then one probe.
+    paused_until: Option<Instant>,
 }
+
+/// Requests failing in a row before the destination as a whole backs off (one probe at a time,
+/// spaced by the same backoff), so a dead tool is not hammered and its neighbours keep the CPU.
+const PAUSE_AFTER_FAILURES: u32 = 3;
 
 /// Runs until `stop` turns true, then finishes the requests in flight and saves the cursors.
 pub async fn run(
@@ -289,6 +301,8 @@ impl Runner {
         }
         Ok(Runner {
             limiter: RateLimiter::new(spec.options.rate_limit),
+            failing_streak: 0,
+            paused_until: None,
             window: Window::new(&cursors),
             acked: cursors,
             spec,
@@ -386,34 +400,50 @@ impl Runner {
             Some(id) => id,
             None => event.seq,
         };
-        let value: Value = match serde_json::from_str(&event.event.body) {
-            Ok(value) => value,
-            Err(_) => {
-                // The log only holds bodies that parsed at ingestion; nothing to send.
+        let body = &event.event.body;
+        // Parsing is the costliest step per event: skipped when neither the `integrations`
+        // object nor a filter needs it (an adapter may still parse, e.g. to map fields).
+        let needs_value = self.spec.filter.is_some() || body.contains("\"integrations\"");
+        let mut value = None;
+        if needs_value {
+            let parsed: Value = match serde_json::from_str(body) {
+                Ok(parsed) => parsed,
+                Err(_) => {
+                    // The log only holds bodies that parsed at ingestion; nothing to send.
+                    self.window.skip(stream, seq);
+                    return;
+                }
+            };
+            if !enabled_by_integrations(&parsed, &self.spec.integration_name) {
                 self.window.skip(stream, seq);
+                self.count_filtered("integrations");
                 return;
             }
-        };
-        if !enabled_by_integrations(&value, &self.spec.integration_name) {
-            self.window.skip(stream, seq);
-            self.count_filtered("integrations");
-            return;
+            value = Some(parsed);
         }
-        let value = match &self.spec.filter {
-            Some(filter) => match filter(value) {
-                Some(value) => value,
+        let mut rewritten = None;
+        if let (Some(filter), Some(parsed)) = (&self.spec.filter, value.take()) {
+            match filter(parsed) {
+                Some(kept) => {
+                    rewritten = Some(kept.to_string());
+                    value = Some(kept);
+                }
                 None => {
                     self.window.skip(stream, seq);
                     self.count_filtered("filter");
                     return;
                 }
-            },
-            None => value,
-        };
+            }
+        }
+        let cell = OnceLock::new();
+        if let Some(value) = value {
+            let _ = cell.set(value);
+        }
         let person = person_of(&event);
         let item = Arc::new(Item {
             event: Arc::new(event),
-            value,
+            rewritten,
+            value: cell,
             dead_letter,
         });
         self.window.push(stream, seq, person, item);
@@ -537,7 +567,15 @@ impl Runner {
     /// Starts requests while the concurrency and rate limits allow.
     async fn dispatch(&mut self) {
         let now = Instant::now();
-        while self.sends.len() < self.spec.options.max_in_flight.max(1) {
+        let max_in_flight = if self.failing_streak >= PAUSE_AFTER_FAILURES {
+            1
+        } else {
+            self.spec.options.max_in_flight.max(1)
+        };
+        if self.paused_until.is_some_and(|until| until > now) {
+            return;
+        }
+        while self.sends.len() < max_in_flight {
             if !self.window.has_ready(now) || !self.limiter.try_take(now) {
                 return;
             }
@@ -567,8 +605,14 @@ impl Runner {
 
     /// Sends the requests the adapter plans for `taken`; returns the events it refused.
     fn plan_and_send(&mut self, taken: Vec<Taken>, now: Instant) -> Vec<(Taken, String)> {
-        let values: Vec<&Value> = taken.iter().map(|(_, item)| &item.value).collect();
-        let plan = self.spec.adapter.build(&values);
+        let outgoing: Vec<Outgoing<'_>> = taken
+            .iter()
+            .map(|(_, item)| {
+                let json = item.rewritten.as_deref().unwrap_or(&item.event.event.body);
+                Outgoing::new(json, &item.value)
+            })
+            .collect();
+        let plan = self.spec.adapter.build(&outgoing);
         let mut covered = vec![false; taken.len()];
         for (index, _reason) in &plan.unsupported {
             if let Some((key, _)) = taken.get(*index) {
@@ -647,6 +691,7 @@ impl Runner {
                 (settle, None, reason, "transport_error")
             }
         };
+        self.note_outcome(outcome, &verdicts, now);
         metrics::counter!(m::REQUESTS, "destination" => self.label(), "result" => outcome)
             .increment(1);
         let mut letters = Vec::new();
@@ -729,6 +774,35 @@ impl Runner {
         .await;
         if !matches!(removed, Ok(Ok(_))) {
             tracing::warn!(destination = %self.spec.id, "removing retried dead letters failed");
+        }
+    }
+
+    /// Tracks whether the tool as a whole is failing: a request that delivered anything ends
+    /// the streak; one whose every event is to be retried extends it, and from
+    /// [`PAUSE_AFTER_FAILURES`] on the destination waits (its backoff, or the tool's
+    /// `Retry-After`) before its next request.
+    fn note_outcome(&mut self, outcome: &str, settles: &[Settle], now: Instant) {
+        if settles.iter().any(|s| matches!(s, Settle::Delivered)) {
+            self.failing_streak = 0;
+            self.paused_until = None;
+            return;
+        }
+        if !(outcome == "retry" || outcome == "transport_error") {
+            return;
+        }
+        self.failing_streak += 1;
+        if self.failing_streak >= PAUSE_AFTER_FAILURES {
+            let retry_after = settles.iter().find_map(|s| match s {
+                Settle::Retry { after, .. } => *after,
+                _ => None,
+            });
+            let failures = self.failing_streak - PAUSE_AFTER_FAILURES + 1;
+            let wait = self
+                .spec
+                .options
+                .backoff
+                .wait(failures, retry_after, random_unit());
+            self.paused_until = Some(now + wait);
         }
     }
 
@@ -915,6 +989,9 @@ impl Runner {
 
     fn next_wake(&self, now: Instant) -> Instant {
         let mut wake = now + Duration::from_secs(1);
+        if let Some(until) = self.paused_until.filter(|until| *until > now) {
+            return wake.min(until);
+        }
         if let Some(at) = self.window.next_retry() {
             wake = wake.min(at);
         }

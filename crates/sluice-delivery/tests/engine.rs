@@ -14,7 +14,9 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use sluice_delivery::{Backoff, DestinationSpec, Engine, Options, Shared, consumer_name};
 use sluice_destinations::contract::classify_status;
-use sluice_destinations::{Adapter, HttpRequest, HttpResponse, Method, Plan, Planned, Verdict};
+use sluice_destinations::{
+    Adapter, HttpRequest, HttpResponse, Method, Outgoing, Plan, Planned, Verdict,
+};
 use sluice_store::{
     DeliveryStore, EventLog, NewEvent, SourceScope, SqliteLog, SqliteLogConfig, WorkspaceId,
 };
@@ -32,11 +34,12 @@ impl Adapter for SinkAdapter {
         self.batch
     }
 
-    fn build(&self, events: &[&Value]) -> Plan {
+    fn build(&self, events: &[Outgoing<'_>]) -> Plan {
         let mut plan = Plan::default();
         let mut body = Vec::new();
         let mut indices = Vec::new();
         for (index, event) in events.iter().enumerate() {
+            let event = event.value();
             if event["type"] == "alias" {
                 plan.unsupported.push((index, "no aliases".into()));
                 continue;
@@ -278,6 +281,26 @@ fn scope() -> SourceScope {
     }
 }
 
+/// The destination's status once `done` holds (at most 20 s).
+async fn settled(
+    engine: &Engine,
+    id: &str,
+    done: impl Fn(&sluice_delivery::Status) -> bool,
+) -> sluice_delivery::Status {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = engine
+            .status(&WorkspaceId(WORKSPACE.into()), id)
+            .await
+            .expect("running");
+        if done(&status) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "timed out: {status:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 // ---------------------------------------------------------------- tests
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,12 +353,8 @@ async fn a_person_whose_first_events_fail_still_gets_them_in_order() {
         .rposition(|(ids, _)| ids[0] == "a1")
         .expect("a1");
     assert!(first_a2 > last_a1);
-    let status = w
-        .engine
-        .status(&WorkspaceId(WORKSPACE.into()), "d1")
-        .await
-        .expect("status");
-    assert_eq!(status.delivered, 5);
+    // The sink answers before the engine settles: wait for the count.
+    let status = settled(&w.engine, "d1", |status| status.delivered == 5).await;
     assert_eq!(status.retried, 2);
     w.engine.shutdown().await;
     assert_eq!(
@@ -416,8 +435,10 @@ async fn permanent_errors_and_exhausted_retries_become_dead_letters() {
     assert!(by_id["flaky"].reason.contains("gave up after 3 attempts"));
     assert_eq!(by_id["poison"].reason, "poison is never sent");
     assert!(by_id["bad"].body.contains("\"messageId\":\"bad\""));
-    let status = w.engine.status(&workspace, "d1").await.expect("status");
-    assert_eq!(status.dead_lettered, 3);
+    let status = settled(&w.engine, "d1", |s| {
+        s.delivered == 1 && s.dead_lettered == 3
+    })
+    .await;
     assert_eq!(status.filtered, 1, "the alias is unsupported");
     assert_eq!(status.delivered, 1);
     // Everything is settled, so the cursor passes all five.
@@ -561,11 +582,7 @@ async fn the_integrations_object_and_filters_keep_events_away() {
     let mut ids = accepted_ids(&sink);
     ids.sort();
     assert_eq!(ids, ["on", "plain"]);
-    let status = w
-        .engine
-        .status(&WorkspaceId(WORKSPACE.into()), "d1")
-        .await
-        .expect("status");
+    let status = settled(&w.engine, "d1", |s| s.delivered == 2).await;
     assert_eq!(status.filtered, 3);
     // Other workspaces cannot see the destination.
     assert!(
@@ -663,4 +680,38 @@ async fn replays_resend_a_time_range_and_dead_letters_can_be_sent_again() {
         5,
         "a replay does not move the destination's cursor past the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_that_keeps_failing_is_probed_not_hammered() {
+    let (url, sink) = start_sink(Arc::new(|_, _| Answer::Status(503, None))).await;
+    let w = world();
+    let events: Vec<NewEvent> = (0..50)
+        .map(|i| event(&format!("m{i}"), &format!("user{i}"), json!({})))
+        .collect();
+    append(&w.log, events).await;
+    let options = Options {
+        backoff: Backoff {
+            base: Duration::from_millis(20),
+            cap: Duration::from_millis(100),
+        },
+        ..fast_options()
+    };
+    w.engine.upsert(spec("d1", &url, 1, options)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let requests = sink.lock().expect("lock").requests.len();
+    // 50 people with their own 20–100 ms retries and 8 requests in flight would make hundreds
+    // of requests; once the destination pauses as a whole it sends one probe at a time.
+    assert!(
+        (3..=60).contains(&requests),
+        "{requests} requests in 1.5 s to a failing tool"
+    );
+    let status = w
+        .engine
+        .status(&WorkspaceId(WORKSPACE.into()), "d1")
+        .await
+        .expect("status");
+    assert_eq!(status.delivered, 0);
+    assert_eq!(status.unfinished, 50, "nothing is lost while paused");
+    w.engine.shutdown().await;
 }

@@ -5,9 +5,45 @@
 //! sending, the waiting, the retries and the bookkeeping, the same way for every adapter.
 
 use std::fmt;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
+
+/// One event handed to an adapter: its JSON text, exactly as it is to be sent, and its parsed
+/// form, parsed on first use — an adapter that forwards the text as it is (the webhook) never
+/// pays for parsing.
+#[derive(Clone, Copy)]
+pub struct Outgoing<'a> {
+    json: &'a str,
+    value: &'a OnceLock<Value>,
+}
+
+impl<'a> Outgoing<'a> {
+    /// `value`, when already set, must be the parse of `json`.
+    pub fn new(json: &'a str, value: &'a OnceLock<Value>) -> Outgoing<'a> {
+        Outgoing { json, value }
+    }
+
+    /// The event's JSON text.
+    pub fn json(&self) -> &'a str {
+        self.json
+    }
+
+    /// The parsed event (`null` if the text is not JSON, which the log never holds).
+    pub fn value(&self) -> &'a Value {
+        self.value
+            .get_or_init(|| serde_json::from_str(self.json).unwrap_or(Value::Null))
+    }
+}
+
+impl fmt::Debug for Outgoing<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outgoing")
+            .field("json_bytes", &self.json.len())
+            .finish()
+    }
+}
 
 /// An HTTP request an adapter wants sent.
 #[derive(Clone, PartialEq, Eq)]
@@ -104,7 +140,7 @@ pub trait Adapter: Send + Sync {
     /// Requests for these events. Every index appears exactly once: in one request, or in
     /// `unsupported`, or in `invalid`. Events of one person keep their relative order within
     /// and across the requests (the engine sends the requests in order).
-    fn build(&self, events: &[&Value]) -> Plan;
+    fn build(&self, events: &[Outgoing<'_>]) -> Plan;
 
     /// Reads the answer to one request that carried `events` events.
     fn classify(&self, response: &HttpResponse, events: usize) -> Verdict;

@@ -30,7 +30,7 @@ mod compliance;
 #[cfg(test)]
 mod test_support;
 
-pub use contract::{Adapter, HttpRequest, HttpResponse, Method, Plan, Planned, Verdict};
+pub use contract::{Adapter, HttpRequest, HttpResponse, Method, Outgoing, Plan, Planned, Verdict};
 pub use secret::Secret;
 
 use serde_json::{Map, Value};

@@ -237,3 +237,25 @@ pub(crate) fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Htt
         body: body.as_bytes().to_vec(),
     }
 }
+
+/// Builds a plan from parsed events, handing them over as the engine does (JSON text plus
+/// the parsed value).
+pub(crate) trait BuildValues {
+    fn build_values(&self, events: &[&Value]) -> crate::Plan;
+}
+
+impl<T: crate::Adapter + ?Sized> BuildValues for T {
+    fn build_values(&self, events: &[&Value]) -> crate::Plan {
+        let texts: Vec<String> = events.iter().map(|value| value.to_string()).collect();
+        let cells: Vec<std::sync::OnceLock<Value>> = events
+            .iter()
+            .map(|value| std::sync::OnceLock::from((*value).clone()))
+            .collect();
+        let outgoing: Vec<crate::Outgoing<'_>> = texts
+            .iter()
+            .zip(&cells)
+            .map(|(text, cell)| crate::Outgoing::new(text, cell))
+            .collect();
+        self.build(&outgoing)
+    }
+}

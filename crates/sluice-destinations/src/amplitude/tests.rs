@@ -1,6 +1,7 @@
 //! Tests of the Amplitude adapter: settings, the mapping of each call against exact JSON,
 //! batching limits, answers, and round trips through the Amplitude fake.
 
+use crate::test_support::BuildValues;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -25,7 +26,7 @@ fn amplitude(extra: &str) -> Amplitude {
 }
 
 fn records(adapter: &Amplitude, events: &[&Value]) -> Vec<Value> {
-    let plan = adapter.build(events);
+    let plan = adapter.build_values(events);
     assert!(
         plan.unsupported.is_empty() && plan.invalid.is_empty(),
         "{plan:?}"
@@ -87,7 +88,7 @@ fn api_and_region_choose_the_endpoint_and_the_envelope_carries_the_key() {
     let event = test_support::track();
     let url = |extra: &str| {
         amplitude(extra)
-            .build(&[&event])
+            .build_values(&[&event])
             .requests
             .remove(0)
             .request
@@ -104,7 +105,11 @@ fn api_and_region_choose_the_endpoint_and_the_envelope_carries_the_key() {
         "http://127.0.0.1:9/batch"
     );
 
-    let request = amplitude("").build(&[&event]).requests.remove(0).request;
+    let request = amplitude("")
+        .build_values(&[&event])
+        .requests
+        .remove(0)
+        .request;
     assert_eq!(
         request.headers[0],
         ("Content-Type".to_string(), "application/json".to_string())
@@ -113,7 +118,7 @@ fn api_and_region_choose_the_endpoint_and_the_envelope_carries_the_key() {
     assert_eq!(body["api_key"], json!("k-0123456789"));
     assert_eq!(body.as_object().map(|o| o.len()), Some(2));
     let with_options = amplitude(r#""min_id_length": 3"#)
-        .build(&[&event])
+        .build_values(&[&event])
         .requests
         .remove(0)
         .request;
@@ -210,7 +215,7 @@ fn screen_maps_the_mobile_context() {
         json!("Loaded Shop Kasse Page")
     );
     // Pages are off by default, as in Segment's Amplitude destination.
-    let plan = amplitude("").build(&[&test_support::page()]);
+    let plan = amplitude("").build_values(&[&test_support::page()]);
     assert_eq!(plan.unsupported.len(), 1);
     // Preferring the anonymous id.
     let prefer = amplitude(r#""prefer_anonymous_id_for_device_id": true, "page_events": "all""#);
@@ -247,7 +252,7 @@ fn group_alias_and_short_ids() {
     );
     let group = test_support::group();
     let alias = test_support::alias();
-    let plan = amplitude("").build(&[&group, &alias, &short]);
+    let plan = amplitude("").build_values(&[&group, &alias, &short]);
     assert!(plan.requests.is_empty());
     assert_eq!(
         plan.unsupported.iter().map(|u| u.0).collect::<Vec<_>>(),
@@ -267,12 +272,12 @@ fn batches_hold_2000_events_and_1_mb_or_20_mb() {
     let small = parse(
         r#"{"type": "track", "event": "E", "userId": "user-1", "timestamp": "2026-11-22T10:00:00Z"}"#,
     );
-    let plan = amplitude("").build(&vec![&small; 2001]);
+    let plan = amplitude("").build_values(&vec![&small; 2001]);
     let sizes: Vec<usize> = plan.requests.iter().map(|p| p.events.len()).collect();
     assert_eq!(sizes, vec![2000, 1]);
     // The realistic track event is larger: 1 MB is reached before 2000 events.
     let track = test_support::track();
-    let plan = amplitude("").build(&vec![&track; 2001]);
+    let plan = amplitude("").build_values(&vec![&track; 2001]);
     assert!(plan.requests[0].events.len() < 2000);
     assert!(
         plan.requests
@@ -285,7 +290,7 @@ fn batches_hold_2000_events_and_1_mb_or_20_mb() {
         "x".repeat(100_000)
     ));
     let events = vec![&big; 25];
-    let plan = amplitude("").build(&events);
+    let plan = amplitude("").build_values(&events);
     assert!(plan.requests.len() >= 3, "{}", plan.requests.len());
     for planned in &plan.requests {
         assert!(planned.request.body.len() <= 1_000_000);
@@ -297,7 +302,10 @@ fn batches_hold_2000_events_and_1_mb_or_20_mb() {
         .collect();
     assert_eq!(order, (0..25).collect::<Vec<_>>());
     assert_eq!(
-        amplitude(r#""api": "batch""#).build(&events).requests.len(),
+        amplitude(r#""api": "batch""#)
+            .build_values(&events)
+            .requests
+            .len(),
         1
     );
 }
@@ -395,7 +403,7 @@ fn debug_output_shows_no_secret() {
         Err(error) => panic!("{error}"),
     };
     let event = test_support::track();
-    let plan = adapter.build(&[&event]);
+    let plan = adapter.build_values(&[&event]);
     for text in [format!("{adapter:?}"), format!("{plan:?}")] {
         assert!(!text.contains("topsecret"), "{text}");
     }
@@ -412,7 +420,7 @@ async fn round_trip_delivers_on_both_apis() {
     let refs: Vec<&Value> = events.iter().collect();
     for api in ["http_v2", "batch"] {
         let adapter = adapter_for(&fake, &[("api", json!(api)), ("page_events", json!("all"))]);
-        deliver(adapter.as_ref(), &adapter.build(&refs).requests[0]).await;
+        deliver(adapter.as_ref(), &adapter.build_values(&refs).requests[0]).await;
     }
     let types: Vec<Value> = fake
         .accepted()
@@ -441,7 +449,7 @@ async fn round_trip_a_bad_event_is_rejected_and_the_rest_resent() {
     );
     let events = [test_support::track(), placeholder, test_support::identify()];
     let refs: Vec<&Value> = events.iter().collect();
-    let planned = adapter.build(&refs).requests.remove(0);
+    let planned = adapter.build_values(&refs).requests.remove(0);
     let answer = send(&planned.request).await;
     assert_eq!(answer.status, 400);
     let Verdict::Partial(verdicts) = adapter.classify(&answer, 3) else {
@@ -452,7 +460,7 @@ async fn round_trip_a_bad_event_is_rejected_and_the_rest_resent() {
     assert!(matches!(verdicts[2], Verdict::Retry { .. }));
     assert!(fake.accepted().is_empty());
     // The engine resends the retried events: they go through.
-    let again = adapter.build(&[refs[0], refs[2]]).requests.remove(0);
+    let again = adapter.build_values(&[refs[0], refs[2]]).requests.remove(0);
     assert_eq!(
         adapter.classify(&send(&again.request).await, 2),
         Verdict::Delivered
@@ -465,7 +473,7 @@ async fn round_trip_bad_key_and_throttling() {
     let fake = FakeTool::start(Tool::Amplitude).await;
     let event = test_support::track();
     let wrong = adapter_for(&fake, &[("api_key", json!("not-the-key"))]);
-    let planned = wrong.build(&[&event]).requests.remove(0);
+    let planned = wrong.build_values(&[&event]).requests.remove(0);
     let answer = send(&planned.request).await;
     assert_eq!(answer.status, 400);
     assert!(
@@ -474,7 +482,7 @@ async fn round_trip_bad_key_and_throttling() {
 
     fake.set_rate_limit(1);
     let adapter = adapter_for(&fake, &[]);
-    let planned = adapter.build(&[&event]).requests.remove(0);
+    let planned = adapter.build_values(&[&event]).requests.remove(0);
     assert_eq!(send(&planned.request).await.status, 200);
     let answer = send(&planned.request).await;
     assert_eq!(answer.status, 429);

@@ -13,7 +13,7 @@ mod tests;
 
 use serde_json::{Map, Value};
 
-use crate::contract::{Adapter, HttpResponse, Plan, Verdict};
+use crate::contract::{Adapter, HttpResponse, Outgoing, Plan, Verdict};
 use crate::{DestinationType, SettingsError};
 
 use settings::MixpanelSettings;
@@ -43,7 +43,9 @@ impl Adapter for Mixpanel {
         request::MAX_EVENTS
     }
 
-    fn build(&self, events: &[&Value]) -> Plan {
+    fn build(&self, events: &[Outgoing<'_>]) -> Plan {
+        let events: Vec<&Value> = events.iter().map(Outgoing::value).collect();
+        let events = events.as_slice();
         request::plan(&self.settings, events)
     }
 

@@ -1,6 +1,7 @@
 //! Tests of the Mixpanel adapter: settings, the mapping of each call against exact JSON,
 //! batching limits, answers, and round trips through the Mixpanel fake.
 
+use crate::test_support::BuildValues;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -32,7 +33,7 @@ fn mixpanel(extra: &str) -> Mixpanel {
 
 /// The one record a single event maps to.
 fn record(adapter: &Mixpanel, event: &Value) -> Value {
-    let plan = adapter.build(&[event]);
+    let plan = adapter.build_values(&[event]);
     assert!(
         plan.unsupported.is_empty() && plan.invalid.is_empty(),
         "{plan:?}"
@@ -107,7 +108,7 @@ fn credentials_and_region_make_the_request_line() {
             Err(error) => panic!("{extra}: {error}"),
         };
         let event = test_support::track();
-        adapter.build(&[&event]).requests.remove(0).request
+        adapter.build_values(&[&event]).requests.remove(0).request
     };
     let sa = request("sa", &format!("{{{SERVICE_ACCOUNT}}}"));
     assert_eq!(
@@ -272,9 +273,9 @@ fn page_and_screen_become_loaded_events_or_named_ones() {
         record(&categorized, &test_support::page())["event"],
         json!("Viewed Shop Page")
     );
-    let plan = categorized.build(&[&test_support::screen()]);
+    let plan = categorized.build_values(&[&test_support::screen()]);
     assert_eq!(plan.unsupported.len(), 1);
-    let plan = mixpanel(r#""page_events": "none""#).build(&[&test_support::page()]);
+    let plan = mixpanel(r#""page_events": "none""#).build_values(&[&test_support::page()]);
     assert!(plan.requests.is_empty() && plan.unsupported.len() == 1);
 }
 
@@ -297,7 +298,7 @@ fn identify_links_the_anonymous_id_to_the_user() {
     if let Some(map) = only_user.as_object_mut() {
         map.remove("anonymousId");
     }
-    let plan = mixpanel("").build(&[&only_user]);
+    let plan = mixpanel("").build_values(&[&only_user]);
     assert_eq!(
         plan.unsupported.iter().map(|u| u.0).collect::<Vec<_>>(),
         vec![0]
@@ -309,7 +310,7 @@ fn group_is_unsupported_and_alias_depends_on_id_merge() {
     let simplified = mixpanel("");
     let group = test_support::group();
     let alias = test_support::alias();
-    let plan = simplified.build(&[&group, &alias]);
+    let plan = simplified.build_values(&[&group, &alias]);
     assert!(plan.requests.is_empty());
     assert_eq!(
         plan.unsupported.iter().map(|u| u.0).collect::<Vec<_>>(),
@@ -336,7 +337,7 @@ fn events_mixpanel_cannot_take_are_invalid() {
         r#"{{"type": "track", "event": "E", "userId": "u", "timestamp": "2026-11-22T10:00:00Z", "properties": {{"blob": "{}"}}}}"#,
         "x".repeat(1024 * 1024)
     ));
-    let plan = mixpanel("").build(&[&no_name, &no_time, &unknown, &huge]);
+    let plan = mixpanel("").build_values(&[&no_name, &no_time, &unknown, &huge]);
     assert!(plan.requests.is_empty());
     assert_eq!(
         plan.invalid.iter().map(|i| i.0).collect::<Vec<_>>(),
@@ -349,7 +350,7 @@ fn events_mixpanel_cannot_take_are_invalid() {
 fn batches_hold_2000_events_and_10_mb() {
     let small = test_support::track();
     let events = vec![&small; 2001];
-    let plan = mixpanel("").build(&events);
+    let plan = mixpanel("").build_values(&events);
     let sizes: Vec<usize> = plan.requests.iter().map(|p| p.events.len()).collect();
     assert_eq!(sizes, vec![2000, 1]);
     assert_eq!(plan.requests[1].events, vec![2000]);
@@ -359,7 +360,7 @@ fn batches_hold_2000_events_and_10_mb() {
         "x".repeat(900 * 1024)
     ));
     let events = vec![&big; 25];
-    let plan = mixpanel("").build(&events);
+    let plan = mixpanel("").build_values(&events);
     assert!(plan.requests.len() >= 3);
     let order: Vec<usize> = plan
         .requests
@@ -452,7 +453,7 @@ fn debug_output_shows_no_secret() {
             Err(error) => panic!("{error}"),
         };
         let event = test_support::track();
-        let plan = adapter.build(&[&event]);
+        let plan = adapter.build_values(&[&event]);
         for text in [format!("{adapter:?}"), format!("{plan:?}")] {
             assert!(!text.contains("topsecret"), "{text}");
             // Nor its base64 form in the Authorization header.
@@ -473,7 +474,7 @@ async fn round_trip_delivers_every_kind_of_call() {
         test_support::group(),
     ];
     let refs: Vec<&Value> = events.iter().collect();
-    let plan = adapter.build(&refs);
+    let plan = adapter.build_values(&refs);
     assert_eq!(plan.requests.len(), 1);
     assert_eq!(
         plan.unsupported.iter().map(|u| u.0).collect::<Vec<_>>(),
@@ -514,7 +515,7 @@ async fn round_trip_strict_mode_failures_are_partial() {
         placeholder,
     ];
     let refs: Vec<&Value> = events.iter().collect();
-    let planned = adapter.build(&refs).requests.remove(0);
+    let planned = adapter.build_values(&refs).requests.remove(0);
     let (answer, verdict) = round_trip(adapter.as_ref(), &planned).await;
     assert_eq!(answer.status, 400);
     let Verdict::Partial(verdicts) = verdict else {
@@ -554,14 +555,14 @@ async fn round_trip_credentials_and_throttling() {
         ],
     );
     for adapter in [&with_secret, &with_token] {
-        let planned = adapter.build(&[&event]).requests.remove(0);
+        let planned = adapter.build_values(&[&event]).requests.remove(0);
         assert_eq!(
             adapter.classify(&send(&planned.request).await, 1),
             Verdict::Delivered
         );
     }
     let wrong = adapter_for(&fake, &[("service_account_secret", json!("wrong-secret"))]);
-    let planned = wrong.build(&[&event]).requests.remove(0);
+    let planned = wrong.build_values(&[&event]).requests.remove(0);
     let answer = send(&planned.request).await;
     assert_eq!(answer.status, 401);
     assert!(matches!(wrong.classify(&answer, 1), Verdict::Reject { .. }));
@@ -577,7 +578,7 @@ async fn round_trip_credentials_and_throttling() {
 
     fake.set_rate_limit(1);
     let adapter = adapter_for(&fake, &[]);
-    let planned = adapter.build(&[&event]).requests.remove(0);
+    let planned = adapter.build_values(&[&event]).requests.remove(0);
     let first = send(&planned.request).await;
     let second = send(&planned.request).await;
     assert_eq!(first.status, 200);

@@ -1,6 +1,7 @@
 //! Tests of the Slack adapter: settings, messages (default and templated, escaped), answers,
 //! and round trips through the Slack fake.
 
+use crate::test_support::BuildValues;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -27,7 +28,7 @@ fn slack(extra: &str) -> Slack {
 }
 
 fn message(adapter: &Slack, event: &Value) -> Value {
-    let plan = adapter.build(&[event]);
+    let plan = adapter.build_values(&[event]);
     assert_eq!(plan.requests.len(), 1, "{plan:?}");
     body_json(&plan.requests[0].request)
 }
@@ -98,7 +99,7 @@ fn the_default_message_names_the_event_the_person_and_the_properties() {
         message(&adapter, &test_support::track()),
         json!({"text": expected})
     );
-    let request = &adapter.build(&[&test_support::track()]).requests[0].request;
+    let request = &adapter.build_values(&[&test_support::track()]).requests[0].request;
     assert_eq!(
         request.url,
         "https://hooks.slack.com/services/T000/B000/topsecretXXXX"
@@ -180,7 +181,7 @@ fn only_track_events_are_sent() {
         test_support::alias(),
     ];
     let refs: Vec<&Value> = events.iter().collect();
-    let plan = adapter.build(&refs);
+    let plan = adapter.build_values(&refs);
     assert_eq!(plan.requests.len(), 1);
     assert_eq!(plan.requests[0].events, vec![0]);
     assert_eq!(
@@ -230,7 +231,7 @@ fn answers_are_classified_as_slack_documents() {
 fn debug_output_shows_no_secret() {
     let adapter = slack("");
     let event = test_support::track();
-    let plan = adapter.build(&[&event]);
+    let plan = adapter.build_values(&[&event]);
     for text in [format!("{adapter:?}"), format!("{plan:?}")] {
         assert!(
             !text.contains("topsecret") && !text.contains("hooks.slack.com"),
@@ -249,7 +250,7 @@ async fn round_trip_through_the_fake() {
     );
     let events = [test_support::track(), test_support::identify()];
     let refs: Vec<&Value> = events.iter().collect();
-    let plan = adapter.build(&refs);
+    let plan = adapter.build_values(&refs);
     let planned = &plan.requests[0];
     let answer = send(&planned.request).await;
     assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
@@ -271,7 +272,7 @@ async fn round_trip_through_the_fake() {
     // A revoked webhook (another path) is `no_service`.
     let revoked_url = format!("{}/services/T0/B0/revoked", fake.base_url());
     let revoked = adapter_for(&fake, &[("webhook_url", json!(revoked_url))]);
-    let answer = send(&revoked.build(&[&events[0]]).requests[0].request).await;
+    let answer = send(&revoked.build_values(&[&events[0]]).requests[0].request).await;
     assert_eq!(
         revoked.classify(&answer, 1),
         Verdict::Reject {

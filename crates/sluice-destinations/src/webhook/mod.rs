@@ -14,7 +14,7 @@ pub use request::{SIGNATURE_HEADER, sign};
 
 use serde_json::{Map, Value};
 
-use crate::contract::{Adapter, HttpResponse, Plan, Verdict, classify_status};
+use crate::contract::{Adapter, HttpResponse, Outgoing, Plan, Verdict, classify_status};
 use crate::{DestinationType, SettingsError};
 
 use settings::WebhookSettings;
@@ -44,7 +44,7 @@ impl Adapter for Webhook {
         self.settings.batch_size
     }
 
-    fn build(&self, events: &[&Value]) -> Plan {
+    fn build(&self, events: &[Outgoing<'_>]) -> Plan {
         request::plan(&self.settings, events)
     }
 

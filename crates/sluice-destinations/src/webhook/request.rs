@@ -7,11 +7,10 @@
 //! prefix makes a receiver built for that fail loudly instead of comparing the wrong hash.)
 
 use hmac::{Hmac, Mac};
-use serde_json::Value;
 use sha2::Sha256;
 
-use crate::contract::{Plan, Planned};
-use crate::request::{Encoded, hex, join, json_post, to_bytes};
+use crate::contract::{Outgoing, Plan, Planned};
+use crate::request::{Encoded, hex, join, json_post};
 
 use super::settings::WebhookSettings;
 
@@ -30,14 +29,14 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 /// One request per `batch_size` events, in order.
-pub(super) fn plan(settings: &WebhookSettings, events: &[&Value]) -> Plan {
+pub(super) fn plan(settings: &WebhookSettings, events: &[Outgoing<'_>]) -> Plan {
     let mut plan = Plan::default();
     let encoded: Vec<Encoded> = events
         .iter()
         .enumerate()
-        .map(|(event, value)| Encoded {
+        .map(|(event, outgoing)| Encoded {
             event,
-            bytes: to_bytes(value),
+            bytes: outgoing.json().as_bytes().to_vec(),
         })
         .collect();
     for chunk in encoded.chunks(settings.batch_size) {

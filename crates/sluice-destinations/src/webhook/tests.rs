@@ -1,6 +1,7 @@
 //! Tests of the webhook adapter: settings, bodies, batching, signatures, answers, and round
 //! trips through the webhook fake.
 
+use crate::test_support::BuildValues;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -89,7 +90,7 @@ fn bad_settings_name_the_field() {
 fn one_event_is_posted_as_stored() {
     let event = test_support::track();
     let plan = webhook(r#"{"url": "https://hooks.example/in", "headers": {"X-Api-Key": "k-123"}}"#)
-        .build(&[&event]);
+        .build_values(&[&event]);
     assert_eq!(plan.requests.len(), 1);
     let planned = &plan.requests[0];
     assert_eq!(planned.events, vec![0]);
@@ -132,7 +133,7 @@ fn batches_are_json_arrays_of_batch_size_events() {
     let refs: Vec<&serde_json::Value> = events.iter().collect();
     let adapter = webhook(r#"{"url": "https://hooks.example/in", "batch_size": 3}"#);
     assert_eq!(adapter.max_batch(), 3);
-    let plan = adapter.build(&refs);
+    let plan = adapter.build_values(&refs);
     let carried: Vec<Vec<usize>> = plan.requests.iter().map(|p| p.events.clone()).collect();
     assert_eq!(carried, vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
     assert_eq!(
@@ -176,7 +177,7 @@ fn signatures_match_rfc_4231_and_an_independent_hmac() {
     let event = test_support::track();
     let adapter =
         webhook(r#"{"url": "https://hooks.example/in", "secret": "whsec_ÿ-not-ascii-is-fine"}"#);
-    let request = &adapter.build(&[&event]).requests[0].request;
+    let request = &adapter.build_values(&[&event]).requests[0].request;
     let header = request
         .headers
         .iter()
@@ -185,7 +186,10 @@ fn signatures_match_rfc_4231_and_an_independent_hmac() {
     let expected = reference_hmac("whsec_ÿ-not-ascii-is-fine".as_bytes(), &request.body);
     assert_eq!(header, Some(format!("sha256={expected}")));
     // The same event gives the same bytes and the same signature on a retry.
-    assert_eq!(adapter.build(&[&event]).requests[0].request, *request);
+    assert_eq!(
+        adapter.build_values(&[&event]).requests[0].request,
+        *request
+    );
 }
 
 #[test]
@@ -227,7 +231,7 @@ fn debug_output_shows_no_secret() {
         r#"{"url": "https://hooks.example/in", "secret": "topsecret-signing", "headers": {"Authorization": "Bearer topsecret-token"}}"#,
     );
     let event = test_support::track();
-    let plan = adapter.build(&[&event]);
+    let plan = adapter.build_values(&[&event]);
     for text in [format!("{adapter:?}"), format!("{plan:?}")] {
         assert!(!text.contains("topsecret"), "{text}");
     }
@@ -239,7 +243,7 @@ async fn round_trip_through_the_fake() {
     let adapter = adapter_for(&fake, &[]);
     let events = [test_support::track(), test_support::identify()];
     let refs: Vec<&serde_json::Value> = events.iter().collect();
-    let plan = adapter.build(&refs);
+    let plan = adapter.build_values(&refs);
     assert_eq!(plan.requests.len(), 2);
     for planned in &plan.requests {
         deliver(adapter.as_ref(), planned).await;
@@ -257,7 +261,7 @@ async fn round_trip_through_the_fake() {
 
     // A wrong signing secret is refused by the receiver, and the refusal is final.
     let wrong = adapter_for(&fake, &[("secret", serde_json::json!("not-the-secret"))]);
-    let planned = &wrong.build(&[&events[0]]).requests[0];
+    let planned = &wrong.build_values(&[&events[0]]).requests[0];
     let answer = send(&planned.request).await;
     assert_eq!(answer.status, 401);
     assert!(matches!(wrong.classify(&answer, 1), Verdict::Reject { .. }));
@@ -289,7 +293,7 @@ async fn the_sink_counts_requests_and_events() {
     .unwrap_or_else(|e| panic!("{e}"));
     let events: Vec<_> = (0..10).map(|_| test_support::track()).collect();
     let refs: Vec<&serde_json::Value> = events.iter().collect();
-    for planned in adapter.build(&refs).requests {
+    for planned in adapter.build_values(&refs).requests {
         deliver(adapter.as_ref(), &planned).await;
     }
     assert_eq!(sink.received(), 3);
@@ -303,7 +307,7 @@ async fn hanging_requests_trip_a_client_timeout() {
     fake.hang(Duration::from_secs(5), 1);
     let adapter = adapter_for(&fake, &[]);
     let event = test_support::track();
-    let request = adapter.build(&[&event]).requests.remove(0).request;
+    let request = adapter.build_values(&[&event]).requests.remove(0).request;
     let client = reqwest::Client::new();
     let mut builder = client
         .post(&request.url)

@@ -119,7 +119,14 @@ async fn events_flow_to_a_destination_with_filters_dead_letters_and_replays() {
         .map(|e| e["messageId"].as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(delivered, ["m1", "m3"], "the Test event was filtered");
-    let (_, status_view) = call(&node, Method::GET, &format!("{base}/delivery"), None).await;
+    let mut status_view = Value::Null;
+    wait_until("the engine to count both", async || {
+        status_view = call(&node, Method::GET, &format!("{base}/delivery"), None)
+            .await
+            .1;
+        status_view["delivered"] == 2
+    })
+    .await;
     assert_eq!(status_view["running"], true);
     assert_eq!(status_view["delivered"], 2);
     assert_eq!(status_view["filtered"], 1);
