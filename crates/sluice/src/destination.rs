@@ -10,12 +10,16 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 use sluice_privacy::Vault;
 use sluice_server::Config;
+use sluice_server::admin::delivery::{letter_json, parse_time, replay_json, unix_ms};
 use sluice_server::admin::destinations::{
     CreateDestination, DestinationView, UpdateDestination, create_destination, update_destination,
 };
 use sluice_server::error::ApiError;
 use sluice_server::startup::{open_state, open_vault};
-use sluice_store::{Destination, DestinationChange, StateStore, StoredSettings, WorkspaceId};
+use sluice_store::{
+    DeliveryStore, Destination, DestinationChange, NewReplay, StateStore, StoredSettings,
+    WorkspaceId,
+};
 
 use crate::{Output, workspace};
 
@@ -74,6 +78,49 @@ pub(crate) enum DestinationCommand {
     },
     /// Delete a destination and its sealed settings.
     Delete {
+        destination: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List a destination's dead letters (events it refused or that ran out of retries).
+    DeadLetters {
+        destination: String,
+        /// Only those with an id above this one (paging).
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Send dead letters again (all of them, or those given with --id); a running node picks
+    /// them up within a second.
+    Retry {
+        destination: String,
+        /// A dead letter id; repeat for several.
+        #[arg(long = "id", value_name = "ID")]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Re-deliver a source's logged events (received in [--from, --to), or all) to the
+    /// destination; a running node picks the replay up within a second.
+    Replay {
+        destination: String,
+        /// Source id or name.
+        #[arg(long)]
+        source: String,
+        /// RFC 3339 time, e.g. 2026-11-23T00:00:00Z.
+        #[arg(long)]
+        from: Option<String>,
+        /// RFC 3339 time (exclusive).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List a destination's replays, newest first.
+    Replays {
         destination: String,
         #[command(flatten)]
         output: Output,
@@ -453,10 +500,133 @@ pub(crate) fn run(config: &Config, command: &DestinationCommand) -> Result<()> {
             session
                 .state
                 .delete_destination(&session.workspace, &found.id.0)?;
+            // Its dead letters and replays go with it.
+            delivery_store(config)?.forget_destination(&session.workspace, &found.id.0)?;
             print(output, found, "deleted")
         }
         DestinationCommand::Reseal { json } => reseal(config, *json),
+        DestinationCommand::DeadLetters {
+            destination,
+            after,
+            limit,
+            output,
+        } => {
+            let session = Session::open(config, output)?;
+            let found = session.find(destination)?;
+            let letters = delivery_store(config)?.dead_letters(
+                &session.workspace,
+                &found.id.0,
+                *after,
+                (*limit).clamp(1, 1_000),
+            )?;
+            if output.json {
+                let views: Vec<Value> = letters.iter().map(|l| letter_json(l, true)).collect();
+                println!("{}", json!({ "dead_letters": views }));
+            } else if letters.is_empty() {
+                println!("no dead letters for {}", found.name);
+            } else {
+                for letter in &letters {
+                    let status = letter
+                        .letter
+                        .status
+                        .map_or_else(|| "-".to_owned(), |s| s.to_string());
+                    println!(
+                        "{}\t{}\t{}\t{} attempt(s)\t{}",
+                        letter.id,
+                        letter.letter.message_id,
+                        status,
+                        letter.letter.attempts,
+                        letter.letter.reason
+                    );
+                }
+            }
+            Ok(())
+        }
+        DestinationCommand::Retry {
+            destination,
+            ids,
+            output,
+        } => {
+            let session = Session::open(config, output)?;
+            let found = session.find(destination)?;
+            let ids = (!ids.is_empty()).then_some(ids.as_slice());
+            let marked =
+                delivery_store(config)?.request_retry(&session.workspace, &found.id.0, ids)?;
+            if output.json {
+                println!("{}", json!({ "queued": marked }));
+            } else {
+                println!(
+                    "{marked} dead letter(s) of {} queued to be sent again",
+                    found.name
+                );
+            }
+            Ok(())
+        }
+        DestinationCommand::Replay {
+            destination,
+            source,
+            from,
+            to,
+            output,
+        } => {
+            let session = Session::open(config, output)?;
+            let found = session.find(destination)?;
+            let source_id = source_ids(
+                &session.state,
+                &session.workspace,
+                std::slice::from_ref(source),
+            )?
+            .remove(0);
+            if !found.sources.contains(&source_id) {
+                bail!("{} is not connected to source {source}", found.name);
+            }
+            let replay = NewReplay {
+                workspace_id: session.workspace.clone(),
+                destination_id: found.id.0.clone(),
+                source_id,
+                from_ms: parse_time(from, "from").map_err(api)?,
+                to_ms: parse_time(to, "to").map_err(api)?,
+                last_seq: None,
+            };
+            let job = delivery_store(config)?.add_replay(&replay, unix_ms())?;
+            if output.json {
+                println!("{}", replay_json(&job));
+            } else {
+                println!(
+                    "replay {} of source {source} to {} queued",
+                    job.id, found.name
+                );
+            }
+            Ok(())
+        }
+        DestinationCommand::Replays {
+            destination,
+            output,
+        } => {
+            let session = Session::open(config, output)?;
+            let found = session.find(destination)?;
+            let jobs = delivery_store(config)?.replays(&session.workspace, &found.id.0, false)?;
+            let views: Vec<Value> = jobs.iter().map(replay_json).collect();
+            if output.json {
+                println!("{}", json!({ "replays": views }));
+            } else if views.is_empty() {
+                println!("no replays for {}", found.name);
+            } else {
+                for view in views {
+                    println!(
+                        "{}\t{}\t{}\t{} event(s)",
+                        view["id"], view["source_id"], view["state"], view["events"]
+                    );
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+/// The delivery engine's store (dead letters, replays) in the data directory.
+fn delivery_store(config: &Config) -> Result<DeliveryStore> {
+    Ok(DeliveryStore::open(&config.data_dir.join("delivery.db"))?)
 }
 
 /// Seals every destination not yet under the active key again, in every workspace.

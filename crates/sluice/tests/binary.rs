@@ -790,3 +790,113 @@ fn master_keys_come_from_the_environment_and_rotate() {
         "{stderr}"
     );
 }
+
+/// Polls `done` every 50 ms for at most 30 s.
+async fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_commands_work_against_a_running_server() {
+    use sluice_destinations::testkit::{FakeTool, Tool};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeTool::start(Tool::Webhook).await;
+    let (_, key) = create_source(dir.path(), "web");
+    let settings = serde_json::to_string(&fake.settings()).expect("settings");
+    let settings_file = dir.path().join("hook.json");
+    std::fs::write(&settings_file, settings).expect("write settings");
+    let (ok, _, stderr) = cli(
+        dir.path(),
+        &[
+            "destination",
+            "create",
+            "hook",
+            "--type",
+            "webhook",
+            "--source",
+            "web",
+            "--settings-json",
+            settings_file.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let send = |id: &'static str| {
+        let (client, url, key) = (client.clone(), server.url("/v1/track"), key.clone());
+        async move {
+            let body = json!({"userId": "u1", "event": "Clicked", "messageId": id});
+            let response = client
+                .post(url)
+                .basic_auth(key, Some(""))
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(response.status(), 200);
+        }
+    };
+    send("first").await;
+    poll_until("the first delivery", || fake.accepted().len() == 1).await;
+
+    // The tool refuses the second event: the CLI lists the dead letter, then sends it again.
+    fake.push_answer(422, &[], "{\"error\":\"no\"}");
+    send("second").await;
+    let mut letters = Value::Null;
+    poll_until("a dead letter", || {
+        let (ok, stdout, _) = cli(
+            dir.path(),
+            &["destination", "dead-letters", "hook", "--json"],
+        );
+        letters = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        ok && letters["dead_letters"]
+            .as_array()
+            .is_some_and(|l| l.len() == 1)
+    })
+    .await;
+    assert_eq!(letters["dead_letters"][0]["message_id"], "second");
+    assert_eq!(letters["dead_letters"][0]["status"], 422);
+    let (ok, stdout, stderr) = cli(dir.path(), &["destination", "retry", "hook", "--json"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        serde_json::from_str::<Value>(stdout.trim()).expect("json")["queued"],
+        1
+    );
+    poll_until("the retried event", || fake.accepted().len() == 2).await;
+
+    // A replay asked with the CLI is picked up by the running node.
+    let (ok, _, stderr) = cli(
+        dir.path(),
+        &[
+            "destination",
+            "replay",
+            "hook",
+            "--source",
+            "web",
+            "--from",
+            "nonsense",
+        ],
+    );
+    assert!(!ok && stderr.contains("from"), "{stderr}");
+    let (ok, _, stderr) = cli(
+        dir.path(),
+        &["destination", "replay", "hook", "--source", "web"],
+    );
+    assert!(ok, "{stderr}");
+    poll_until("the replayed events", || fake.accepted().len() == 4).await;
+    poll_until("the replay to be done", || {
+        let (_, stdout, _) = cli(dir.path(), &["destination", "replays", "hook", "--json"]);
+        let replays: Value = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        replays["replays"][0]["state"] == "done"
+    })
+    .await;
+    drop(server);
+}

@@ -26,7 +26,8 @@ use crate::startup::AppState;
 /// A destination whose oldest unfinished event is older than this is reported stuck.
 pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
 
-fn unix_ms() -> i64 {
+/// Now, in milliseconds since the epoch.
+pub fn unix_ms() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
@@ -124,7 +125,8 @@ pub async fn attempts(
     Ok(Json(json!({ "attempts": attempts })))
 }
 
-fn letter_json(letter: &DeadLetter, with_event: bool) -> Value {
+/// A dead letter as the API shows it (`with_event`: the logged event too).
+pub fn letter_json(letter: &DeadLetter, with_event: bool) -> Value {
     let l = &letter.letter;
     let mut view = json!({
         "id": letter.id,
@@ -210,7 +212,8 @@ pub struct ReplayRequest {
     to: Option<String>,
 }
 
-fn parse_time(text: &Option<String>, field: &str) -> Result<Option<i64>, ApiError> {
+/// An optional RFC 3339 time as milliseconds since the epoch; a bad one names `field`.
+pub fn parse_time(text: &Option<String>, field: &str) -> Result<Option<i64>, ApiError> {
     let Some(text) = text else {
         return Ok(None);
     };
@@ -224,7 +227,8 @@ fn parse_time(text: &Option<String>, field: &str) -> Result<Option<i64>, ApiErro
     Ok(Some((time.unix_timestamp_nanos() / 1_000_000) as i64))
 }
 
-fn replay_json(replay: &Replay) -> Value {
+/// A replay job as the API shows it.
+pub fn replay_json(replay: &Replay) -> Value {
     let state = match replay.state {
         ReplayState::Running => "running",
         ReplayState::Done => "done",
