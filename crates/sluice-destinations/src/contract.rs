@@ -37,6 +37,11 @@ impl<'a> Outgoing<'a> {
     }
 }
 
+/// The parsed form of each event, for adapters that map fields.
+pub fn values<'a>(events: &[Outgoing<'a>]) -> Vec<&'a Value> {
+    events.iter().map(Outgoing::value).collect()
+}
+
 impl fmt::Debug for Outgoing<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Outgoing")

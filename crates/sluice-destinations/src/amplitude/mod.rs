@@ -45,9 +45,7 @@ impl Adapter for Amplitude {
     }
 
     fn build(&self, events: &[Outgoing<'_>]) -> Plan {
-        let events: Vec<&Value> = events.iter().map(Outgoing::value).collect();
-        let events = events.as_slice();
-        request::plan(&self.settings, events)
+        request::plan(&self.settings, &crate::contract::values(events))
     }
 
     fn classify(&self, response: &HttpResponse, events: usize) -> Verdict {

@@ -44,9 +44,7 @@ impl Adapter for Slack {
     }
 
     fn build(&self, events: &[Outgoing<'_>]) -> Plan {
-        let events: Vec<&Value> = events.iter().map(Outgoing::value).collect();
-        let events = events.as_slice();
-        request::plan(&self.settings, events)
+        request::plan(&self.settings, &crate::contract::values(events))
     }
 
     fn classify(&self, response: &HttpResponse, _events: usize) -> Verdict {
