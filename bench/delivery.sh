@@ -74,8 +74,9 @@ wait_ready "http://127.0.0.1:$HANG_SINK_PORT/stats" "${PIDS[-1]}"
 
 DATA="$WORK/data"
 export SLUICE_ADMIN_TOKEN=bench-admin-token-not-secret-0123
-KEY=$("$SLUICE" source create bench --json --data-dir "$DATA" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["write_key"])')
+SOURCE_JSON=$("$SLUICE" source create bench --json --data-dir "$DATA")
+KEY=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["write_key"])' "$SOURCE_JSON")
+SOURCE_ID=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["id"])' "$SOURCE_JSON")
 "$SLUICE" destination create healthy --type webhook --source bench --data-dir "$DATA" \
     --setting "url=http://127.0.0.1:$SINK_PORT/hook" --setting batch_size:=100 >/dev/null
 RUST_LOG=warn "$SLUICE" serve --data-dir "$DATA" --listen "127.0.0.1:$SLUICE_PORT" >"$WORK/sluice.log" 2>&1 &
@@ -133,7 +134,7 @@ set_enabled() { # set_enabled DESTINATION_ID true|false
 create_neighbour() { # create_neighbour NAME PORT -> prints its id
     curl -sf -X POST "http://127.0.0.1:$SLUICE_PORT/api/v1/destinations" \
         -H "Authorization: Bearer $SLUICE_ADMIN_TOKEN" -H 'Content-Type: application/json' \
-        -d "{\"name\":\"$1\",\"type\":\"webhook\",\"sources\":[\"bench\"],\"enabled\":false,\"settings\":{\"url\":\"http://127.0.0.1:$2/hook\",\"batch_size\":100}}" |
+        -d "{\"name\":\"$1\",\"type\":\"webhook\",\"sources\":[\"$SOURCE_ID\"],\"enabled\":false,\"settings\":{\"url\":\"http://127.0.0.1:$2/hook\",\"batch_size\":100}}" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'
 }
 FAILING_ID=$(create_neighbour failing "$BAD_SINK_PORT")
