@@ -51,7 +51,7 @@ impl MemoryGraph {
             }
         }
         let kept = self.profiles.get_mut(&target)?;
-        for id in &decision.seen {
+        for (id, _) in &decision.seen {
             if let Some(state) = kept.identifiers.iter_mut().find(|s| &s.id == id) {
                 state.last_seen_ms = state.last_seen_ms.max(at_ms);
             }

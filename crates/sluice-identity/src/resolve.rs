@@ -74,8 +74,9 @@ pub struct Decision {
     pub absorbed: Vec<ProfileId>,
     /// Identifiers new to the target.
     pub added: Vec<Identifier>,
-    /// Identifiers the target (or an absorbed profile) already had: they were seen again.
-    pub seen: Vec<Identifier>,
+    /// Identifiers the target or an absorbed profile already had (with that profile): they
+    /// were seen again.
+    pub seen: Vec<(Identifier, ProfileId)>,
     pub dropped: Vec<(Identifier, DropReason)>,
 }
 
@@ -126,6 +127,17 @@ pub fn resolve<G: Graph>(
             }
             owners.push(owner);
         }
+        if matched.len() == 1 && owners.iter().all(Option::is_some) {
+            // Every identifier is already on one profile: nothing grows, no rule can break.
+            let profile = matched[0];
+            let seen = ids.into_iter().map(|id| (id, profile)).collect();
+            return Ok(Decision {
+                target: Some(profile),
+                seen,
+                dropped,
+                ..Decision::default()
+            });
+        }
         let mut views = Vec::with_capacity(matched.len());
         for profile in &matched {
             views.push(graph.view(*profile)?);
@@ -173,10 +185,7 @@ fn decide(
         decision.target = Some(matched[0]);
     }
 
-    let in_result = |owner: Option<ProfileId>| match owner {
-        None => false,
-        Some(p) => decision.target == Some(p) || decision.absorbed.contains(&p),
-    };
+    let in_result = |p: ProfileId| decision.target == Some(p) || decision.absorbed.contains(&p);
     let mut room = u64::from(rules.max_identifiers).saturating_sub(
         views
             .iter()
@@ -186,8 +195,8 @@ fn decide(
     let mut added = Vec::new();
     let mut seen = Vec::new();
     for (id, owner) in ids.into_iter().zip(owners) {
-        if in_result(owner) {
-            seen.push(id);
+        if let Some(profile) = owner.filter(|p| in_result(*p)) {
+            seen.push((id, profile));
         } else if owner.is_some() {
             dropped.push((id, DropReason::MergeCap));
         } else if room == 0 {
@@ -312,7 +321,7 @@ mod tests {
         );
         assert_eq!(same, anon);
         assert_eq!(d.added, vec![id("email", "j@x.io")]);
-        assert_eq!(d.seen, vec![id("anonymous_id", "a1")]);
+        assert_eq!(d.seen, vec![(id("anonymous_id", "a1"), anon.unwrap())]);
         let (merged, d) = send(
             &mut graph,
             &rules,

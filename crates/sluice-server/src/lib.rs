@@ -4,6 +4,8 @@
 //! - [`startup`] — opens the data directory, binds the listener, runs until shutdown.
 //! - [`tracking`] — the Segment-compatible tracking API (`/v1/*`).
 //! - [`admin`] — the admin API (`/api/v1/*`): sources, recent events, live tail.
+//! - [`profiles`] — the profile consumer (identity resolution from the log) and the Profile
+//!   API (`/v1/spaces/…`).
 //! - [`health`] — `/health`, `/ready`.
 //! - [`telemetry`] — Prometheus metrics (`/metrics`) and their names.
 //! - [`error`] — the table of public error codes every API answers with.
@@ -13,6 +15,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod health;
+pub mod profiles;
 pub mod startup;
 pub mod telemetry;
 pub mod tracking;

@@ -20,8 +20,8 @@ use sluice_delivery::{Engine, Shared};
 use sluice_privacy::{KeyId, MasterKey, Vault};
 use sluice_spec::Limits;
 use sluice_store::{
-    AdminToken, DeliveryStore, EventLog, SqliteLog, SqliteLogConfig, StateStore, StoreError,
-    Workspace,
+    AdminToken, DeliveryStore, EventLog, ProfileStore, SqliteLog, SqliteLogConfig, StateStore,
+    StoreError, Workspace,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,6 +31,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{self, Config, MasterKeyError};
 use crate::delivery::Deliveries;
 use crate::error::ApiError;
+use crate::profiles::{self, Profiles};
 use crate::tracking::auth::KeyCache;
 use crate::{admin, health, telemetry, tracking};
 
@@ -74,6 +75,8 @@ pub struct AppState {
     pub vault: Arc<Vault>,
     /// The delivery engine and its store (dead letters, replays).
     pub deliveries: Arc<Deliveries>,
+    /// Profiles and the consumer that builds them from the log.
+    pub profiles: Arc<Profiles>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -219,6 +222,13 @@ impl App {
             Arc::clone(&vault),
         ));
 
+        let profile_store = Arc::new(ProfileStore::open(&config.data_dir.join("profiles.db"))?);
+        let profiles = Arc::new(Profiles::new(
+            profile_store,
+            log.clone(),
+            Arc::clone(&state),
+        ));
+
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -236,6 +246,7 @@ impl App {
             metrics: telemetry::recorder(),
             vault,
             deliveries,
+            profiles,
             stopping,
         };
         Ok(App {
@@ -273,6 +284,8 @@ impl App {
         deliveries.reconcile().await;
         let reconciler =
             tokio::spawn(Arc::clone(&deliveries).keep_reconciling(self.state.stopping.clone()));
+        let profile_consumer =
+            tokio::spawn(Arc::clone(&self.state.profiles).run(self.state.stopping.clone()));
         let stop = self.stop;
         let signal = async move {
             shutdown.await;
@@ -286,6 +299,8 @@ impl App {
         .with_graceful_shutdown(signal)
         .await;
         let _ = reconciler.await;
+        // The consumer finishes its batch (one transaction) before the log closes.
+        let _ = profile_consumer.await;
         // Destinations finish their requests in flight and save their cursors before the log
         // closes.
         deliveries.engine.shutdown().await;
@@ -362,6 +377,46 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             get(admin::delivery::filters).put(admin::delivery::set_filters),
         )
         .route("/api/v1/filters/preview", post(admin::delivery::preview))
+        .route(
+            "/api/v1/identity/settings",
+            get(admin::identity::settings).put(admin::identity::set_settings),
+        )
+        .route(
+            "/api/v1/identity/tokens",
+            get(admin::identity::tokens).post(admin::identity::create_token),
+        )
+        .route(
+            "/api/v1/identity/tokens/{id}",
+            axum::routing::delete(admin::identity::revoke_token),
+        )
+        .route(
+            "/api/v1/profiles/{lookup}/graph",
+            get(admin::identity::graph),
+        )
+        .route(
+            "/api/v1/profiles/{lookup}/unmerge",
+            post(admin::identity::unmerge),
+        )
+        .route(
+            "/v1/spaces/{space}/collections/{collection}/profiles/{id}/traits",
+            get(profiles::api::traits),
+        )
+        .route(
+            "/v1/spaces/{space}/collections/{collection}/profiles/{id}/external_ids",
+            get(profiles::api::external_ids),
+        )
+        .route(
+            "/v1/spaces/{space}/collections/{collection}/profiles/{id}/events",
+            get(profiles::api::events),
+        )
+        .route(
+            "/v1/spaces/{space}/collections/{collection}/profiles/{id}/metadata",
+            get(profiles::api::metadata),
+        )
+        .route(
+            "/v1/spaces/{space}/collections/{collection}/profiles/{id}/links",
+            get(profiles::api::links),
+        )
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/metrics", get(metrics_route))

@@ -9,6 +9,9 @@
 //!   a third SQLite file so failing destinations never write into the log's file.
 //! - [`destinations`] — destination instances (settings with their secrets sealed, consent
 //!   categories, delivery options) and their sources, in `state.db` beside the sources.
+//! - [`profiles`] — profiles and the identity graph ([`ProfileStore`]), built from the log by
+//!   the profile consumer, in `profiles.db`.
+//! - [`identity`] — each workspace's identity settings and Profile API tokens, in `state.db`.
 //! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
 //! - `conformance` (feature `testsuite`) — the suite every [`EventLog`] backend must pass, with
 //!   a model-based property test.
@@ -18,7 +21,9 @@
 pub mod delivery;
 pub mod destinations;
 pub mod error;
+pub mod identity;
 pub mod log;
+pub mod profiles;
 pub mod secret;
 pub mod state;
 
@@ -33,7 +38,9 @@ pub use destinations::{
     settings_context,
 };
 pub use error::StoreError;
+pub use identity::ProfileTokenInfo;
 pub use log::sqlite::{SqliteLog, SqliteLogConfig};
 pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
-pub use secret::{AdminToken, KeyHash, WriteKey};
+pub use profiles::ProfileStore;
+pub use secret::{AdminToken, KeyHash, ProfileToken, WriteKey};
 pub use state::{Source, SourceAuth, StateStore, Workspace, WorkspaceId};

@@ -19,15 +19,20 @@ const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwx
 const SECRET_CHARS: usize = 32;
 
 fn random_text(prefix: &str) -> Result<String, StoreError> {
-    let mut text = String::with_capacity(prefix.len() + SECRET_CHARS);
+    random_id_text(prefix, SECRET_CHARS)
+}
+
+/// `prefix` followed by `chars` random letters and digits.
+pub(crate) fn random_id_text(prefix: &str, chars: usize) -> Result<String, StoreError> {
+    let mut text = String::with_capacity(prefix.len() + chars);
     text.push_str(prefix);
     let mut bytes = [0u8; 64];
-    while text.len() < prefix.len() + SECRET_CHARS {
+    while text.len() < prefix.len() + chars {
         getrandom::fill(&mut bytes)
             .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
         for byte in bytes {
             // Rejection sampling: 248 = 4 * 62, so every symbol is equally likely.
-            if byte < 248 && text.len() < prefix.len() + SECRET_CHARS {
+            if byte < 248 && text.len() < prefix.len() + chars {
                 text.push(char::from(ALPHABET[usize::from(byte % 62)]));
             }
         }
@@ -114,6 +119,11 @@ secret_type!(
     AdminToken,
     "sla_",
     "A workspace admin token: the credential of the admin API."
+);
+secret_type!(
+    ProfileToken,
+    "slp_",
+    "A Profile API access token: read access to one workspace's profiles."
 );
 
 #[cfg(test)]

@@ -87,7 +87,7 @@ pub(crate) fn now_text() -> String {
         .unwrap_or_default()
 }
 
-fn random_id(prefix: &str) -> Result<String, StoreError> {
+pub(crate) fn random_id(prefix: &str) -> Result<String, StoreError> {
     let mut bytes = [0u8; 10];
     getrandom::fill(&mut bytes)
         .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
@@ -110,7 +110,7 @@ pub(crate) fn check_name(name: &str) -> Result<String, StoreError> {
     Ok(trimmed.to_owned())
 }
 
-fn row_to_source(row: &rusqlite::Row<'_>) -> rusqlite::Result<Source> {
+pub(crate) fn row_to_source(row: &rusqlite::Row<'_>) -> rusqlite::Result<Source> {
     Ok(Source {
         id: row.get(0)?,
         workspace_id: WorkspaceId(row.get(1)?),
@@ -132,6 +132,7 @@ impl StateStore {
         let connection = sqlite::open(path)?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::destinations::SCHEMA)?;
+        connection.execute_batch(crate::identity::SCHEMA)?;
         Ok(StateStore {
             connection: Mutex::new(connection),
         })

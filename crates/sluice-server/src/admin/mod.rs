@@ -7,6 +7,7 @@
 pub mod delivery;
 pub mod destinations;
 pub mod events;
+pub mod identity;
 pub mod sources;
 
 use axum::extract::FromRequestParts;

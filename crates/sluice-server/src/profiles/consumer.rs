@@ -1,0 +1,126 @@
+//! The profile consumer.
+//!
+//! One task follows every source of every workspace: for each, it reads the events after the
+//! profile store's cursor and ingests them in batches (on a blocking thread), one transaction
+//! per batch with the cursor in it. When a pass finds nothing new it waits for the log to
+//! commit more, or a short while. Identity settings are read once per pass, so a change
+//! applies to the next batch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_identity::Rules;
+use sluice_store::{EventLog, ProfileStore, SourceScope, StateStore, StoreError, WorkspaceId};
+use tokio::sync::watch;
+
+/// Events read and applied per transaction.
+const BATCH: usize = 2_000;
+/// How long an idle consumer waits before looking again without a signal from the log.
+const IDLE_WAIT: Duration = Duration::from_millis(500);
+
+/// Metric names of the profile consumer.
+pub const EVENTS: &str = "sluice_profiles_events_total";
+pub const MERGES: &str = "sluice_profiles_merges_total";
+pub const CREATED: &str = "sluice_profiles_created_total";
+pub const DROPPED: &str = "sluice_profiles_identifiers_dropped_total";
+pub const UNRESOLVED: &str = "sluice_profiles_unresolved_events_total";
+
+/// The profile store and the consumer that fills it.
+pub struct Profiles {
+    pub store: Arc<ProfileStore>,
+    log: Arc<dyn EventLog>,
+    state: Arc<StateStore>,
+}
+
+impl Profiles {
+    pub fn new(
+        store: Arc<ProfileStore>,
+        log: Arc<dyn EventLog>,
+        state: Arc<StateStore>,
+    ) -> Profiles {
+        Profiles { store, log, state }
+    }
+
+    /// Follows the log until `stopping` turns true; a batch in progress finishes first.
+    pub async fn run(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        let mut committed = self.log.subscribe();
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let progressed = match self.pass().await {
+                Ok(progressed) => progressed,
+                Err(error) => {
+                    tracing::error!(%error, "profile consumer pass failed");
+                    false
+                }
+            };
+            if progressed {
+                continue;
+            }
+            tokio::select! {
+                _ = committed.recv() => {}
+                _ = tokio::time::sleep(IDLE_WAIT) => {}
+                _ = stopping.changed() => return,
+            }
+        }
+    }
+
+    /// One batch for every source that has new events; true when any had.
+    pub async fn pass(&self) -> Result<bool, StoreError> {
+        let state = Arc::clone(&self.state);
+        let sources = blocking(move || state.all_sources()).await?;
+        let mut progressed = false;
+        let mut rules: Option<(WorkspaceId, Arc<Rules>)> = None;
+        for source in sources {
+            let workspace = source.workspace_id.clone();
+            let current = match &rules {
+                Some((id, rules)) if *id == workspace => Arc::clone(rules),
+                _ => {
+                    let state = Arc::clone(&self.state);
+                    let id = workspace.clone();
+                    let settings = blocking(move || state.identity_settings(&id)).await?;
+                    let compiled = match Rules::compile(&settings) {
+                        Ok(compiled) => Arc::new(compiled),
+                        Err(error) => {
+                            tracing::error!(workspace = %workspace, %error, "stored identity settings are invalid");
+                            continue;
+                        }
+                    };
+                    rules = Some((workspace.clone(), Arc::clone(&compiled)));
+                    compiled
+                }
+            };
+            let store = Arc::clone(&self.store);
+            let (ws, id) = (workspace.clone(), source.id.clone());
+            let cursor = blocking(move || store.cursor(&ws, &id)).await?;
+            let scope = SourceScope {
+                workspace_id: workspace.clone(),
+                source_id: source.id.clone(),
+            };
+            let events = self.log.read(&scope, cursor, BATCH).await?;
+            if events.is_empty() {
+                continue;
+            }
+            progressed = true;
+            let store = Arc::clone(&self.store);
+            let source_id = source.id.clone();
+            let report =
+                blocking(move || store.ingest(&workspace, &current, &source_id, &events)).await?;
+            metrics::counter!(EVENTS).increment(report.events);
+            metrics::counter!(MERGES).increment(report.merges);
+            metrics::counter!(CREATED).increment(report.profiles_created);
+            metrics::counter!(DROPPED).increment(report.identifiers_dropped);
+            metrics::counter!(UNRESOLVED).increment(report.unresolved);
+        }
+        Ok(progressed)
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| StoreError::CommitFailed("profile task failed".into()))?
+}

@@ -1,0 +1,586 @@
+//! The profile consumer's unit of work: one batch of a source's logged events, applied in one
+//! transaction together with the source's cursor.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Map, Value};
+use sluice_identity::resolve::alias_identifier;
+use sluice_identity::{
+    Collection, Decision, Graph, IdState, Identifier, ProfileId, ProfileView, Rules, extract,
+    resolve,
+};
+
+use super::{ProfileStore, new_public_id, now_ms};
+use crate::{StoreError, StoredEvent, WorkspaceId};
+
+/// `last_seen` of an identifier is rewritten only when it is older than this: a minute is
+/// precise enough for weekly windows and saves a write per identifier per event.
+const LAST_SEEN_PRECISION_MS: i64 = 60_000;
+/// Traits beyond this many in one event are ignored.
+const MAX_TRAITS_PER_EVENT: usize = 1_000;
+/// Trait names longer than this are ignored.
+const MAX_TRAIT_NAME_BYTES: usize = 256;
+
+/// What one batch did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct IngestReport {
+    pub events: u64,
+    /// Events whose `messageId` was already recorded.
+    pub duplicates: u64,
+    /// Events with no usable identifier: not attached to any profile.
+    pub unresolved: u64,
+    /// Events whose body is not JSON (never expected: the log holds normalized events).
+    pub unreadable: u64,
+    pub profiles_created: u64,
+    pub merges: u64,
+    pub identifiers_added: u64,
+    /// Identifiers kept off a profile by a limit or a cap.
+    pub identifiers_dropped: u64,
+}
+
+impl IngestReport {
+    pub fn add(&mut self, other: &IngestReport) {
+        self.events += other.events;
+        self.duplicates += other.duplicates;
+        self.unresolved += other.unresolved;
+        self.unreadable += other.unreadable;
+        self.profiles_created += other.profiles_created;
+        self.merges += other.merges;
+        self.identifiers_added += other.identifiers_added;
+        self.identifiers_dropped += other.identifiers_dropped;
+    }
+}
+
+/// The identity graph as the resolver sees it, read inside the batch's transaction.
+pub(crate) struct SqlGraph<'c> {
+    pub(crate) connection: &'c Connection,
+    pub(crate) workspace: &'c str,
+}
+
+impl Graph for SqlGraph<'_> {
+    type Error = rusqlite::Error;
+
+    fn find(
+        &mut self,
+        collection: Collection,
+        id: &Identifier,
+    ) -> Result<Option<ProfileId>, Self::Error> {
+        self.connection
+            .prepare_cached(
+                "SELECT profile_id FROM identifiers
+                 WHERE workspace_id = ?1 AND collection = ?2 AND kind = ?3 AND value = ?4",
+            )?
+            .query_row(
+                params![self.workspace, collection.as_str(), id.kind, id.value],
+                |row| row.get(0),
+            )
+            .optional()
+    }
+
+    fn view(&mut self, profile: ProfileId) -> Result<ProfileView, Self::Error> {
+        let merges: u32 = self
+            .connection
+            .prepare_cached("SELECT merges FROM profiles WHERE id = ?1")?
+            .query_row([profile], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
+        let mut statement = self.connection.prepare_cached(
+            "SELECT kind, value, last_seen FROM identifiers WHERE profile_id = ?1",
+        )?;
+        let identifiers = statement
+            .query_map([profile], |row| {
+                Ok(IdState {
+                    id: Identifier::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
+                    last_seen_ms: row.get(2)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ProfileView {
+            id: profile,
+            merges,
+            identifiers,
+        })
+    }
+}
+
+/// The event being applied.
+pub(crate) struct EventContext<'a> {
+    pub(crate) workspace: &'a str,
+    pub(crate) source_id: &'a str,
+    pub(crate) message_id: &'a str,
+    pub(crate) seq: i64,
+    /// Event time (the corrected `timestamp`), ms.
+    pub(crate) at_ms: i64,
+    /// Processing time, ms.
+    pub(crate) now_ms: i64,
+}
+
+/// A profile's latest event, written once per batch.
+struct Touch {
+    now_ms: i64,
+    message_id: String,
+    source_id: String,
+}
+
+impl ProfileStore {
+    /// Applies a batch of one source's events (ascending sequence numbers) and moves the
+    /// source's cursor to the last of them, in one transaction.
+    pub fn ingest(
+        &self,
+        workspace: &WorkspaceId,
+        rules: &Rules,
+        source_id: &str,
+        events: &[StoredEvent],
+    ) -> Result<IngestReport, StoreError> {
+        let mut connection = self.writer()?;
+        let transaction = connection.transaction()?;
+        let mut report = IngestReport::default();
+        let mut touched: HashMap<ProfileId, Touch> = HashMap::new();
+        let mut last_seq = None;
+        let now = now_ms();
+        for stored in events {
+            if stored.event.workspace_id != *workspace || stored.event.source_id != source_id {
+                return Err(StoreError::Invalid {
+                    field: "events",
+                    message:
+                        "an event of another workspace or source was handed to the profile consumer"
+                            .into(),
+                });
+            }
+            last_seq = Some(stored.seq);
+            report.events += 1;
+            let Ok(body) = serde_json::from_str::<Value>(&stored.event.body) else {
+                report.unreadable += 1;
+                continue;
+            };
+            let context = EventContext {
+                workspace: &workspace.0,
+                source_id,
+                message_id: &stored.event.message_id,
+                seq: stored.seq,
+                at_ms: event_time(&body).unwrap_or(stored.event.received_at_ms),
+                now_ms: now,
+            };
+            ingest_one(
+                &transaction,
+                rules,
+                &context,
+                &body,
+                &mut touched,
+                &mut report,
+            )?;
+        }
+        for (profile, touch) in touched {
+            transaction
+                .prepare_cached(
+                    "UPDATE profiles SET updated_at = ?2, last_message_id = ?3, last_source_id = ?4 WHERE id = ?1",
+                )?
+                .execute(params![profile, touch.now_ms, touch.message_id, touch.source_id])?;
+        }
+        if let Some(seq) = last_seq {
+            transaction
+                .prepare_cached(
+                    "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
+                     ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+                )?
+                .execute(params![workspace.0, source_id, seq])?;
+        }
+        transaction.commit()?;
+        Ok(report)
+    }
+}
+
+/// The event's corrected `timestamp` in ms.
+pub(crate) fn event_time(body: &Value) -> Option<i64> {
+    let text = body.get("timestamp")?.as_str()?;
+    let at = sluice_spec::timestamp::parse(text)?;
+    Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+fn recorded(
+    connection: &Connection,
+    workspace: &str,
+    collection: Collection,
+    message_id: &str,
+) -> rusqlite::Result<bool> {
+    connection
+        .prepare_cached(
+            "SELECT 1 FROM profile_events WHERE workspace_id = ?1 AND collection = ?2 AND message_id = ?3",
+        )?
+        .exists(params![workspace, collection.as_str(), message_id])
+}
+
+fn ingest_one(
+    connection: &Connection,
+    rules: &Rules,
+    context: &EventContext<'_>,
+    body: &Value,
+    touched: &mut HashMap<ProfileId, Touch>,
+    report: &mut IngestReport,
+) -> Result<(), StoreError> {
+    if recorded(
+        connection,
+        context.workspace,
+        Collection::Users,
+        context.message_id,
+    )? {
+        report.duplicates += 1;
+        return Ok(());
+    }
+    let extracted = extract(body, rules);
+    let mut user_ids = extracted.user_ids.clone();
+    if let Some(previous) = &extracted.alias_previous {
+        let mut graph = SqlGraph {
+            connection,
+            workspace: context.workspace,
+        };
+        let id = alias_identifier(&mut graph, previous)?;
+        if !user_ids.contains(&id) {
+            user_ids.push(id);
+        }
+    }
+    let user = resolve_and_apply(
+        connection,
+        rules,
+        Collection::Users,
+        &user_ids,
+        context,
+        report,
+    )?;
+    let message_type = body.get("type").and_then(Value::as_str).unwrap_or("");
+    let event_name = body.get("event").and_then(Value::as_str);
+    match user {
+        Some(profile) => {
+            if let Some(traits) = extracted.user_traits {
+                upsert_traits(connection, profile, traits, context)?;
+            }
+            insert_event(
+                connection,
+                profile,
+                Collection::Users,
+                context,
+                message_type,
+                event_name,
+                &user_ids,
+                extracted.user_traits,
+            )?;
+            touched.insert(profile, touch(context));
+        }
+        None => report.unresolved += 1,
+    }
+    if extracted.account_ids.is_empty()
+        || recorded(
+            connection,
+            context.workspace,
+            Collection::Accounts,
+            context.message_id,
+        )?
+    {
+        return Ok(());
+    }
+    let account = resolve_and_apply(
+        connection,
+        rules,
+        Collection::Accounts,
+        &extracted.account_ids,
+        context,
+        report,
+    )?;
+    if let Some(account) = account {
+        if let Some(traits) = extracted.account_traits {
+            upsert_traits(connection, account, traits, context)?;
+        }
+        insert_event(
+            connection,
+            account,
+            Collection::Accounts,
+            context,
+            message_type,
+            event_name,
+            &extracted.account_ids,
+            extracted.account_traits,
+        )?;
+        touched.insert(account, touch(context));
+        if let Some(user) = user {
+            link(connection, context, user, account)?;
+        }
+    }
+    Ok(())
+}
+
+fn touch(context: &EventContext<'_>) -> Touch {
+    Touch {
+        now_ms: context.now_ms,
+        message_id: context.message_id.to_string(),
+        source_id: context.source_id.to_string(),
+    }
+}
+
+/// Resolves identifiers and writes the decision; returns the profile the event joined.
+pub(crate) fn resolve_and_apply(
+    connection: &Connection,
+    rules: &Rules,
+    collection: Collection,
+    ids: &[Identifier],
+    context: &EventContext<'_>,
+    report: &mut IngestReport,
+) -> Result<Option<ProfileId>, StoreError> {
+    let mut graph = SqlGraph {
+        connection,
+        workspace: context.workspace,
+    };
+    let decision = resolve(&mut graph, rules, collection, ids, context.at_ms)?;
+    report.identifiers_dropped += decision.dropped.len() as u64;
+    apply(connection, collection, &decision, context, report)
+}
+
+fn apply(
+    connection: &Connection,
+    collection: Collection,
+    decision: &Decision,
+    context: &EventContext<'_>,
+    report: &mut IngestReport,
+) -> Result<Option<ProfileId>, StoreError> {
+    let target = match (decision.target, decision.create) {
+        (Some(profile), _) => profile,
+        (None, true) => {
+            report.profiles_created += 1;
+            create_profile(connection, collection, context)?
+        }
+        (None, false) => return Ok(None),
+    };
+    for absorbed in &decision.absorbed {
+        let bridge: Vec<&Identifier> = decision
+            .seen
+            .iter()
+            .filter(|(_, owner)| owner == absorbed)
+            .map(|(id, _)| id)
+            .collect();
+        absorb(connection, collection, target, *absorbed, &bridge, context)?;
+        report.merges += 1;
+    }
+    for id in &decision.added {
+        connection
+            .prepare_cached(
+                "INSERT INTO identifiers(workspace_id, collection, kind, value, profile_id, source_id,
+                     first_message_id, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+            )?
+            .execute(params![
+                context.workspace,
+                collection.as_str(),
+                id.kind,
+                id.value,
+                target,
+                context.source_id,
+                context.message_id,
+                context.at_ms
+            ])?;
+        report.identifiers_added += 1;
+    }
+    for (id, _) in &decision.seen {
+        connection
+            .prepare_cached(
+                "UPDATE identifiers SET last_seen = ?5
+                 WHERE workspace_id = ?1 AND collection = ?2 AND kind = ?3 AND value = ?4 AND last_seen < ?5 - ?6",
+            )?
+            .execute(params![
+                context.workspace,
+                collection.as_str(),
+                id.kind,
+                id.value,
+                context.at_ms,
+                LAST_SEEN_PRECISION_MS
+            ])?;
+    }
+    Ok(Some(target))
+}
+
+pub(crate) fn create_profile(
+    connection: &Connection,
+    collection: Collection,
+    context: &EventContext<'_>,
+) -> Result<ProfileId, StoreError> {
+    let public_id = new_public_id(collection)?;
+    connection
+        .prepare_cached(
+            "INSERT INTO profiles(workspace_id, public_id, collection, created_at, updated_at,
+                 first_message_id, first_source_id, last_message_id, last_source_id)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?5, ?6)",
+        )?
+        .execute(params![
+            context.workspace,
+            public_id,
+            collection.as_str(),
+            context.now_ms,
+            context.message_id,
+            context.source_id
+        ])?;
+    Ok(connection.last_insert_rowid())
+}
+
+/// Moves everything of `absorbed` into `kept` and records the merge.
+fn absorb(
+    connection: &Connection,
+    collection: Collection,
+    kept: ProfileId,
+    absorbed: ProfileId,
+    bridge: &[&Identifier],
+    context: &EventContext<'_>,
+) -> Result<(), StoreError> {
+    move_profile_rows(connection, kept, absorbed)?;
+    connection.execute(
+        "UPDATE profiles SET merges = merges + 1 + (SELECT merges FROM profiles WHERE id = ?2) WHERE id = ?1",
+        params![kept, absorbed],
+    )?;
+    connection.execute(
+        "UPDATE profiles SET merged_into = ?1 WHERE id = ?2 OR merged_into = ?2",
+        params![kept, absorbed],
+    )?;
+    let bridge: Vec<[&str; 2]> = bridge
+        .iter()
+        .map(|id| [id.kind.as_str(), id.value.as_str()])
+        .collect();
+    connection.execute(
+        "INSERT INTO merges(workspace_id, collection, at, kept, absorbed, message_id, source_id, bridge)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            context.workspace,
+            collection.as_str(),
+            context.now_ms,
+            kept,
+            absorbed,
+            context.message_id,
+            context.source_id,
+            serde_json::to_string(&bridge).unwrap_or_default()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Re-points identifiers, traits (newer wins), events and links of `from` to `to`.
+pub(crate) fn move_profile_rows(
+    connection: &Connection,
+    to: ProfileId,
+    from: ProfileId,
+) -> Result<(), StoreError> {
+    connection.execute(
+        "UPDATE identifiers SET profile_id = ?1 WHERE profile_id = ?2",
+        params![to, from],
+    )?;
+    connection.execute(
+        "INSERT INTO traits(profile_id, name, value, timestamp, source_id, updated_at)
+         SELECT ?1, name, value, timestamp, source_id, updated_at FROM traits WHERE profile_id = ?2
+         ON CONFLICT(profile_id, name) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
+             source_id = excluded.source_id, updated_at = excluded.updated_at
+         WHERE excluded.timestamp > traits.timestamp",
+        params![to, from],
+    )?;
+    connection.execute("DELETE FROM traits WHERE profile_id = ?1", [from])?;
+    connection.execute(
+        "UPDATE profile_events SET profile_id = ?1 WHERE profile_id = ?2",
+        params![to, from],
+    )?;
+    for (column, other) in [
+        ("user_profile", "account_profile"),
+        ("account_profile", "user_profile"),
+    ] {
+        connection.execute(
+            &format!(
+                "INSERT INTO links(workspace_id, {column}, {other}, first_seen, last_seen, source_id)
+                 SELECT workspace_id, ?1, {other}, first_seen, last_seen, source_id FROM links WHERE {column} = ?2
+                 ON CONFLICT({column}, {other}) DO UPDATE SET
+                     first_seen = min(links.first_seen, excluded.first_seen),
+                     last_seen = max(links.last_seen, excluded.last_seen)"
+            ),
+            params![to, from],
+        )?;
+        connection.execute(&format!("DELETE FROM links WHERE {column} = ?1"), [from])?;
+    }
+    Ok(())
+}
+
+pub(crate) fn upsert_traits(
+    connection: &Connection,
+    profile: ProfileId,
+    traits: &Map<String, Value>,
+    context: &EventContext<'_>,
+) -> Result<(), StoreError> {
+    let mut statement = connection.prepare_cached(
+        "INSERT INTO traits(profile_id, name, value, timestamp, source_id, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT(profile_id, name) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
+             source_id = excluded.source_id, updated_at = excluded.updated_at
+         WHERE excluded.timestamp >= traits.timestamp",
+    )?;
+    for (name, value) in traits.iter().take(MAX_TRAITS_PER_EVENT) {
+        if name.is_empty() || name.len() > MAX_TRAIT_NAME_BYTES {
+            continue;
+        }
+        let value = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        statement.execute(params![
+            profile,
+            name,
+            value,
+            context.at_ms,
+            context.source_id,
+            context.now_ms
+        ])?;
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_event(
+    connection: &Connection,
+    profile: ProfileId,
+    collection: Collection,
+    context: &EventContext<'_>,
+    message_type: &str,
+    event_name: Option<&str>,
+    ids: &[Identifier],
+    traits: Option<&Map<String, Value>>,
+) -> Result<(), StoreError> {
+    let ids: Vec<[&str; 2]> = ids
+        .iter()
+        .map(|id| [id.kind.as_str(), id.value.as_str()])
+        .collect();
+    let traits = traits.map(|t| serde_json::to_string(t).unwrap_or_default());
+    connection
+        .prepare_cached(
+            "INSERT INTO profile_events(workspace_id, profile_id, collection, message_id, source_id, seq,
+                 timestamp, type, event, ids, traits)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        )?
+        .execute(params![
+            context.workspace,
+            profile,
+            collection.as_str(),
+            context.message_id,
+            context.source_id,
+            context.seq,
+            context.at_ms,
+            message_type,
+            event_name,
+            serde_json::to_string(&ids).unwrap_or_default(),
+            traits
+        ])?;
+    Ok(())
+}
+
+pub(crate) fn link(
+    connection: &Connection,
+    context: &EventContext<'_>,
+    user: ProfileId,
+    account: ProfileId,
+) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "INSERT INTO links(workspace_id, user_profile, account_profile, first_seen, last_seen, source_id)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5)
+             ON CONFLICT(user_profile, account_profile) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
+        )?
+        .execute(params![context.workspace, user, account, context.at_ms, context.source_id])?;
+    Ok(())
+}

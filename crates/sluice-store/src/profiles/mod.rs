@@ -1,0 +1,242 @@
+//! Profiles and the identity graph, in their own SQLite file (`profiles.db`), built from the log
+//! by the profile consumer.
+//!
+//! - [`ingest`] — one batch of a source's logged events: identifiers extracted and resolved
+//!   ([`sluice_identity::resolve()`]), merges applied, traits merged (latest timestamp wins),
+//!   the event recorded in the profile's history, and the source's cursor moved, all in one
+//!   transaction. A `messageId` already recorded is skipped, so ingesting twice changes
+//!   nothing.
+//! - [`read`] — what the Profile API and the admin API show: traits, external ids, events,
+//!   metadata, links, the identity graph and its merge history.
+//! - [`unmerge`] — removing an identifier or splitting at a merge: the profile's recorded
+//!   events are resolved again without it and the profile is rewritten from the result.
+//! - [`erase`] — the erase/find contract for a person.
+//!
+//! # On disk
+//! - `profiles(id, workspace_id, public_id, collection, merged_into, merges, created_at,
+//!   updated_at, first/last message and source)`: a merged-away profile stays, pointing at the
+//!   profile it went into, so merges can be explained.
+//! - `identifiers(workspace_id, collection, kind, value → profile_id, source_id,
+//!   first_message_id, first_seen, last_seen)`; `last_seen` moves when it is a minute old.
+//! - `traits(profile_id, name → value, timestamp, source_id, updated_at)`.
+//! - `profile_events(id, workspace_id, profile_id, collection, message_id, source_id, seq,
+//!   timestamp, type, event, ids, traits)`: the history, pointing at the log for the body; `ids`
+//!   and `traits` are kept so that an unmerge can resolve the history again.
+//! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
+//!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
+//! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
+//! - `cursors(workspace_id, source_id, seq)`: how far the consumer got, moved in the same
+//!   transaction as the changes it made.
+//!
+//! Architecture invariant: every query names a workspace, or a profile found through one.
+
+pub mod erase;
+pub mod ingest;
+pub mod read;
+pub mod unmerge;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{StoreError, WorkspaceId, sqlite};
+
+pub use erase::PersonFound;
+pub use ingest::IngestReport;
+pub use read::{
+    EventQuery, EventRef, ExternalId, GraphView, Link, MergeRecord, ProfileMeta, ProfileRef,
+    TraitValue, UnmergeRecord,
+};
+pub use unmerge::Unmerged;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS profiles (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workspace_id TEXT NOT NULL,
+    public_id TEXT NOT NULL UNIQUE,
+    collection TEXT NOT NULL,
+    merged_into INTEGER,
+    merges INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    first_message_id TEXT NOT NULL,
+    first_source_id TEXT NOT NULL,
+    last_message_id TEXT NOT NULL,
+    last_source_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS profiles_by_merged_into ON profiles(merged_into) WHERE merged_into IS NOT NULL;
+CREATE TABLE IF NOT EXISTS identifiers (
+    workspace_id TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT NOT NULL,
+    profile_id INTEGER NOT NULL,
+    source_id TEXT NOT NULL,
+    first_message_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, collection, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identifiers_by_profile ON identifiers(profile_id);
+CREATE TABLE IF NOT EXISTS traits (
+    profile_id INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    source_id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profile_events (
+    id INTEGER PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    profile_id INTEGER NOT NULL,
+    collection TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    timestamp INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    event TEXT,
+    ids TEXT NOT NULL,
+    traits TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS profile_events_by_message
+    ON profile_events(workspace_id, collection, message_id);
+CREATE INDEX IF NOT EXISTS profile_events_by_profile ON profile_events(profile_id, timestamp);
+CREATE TABLE IF NOT EXISTS merges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workspace_id TEXT NOT NULL,
+    collection TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    kept INTEGER NOT NULL,
+    absorbed INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    bridge TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS merges_by_kept ON merges(kept);
+CREATE INDEX IF NOT EXISTS merges_by_absorbed ON merges(absorbed);
+CREATE TABLE IF NOT EXISTS unmerges (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    workspace_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    profile_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS unmerges_by_profile ON unmerges(profile_id);
+CREATE TABLE IF NOT EXISTS links (
+    workspace_id TEXT NOT NULL,
+    user_profile INTEGER NOT NULL,
+    account_profile INTEGER NOT NULL,
+    first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    source_id TEXT NOT NULL,
+    PRIMARY KEY (user_profile, account_profile)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS links_by_account ON links(account_profile);
+CREATE TABLE IF NOT EXISTS cursors (
+    workspace_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, source_id)
+) WITHOUT ROWID;
+";
+
+/// Connections that serve reads, so API reads never wait on the consumer's transactions.
+const READERS: usize = 4;
+
+/// The profile store. See the module documentation.
+pub struct ProfileStore {
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl ProfileStore {
+    /// Opens (creating if needed) `profiles.db` at `path`.
+    pub fn open(path: &Path) -> Result<ProfileStore, StoreError> {
+        let writer = sqlite::open(path)?;
+        writer.execute_batch(SCHEMA)?;
+        // The consumer's lookups are random over the identifier index: keep more of it cached.
+        writer.pragma_update(None, "cache_size", -32_768)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let reader = sqlite::open(path)?;
+            reader.pragma_update(None, "query_only", "ON")?;
+            readers.push(Mutex::new(reader));
+        }
+        Ok(ProfileStore {
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.writer
+            .lock()
+            .map_err(|_| StoreError::CommitFailed("profile store lock poisoned".into()))
+    }
+
+    pub(crate) fn reader(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        for reader in &self.readers {
+            if let Ok(guard) = reader.try_lock() {
+                return Ok(guard);
+            }
+        }
+        let index = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[index]
+            .lock()
+            .map_err(|_| StoreError::CommitFailed("profile store lock poisoned".into()))
+    }
+
+    /// How far the consumer got in a source (0: nothing yet).
+    pub fn cursor(&self, workspace: &WorkspaceId, source_id: &str) -> Result<i64, StoreError> {
+        let connection = self.reader()?;
+        let seq = connection
+            .query_row(
+                "SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2",
+                params![workspace.0.as_str(), source_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Forgets a deleted source's cursor.
+    pub fn forget_source(
+        &self,
+        workspace: &WorkspaceId,
+        source_id: &str,
+    ) -> Result<(), StoreError> {
+        let connection = self.writer()?;
+        connection.execute(
+            "DELETE FROM cursors WHERE workspace_id = ?1 AND source_id = ?2",
+            params![workspace.0.as_str(), source_id],
+        )?;
+        Ok(())
+    }
+}
+
+/// A fresh public profile id: `use_` (users) or `acc_` (accounts) and 27 random letters and
+/// digits, like Segment's.
+pub(crate) fn new_public_id(collection: sluice_identity::Collection) -> Result<String, StoreError> {
+    let prefix = match collection {
+        sluice_identity::Collection::Users => "use_",
+        sluice_identity::Collection::Accounts => "acc_",
+    };
+    crate::secret::random_id_text(prefix, 27)
+}
+
+pub(crate) fn now_ms() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    (now.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,509 @@
+//! The profile store end to end: journeys, rules, restarts, unmerges, erasure.
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use sluice_identity::{Collection, Identifier, IdentitySettings, MemoryGraph, Rules, resolve};
+
+use super::*;
+use crate::{NewEvent, StoredEvent};
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+const T0: i64 = 1_790_000_000_000;
+
+fn ws() -> WorkspaceId {
+    WorkspaceId("ws_test".into())
+}
+
+fn open() -> (tempfile::TempDir, ProfileStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ProfileStore::open(&dir.path().join("profiles.db")).unwrap();
+    (dir, store)
+}
+
+fn time_text(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap();
+    sluice_spec::timestamp::format(at)
+}
+
+/// A logged event: `body` gets a messageId (`m{seq}` unless given) and a timestamp.
+fn event(seq: i64, at_ms: i64, mut body: Value) -> StoredEvent {
+    let object = body.as_object_mut().unwrap();
+    object
+        .entry("messageId")
+        .or_insert_with(|| json!(format!("m{seq}")));
+    object.insert("timestamp".into(), json!(time_text(at_ms)));
+    StoredEvent {
+        seq,
+        event: NewEvent {
+            workspace_id: ws(),
+            source_id: "src_web".into(),
+            message_id: object["messageId"].as_str().unwrap().to_string(),
+            user_id: object
+                .get("userId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            anonymous_id: object
+                .get("anonymousId")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            received_at_ms: at_ms,
+            body: body.to_string(),
+        },
+    }
+}
+
+fn id(kind: &str, value: &str) -> Identifier {
+    Identifier::new(kind, value)
+}
+
+fn profile_of(store: &ProfileStore, kind: &str, value: &str) -> Option<ProfileRef> {
+    store
+        .lookup(&ws(), Collection::Users, &id(kind, value))
+        .unwrap()
+}
+
+fn traits_of(store: &ProfileStore, profile: &ProfileRef) -> serde_json::Map<String, Value> {
+    store
+        .traits(profile, &[], None, 200)
+        .unwrap()
+        .into_iter()
+        .map(|t| (t.name, t.value))
+        .collect()
+}
+
+fn default_rules() -> Rules {
+    Rules::compile(&IdentitySettings::default()).unwrap()
+}
+
+/// The e-commerce journey: two devices browse anonymously, the person signs up on one, gives
+/// their email on the other, and the two profiles merge.
+fn journey() -> Vec<StoredEvent> {
+    vec![
+        event(
+            1,
+            T0,
+            json!({"type": "track", "event": "Product Viewed", "anonymousId": "laptop"}),
+        ),
+        event(
+            2,
+            T0 + 1000,
+            json!({"type": "track", "event": "Product Viewed", "anonymousId": "phone"}),
+        ),
+        event(
+            3,
+            T0 + 2000,
+            json!({"type": "identify", "userId": "u1", "anonymousId": "laptop",
+            "traits": {"email": "Jane@Example.com", "name": "Jane", "plan": "free"}}),
+        ),
+        event(
+            4,
+            T0 + 3000,
+            json!({"type": "identify", "anonymousId": "phone",
+            "traits": {"email": "jane@example.com", "plan": "pro"}}),
+        ),
+        event(
+            5,
+            T0 + 4000,
+            json!({"type": "track", "event": "Order Completed", "anonymousId": "phone",
+            "properties": {"total": 30}}),
+        ),
+    ]
+}
+
+#[test]
+fn the_journey_merges_two_devices_into_one_profile() {
+    let (_dir, store) = open();
+    let report = store
+        .ingest(&ws(), &default_rules(), "src_web", &journey())
+        .unwrap();
+    assert_eq!(report.events, 5);
+    assert_eq!(report.profiles_created, 2);
+    assert_eq!(report.merges, 1);
+    let jane = profile_of(&store, "user_id", "u1").unwrap();
+    for (kind, value) in [
+        ("anonymous_id", "laptop"),
+        ("anonymous_id", "phone"),
+        ("email", "jane@example.com"),
+    ] {
+        assert_eq!(
+            profile_of(&store, kind, value).unwrap(),
+            jane,
+            "{kind}:{value}"
+        );
+    }
+    let traits = traits_of(&store, &jane);
+    assert_eq!(traits["name"], "Jane");
+    assert_eq!(traits["plan"], "pro", "the latest identify wins");
+    let events = store
+        .events(
+            &jane,
+            &EventQuery {
+                limit: 100,
+                ascending: true,
+                ..EventQuery::default()
+            },
+        )
+        .unwrap();
+    let messages: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+    assert_eq!(messages, ["m1", "m2", "m3", "m4", "m5"]);
+
+    let graph = store.graph(&jane).unwrap();
+    assert_eq!(graph.meta.merges, 1);
+    assert_eq!(graph.identifiers.len(), 4);
+    assert_eq!(graph.merges.len(), 1);
+    let merge = &graph.merges[0];
+    assert_eq!(
+        merge.message_id, "m4",
+        "the event that caused the merge is recorded"
+    );
+    assert_eq!(merge.kept, jane.public_id);
+    assert_eq!(merge.bridge, vec![id("anonymous_id", "phone")]);
+    assert_eq!(store.count_profiles(&ws(), Collection::Users).unwrap(), 1);
+    // The merged-away profile's id still leads to Jane.
+    assert_eq!(
+        store
+            .by_public_id(&ws(), &merge.absorbed)
+            .unwrap()
+            .unwrap()
+            .id,
+        jane.id
+    );
+    // Other workspaces see nothing.
+    let other = WorkspaceId("ws_other".into());
+    assert!(
+        store
+            .lookup(&other, Collection::Users, &id("user_id", "u1"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .by_public_id(&other, &jane.public_id)
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[test]
+fn splitting_at_the_merge_restores_the_phone_profile() {
+    let (_dir, store) = open();
+    let rules = default_rules();
+    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+    let jane = profile_of(&store, "user_id", "u1").unwrap();
+    let merge = store.graph(&jane).unwrap().merges[0].clone();
+    let result = store.split_merge(&jane, merge.id, &rules).unwrap();
+    assert_eq!(
+        result.profiles,
+        vec![jane.public_id.clone(), merge.absorbed.clone()]
+    );
+    assert!(result.removed.is_empty());
+    let phone = profile_of(&store, "anonymous_id", "phone").unwrap();
+    assert_eq!(
+        phone.public_id, merge.absorbed,
+        "the absorbed profile comes back"
+    );
+    assert_eq!(
+        profile_of(&store, "email", "jane@example.com").unwrap(),
+        jane
+    );
+    let phone_events: Vec<String> = store
+        .events(
+            &phone,
+            &EventQuery {
+                limit: 10,
+                ascending: true,
+                ..EventQuery::default()
+            },
+        )
+        .unwrap()
+        .into_iter()
+        .map(|e| e.message_id)
+        .collect();
+    assert_eq!(phone_events, ["m2", "m5"]);
+    // The merging identify stays with Jane (its email), without the phone's anonymous id.
+    assert_eq!(traits_of(&store, &jane)["plan"], "pro");
+    assert!(traits_of(&store, &phone).is_empty());
+    assert_eq!(store.metadata(&jane).unwrap().merges, 0);
+    let graph = store.graph(&jane).unwrap();
+    assert_eq!(graph.unmerges.len(), 1);
+    assert_eq!(graph.unmerges[0].kind, "merge");
+    assert_eq!(
+        graph.merges.len(),
+        1,
+        "the merge record stays: history is append-only"
+    );
+    // A split of a merge that is not this profile's is refused.
+    assert!(matches!(
+        store.split_merge(&phone, merge.id, &rules),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn removing_the_bridging_email_splits_and_later_events_merge_again() {
+    let (_dir, store) = open();
+    let rules = default_rules();
+    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+    let jane = profile_of(&store, "user_id", "u1").unwrap();
+    let result = store
+        .remove_identifier(&jane, &id("email", "jane@example.com"), &rules)
+        .unwrap();
+    assert_eq!(result.removed, vec![id("email", "jane@example.com")]);
+    assert_eq!(result.profiles.len(), 2);
+    assert!(profile_of(&store, "email", "jane@example.com").is_none());
+    let phone = profile_of(&store, "anonymous_id", "phone").unwrap();
+    assert_ne!(phone, jane);
+    assert_eq!(profile_of(&store, "anonymous_id", "laptop").unwrap(), jane);
+    // Traits are recomputed per profile: the phone's identify said plan=pro, the laptop's free.
+    assert_eq!(traits_of(&store, &jane)["plan"], "free");
+    assert_eq!(traits_of(&store, &phone)["plan"], "pro");
+    assert!(matches!(
+        store.remove_identifier(&jane, &id("email", "nobody@x.io"), &rules),
+        Err(StoreError::NotFound { .. })
+    ));
+    // The email arrives again with both devices: they merge again.
+    let again = vec![event(
+        6,
+        T0 + 5000,
+        json!({"type": "identify", "userId": "u1", "anonymousId": "phone",
+        "traits": {"email": "jane@example.com"}}),
+    )];
+    let report = store.ingest(&ws(), &rules, "src_web", &again).unwrap();
+    assert_eq!(report.merges, 1);
+    assert_eq!(profile_of(&store, "anonymous_id", "phone").unwrap(), jane);
+}
+
+#[test]
+fn ingest_is_idempotent_and_survives_a_restart_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.db");
+    let rules = default_rules();
+    let events = journey();
+    {
+        let store = ProfileStore::open(&path).unwrap();
+        store
+            .ingest(&ws(), &rules, "src_web", &events[..2])
+            .unwrap();
+        assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 2);
+    }
+    let store = ProfileStore::open(&path).unwrap();
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 2);
+    // A consumer that re-reads from an older position changes nothing.
+    let report = store
+        .ingest(&ws(), &rules, "src_web", &events[..3])
+        .unwrap();
+    assert_eq!(report.duplicates, 2);
+    store
+        .ingest(&ws(), &rules, "src_web", &events[3..])
+        .unwrap();
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 5);
+
+    let (_other_dir, fresh) = open();
+    fresh.ingest(&ws(), &rules, "src_web", &events).unwrap();
+    let a = store
+        .graph(&profile_of(&store, "user_id", "u1").unwrap())
+        .unwrap();
+    let b = fresh
+        .graph(&profile_of(&fresh, "user_id", "u1").unwrap())
+        .unwrap();
+    let ids = |g: &GraphView| {
+        g.identifiers
+            .iter()
+            .map(|e| e.id.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&a), ids(&b));
+    assert_eq!(a.meta.merges, b.meta.merges);
+    let one = profile_of(&store, "user_id", "u1").unwrap();
+    let two = profile_of(&fresh, "user_id", "u1").unwrap();
+    assert_eq!(traits_of(&store, &one), traits_of(&fresh, &two));
+}
+
+#[test]
+fn limits_priority_and_blocked_values_through_the_store() {
+    let mut settings = IdentitySettings::default();
+    settings.identifiers[0].blocked_values = vec!["anonymous".into()];
+    let rules = Rules::compile(&settings).unwrap();
+    let (_dir, store) = open();
+    let events = vec![
+        event(
+            1,
+            T0,
+            json!({"type": "identify", "userId": "abc123", "traits": {"email": "jane@x.io"}}),
+        ),
+        // user_id limit 1: the email is dropped, abc456 gets its own profile.
+        event(
+            2,
+            T0 + 1,
+            json!({"type": "identify", "userId": "abc456", "traits": {"email": "jane@x.io"}}),
+        ),
+        // A blocked user id is not an identifier: the event resolves by its anonymous id.
+        event(
+            3,
+            T0 + 2,
+            json!({"type": "track", "event": "x", "userId": "anonymous", "anonymousId": "a9"}),
+        ),
+        // Nothing usable at all.
+        event(
+            4,
+            T0 + 3,
+            json!({"type": "track", "event": "x", "userId": "anonymous"}),
+        ),
+    ];
+    let report = store.ingest(&ws(), &rules, "src_web", &events).unwrap();
+    assert_eq!(report.identifiers_dropped, 1);
+    assert_eq!(report.unresolved, 1);
+    let first = profile_of(&store, "user_id", "abc123").unwrap();
+    let second = profile_of(&store, "user_id", "abc456").unwrap();
+    assert_ne!(first, second);
+    assert_eq!(profile_of(&store, "email", "jane@x.io").unwrap(), first);
+    assert!(profile_of(&store, "user_id", "anonymous").is_none());
+    assert!(profile_of(&store, "anonymous_id", "a9").is_some());
+    // Traits still land on the profile the event resolved to.
+    assert_eq!(traits_of(&store, &second)["email"], "jane@x.io");
+
+    // Weekly anonymous ids: a sixth in a week is not added, a week later it is.
+    let mut events = Vec::new();
+    for n in 0..6 {
+        events.push(event(10 + n, T0 + n, json!({"type": "track", "event": "x", "userId": "abc123", "anonymousId": format!("r{n}")})));
+    }
+    events.push(event(
+        20,
+        T0 + 8 * DAY,
+        json!({"type": "track", "event": "x", "userId": "abc123", "anonymousId": "r5"}),
+    ));
+    let report = store.ingest(&ws(), &rules, "src_web", &events).unwrap();
+    assert_eq!(report.identifiers_added, 6);
+    assert_eq!(report.identifiers_dropped, 1);
+    assert_eq!(profile_of(&store, "anonymous_id", "r5").unwrap(), first);
+}
+
+#[test]
+fn groups_make_accounts_and_links() {
+    let (_dir, store) = open();
+    let events = vec![
+        event(
+            1,
+            T0,
+            json!({"type": "identify", "userId": "u1", "traits": {"name": "Ann"}}),
+        ),
+        event(
+            2,
+            T0 + 1,
+            json!({"type": "group", "userId": "u1", "groupId": "acme", "traits": {"name": "Acme", "seats": 10}}),
+        ),
+        event(
+            3,
+            T0 + 2,
+            json!({"type": "group", "userId": "u2", "groupId": "acme", "traits": {"seats": 12}}),
+        ),
+    ];
+    store
+        .ingest(&ws(), &default_rules(), "src_web", &events)
+        .unwrap();
+    let account = store
+        .lookup(&ws(), Collection::Accounts, &id("group_id", "acme"))
+        .unwrap()
+        .unwrap();
+    assert!(account.public_id.starts_with("acc_"));
+    let traits = traits_of(&store, &account);
+    assert_eq!(traits["name"], "Acme");
+    assert_eq!(traits["seats"], 12);
+    let ann = profile_of(&store, "user_id", "u1").unwrap();
+    assert!(ann.public_id.starts_with("use_"));
+    assert_eq!(
+        traits_of(&store, &ann)["name"],
+        "Ann",
+        "group traits are the account's, not the user's"
+    );
+    let links = store.links(&ann, 20).unwrap();
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0].public_id, account.public_id);
+    assert_eq!(links[0].external_ids[0].id, id("group_id", "acme"));
+    assert_eq!(store.links(&account, 20).unwrap().len(), 2);
+}
+
+#[test]
+fn erase_finds_and_removes_every_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.db");
+    let store = ProfileStore::open(&path).unwrap();
+    let mut events = journey();
+    events.push(event(
+        6,
+        T0 + 5000,
+        json!({"type": "group", "userId": "u1", "groupId": "acme"}),
+    ));
+    events.push(event(
+        7,
+        T0 + 6000,
+        json!({"type": "identify", "userId": "someone-else",
+        "traits": {"email": "other@example.com"}}),
+    ));
+    store
+        .ingest(&ws(), &default_rules(), "src_web", &events)
+        .unwrap();
+    let found = store
+        .find_person(&ws(), &[id("email", "jane@example.com")])
+        .unwrap();
+    assert_eq!(found.profiles.len(), 1);
+    assert_eq!(found.identifiers.len(), 4);
+    assert_eq!(found.events, 6);
+    let removed = store
+        .erase_person(&ws(), &[id("email", "jane@example.com")])
+        .unwrap();
+    assert!(removed > 10, "{removed}");
+    let found = store.find_person(&ws(), &found.identifiers).unwrap();
+    assert_eq!(found, PersonFound::default());
+    assert!(
+        profile_of(&store, "user_id", "someone-else").is_some(),
+        "others stay"
+    );
+    drop(store);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for needle in ["jane@example.com", "Jane@Example.com", "laptop", "Jane"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} left on disk"
+            );
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// The store decides exactly like the in-memory graph under the default rules.
+    #[test]
+    fn the_store_resolves_like_the_memory_graph(
+        events in prop::collection::vec((prop::option::of(0u8..6), prop::option::of(0u8..8), prop::option::of(0u8..4), 0i64..20), 1..40),
+    ) {
+        let rules = default_rules();
+        let (_dir, store) = open();
+        let mut graph = MemoryGraph::default();
+        let mut stored = Vec::new();
+        for (n, (user, anon, email, day)) in events.iter().enumerate() {
+            let mut body = json!({"type": "identify", "traits": {}});
+            if let Some(u) = user { body["userId"] = json!(format!("u{u}")); }
+            if let Some(a) = anon { body["anonymousId"] = json!(format!("a{a}")); }
+            if let Some(e) = email { body["traits"]["email"] = json!(format!("e{e}@x.io")); }
+            let at = T0 + day * DAY + n as i64;
+            let logged = event(n as i64 + 1, at, body.clone());
+            let extracted = sluice_identity::extract(&body, &rules);
+            let Ok(decision) = resolve(&mut graph, &rules, Collection::Users, &extracted.user_ids, at);
+            graph.apply(Collection::Users, &decision, at);
+            stored.push(logged);
+        }
+        store.ingest(&ws(), &rules, "src_web", &stored).unwrap();
+        let owners: Vec<(Identifier, i64)> = graph.owners().map(|(i, p)| (i.clone(), p)).collect();
+        for (a, pa) in &owners {
+            let sa = store.lookup(&ws(), Collection::Users, a).unwrap();
+            prop_assert!(sa.is_some(), "{} missing", a);
+            for (b, pb) in &owners {
+                let sb = store.lookup(&ws(), Collection::Users, b).unwrap();
+                prop_assert_eq!(pa == pb, sa == sb, "{} {}", a, b);
+            }
+        }
+        prop_assert_eq!(store.count_profiles(&ws(), Collection::Users).unwrap() as usize, graph.profiles().count());
+    }
+}
