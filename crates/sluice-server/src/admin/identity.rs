@@ -6,7 +6,7 @@
 //! | `GET /api/v1/identity/settings` | the settings (defaults until saved) |
 //! | `PUT /api/v1/identity/settings` | saved settings; `400 invalid_identity_settings` naming the field |
 //! | `GET /api/v1/identity/tokens` | `{"tokens": [{id, name, created_at}]}` |
-//! | `POST /api/v1/identity/tokens` `{"name"}` | `201` with the `token`, shown once |
+//! | `POST /api/v1/identity/tokens` `{"name"}` | `201` with the `token` (shown once) and the `space_id` |
 //! | `DELETE /api/v1/identity/tokens/{id}` | `204` |
 //! | `GET /api/v1/profiles/{type:value}/graph[?collection=accounts][&format=text]` | the graph |
 //! | `POST /api/v1/profiles/{type:value}/unmerge` `{"identifier": {"type", "id"}}` or `{"merge": ID}` | the profiles it produced |
@@ -82,9 +82,16 @@ pub async fn create_token(
 ) -> Result<Response, ApiError> {
     let request: CreateToken = json_body(&body)?;
     let state = app.state.clone();
+    let workspace = scope.workspace_id.clone();
     let (info, token) =
-        blocking(move || state.create_profile_token(&scope.workspace_id, &request.name)).await?;
-    let body = json!({"id": info.id, "name": info.name, "created_at": info.created_at, "token": token.expose()});
+        blocking(move || state.create_profile_token(&workspace, &request.name)).await?;
+    let body = json!({
+        "id": info.id,
+        "name": info.name,
+        "created_at": info.created_at,
+        "token": token.expose(),
+        "space_id": scope.workspace_id.0,
+    });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 

@@ -6,4 +6,5 @@ mod delivery;
 mod destinations;
 mod helpers;
 mod observability;
+mod profiles;
 mod tracking;
