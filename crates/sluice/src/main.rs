@@ -5,11 +5,14 @@
 //!   data directory (a running node sees the changes within a second).
 //! - `sluice destination create|list|show|update|enable|disable|delete|reseal` manage
 //!   destinations the same way (`destination.rs`), sealing their secrets with the vault.
+//! - `sluice profile show|unmerge|token-create|token-list|token-revoke|settings|set-settings`
+//!   for profiles and identity resolution (`profile.rs`).
 //!
 //! Configuration is layered: defaults, then the TOML file given with `--config` (or
 //! `SLUICE_CONFIG`), then `SLUICE_*` environment variables, then flags.
 
 mod destination;
+mod profile;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -55,6 +58,9 @@ enum Command {
     /// Manage the destinations of a workspace.
     #[command(subcommand)]
     Destination(destination::DestinationCommand),
+    /// Profiles and identity resolution: graphs, unmerges, Profile API tokens, settings.
+    #[command(subcommand)]
+    Profile(profile::ProfileCommand),
 }
 
 #[derive(Args)]
@@ -194,6 +200,10 @@ fn main() -> Result<()> {
             // Warnings about master keys (a generated key, keys missing) reach stderr.
             init_logging(&config)?;
             destination::run(&config, command)
+        }
+        Command::Profile(command) => {
+            let config = load_config(&cli, None)?;
+            profile::run(&config, command)
         }
     }
 }

@@ -900,3 +900,65 @@ async fn delivery_commands_work_against_a_running_server() {
     .await;
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_commands_show_the_graph_and_unmerge() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_, key) = create_source(dir.path(), "web");
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let batch = json!({"batch": [
+        {"type": "track", "event": "Viewed", "anonymousId": "phone", "messageId": "p-1"},
+        {"type": "identify", "userId": "u1", "messageId": "p-2", "traits": {"email": "cli@example.com"}},
+        {"type": "identify", "anonymousId": "phone", "messageId": "p-3", "traits": {"email": "cli@example.com"}},
+    ]});
+    let response = client
+        .post(server.url("/v1/batch"))
+        .basic_auth(&key, Some(""))
+        .body(batch.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let mut graph = Value::Null;
+    poll_until("the merge", || {
+        let (ok, stdout, _) = cli(dir.path(), &["profile", "show", "user_id:u1", "--json"]);
+        graph = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+        ok && graph["merges"].as_array().is_some_and(|m| m.len() == 1)
+    })
+    .await;
+    assert_eq!(graph["merges"][0]["message_id"], "p-3");
+    let (ok, text, _) = cli(dir.path(), &["profile", "show", "email:CLI@example.com"]);
+    assert!(ok);
+    assert!(text.contains("anonymous_id:phone") && text.contains("by message p-3"), "{text}");
+
+    let merge = graph["merges"][0]["id"].to_string();
+    let (ok, stdout, stderr) = cli(dir.path(), &["profile", "unmerge", "user_id:u1", "--merge", &merge, "--json"]);
+    assert!(ok, "{stderr}");
+    let result: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(result["profiles"].as_array().map(Vec::len), Some(2));
+    let (ok, _, stderr) = cli(dir.path(), &["profile", "show", "user_id:nobody"]);
+    assert!(!ok);
+    assert!(stderr.contains("no profile holds user_id:nobody"), "{stderr}");
+
+    let (ok, stdout, _) = cli(dir.path(), &["profile", "token-create", "bi", "--json"]);
+    assert!(ok);
+    let token: Value = serde_json::from_str(stdout.trim()).expect("json");
+    let url = server.url(&format!(
+        "/v1/spaces/{}/collections/users/profiles/email:cli@example.com/traits",
+        token["space_id"].as_str().expect("space")
+    ));
+    let response = client
+        .get(url)
+        .basic_auth(token["token"].as_str().expect("token"), Some(""))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(response.status(), 200);
+
+    let bad = dir.path().join("bad-settings.json");
+    std::fs::write(&bad, r#"{"identifiers": [{"type": "user_id", "limit": 0, "window": "ever"}]}"#).expect("write");
+    let (ok, _, stderr) = cli(dir.path(), &["profile", "set-settings", bad.to_str().expect("path")]);
+    assert!(!ok);
+    assert!(stderr.contains("identifiers[0].limit"), "{stderr}");
+}
