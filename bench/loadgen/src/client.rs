@@ -82,15 +82,20 @@ pub struct RunArgs {
     pub timeout: f64,
 }
 
-struct Target {
-    addr: SocketAddr,
-    host: HeaderValue,
-    path: &'static str,
-    authorization: Option<HeaderValue>,
+pub(crate) struct Target {
+    pub(crate) addr: SocketAddr,
+    pub(crate) host: HeaderValue,
+    pub(crate) path: &'static str,
+    pub(crate) authorization: Option<HeaderValue>,
 }
 
 fn target(args: &RunArgs) -> Result<Target> {
-    let uri: hyper::Uri = args.url.parse().context("invalid --url")?;
+    loopback_target(&args.url, &args.write_key, args.mode.path())
+}
+
+/// A loopback HTTP target with Basic auth (`user` as the user name, none when empty).
+pub(crate) fn loopback_target(url: &str, user: &str, path: &'static str) -> Result<Target> {
+    let uri: hyper::Uri = url.parse().context("invalid --url")?;
     if uri.scheme_str() != Some("http") {
         bail!("--url must be http://");
     }
@@ -104,17 +109,16 @@ fn target(args: &RunArgs) -> Result<Target> {
     if !addr.ip().is_loopback() {
         bail!("refusing to send load to {addr}: only loopback addresses are allowed");
     }
-    let authorization = if args.write_key.is_empty() {
+    let authorization = if user.is_empty() {
         None
     } else {
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:", args.write_key));
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:"));
         Some(HeaderValue::from_str(&format!("Basic {encoded}"))?)
     };
     Ok(Target {
         addr,
         host: HeaderValue::from_str(authority.as_str())?,
-        path: args.mode.path(),
+        path,
         authorization,
     })
 }
@@ -414,9 +418,9 @@ fn count_answer(body: &[u8], tally: &mut Tally) {
     }
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+pub(crate) type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
-async fn connect(target: &Target, timeout: Duration) -> Result<Sender> {
+pub(crate) async fn connect(target: &Target, timeout: Duration) -> Result<Sender> {
     let stream = tokio::time::timeout(timeout, TcpStream::connect(target.addr))
         .await
         .context("connect timed out")??;

@@ -5,11 +5,13 @@
 //!   Segment-style requests and prints one JSON line of results (see [`client`]).
 //! - `loadgen sink --listen 127.0.0.1:PORT [--behaviour ok|fail|hang]`: a destination for the
 //!   delivery benchmark (see [`sink`]).
+//! - `loadgen identity-fill` / `loadgen profile-get`: the identity benchmark (see [`identity`]).
 //!
 //! Only loopback addresses are accepted, for both.
 
 mod baseline;
 mod client;
+mod identity;
 mod payload;
 mod sink;
 
@@ -34,6 +36,10 @@ enum Command {
     Run(client::RunArgs),
     /// A destination that counts events and their latency from receipt by Sluice.
     Sink(sink::SinkArgs),
+    /// Fill a data directory with people's events and time the profile consumer on them.
+    IdentityFill(identity::FillArgs),
+    /// GET random profiles' traits through the Profile API and print the latency.
+    ProfileGet(identity::GetArgs),
 }
 
 fn main() -> Result<()> {
@@ -41,5 +47,7 @@ fn main() -> Result<()> {
         Command::Baseline(args) => baseline::serve(args),
         Command::Run(args) => client::run(args),
         Command::Sink(args) => sink::serve(args),
+        Command::IdentityFill(args) => identity::fill(args),
+        Command::ProfileGet(args) => identity::get(args),
     }
 }

@@ -71,18 +71,33 @@ pub(crate) enum ProfileCommand {
 }
 
 fn collection(accounts: bool) -> Collection {
-    if accounts { Collection::Accounts } else { Collection::Users }
+    if accounts {
+        Collection::Accounts
+    } else {
+        Collection::Users
+    }
 }
 
 pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
     let state = sluice_server::startup::open_state(config)?;
-    let open_profiles = || ProfileStore::open(&config.data_dir.join("profiles.db")).context("cannot open profiles.db");
+    let open_profiles = || {
+        ProfileStore::open(&config.data_dir.join("profiles.db")).context("cannot open profiles.db")
+    };
     match command {
-        ProfileCommand::Show { profile, accounts, output } => {
+        ProfileCommand::Show {
+            profile,
+            accounts,
+            output,
+        } => {
             let ws = workspace(&state, &output.workspace)?;
             let store = open_profiles()?;
-            let found = sluice_server::admin::identity::find_profile(&store, &ws, collection(*accounts), profile)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let found = sluice_server::admin::identity::find_profile(
+                &store,
+                &ws,
+                collection(*accounts),
+                profile,
+            )
+            .map_err(|e| anyhow::anyhow!(e.message))?;
             let view = store.graph(&found)?;
             if output.json {
                 println!("{}", graph_json(&view));
@@ -90,11 +105,22 @@ pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
                 print!("{}", graph_text(&view));
             }
         }
-        ProfileCommand::Unmerge { profile, identifier, merge, accounts, output } => {
+        ProfileCommand::Unmerge {
+            profile,
+            identifier,
+            merge,
+            accounts,
+            output,
+        } => {
             let ws = workspace(&state, &output.workspace)?;
             let store = open_profiles()?;
-            let found = sluice_server::admin::identity::find_profile(&store, &ws, collection(*accounts), profile)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let found = sluice_server::admin::identity::find_profile(
+                &store,
+                &ws,
+                collection(*accounts),
+                profile,
+            )
+            .map_err(|e| anyhow::anyhow!(e.message))?;
             let rules = Rules::compile(&state.identity_settings(&ws)?)?;
             let result = match (identifier, merge) {
                 (Some(text), None) => {
@@ -108,7 +134,10 @@ pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
             };
             if output.json {
                 let removed: Vec<String> = result.removed.iter().map(ToString::to_string).collect();
-                println!("{}", json!({"profiles": result.profiles, "removed": removed}));
+                println!(
+                    "{}",
+                    json!({"profiles": result.profiles, "removed": removed})
+                );
             } else {
                 println!("the history now falls into: {}", result.profiles.join(", "));
                 for id in &result.removed {
@@ -120,19 +149,27 @@ pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
             let ws = workspace(&state, &output.workspace)?;
             let (info, token) = state.create_profile_token(&ws, name)?;
             if output.json {
-                println!("{}", json!({"id": info.id, "name": info.name, "token": token.expose(), "space_id": ws.0}));
+                println!(
+                    "{}",
+                    json!({"id": info.id, "name": info.name, "token": token.expose(), "space_id": ws.0})
+                );
             } else {
                 println!("created Profile API token {} ({})", info.name, info.id);
                 println!("token (shown once): {}", token.expose());
-                println!("space id: {}  (send the token as the basic auth user name)", ws.0);
+                println!(
+                    "space id: {}  (send the token as the basic auth user name)",
+                    ws.0
+                );
             }
         }
         ProfileCommand::TokenList { output } => {
             let ws = workspace(&state, &output.workspace)?;
             let tokens = state.list_profile_tokens(&ws)?;
             if output.json {
-                let list: Vec<_> =
-                    tokens.iter().map(|t| json!({"id": t.id, "name": t.name, "created_at": t.created_at})).collect();
+                let list: Vec<_> = tokens
+                    .iter()
+                    .map(|t| json!({"id": t.id, "name": t.name, "created_at": t.created_at}))
+                    .collect();
                 println!("{}", json!({"tokens": list}));
             } else {
                 for t in tokens {
@@ -149,20 +186,28 @@ pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
         }
         ProfileCommand::Settings { output } => {
             let ws = workspace(&state, &output.workspace)?;
-            println!("{}", serde_json::to_string_pretty(&state.identity_settings(&ws)?)?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&state.identity_settings(&ws)?)?
+            );
         }
         ProfileCommand::SetSettings { file, output } => {
             let ws = workspace(&state, &output.workspace)?;
             let text = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin())?
             } else {
-                std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?
+                std::fs::read_to_string(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?
             };
-            let settings: IdentitySettings = serde_json::from_str(&text).context("invalid identity settings")?;
+            let settings: IdentitySettings =
+                serde_json::from_str(&text).context("invalid identity settings")?;
             Rules::compile(&settings).context("invalid identity settings")?;
             state.set_identity_settings(&ws, &settings)?;
             if !output.json {
-                println!("saved identity settings ({} identifier types)", settings.identifiers.len());
+                println!(
+                    "saved identity settings ({} identifier types)",
+                    settings.identifiers.len()
+                );
             }
         }
     }

@@ -930,16 +930,32 @@ async fn profile_commands_show_the_graph_and_unmerge() {
     assert_eq!(graph["merges"][0]["message_id"], "p-3");
     let (ok, text, _) = cli(dir.path(), &["profile", "show", "email:CLI@example.com"]);
     assert!(ok);
-    assert!(text.contains("anonymous_id:phone") && text.contains("by message p-3"), "{text}");
+    assert!(
+        text.contains("anonymous_id:phone") && text.contains("by message p-3"),
+        "{text}"
+    );
 
     let merge = graph["merges"][0]["id"].to_string();
-    let (ok, stdout, stderr) = cli(dir.path(), &["profile", "unmerge", "user_id:u1", "--merge", &merge, "--json"]);
+    let (ok, stdout, stderr) = cli(
+        dir.path(),
+        &[
+            "profile",
+            "unmerge",
+            "user_id:u1",
+            "--merge",
+            &merge,
+            "--json",
+        ],
+    );
     assert!(ok, "{stderr}");
     let result: Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(result["profiles"].as_array().map(Vec::len), Some(2));
     let (ok, _, stderr) = cli(dir.path(), &["profile", "show", "user_id:nobody"]);
     assert!(!ok);
-    assert!(stderr.contains("no profile holds user_id:nobody"), "{stderr}");
+    assert!(
+        stderr.contains("no profile holds user_id:nobody"),
+        "{stderr}"
+    );
 
     let (ok, stdout, _) = cli(dir.path(), &["profile", "token-create", "bi", "--json"]);
     assert!(ok);
@@ -957,8 +973,15 @@ async fn profile_commands_show_the_graph_and_unmerge() {
     assert_eq!(response.status(), 200);
 
     let bad = dir.path().join("bad-settings.json");
-    std::fs::write(&bad, r#"{"identifiers": [{"type": "user_id", "limit": 0, "window": "ever"}]}"#).expect("write");
-    let (ok, _, stderr) = cli(dir.path(), &["profile", "set-settings", bad.to_str().expect("path")]);
+    std::fs::write(
+        &bad,
+        r#"{"identifiers": [{"type": "user_id", "limit": 0, "window": "ever"}]}"#,
+    )
+    .expect("write");
+    let (ok, _, stderr) = cli(
+        dir.path(),
+        &["profile", "set-settings", bad.to_str().expect("path")],
+    );
     assert!(!ok);
     assert!(stderr.contains("identifiers[0].limit"), "{stderr}");
 }

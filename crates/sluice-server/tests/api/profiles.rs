@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! Identity resolution through a running node: events in through the tracking API, profiles
 //! out through the Profile API and the admin API.
 

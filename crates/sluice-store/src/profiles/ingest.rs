@@ -14,9 +14,9 @@ use sluice_identity::{
 use super::{ProfileStore, new_public_id, now_ms};
 use crate::{StoreError, StoredEvent, WorkspaceId};
 
-/// `last_seen` of an identifier is rewritten only when it is older than this: a minute is
+/// `last_seen` of an identifier is rewritten only when it is older than this: an hour is
 /// precise enough for weekly windows and saves a write per identifier per event.
-const LAST_SEEN_PRECISION_MS: i64 = 60_000;
+const LAST_SEEN_PRECISION_MS: i64 = 60 * 60 * 1000;
 /// Traits beyond this many in one event are ignored.
 const MAX_TRAITS_PER_EVENT: usize = 1_000;
 /// Trait names longer than this are ignored.
@@ -26,7 +26,7 @@ const MAX_TRAIT_NAME_BYTES: usize = 256;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct IngestReport {
     pub events: u64,
-    /// Events whose `messageId` was already recorded.
+    /// Events at or before the source's cursor: applied already.
     pub duplicates: u64,
     /// Events with no usable identifier: not attached to any profile.
     pub unresolved: u64,
@@ -139,6 +139,13 @@ impl ProfileStore {
         let mut touched: HashMap<ProfileId, Touch> = HashMap::new();
         let mut last_seq = None;
         let now = now_ms();
+        // Events up to the cursor were applied already (the cursor moves in the same
+        // transaction as their changes): each logged event applies exactly once.
+        let applied: i64 = transaction
+            .prepare_cached("SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2")?
+            .query_row(params![workspace.0, source_id], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0);
         for stored in events {
             if stored.event.workspace_id != *workspace || stored.event.source_id != source_id {
                 return Err(StoreError::Invalid {
@@ -150,6 +157,10 @@ impl ProfileStore {
             }
             last_seq = Some(stored.seq);
             report.events += 1;
+            if stored.seq <= applied {
+                report.duplicates += 1;
+                continue;
+            }
             let Ok(body) = serde_json::from_str::<Value>(&stored.event.body) else {
                 report.unreadable += 1;
                 continue;
@@ -198,17 +209,10 @@ pub(crate) fn event_time(body: &Value) -> Option<i64> {
     Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
 }
 
-fn recorded(
-    connection: &Connection,
-    workspace: &str,
-    collection: Collection,
-    message_id: &str,
-) -> rusqlite::Result<bool> {
-    connection
-        .prepare_cached(
-            "SELECT 1 FROM profile_events WHERE workspace_id = ?1 AND collection = ?2 AND message_id = ?3",
-        )?
-        .exists(params![workspace, collection.as_str(), message_id])
+/// The event's recorded row: what `insert_event` writes.
+struct Recorded<'a> {
+    message_type: &'a str,
+    event_name: Option<&'a str>,
 }
 
 fn ingest_one(
@@ -219,15 +223,6 @@ fn ingest_one(
     touched: &mut HashMap<ProfileId, Touch>,
     report: &mut IngestReport,
 ) -> Result<(), StoreError> {
-    if recorded(
-        connection,
-        context.workspace,
-        Collection::Users,
-        context.message_id,
-    )? {
-        report.duplicates += 1;
-        return Ok(());
-    }
     let extracted = extract(body, rules);
     let mut user_ids = extracted.user_ids.clone();
     if let Some(previous) = &extracted.alias_previous {
@@ -248,8 +243,22 @@ fn ingest_one(
         context,
         report,
     )?;
-    let message_type = body.get("type").and_then(Value::as_str).unwrap_or("");
-    let event_name = body.get("event").and_then(Value::as_str);
+    let account = if extracted.account_ids.is_empty() {
+        None
+    } else {
+        resolve_and_apply(
+            connection,
+            rules,
+            Collection::Accounts,
+            &extracted.account_ids,
+            context,
+            report,
+        )?
+    };
+    let recorded = Recorded {
+        message_type: body.get("type").and_then(Value::as_str).unwrap_or(""),
+        event_name: body.get("event").and_then(Value::as_str),
+    };
     match user {
         Some(profile) => {
             if let Some(traits) = extracted.user_traits {
@@ -260,33 +269,15 @@ fn ingest_one(
                 profile,
                 Collection::Users,
                 context,
-                message_type,
-                event_name,
+                &recorded,
                 &user_ids,
                 extracted.user_traits,
+                account,
             )?;
             touched.insert(profile, touch(context));
         }
         None => report.unresolved += 1,
     }
-    if extracted.account_ids.is_empty()
-        || recorded(
-            connection,
-            context.workspace,
-            Collection::Accounts,
-            context.message_id,
-        )?
-    {
-        return Ok(());
-    }
-    let account = resolve_and_apply(
-        connection,
-        rules,
-        Collection::Accounts,
-        &extracted.account_ids,
-        context,
-        report,
-    )?;
     if let Some(account) = account {
         if let Some(traits) = extracted.account_traits {
             upsert_traits(connection, account, traits, context)?;
@@ -296,10 +287,10 @@ fn ingest_one(
             account,
             Collection::Accounts,
             context,
-            message_type,
-            event_name,
+            &recorded,
             &extracted.account_ids,
             extracted.account_traits,
+            user,
         )?;
         touched.insert(account, touch(context));
         if let Some(user) = user {
@@ -531,16 +522,18 @@ pub(crate) fn upsert_traits(
     Ok(())
 }
 
+/// Records the event in a profile's history; `linked` is the profile of the other collection
+/// the same event resolved to (a group call's account, or its user).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn insert_event(
+fn insert_event(
     connection: &Connection,
     profile: ProfileId,
     collection: Collection,
     context: &EventContext<'_>,
-    message_type: &str,
-    event_name: Option<&str>,
+    recorded: &Recorded<'_>,
     ids: &[Identifier],
     traits: Option<&Map<String, Value>>,
+    linked: Option<ProfileId>,
 ) -> Result<(), StoreError> {
     let ids: Vec<[&str; 2]> = ids
         .iter()
@@ -550,8 +543,8 @@ pub(crate) fn insert_event(
     connection
         .prepare_cached(
             "INSERT INTO profile_events(workspace_id, profile_id, collection, message_id, source_id, seq,
-                 timestamp, type, event, ids, traits)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 timestamp, type, event, ids, traits, linked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?
         .execute(params![
             context.workspace,
@@ -561,10 +554,11 @@ pub(crate) fn insert_event(
             context.source_id,
             context.seq,
             context.at_ms,
-            message_type,
-            event_name,
+            recorded.message_type,
+            recorded.event_name,
             serde_json::to_string(&ids).unwrap_or_default(),
-            traits
+            traits,
+            linked
         ])?;
     Ok(())
 }

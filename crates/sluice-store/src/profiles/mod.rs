@@ -4,8 +4,8 @@
 //! - [`ingest`] — one batch of a source's logged events: identifiers extracted and resolved
 //!   ([`sluice_identity::resolve()`]), merges applied, traits merged (latest timestamp wins),
 //!   the event recorded in the profile's history, and the source's cursor moved, all in one
-//!   transaction. A `messageId` already recorded is skipped, so ingesting twice changes
-//!   nothing.
+//!   transaction. Events at or before the cursor are skipped, so each logged event applies
+//!   exactly once (and the log itself keeps one event per `messageId`).
 //! - [`read`] — what the Profile API and the admin API show: traits, external ids, events,
 //!   metadata, links, the identity graph and its merge history.
 //! - [`unmerge`] — removing an identifier or splitting at a merge: the profile's recorded
@@ -17,11 +17,13 @@
 //!   updated_at, first/last message and source)`: a merged-away profile stays, pointing at the
 //!   profile it went into, so merges can be explained.
 //! - `identifiers(workspace_id, collection, kind, value → profile_id, source_id,
-//!   first_message_id, first_seen, last_seen)`; `last_seen` moves when it is a minute old.
+//!   first_message_id, first_seen, last_seen)`; `last_seen` moves when it is an hour old.
 //! - `traits(profile_id, name → value, timestamp, source_id, updated_at)`.
 //! - `profile_events(id, workspace_id, profile_id, collection, message_id, source_id, seq,
-//!   timestamp, type, event, ids, traits)`: the history, pointing at the log for the body; `ids`
-//!   and `traits` are kept so that an unmerge can resolve the history again.
+//!   timestamp, type, event, ids, traits, linked)`: the history, pointing at the log for the
+//!   body; `ids` and `traits` are kept so that an unmerge can resolve the history again, and
+//!   `linked` (a group call's profile in the other collection) so that links can be rebuilt.
+//!   Only appended: no index on a random key.
 //! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
 //!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
 //! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
@@ -101,10 +103,9 @@ CREATE TABLE IF NOT EXISTS profile_events (
     type TEXT NOT NULL,
     event TEXT,
     ids TEXT NOT NULL,
-    traits TEXT
+    traits TEXT,
+    linked INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS profile_events_by_message
-    ON profile_events(workspace_id, collection, message_id);
 CREATE INDEX IF NOT EXISTS profile_events_by_profile ON profile_events(profile_id, timestamp);
 CREATE TABLE IF NOT EXISTS merges (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -161,6 +162,10 @@ impl ProfileStore {
     /// Opens (creating if needed) `profiles.db` at `path`.
     pub fn open(path: &Path) -> Result<ProfileStore, StoreError> {
         let writer = sqlite::open(path)?;
+        // Profiles are derived from the log and the cursor commits with them: after a crash
+        // the last batches are simply applied again, so commits need not wait for an fsync.
+        // (Erasure checkpoints with TRUNCATE, which syncs.)
+        writer.pragma_update(None, "synchronous", "NORMAL")?;
         writer.execute_batch(SCHEMA)?;
         // The consumer's lookups are random over the identifier index: keep more of it cached.
         writer.pragma_update(None, "cache_size", -32_768)?;

@@ -468,17 +468,18 @@ fn merged_away(
     Ok(rows)
 }
 
-/// Recomputes the links of these profiles from their events: an event recorded for a user and
-/// for an account (a group call) links the two.
+/// Recomputes the links of these profiles from their events: a group call recorded for a user
+/// names the account it resolved to (and the account's row names the user), followed to the
+/// live profile if that one merged since.
 fn relink(
     connection: &Connection,
     workspace: &str,
     collection: Collection,
     profiles: &[ProfileId],
 ) -> Result<(), StoreError> {
-    let (column, other, other_collection) = match collection {
-        Collection::Users => ("user_profile", "account_profile", Collection::Accounts),
-        Collection::Accounts => ("account_profile", "user_profile", Collection::Users),
+    let (column, other) = match collection {
+        Collection::Users => ("user_profile", "account_profile"),
+        Collection::Accounts => ("account_profile", "user_profile"),
     };
     for profile in profiles {
         connection.execute(
@@ -488,13 +489,12 @@ fn relink(
         connection.execute(
             &format!(
                 "INSERT INTO links(workspace_id, {column}, {other}, first_seen, last_seen, source_id)
-                 SELECT ?1, ?2, o.profile_id, min(e.timestamp), max(e.timestamp), min(e.source_id)
-                 FROM profile_events e JOIN profile_events o
-                     ON o.workspace_id = e.workspace_id AND o.message_id = e.message_id AND o.collection = ?3
-                 WHERE e.profile_id = ?2 AND e.collection = ?4
-                 GROUP BY o.profile_id"
+                 SELECT ?1, ?2, coalesce(p.merged_into, p.id), min(e.timestamp), max(e.timestamp), min(e.source_id)
+                 FROM profile_events e JOIN profiles p ON p.id = e.linked
+                 WHERE e.profile_id = ?2 AND e.collection = ?3
+                 GROUP BY coalesce(p.merged_into, p.id)"
             ),
-            params![workspace, profile, other_collection.as_str(), collection.as_str()],
+            params![workspace, profile, collection.as_str()],
         )?;
     }
     Ok(())
