@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, params};
 use sluice_identity::IdentitySettings;
 
-use crate::secret::{KeyHash, ProfileToken};
+use crate::secret::ProfileToken;
 use crate::state::{StateStore, now_text, random_id};
 use crate::{Source, StoreError, WorkspaceId};
 
@@ -134,22 +134,8 @@ impl StateStore {
         &self,
         presented: &str,
     ) -> Result<Option<WorkspaceId>, StoreError> {
-        let hash = KeyHash::of(presented);
         let connection = self.lock()?;
-        let found = connection
-            .prepare_cached(
-                "SELECT workspace_id, token_hash FROM profile_tokens WHERE token_hash = ?1",
-            )?
-            .query_row([hash.0.as_slice()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
-            })
-            .optional()?;
-        Ok(
-            found.and_then(|(workspace, stored)| match KeyHash::from_slice(&stored) {
-                Some(stored) if stored.matches(&hash) => Some(WorkspaceId(workspace)),
-                _ => None,
-            }),
-        )
+        crate::state::workspace_for_hashed_token(&connection, "profile_tokens", presented)
     }
 
     /// Every source of every workspace (for consumers that follow them all).

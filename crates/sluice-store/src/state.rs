@@ -383,23 +383,33 @@ impl StateStore {
 
     /// The workspace an admin token grants, if any (hash lookup, then constant-time compare).
     pub fn workspace_for_token(&self, presented: &str) -> Result<Option<WorkspaceId>, StoreError> {
-        let hash = KeyHash::of(presented);
         let connection = self.lock()?;
-        let found = connection
-            .prepare_cached(
-                "SELECT workspace_id, token_hash FROM admin_tokens WHERE token_hash = ?1",
-            )?
-            .query_row([hash.0.as_slice()], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
-            })
-            .optional()?;
-        Ok(
-            found.and_then(|(workspace, stored)| match KeyHash::from_slice(&stored) {
-                Some(stored) if stored.matches(&hash) => Some(WorkspaceId(workspace)),
-                _ => None,
-            }),
-        )
+        workspace_for_hashed_token(&connection, "admin_tokens", presented)
     }
+}
+
+/// The workspace of a token stored hashed in `table` (`token_hash`, `workspace_id`): a hash
+/// lookup, then a constant-time comparison.
+pub(crate) fn workspace_for_hashed_token(
+    connection: &Connection,
+    table: &'static str,
+    presented: &str,
+) -> Result<Option<WorkspaceId>, StoreError> {
+    let hash = KeyHash::of(presented);
+    let found = connection
+        .prepare_cached(&format!(
+            "SELECT workspace_id, token_hash FROM {table} WHERE token_hash = ?1"
+        ))?
+        .query_row([hash.0.as_slice()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+        })
+        .optional()?;
+    Ok(
+        found.and_then(|(workspace, stored)| match KeyHash::from_slice(&stored) {
+            Some(stored) if stored.matches(&hash) => Some(WorkspaceId(workspace)),
+            _ => None,
+        }),
+    )
 }
 
 fn not_found(id: &str) -> StoreError {

@@ -10,7 +10,8 @@ use serde_json::json;
 use sluice_identity::{Collection, Identifier, IdentitySettings, Rules};
 use sluice_server::Config;
 use sluice_server::admin::identity::{graph_json, graph_text};
-use sluice_store::ProfileStore;
+use sluice_store::profiles::ProfileRef;
+use sluice_store::{ProfileStore, WorkspaceId};
 
 use crate::{Output, workspace};
 
@@ -78,11 +79,27 @@ fn collection(accounts: bool) -> Collection {
     }
 }
 
+/// Opens `profiles.db` and finds the profile a `TYPE:VALUE` names.
+fn open_profile(
+    config: &Config,
+    workspace: &WorkspaceId,
+    accounts: bool,
+    lookup: &str,
+) -> Result<(ProfileStore, ProfileRef)> {
+    let store = ProfileStore::open(&config.data_dir.join("profiles.db"))
+        .context("cannot open profiles.db")?;
+    let found = sluice_server::admin::identity::find_profile(
+        &store,
+        workspace,
+        collection(accounts),
+        lookup,
+    )
+    .map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok((store, found))
+}
+
 pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
     let state = sluice_server::startup::open_state(config)?;
-    let open_profiles = || {
-        ProfileStore::open(&config.data_dir.join("profiles.db")).context("cannot open profiles.db")
-    };
     match command {
         ProfileCommand::Show {
             profile,
@@ -90,14 +107,7 @@ pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
             output,
         } => {
             let ws = workspace(&state, &output.workspace)?;
-            let store = open_profiles()?;
-            let found = sluice_server::admin::identity::find_profile(
-                &store,
-                &ws,
-                collection(*accounts),
-                profile,
-            )
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+            let (store, found) = open_profile(config, &ws, *accounts, profile)?;
             let view = store.graph(&found)?;
             if output.json {
                 println!("{}", graph_json(&view));
@@ -113,14 +123,7 @@ pub(crate) fn run(config: &Config, command: &ProfileCommand) -> Result<()> {
             output,
         } => {
             let ws = workspace(&state, &output.workspace)?;
-            let store = open_profiles()?;
-            let found = sluice_server::admin::identity::find_profile(
-                &store,
-                &ws,
-                collection(*accounts),
-                profile,
-            )
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+            let (store, found) = open_profile(config, &ws, *accounts, profile)?;
             let rules = Rules::compile(&state.identity_settings(&ws)?)?;
             let result = match (identifier, merge) {
                 (Some(text), None) => {
