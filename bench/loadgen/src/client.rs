@@ -82,6 +82,16 @@ pub struct RunArgs {
     pub timeout: f64,
 }
 
+/// The `p` quantile (nearest rank) of sorted latencies in µs, as ms with two decimals; `null`
+/// when there are none.
+pub(crate) fn percentile_ms(sorted_us: &[u32], p: f64) -> Value {
+    if sorted_us.is_empty() {
+        return Value::Null;
+    }
+    let index = ((sorted_us.len() as f64 * p).ceil() as usize).clamp(1, sorted_us.len()) - 1;
+    json!((f64::from(sorted_us[index]) / 10.0).round() / 100.0)
+}
+
 pub(crate) struct Target {
     pub(crate) addr: SocketAddr,
     pub(crate) host: HeaderValue,
@@ -255,14 +265,7 @@ fn report(
     first_error: Option<String>,
 ) -> Value {
     total.latencies_us.sort_unstable();
-    let pct = |p: f64| -> Value {
-        let latencies = &total.latencies_us;
-        if latencies.is_empty() {
-            return Value::Null;
-        }
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        json!((f64::from(latencies[index]) / 10.0).round() / 100.0)
-    };
+    let pct = |p: f64| -> Value { percentile_ms(&total.latencies_us, p) };
     let events = total.ok * plan.events_per_request;
     json!({
         "mode": args.mode.name(),

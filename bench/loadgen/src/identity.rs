@@ -291,13 +291,7 @@ pub fn get(args: GetArgs) -> Result<()> {
     });
     let mut latencies = latencies;
     latencies.sort_unstable();
-    let pct = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1;
-        f64::from(latencies[index]) / 1000.0
-    };
+    let pct = |p: f64| crate::client::percentile_ms(&latencies, p);
     println!(
         "{}",
         json!({

@@ -46,11 +46,15 @@ impl Identifier {
         }
     }
 
-    /// Parses the `type:value` form of the Profile API (the type never holds a colon).
+    /// Parses the `type:value` form of the Profile API (the type never holds a colon). Email
+    /// values are lowercased, as extraction stores them.
     pub fn parse_lookup(text: &str) -> Option<Identifier> {
         let (kind, value) = text.split_once(':')?;
         if kind.is_empty() || value.is_empty() {
             return None;
+        }
+        if kind == EMAIL {
+            return Some(Identifier::new(kind, value.to_lowercase()));
         }
         Some(Identifier::new(kind, value))
     }

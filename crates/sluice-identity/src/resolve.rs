@@ -80,13 +80,6 @@ pub struct Decision {
     pub dropped: Vec<(Identifier, DropReason)>,
 }
 
-impl Decision {
-    /// Whether the event is attached to a profile.
-    pub fn resolved(&self) -> bool {
-        self.target.is_some() || self.create
-    }
-}
-
 /// The identifier an alias call's `previousId` stands for: the user id or anonymous id a
 /// profile already holds (user id first), else a new anonymous id.
 pub fn alias_identifier<G: Graph>(graph: &mut G, previous: &str) -> Result<Identifier, G::Error> {
@@ -599,7 +592,10 @@ mod tests {
         let rules = rules();
         let mut graph = MemoryGraph::default();
         let d = resolve(&mut graph, &rules, Collection::Users, &[], 0).unwrap();
-        assert!(!d.resolved());
+        assert!(
+            d.target.is_none() && !d.create,
+            "no profile for an event without identifiers"
+        );
         assert_eq!(
             alias_identifier(&mut graph, "x").unwrap(),
             id("anonymous_id", "x")

@@ -23,8 +23,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
         Ok(Ok(())) => {
             // A stuck destination is reported, not a reason to stop taking events: the log
             // keeps them and other destinations go on.
-            let now_ms =
-                (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+            let now_ms = sluice_spec::timestamp::now_ms();
             let stuck: Vec<serde_json::Value> = app
                 .deliveries
                 .engine

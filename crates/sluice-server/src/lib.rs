@@ -21,4 +21,13 @@ pub mod telemetry;
 pub mod tracking;
 
 pub use config::{Config, SecretString};
+
+/// Runs a store call (SQLite, blocking) on a blocking thread.
+pub(crate) async fn store_call<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, sluice_store::StoreError> + Send + 'static,
+) -> Result<T, sluice_store::StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|_| {
+        sluice_store::StoreError::CommitFailed("a blocking store task failed".into())
+    })?
+}
 pub use startup::{App, StartupReport};

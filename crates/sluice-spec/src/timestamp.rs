@@ -35,9 +35,35 @@ pub fn format(at: OffsetDateTime) -> String {
     }
 }
 
+/// Milliseconds since the Unix epoch: how Sluice stores times.
+pub fn to_ms(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The current time in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    to_ms(OffsetDateTime::now_utc())
+}
+
+/// A stored time (ms since the epoch) in the one format Sluice writes; `None` out of range.
+pub fn format_ms(ms: i64) -> Option<String> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .map(format)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn milliseconds_round_trip() {
+        let at = parse("2026-11-22T10:08:09.231Z").unwrap();
+        let ms = to_ms(at);
+        assert_eq!(ms, 1_795_342_089_231);
+        assert_eq!(format_ms(ms).as_deref(), Some("2026-11-22T10:08:09.231Z"));
+        assert_eq!(format_ms(i64::MAX), None);
+    }
 
     #[test]
     fn accepts_the_formats_the_sdks_send() {

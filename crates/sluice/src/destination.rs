@@ -10,12 +10,13 @@ use clap::{Args, Subcommand};
 use serde_json::{Map, Value, json};
 use sluice_privacy::Vault;
 use sluice_server::Config;
-use sluice_server::admin::delivery::{letter_json, parse_time, replay_json, unix_ms};
+use sluice_server::admin::delivery::{letter_json, parse_time, replay_json};
 use sluice_server::admin::destinations::{
     CreateDestination, DestinationView, UpdateDestination, create_destination, update_destination,
 };
 use sluice_server::error::ApiError;
 use sluice_server::startup::{open_state, open_vault};
+use sluice_spec::timestamp::now_ms;
 use sluice_store::{
     DeliveryStore, Destination, DestinationChange, NewReplay, StateStore, StoredSettings,
     WorkspaceId,
@@ -588,7 +589,7 @@ pub(crate) fn run(config: &Config, command: &DestinationCommand) -> Result<()> {
                 to_ms: parse_time(to, "to").map_err(api)?,
                 last_seq: None,
             };
-            let job = delivery_store(config)?.add_replay(&replay, unix_ms())?;
+            let job = delivery_store(config)?.add_replay(&replay, now_ms())?;
             if output.json {
                 println!("{}", replay_json(&job));
             } else {

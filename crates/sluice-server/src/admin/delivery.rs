@@ -13,30 +13,20 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_delivery::Status;
 use sluice_fql::DestinationFilter;
+use sluice_spec::timestamp::{now_ms, to_ms};
 use sluice_store::{DeadLetter, DestinationId, NewReplay, Replay, ReplayState, WorkspaceId};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::destinations::on_destination_changed;
 use super::sources::json_body;
-use super::{Scope, blocking};
+use super::{Scope, time_json};
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::store_call;
 
 /// A destination whose oldest unfinished event is older than this is reported stuck.
 pub const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
-
-/// Now, in milliseconds since the epoch.
-pub fn unix_ms() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn rfc3339(ms: i64) -> Value {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .map_or(Value::Null, Value::String)
-}
 
 /// Fails with 404 unless the destination exists in the workspace.
 async fn check_destination(
@@ -45,7 +35,7 @@ async fn check_destination(
     id: &str,
 ) -> Result<(), ApiError> {
     let (state, workspace, id) = (app.state.clone(), workspace.clone(), id.to_owned());
-    blocking(move || state.get_destination(&workspace, &id)).await?;
+    store_call(move || state.get_destination(&workspace, &id)).await?;
     Ok(())
 }
 
@@ -63,7 +53,7 @@ fn status_json(status: Option<&Status>, dead_letters: u64, now_ms: i64) -> Value
         "in_flight_requests": status.in_flight_requests,
         "oldest_unfinished_age_secs": oldest_age,
         "stuck": stuck,
-        "last_delivery_at": status.last_delivery_ms.map_or(Value::Null, rfc3339),
+        "last_delivery_at": status.last_delivery_ms.map_or(Value::Null, time_json),
         "last_error": status.last_error,
         "delivered": status.delivered,
         "retried": status.retried,
@@ -83,8 +73,9 @@ pub async fn status(
     let running = app.deliveries.engine.status(&scope.workspace_id, &id).await;
     let store = app.deliveries.store.clone();
     let (workspace, destination) = (scope.workspace_id.clone(), id.clone());
-    let dead_letters = blocking(move || store.count_dead_letters(&workspace, &destination)).await?;
-    Ok(Json(status_json(running.as_ref(), dead_letters, unix_ms())))
+    let dead_letters =
+        store_call(move || store.count_dead_letters(&workspace, &destination)).await?;
+    Ok(Json(status_json(running.as_ref(), dead_letters, now_ms())))
 }
 
 #[derive(Deserialize)]
@@ -111,7 +102,7 @@ pub async fn attempts(
     if let Some(status) = status {
         for attempt in status.attempts.iter().rev().take(limit) {
             attempts.push(json!({
-                "at": rfc3339(attempt.at_ms),
+                "at": time_json(attempt.at_ms),
                 "message_ids": attempt.message_ids,
                 "target": attempt.target,
                 "request_bytes": attempt.body_bytes,
@@ -132,8 +123,8 @@ pub fn letter_json(letter: &DeadLetter, with_event: bool) -> Value {
         "id": letter.id,
         "source_id": l.source_id,
         "message_id": l.message_id,
-        "received_at": rfc3339(l.received_at_ms),
-        "failed_at": rfc3339(l.failed_at_ms),
+        "received_at": time_json(l.received_at_ms),
+        "failed_at": time_json(l.failed_at_ms),
         "reason": l.reason,
         "status": l.status,
         "response": l.response,
@@ -158,7 +149,7 @@ pub async fn dead_letters(
     let after = query.after.unwrap_or(0);
     let store = app.deliveries.store.clone();
     let letters =
-        blocking(move || store.dead_letters(&scope.workspace_id, &id, after, limit)).await?;
+        store_call(move || store.dead_letters(&scope.workspace_id, &id, after, limit)).await?;
     let views: Vec<Value> = letters.iter().map(|l| letter_json(l, false)).collect();
     let next = letters.last().map(|l| l.id);
     Ok(Json(json!({ "dead_letters": views, "next_after": next })))
@@ -171,7 +162,7 @@ pub async fn dead_letter(
     Path((id, letter)): Path<(String, i64)>,
 ) -> Result<Json<Value>, ApiError> {
     let store = app.deliveries.store.clone();
-    let letter = blocking(move || store.dead_letter(&scope.workspace_id, &id, letter)).await?;
+    let letter = store_call(move || store.dead_letter(&scope.workspace_id, &id, letter)).await?;
     Ok(Json(letter_json(&letter, true)))
 }
 
@@ -197,7 +188,7 @@ pub async fn retry(
     check_destination(&app, &scope.workspace_id, &id).await?;
     let store = app.deliveries.store.clone();
     let marked =
-        blocking(move || store.request_retry(&scope.workspace_id, &id, request.ids.as_deref()))
+        store_call(move || store.request_retry(&scope.workspace_id, &id, request.ids.as_deref()))
             .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": marked }))).into_response())
 }
@@ -224,7 +215,7 @@ pub fn parse_time(text: &Option<String>, field: &str) -> Result<Option<i64>, Api
         )
         .with_field(field)
     })?;
-    Ok(Some((time.unix_timestamp_nanos() / 1_000_000) as i64))
+    Ok(Some(to_ms(time)))
 }
 
 /// A replay job as the API shows it.
@@ -237,12 +228,12 @@ pub fn replay_json(replay: &Replay) -> Value {
     json!({
         "id": replay.id,
         "source_id": replay.replay.source_id,
-        "from": replay.replay.from_ms.map_or(Value::Null, rfc3339),
-        "to": replay.replay.to_ms.map_or(Value::Null, rfc3339),
+        "from": replay.replay.from_ms.map_or(Value::Null, time_json),
+        "to": replay.replay.to_ms.map_or(Value::Null, time_json),
         "state": state,
         "events": replay.events,
-        "created_at": rfc3339(replay.created_at_ms),
-        "finished_at": replay.finished_at_ms.map_or(Value::Null, rfc3339),
+        "created_at": time_json(replay.created_at_ms),
+        "finished_at": replay.finished_at_ms.map_or(Value::Null, time_json),
     })
 }
 
@@ -265,7 +256,8 @@ pub async fn replay(
     }
     let state = app.state.clone();
     let (workspace, destination_id) = (scope.workspace_id.clone(), id.clone());
-    let destination = blocking(move || state.get_destination(&workspace, &destination_id)).await?;
+    let destination =
+        store_call(move || state.get_destination(&workspace, &destination_id)).await?;
     if !destination.sources.contains(&request.source) {
         return Err(ApiError::bad_request(
             "unknown_source",
@@ -282,7 +274,7 @@ pub async fn replay(
         to_ms,
         last_seq: None,
     };
-    let job = blocking(move || store.add_replay(&replay, unix_ms())).await?;
+    let job = store_call(move || store.add_replay(&replay, now_ms())).await?;
     Ok((StatusCode::ACCEPTED, Json(replay_json(&job))).into_response())
 }
 
@@ -294,7 +286,7 @@ pub async fn replays(
 ) -> Result<Json<Value>, ApiError> {
     check_destination(&app, &scope.workspace_id, &id).await?;
     let store = app.deliveries.store.clone();
-    let jobs = blocking(move || store.replays(&scope.workspace_id, &id, false)).await?;
+    let jobs = store_call(move || store.replays(&scope.workspace_id, &id, false)).await?;
     let views: Vec<Value> = jobs.iter().map(replay_json).collect();
     Ok(Json(json!({ "replays": views })))
 }
@@ -328,7 +320,7 @@ pub async fn filters(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let state = app.state.clone();
-    let filters = blocking(move || state.destination_filters(&scope.workspace_id, &id)).await?;
+    let filters = store_call(move || state.destination_filters(&scope.workspace_id, &id)).await?;
     Ok(Json(json!({ "filters": filters })))
 }
 
@@ -351,7 +343,7 @@ pub async fn set_filters(
     let state = app.state.clone();
     let (workspace, destination) = (scope.workspace_id.clone(), id.clone());
     let stored = canonical.clone();
-    blocking(move || state.set_destination_filters(&workspace, &destination, &stored)).await?;
+    store_call(move || state.set_destination_filters(&workspace, &destination, &stored)).await?;
     on_destination_changed(&app, &DestinationId(id));
     Ok(Json(json!({ "filters": canonical })))
 }

@@ -22,10 +22,11 @@ use sluice_store::{
 };
 use zeroize::Zeroizing;
 
+use super::Scope;
 use super::sources::json_body;
-use super::{Scope, blocking};
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::store_call;
 
 /// How a secret setting is shown. Sent back in a `PATCH`, it keeps the stored value.
 pub const REDACTED: &str = "[redacted]";
@@ -333,7 +334,7 @@ pub async fn create(
     let request: CreateDestination = json_body(&body)?;
     let (state, vault) = (app.state.clone(), app.vault.clone());
     // The inner result carries the API's own refusals (settings, sources).
-    let destination = blocking(move || {
+    let destination = store_call(move || {
         Ok(create_destination(
             &state,
             &vault,
@@ -351,7 +352,7 @@ pub async fn list(
     scope: Scope,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let state = app.state.clone();
-    let destinations = blocking(move || state.list_destinations(&scope.workspace_id)).await?;
+    let destinations = store_call(move || state.list_destinations(&scope.workspace_id)).await?;
     let views: Vec<DestinationView> = destinations.into_iter().map(DestinationView::new).collect();
     Ok(Json(serde_json::json!({ "destinations": views })))
 }
@@ -362,7 +363,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<DestinationView>, ApiError> {
     let state = app.state.clone();
-    let destination = blocking(move || state.get_destination(&scope.workspace_id, &id)).await?;
+    let destination = store_call(move || state.get_destination(&scope.workspace_id, &id)).await?;
     Ok(Json(DestinationView::new(destination)))
 }
 
@@ -374,7 +375,7 @@ pub async fn update(
 ) -> Result<Json<DestinationView>, ApiError> {
     let request: UpdateDestination = json_body(&body)?;
     let (state, vault) = (app.state.clone(), app.vault.clone());
-    let destination = blocking(move || {
+    let destination = store_call(move || {
         Ok(update_destination(
             &state,
             &vault,
@@ -395,7 +396,7 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let (state, store) = (app.state.clone(), app.deliveries.store.clone());
     let removed = DestinationId(id.clone());
-    blocking(move || {
+    store_call(move || {
         state.delete_destination(&scope.workspace_id, &id)?;
         // Its dead letters and replays go with it.
         store.forget_destination(&scope.workspace_id, &id)

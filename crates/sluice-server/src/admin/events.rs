@@ -15,9 +15,10 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use super::{Scope, blocking};
+use super::Scope;
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::store_call;
 
 const DEFAULT_LIMIT: usize = 50;
 const MAX_LIMIT: usize = 1000;
@@ -41,7 +42,7 @@ pub struct EventsPage {
 async fn scope_of(app: &AppState, scope: Scope, id: String) -> Result<SourceScope, ApiError> {
     let state = app.state.clone();
     let workspace_id = scope.workspace_id.clone();
-    let source = blocking(move || state.get_source(&workspace_id, &id)).await?;
+    let source = store_call(move || state.get_source(&workspace_id, &id)).await?;
     Ok(SourceScope {
         workspace_id: scope.workspace_id,
         source_id: source.id,

@@ -23,10 +23,11 @@ use sluice_identity::{Collection, Identifier, IdentitySettings, Rules};
 use sluice_store::profiles::{GraphView, ProfileRef};
 use sluice_store::{ProfileStore, WorkspaceId};
 
+use super::Scope;
 use super::sources::json_body;
-use super::{Scope, blocking};
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::store_call;
 
 pub async fn settings(
     State(app): State<AppState>,
@@ -34,7 +35,7 @@ pub async fn settings(
 ) -> Result<Json<IdentitySettings>, ApiError> {
     let state = app.state.clone();
     Ok(Json(
-        blocking(move || state.identity_settings(&scope.workspace_id)).await?,
+        store_call(move || state.identity_settings(&scope.workspace_id)).await?,
     ))
 }
 
@@ -55,13 +56,13 @@ pub async fn set_settings(
     })?;
     let state = app.state.clone();
     let saved = settings.clone();
-    blocking(move || state.set_identity_settings(&scope.workspace_id, &saved)).await?;
+    store_call(move || state.set_identity_settings(&scope.workspace_id, &saved)).await?;
     Ok(Json(settings))
 }
 
 pub async fn tokens(State(app): State<AppState>, scope: Scope) -> Result<Json<Value>, ApiError> {
     let state = app.state.clone();
-    let tokens = blocking(move || state.list_profile_tokens(&scope.workspace_id)).await?;
+    let tokens = store_call(move || state.list_profile_tokens(&scope.workspace_id)).await?;
     let list: Vec<Value> = tokens
         .iter()
         .map(|t| json!({"id": t.id, "name": t.name, "created_at": t.created_at}))
@@ -84,7 +85,7 @@ pub async fn create_token(
     let state = app.state.clone();
     let workspace = scope.workspace_id.clone();
     let (info, token) =
-        blocking(move || state.create_profile_token(&workspace, &request.name)).await?;
+        store_call(move || state.create_profile_token(&workspace, &request.name)).await?;
     let body = json!({
         "id": info.id,
         "name": info.name,
@@ -101,7 +102,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let state = app.state.clone();
-    blocking(move || state.revoke_profile_token(&scope.workspace_id, &id)).await?;
+    store_call(move || state.revoke_profile_token(&scope.workspace_id, &id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,22 +119,14 @@ pub fn find_profile(
     collection: Collection,
     lookup: &str,
 ) -> Result<ProfileRef, ApiError> {
-    let mut id = Identifier::parse_lookup(lookup).ok_or_else(|| {
+    let id = Identifier::parse_lookup(lookup).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_request",
             "the profile is named <type>:<value>, like user_id:42",
         )
         .with_field("profile")
     })?;
-    if id.kind == sluice_identity::identifier::EMAIL {
-        id.value = id.value.to_lowercase();
-    }
-    let found = if id.kind == "segment_id" {
-        store.by_public_id(workspace, &id.value)?
-    } else {
-        store.lookup(workspace, collection, &id)?
-    };
-    found.ok_or_else(|| {
+    store.find(workspace, collection, &id)?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -224,10 +217,7 @@ pub async fn unmerge(
 }
 
 fn time_text(ms: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
-        Ok(at) => sluice_spec::timestamp::format(at),
-        Err(_) => ms.to_string(),
-    }
+    sluice_spec::timestamp::format_ms(ms).unwrap_or_else(|| ms.to_string())
 }
 
 /// A profile's graph as JSON.

@@ -50,9 +50,7 @@ impl FromRequestParts<AppState> for Scope {
             }
         };
         let state = app.state.clone();
-        let workspace = tokio::task::spawn_blocking(move || state.workspace_for_token(&token))
-            .await
-            .map_err(|_| ApiError::internal("token lookup failed"))??;
+        let workspace = crate::store_call(move || state.workspace_for_token(&token)).await?;
         match workspace {
             Some(workspace_id) => Ok(Scope { workspace_id }),
             None => Err(ApiError::unauthorized(
@@ -63,12 +61,7 @@ impl FromRequestParts<AppState> for Scope {
     }
 }
 
-/// Runs a state-store call on a blocking thread.
-pub(crate) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, sluice_store::StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| ApiError::internal("state task failed"))?
-        .map_err(ApiError::from)
+/// A stored time (ms since the epoch) as JSON text in Sluice's format (`null` out of range).
+pub(crate) fn time_json(ms: i64) -> serde_json::Value {
+    sluice_spec::timestamp::format_ms(ms).map_or(serde_json::Value::Null, serde_json::Value::String)
 }

@@ -8,9 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use sluice_store::{Source, WriteKey};
 
-use super::{Scope, blocking};
+use super::Scope;
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::store_call;
 
 /// A source as the API shows it.
 #[derive(Debug, Serialize)]
@@ -65,7 +66,7 @@ pub async fn create(
     let request: CreateSource = json_body(&body)?;
     let state = app.state.clone();
     let (source, key) =
-        blocking(move || state.create_source(&scope.workspace_id, &request.name)).await?;
+        store_call(move || state.create_source(&scope.workspace_id, &request.name)).await?;
     Ok((
         StatusCode::CREATED,
         Json(SourceView::new(source, Some(&key))),
@@ -78,7 +79,7 @@ pub async fn list(
     scope: Scope,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let state = app.state.clone();
-    let sources = blocking(move || state.list_sources(&scope.workspace_id)).await?;
+    let sources = store_call(move || state.list_sources(&scope.workspace_id)).await?;
     let views: Vec<SourceView> = sources
         .into_iter()
         .map(|s| SourceView::new(s, None))
@@ -92,7 +93,7 @@ pub async fn show(
     Path(id): Path<String>,
 ) -> Result<Json<SourceView>, ApiError> {
     let state = app.state.clone();
-    let source = blocking(move || state.get_source(&scope.workspace_id, &id)).await?;
+    let source = store_call(move || state.get_source(&scope.workspace_id, &id)).await?;
     Ok(Json(SourceView::new(source, None)))
 }
 
@@ -104,7 +105,7 @@ pub async fn update(
 ) -> Result<Json<SourceView>, ApiError> {
     let request: UpdateSource = json_body(&body)?;
     let state = app.state.clone();
-    let source = blocking(move || {
+    let source = store_call(move || {
         let mut source = state.get_source(&scope.workspace_id, &id)?;
         if let Some(name) = &request.name {
             source = state.rename_source(&scope.workspace_id, &id, name)?;
@@ -125,7 +126,8 @@ pub async fn rotate(
     Path(id): Path<String>,
 ) -> Result<Json<SourceView>, ApiError> {
     let state = app.state.clone();
-    let (source, key) = blocking(move || state.rotate_write_key(&scope.workspace_id, &id)).await?;
+    let (source, key) =
+        store_call(move || state.rotate_write_key(&scope.workspace_id, &id)).await?;
     app.keys.clear();
     Ok(Json(SourceView::new(source, Some(&key))))
 }
@@ -136,7 +138,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let state = app.state.clone();
-    blocking(move || state.delete_source(&scope.workspace_id, &id)).await?;
+    store_call(move || state.delete_source(&scope.workspace_id, &id)).await?;
     app.keys.clear();
     Ok(StatusCode::NO_CONTENT)
 }

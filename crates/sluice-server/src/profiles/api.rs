@@ -22,7 +22,9 @@ use sluice_identity::{Collection, Identifier};
 use sluice_store::profiles::{EventQuery, ExternalId, ProfileRef};
 use sluice_store::{SourceScope, StoreError, WorkspaceId};
 
+use crate::admin::time_json;
 use crate::startup::AppState;
+use crate::store_call;
 
 const TRAITS_DEFAULT_LIMIT: usize = 10;
 const TRAITS_MAX_LIMIT: usize = 200;
@@ -99,15 +101,6 @@ fn ok(body: Value) -> Response {
     with_request_id(Json(body).into_response())
 }
 
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ProfileError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| ProfileError::internal())?
-        .map_err(ProfileError::from)
-}
-
 /// The workspace of the Basic-auth token, which must be the path's space.
 async fn authenticate(
     app: &AppState,
@@ -139,7 +132,7 @@ async fn authenticate(
         .map_or(decoded.as_str(), |(user, _)| user)
         .to_string();
     let state = app.state.clone();
-    let workspace = blocking(move || state.workspace_for_profile_token(&token))
+    let workspace = store_call(move || state.workspace_for_profile_token(&token))
         .await?
         .ok_or_else(|| unauthorized("the access token is not valid"))?;
     if workspace.0 != space {
@@ -166,26 +159,17 @@ async fn find(
             format!("collection {collection} was not found"),
         )
     })?;
-    let mut id = Identifier::parse_lookup(lookup).ok_or_else(|| {
+    let id = Identifier::parse_lookup(lookup).ok_or_else(|| {
         ProfileError::new(
             StatusCode::BAD_REQUEST,
             "validation_error",
             "profile id: expected <type>:<value>, like user_id:42",
         )
     })?;
-    if id.kind == sluice_identity::identifier::EMAIL {
-        id.value = id.value.to_lowercase();
-    }
     let store = app.profiles.store.clone();
-    let found = if id.kind == "segment_id" {
-        blocking(move || store.by_public_id(&workspace, &id.value)).await?
-    } else {
-        blocking(move || store.lookup(&workspace, collection, &id)).await?
-    };
-    match found {
-        Some(profile) if profile.collection == collection => Ok(profile),
-        _ => Err(ProfileError::not_found()),
-    }
+    store_call(move || store.find(&workspace, collection, &id))
+        .await?
+        .ok_or_else(ProfileError::not_found)
 }
 
 fn limit(value: Option<&str>, default: usize, max: usize) -> Result<usize, ProfileError> {
@@ -221,18 +205,11 @@ fn flag(value: Option<&str>, field: &str) -> Result<bool, ProfileError> {
     }
 }
 
-fn time_text(ms: i64) -> Value {
-    match time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) {
-        Ok(at) => Value::String(sluice_spec::timestamp::format(at)),
-        Err(_) => Value::Null,
-    }
-}
-
 fn parse_time(value: Option<&str>, field: &str) -> Result<Option<i64>, ProfileError> {
     let Some(text) = value else { return Ok(None) };
     let at = sluice_spec::timestamp::parse(text)
         .ok_or_else(|| ProfileError::invalid(field, "must be an ISO-8601 date-time"))?;
-    Ok(Some((at.unix_timestamp_nanos() / 1_000_000) as i64))
+    Ok(Some(sluice_spec::timestamp::to_ms(at)))
 }
 
 fn cursor(
@@ -280,8 +257,8 @@ fn external_id_json(e: &ExternalId) -> Value {
         "collection": e.collection.as_str(),
         "id": e.id.value,
         "type": e.id.kind,
-        "created_at": time_text(e.first_seen_ms),
-        "last_seen_at": time_text(e.last_seen_ms),
+        "created_at": time_json(e.first_seen_ms),
+        "last_seen_at": time_json(e.last_seen_ms),
         "encoding": "none",
         "first_message_id": e.first_message_id,
     })
@@ -331,12 +308,12 @@ pub async fn traits(
     let store = app.profiles.store.clone();
     let after = query.get("next").cloned();
     let page =
-        blocking(move || store.traits(&profile, &include, after.as_deref(), limit + 1)).await?;
+        store_call(move || store.traits(&profile, &include, after.as_deref(), limit + 1)).await?;
     let has_more = page.len() > limit;
     let mut traits = Map::new();
     for t in page.iter().take(limit) {
         let value = if verbose {
-            json!({"value": t.value, "source_id": t.source_id, "updated_at": time_text(t.updated_at_ms)})
+            json!({"value": t.value, "source_id": t.source_id, "updated_at": time_json(t.updated_at_ms)})
         } else {
             t.value.clone()
         };
@@ -375,7 +352,8 @@ pub async fn external_ids(
     };
     let profile = find(&app, workspace, &collection, &lookup).await?;
     let store = app.profiles.store.clone();
-    let page = blocking(move || store.external_ids(&profile, &include, offset, limit + 1)).await?;
+    let page =
+        store_call(move || store.external_ids(&profile, &include, offset, limit + 1)).await?;
     let next = if page.len() > limit {
         Some((offset + limit).to_string())
     } else {
@@ -424,7 +402,7 @@ pub async fn events(
     };
     let profile = find(&app, workspace.clone(), &collection, &lookup).await?;
     let store = app.profiles.store.clone();
-    let page = blocking(move || store.events(&profile, &event_query)).await?;
+    let page = store_call(move || store.events(&profile, &event_query)).await?;
     let mut data = Vec::new();
     for reference in page.iter().take(limit) {
         let scope = SourceScope {
@@ -461,7 +439,7 @@ pub async fn events(
         item.insert("type".into(), json!(reference.kind));
         item.insert("message_id".into(), json!(reference.message_id));
         item.insert("source_id".into(), json!(reference.source_id));
-        item.insert("timestamp".into(), time_text(reference.timestamp_ms));
+        item.insert("timestamp".into(), time_json(reference.timestamp_ms));
         for field in [
             "properties",
             "traits",
@@ -496,11 +474,11 @@ pub async fn metadata(
     let workspace = authenticate(&app, &headers, &space).await?;
     let profile = find(&app, workspace, &collection, &lookup).await?;
     let store = app.profiles.store.clone();
-    let meta = blocking(move || store.metadata(&profile)).await?;
+    let meta = store_call(move || store.metadata(&profile)).await?;
     Ok(ok(json!({"metadata": {
         "segment_id": meta.public_id,
-        "created_at": time_text(meta.created_at_ms),
-        "updated_at": time_text(meta.updated_at_ms),
+        "created_at": time_json(meta.created_at_ms),
+        "updated_at": time_json(meta.updated_at_ms),
         "expires_at": null,
         "first_message_id": meta.first_message_id,
         "first_source_id": meta.first_source_id,
@@ -518,7 +496,7 @@ pub async fn links(
     let workspace = authenticate(&app, &headers, &space).await?;
     let profile = find(&app, workspace, &collection, &lookup).await?;
     let store = app.profiles.store.clone();
-    let links = blocking(move || store.links(&profile, LINKS_LIMIT)).await?;
+    let links = store_call(move || store.links(&profile, LINKS_LIMIT)).await?;
     let data: Vec<Value> = links
         .iter()
         .map(|link| {

@@ -19,6 +19,8 @@ use sluice_store::{
 };
 use tokio::sync::{broadcast, watch};
 
+use crate::store_call;
+
 /// Events read and applied per transaction.
 const BATCH: usize = 2_000;
 /// How long an idle consumer waits before looking again without a signal from the log.
@@ -96,7 +98,7 @@ impl Profiles {
     /// One batch for every source that has new events; true when any had.
     pub async fn pass(&self) -> Result<bool, StoreError> {
         let state = Arc::clone(&self.state);
-        let sources = blocking(move || state.all_sources()).await?;
+        let sources = store_call(move || state.all_sources()).await?;
         let mut progressed = false;
         let mut rules: Option<(WorkspaceId, Arc<Rules>)> = None;
         for source in sources {
@@ -106,7 +108,7 @@ impl Profiles {
                 _ => {
                     let state = Arc::clone(&self.state);
                     let id = workspace.clone();
-                    let settings = blocking(move || state.identity_settings(&id)).await?;
+                    let settings = store_call(move || state.identity_settings(&id)).await?;
                     let compiled = match Rules::compile(&settings) {
                         Ok(compiled) => Arc::new(compiled),
                         Err(error) => {
@@ -120,7 +122,7 @@ impl Profiles {
             };
             let store = Arc::clone(&self.store);
             let (ws, id) = (workspace.clone(), source.id.clone());
-            let cursor = blocking(move || store.cursor(&ws, &id)).await?;
+            let cursor = store_call(move || store.cursor(&ws, &id)).await?;
             let scope = SourceScope {
                 workspace_id: workspace.clone(),
                 source_id: source.id.clone(),
@@ -133,7 +135,7 @@ impl Profiles {
             let store = Arc::clone(&self.store);
             let source_id = source.id.clone();
             let report =
-                blocking(move || store.ingest(&workspace, &current, &source_id, &events)).await?;
+                store_call(move || store.ingest(&workspace, &current, &source_id, &events)).await?;
             metrics::counter!(EVENTS).increment(report.events);
             metrics::counter!(MERGES).increment(report.merges);
             metrics::counter!(CREATED).increment(report.profiles_created);
@@ -154,12 +156,4 @@ fn drain(committed: &mut broadcast::Receiver<Arc<StoredEvent>>) -> u64 {
             Err(_) => return count,
         }
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|_| StoreError::CommitFailed("profile task failed".into()))?
 }

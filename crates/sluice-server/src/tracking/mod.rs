@@ -172,7 +172,7 @@ async fn handle(
         Call::Single(kind) => Some(kind),
         Call::Batch => None,
     };
-    let received_at_ms = (received_at.unix_timestamp_nanos() / 1_000_000) as i64;
+    let received_at_ms = sluice_spec::timestamp::to_ms(received_at);
 
     let total = parsed.messages.len();
     let mut events = Vec::with_capacity(total);

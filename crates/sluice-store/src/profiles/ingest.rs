@@ -11,7 +11,9 @@ use sluice_identity::{
     resolve,
 };
 
-use super::{ProfileStore, new_public_id, now_ms};
+use sluice_spec::timestamp::now_ms;
+
+use super::{ProfileStore, new_public_id};
 use crate::{StoreError, StoredEvent, WorkspaceId};
 
 /// `last_seen` of an identifier is rewritten only when it is older than this: an hour is
@@ -37,19 +39,6 @@ pub struct IngestReport {
     pub identifiers_added: u64,
     /// Identifiers kept off a profile by a limit or a cap.
     pub identifiers_dropped: u64,
-}
-
-impl IngestReport {
-    pub fn add(&mut self, other: &IngestReport) {
-        self.events += other.events;
-        self.duplicates += other.duplicates;
-        self.unresolved += other.unresolved;
-        self.unreadable += other.unreadable;
-        self.profiles_created += other.profiles_created;
-        self.merges += other.merges;
-        self.identifiers_added += other.identifiers_added;
-        self.identifiers_dropped += other.identifiers_dropped;
-    }
 }
 
 /// The identity graph as the resolver sees it, read inside the batch's transaction.
@@ -205,8 +194,7 @@ impl ProfileStore {
 /// The event's corrected `timestamp` in ms.
 pub(crate) fn event_time(body: &Value) -> Option<i64> {
     let text = body.get("timestamp")?.as_str()?;
-    let at = sluice_spec::timestamp::parse(text)?;
-    Some((at.unix_timestamp_nanos() / 1_000_000) as i64)
+    sluice_spec::timestamp::parse(text).map(sluice_spec::timestamp::to_ms)
 }
 
 /// The event's recorded row: what `insert_event` writes.
@@ -223,8 +211,8 @@ fn ingest_one(
     touched: &mut HashMap<ProfileId, Touch>,
     report: &mut IngestReport,
 ) -> Result<(), StoreError> {
-    let extracted = extract(body, rules);
-    let mut user_ids = extracted.user_ids.clone();
+    let mut extracted = extract(body, rules);
+    let mut user_ids = std::mem::take(&mut extracted.user_ids);
     if let Some(previous) = &extracted.alias_previous {
         let mut graph = SqlGraph {
             connection,

@@ -212,20 +212,6 @@ impl ProfileStore {
             .optional()?;
         Ok(seq.unwrap_or(0))
     }
-
-    /// Forgets a deleted source's cursor.
-    pub fn forget_source(
-        &self,
-        workspace: &WorkspaceId,
-        source_id: &str,
-    ) -> Result<(), StoreError> {
-        let connection = self.writer()?;
-        connection.execute(
-            "DELETE FROM cursors WHERE workspace_id = ?1 AND source_id = ?2",
-            params![workspace.0.as_str(), source_id],
-        )?;
-        Ok(())
-    }
 }
 
 /// A fresh public profile id: `use_` (users) or `acc_` (accounts) and 27 random letters and
@@ -236,11 +222,6 @@ pub(crate) fn new_public_id(collection: sluice_identity::Collection) -> Result<S
         sluice_identity::Collection::Accounts => "acc_",
     };
     crate::secret::random_id_text(prefix, 27)
-}
-
-pub(crate) fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    (now.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 #[cfg(test)]

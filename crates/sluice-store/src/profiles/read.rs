@@ -9,6 +9,9 @@ use sluice_identity::{Collection, Identifier, ProfileId};
 use super::ProfileStore;
 use crate::{StoreError, WorkspaceId};
 
+/// The lookup type that names a profile by its public id (`segment_id:use_…`).
+pub const SEGMENT_ID: &str = "segment_id";
+
 /// A live profile found in a workspace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProfileRef {
@@ -164,6 +167,22 @@ impl ProfileStore {
             collection,
             workspace_id: workspace.clone(),
         }))
+    }
+
+    /// The live profile of `collection` a lookup names: an identifier, or `segment_id:` and a
+    /// public profile id.
+    pub fn find(
+        &self,
+        workspace: &WorkspaceId,
+        collection: Collection,
+        lookup: &Identifier,
+    ) -> Result<Option<ProfileRef>, StoreError> {
+        let found = if lookup.kind == SEGMENT_ID {
+            self.by_public_id(workspace, &lookup.value)?
+        } else {
+            self.lookup(workspace, collection, lookup)?
+        };
+        Ok(found.filter(|profile| profile.collection == collection))
     }
 
     /// A profile by its public id; a merged-away id leads to the profile it went into.

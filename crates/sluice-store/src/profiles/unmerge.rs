@@ -22,7 +22,9 @@ use sluice_identity::{Collection, Graph, Identifier, MemoryGraph, ProfileId, Rul
 
 use super::ingest::{EventContext, create_profile};
 use super::read::{ProfileRef, parse_ids};
-use super::{ProfileStore, now_ms};
+use sluice_spec::timestamp::now_ms;
+
+use super::ProfileStore;
 use crate::StoreError;
 
 /// What an unmerge produced.
