@@ -22,7 +22,8 @@ use clap::Args;
 use serde_json::{Value, json};
 use sluice_identity::{Collection, MemoryGraph, Rules, extract, resolve};
 use sluice_store::{
-    EventLog, NewEvent, ProfileStore, SourceScope, SqliteLog, SqliteLogConfig, StateStore,
+    EventLog, INGEST_BATCH, NewEvent, ProfileStore, SourceScope, SqliteLog, SqliteLogConfig,
+    StateStore,
 };
 
 #[derive(Args)]
@@ -138,7 +139,7 @@ pub fn fill(args: FillArgs) -> Result<()> {
     let mut merges = 0;
     let mut consumed = 0;
     loop {
-        let events = runtime.block_on(log.read(&scope, cursor, 2_000))?;
+        let events = runtime.block_on(log.read(&scope, cursor, INGEST_BATCH))?;
         let Some(last) = events.last() else { break };
         cursor = last.seq;
         let report = profiles.ingest(&workspace.id, &rules, &source.id, &events)?;

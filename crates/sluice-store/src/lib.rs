@@ -41,6 +41,6 @@ pub use error::StoreError;
 pub use identity::ProfileTokenInfo;
 pub use log::sqlite::{SqliteLog, SqliteLogConfig};
 pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
-pub use profiles::ProfileStore;
+pub use profiles::{INGEST_BATCH, ProfileStore};
 pub use secret::{AdminToken, KeyHash, ProfileToken, WriteKey};
 pub use state::{Source, SourceAuth, StateStore, Workspace, WorkspaceId};

@@ -15,14 +15,13 @@ use std::time::{Duration, Instant};
 
 use sluice_identity::Rules;
 use sluice_store::{
-    EventLog, ProfileStore, SourceScope, StateStore, StoreError, StoredEvent, WorkspaceId,
+    EventLog, INGEST_BATCH, ProfileStore, SourceScope, StateStore, StoreError, StoredEvent,
+    WorkspaceId,
 };
 use tokio::sync::{broadcast, watch};
 
 use crate::store_call;
 
-/// Events read and applied per transaction.
-const BATCH: usize = 2_000;
 /// How long an idle consumer waits before looking again without a signal from the log.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// Above this ingestion rate the consumer holds back.
@@ -127,7 +126,7 @@ impl Profiles {
                 workspace_id: workspace.clone(),
                 source_id: source.id.clone(),
             };
-            let events = self.log.read(&scope, cursor, BATCH).await?;
+            let events = self.log.read(&scope, cursor, INGEST_BATCH).await?;
             if events.is_empty() {
                 continue;
             }

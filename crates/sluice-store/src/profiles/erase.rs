@@ -7,10 +7,10 @@
 
 use std::collections::BTreeSet;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 use sluice_identity::{Collection, Identifier, ProfileId};
 
-use super::ProfileStore;
+use super::{ProfileStore, identifiers};
 use crate::{StoreError, WorkspaceId};
 
 /// What the store holds about a person.
@@ -107,17 +107,9 @@ fn live_profiles(
     ids: &[Identifier],
 ) -> Result<Vec<ProfileId>, StoreError> {
     let mut profiles = Vec::new();
-    let mut statement = connection.prepare_cached(
-        "SELECT profile_id FROM identifiers WHERE workspace_id = ?1 AND collection = ?2 AND kind = ?3 AND value = ?4",
-    )?;
     for id in ids {
-        let owner: Option<ProfileId> = statement
-            .query_row(
-                params![workspace, Collection::Users.as_str(), id.kind, id.value],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if let Some(owner) = owner
+        let owner = identifiers::find(connection, workspace, Collection::Users, id)?;
+        if let Some(owner) = owner.map(|found| found.profile)
             && !profiles.contains(&owner)
         {
             profiles.push(owner);

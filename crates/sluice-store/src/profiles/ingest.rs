@@ -1,8 +1,6 @@
 //! The profile consumer's unit of work: one batch of a source's logged events, applied in one
 //! transaction together with the source's cursor.
 
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 use sluice_identity::resolve::alias_identifier;
@@ -13,7 +11,7 @@ use sluice_identity::{
 
 use sluice_spec::timestamp::now_ms;
 
-use super::{ProfileStore, new_public_id};
+use super::{ProfileStore, identifiers, new_public_id};
 use crate::{StoreError, StoredEvent, WorkspaceId};
 
 /// `last_seen` of an identifier is rewritten only when it is older than this: an hour is
@@ -45,6 +43,28 @@ pub struct IngestReport {
 pub(crate) struct SqlGraph<'c> {
     pub(crate) connection: &'c Connection,
     pub(crate) workspace: &'c str,
+    /// The rows of the identifiers found so far, so that applying the decision rewrites only
+    /// the stale `last_seen` ones without looking them up again.
+    pub(crate) found: Vec<(Identifier, identifiers::Found)>,
+}
+
+impl<'c> SqlGraph<'c> {
+    pub(crate) fn new(connection: &'c Connection, workspace: &'c str) -> SqlGraph<'c> {
+        SqlGraph {
+            connection,
+            workspace,
+            found: Vec::new(),
+        }
+    }
+
+    fn found(&self, id: &Identifier) -> Option<identifiers::Found> {
+        for (known, found) in &self.found {
+            if known == id {
+                return Some(*found);
+            }
+        }
+        None
+    }
 }
 
 impl Graph for SqlGraph<'_> {
@@ -55,16 +75,14 @@ impl Graph for SqlGraph<'_> {
         collection: Collection,
         id: &Identifier,
     ) -> Result<Option<ProfileId>, Self::Error> {
-        self.connection
-            .prepare_cached(
-                "SELECT profile_id FROM identifiers
-                 WHERE workspace_id = ?1 AND collection = ?2 AND kind = ?3 AND value = ?4",
-            )?
-            .query_row(
-                params![self.workspace, collection.as_str(), id.kind, id.value],
-                |row| row.get(0),
-            )
-            .optional()
+        let Some(found) = identifiers::find(self.connection, self.workspace, collection, id)?
+        else {
+            return Ok(None);
+        };
+        if self.found(id).is_none() {
+            self.found.push((id.clone(), found));
+        }
+        Ok(Some(found.profile))
     }
 
     fn view(&mut self, profile: ProfileId) -> Result<ProfileView, Self::Error> {
@@ -105,13 +123,6 @@ pub(crate) struct EventContext<'a> {
     pub(crate) now_ms: i64,
 }
 
-/// A profile's latest event, written once per batch.
-struct Touch {
-    now_ms: i64,
-    message_id: String,
-    source_id: String,
-}
-
 impl ProfileStore {
     /// Applies a batch of one source's events (ascending sequence numbers) and moves the
     /// source's cursor to the last of them, in one transaction.
@@ -125,7 +136,6 @@ impl ProfileStore {
         let mut connection = self.writer()?;
         let transaction = connection.transaction()?;
         let mut report = IngestReport::default();
-        let mut touched: HashMap<ProfileId, Touch> = HashMap::new();
         let mut last_seq = None;
         let now = now_ms();
         // Events up to the cursor were applied already (the cursor moves in the same
@@ -162,21 +172,7 @@ impl ProfileStore {
                 at_ms: event_time(&body).unwrap_or(stored.event.received_at_ms),
                 now_ms: now,
             };
-            ingest_one(
-                &transaction,
-                rules,
-                &context,
-                &body,
-                &mut touched,
-                &mut report,
-            )?;
-        }
-        for (profile, touch) in touched {
-            transaction
-                .prepare_cached(
-                    "UPDATE profiles SET updated_at = ?2, last_message_id = ?3, last_source_id = ?4 WHERE id = ?1",
-                )?
-                .execute(params![profile, touch.now_ms, touch.message_id, touch.source_id])?;
+            ingest_one(&transaction, rules, &context, &body, &mut report)?;
         }
         if let Some(seq) = last_seq {
             transaction
@@ -208,16 +204,12 @@ fn ingest_one(
     rules: &Rules,
     context: &EventContext<'_>,
     body: &Value,
-    touched: &mut HashMap<ProfileId, Touch>,
     report: &mut IngestReport,
 ) -> Result<(), StoreError> {
     let mut extracted = extract(body, rules);
     let mut user_ids = std::mem::take(&mut extracted.user_ids);
     if let Some(previous) = &extracted.alias_previous {
-        let mut graph = SqlGraph {
-            connection,
-            workspace: context.workspace,
-        };
+        let mut graph = SqlGraph::new(connection, context.workspace);
         let id = alias_identifier(&mut graph, previous)?;
         if !user_ids.contains(&id) {
             user_ids.push(id);
@@ -262,7 +254,6 @@ fn ingest_one(
                 extracted.user_traits,
                 account,
             )?;
-            touched.insert(profile, touch(context));
         }
         None => report.unresolved += 1,
     }
@@ -280,20 +271,11 @@ fn ingest_one(
             extracted.account_traits,
             user,
         )?;
-        touched.insert(account, touch(context));
         if let Some(user) = user {
             link(connection, context, user, account)?;
         }
     }
     Ok(())
-}
-
-fn touch(context: &EventContext<'_>) -> Touch {
-    Touch {
-        now_ms: context.now_ms,
-        message_id: context.message_id.to_string(),
-        source_id: context.source_id.to_string(),
-    }
 }
 
 /// Resolves identifiers and writes the decision; returns the profile the event joined.
@@ -305,22 +287,20 @@ pub(crate) fn resolve_and_apply(
     context: &EventContext<'_>,
     report: &mut IngestReport,
 ) -> Result<Option<ProfileId>, StoreError> {
-    let mut graph = SqlGraph {
-        connection,
-        workspace: context.workspace,
-    };
+    let mut graph = SqlGraph::new(connection, context.workspace);
     let decision = resolve(&mut graph, rules, collection, ids, context.at_ms)?;
     report.identifiers_dropped += decision.dropped.len() as u64;
-    apply(connection, collection, &decision, context, report)
+    apply(&graph, collection, &decision, context, report)
 }
 
 fn apply(
-    connection: &Connection,
+    graph: &SqlGraph<'_>,
     collection: Collection,
     decision: &Decision,
     context: &EventContext<'_>,
     report: &mut IngestReport,
 ) -> Result<Option<ProfileId>, StoreError> {
+    let connection = graph.connection;
     let target = match (decision.target, decision.create) {
         (Some(profile), _) => profile,
         (None, true) => {
@@ -339,39 +319,35 @@ fn apply(
         absorb(connection, collection, target, *absorbed, &bridge, context)?;
         report.merges += 1;
     }
+    let origin = identifiers::Origin {
+        source_id: context.source_id,
+        message_id: context.message_id,
+        first_seen_ms: context.at_ms,
+        last_seen_ms: context.at_ms,
+    };
     for id in &decision.added {
-        connection
-            .prepare_cached(
-                "INSERT INTO identifiers(workspace_id, collection, kind, value, profile_id, source_id,
-                     first_message_id, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-            )?
-            .execute(params![
-                context.workspace,
-                collection.as_str(),
-                id.kind,
-                id.value,
-                target,
-                context.source_id,
-                context.message_id,
-                context.at_ms
-            ])?;
+        identifiers::insert(
+            connection,
+            context.workspace,
+            collection,
+            id,
+            target,
+            &origin,
+        )?;
         report.identifiers_added += 1;
     }
     for (id, _) in &decision.seen {
-        connection
-            .prepare_cached(
-                "UPDATE identifiers SET last_seen = ?5
-                 WHERE workspace_id = ?1 AND collection = ?2 AND kind = ?3 AND value = ?4 AND last_seen < ?5 - ?6",
-            )?
-            .execute(params![
-                context.workspace,
-                collection.as_str(),
-                id.kind,
-                id.value,
-                context.at_ms,
-                LAST_SEEN_PRECISION_MS
-            ])?;
+        let Some(found) = graph.found(id) else {
+            continue;
+        };
+        if found.last_seen_ms >= context.at_ms - LAST_SEEN_PRECISION_MS {
+            continue;
+        }
+        exec(
+            connection,
+            "UPDATE identifiers SET last_seen = ?2 WHERE id = ?1",
+            params![found.row, context.at_ms],
+        )?;
     }
     Ok(Some(target))
 }
@@ -385,8 +361,8 @@ pub(crate) fn create_profile(
     connection
         .prepare_cached(
             "INSERT INTO profiles(workspace_id, public_id, collection, created_at, updated_at,
-                 first_message_id, first_source_id, last_message_id, last_source_id)
-             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?5, ?6)",
+                 first_message_id, first_source_id)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
         )?
         .execute(params![
             context.workspace,
@@ -409,11 +385,14 @@ fn absorb(
     context: &EventContext<'_>,
 ) -> Result<(), StoreError> {
     move_profile_rows(connection, kept, absorbed)?;
-    connection.execute(
-        "UPDATE profiles SET merges = merges + 1 + (SELECT merges FROM profiles WHERE id = ?2) WHERE id = ?1",
-        params![kept, absorbed],
+    exec(
+        connection,
+        "UPDATE profiles SET merges = merges + 1 + (SELECT merges FROM profiles WHERE id = ?2),
+             updated_at = ?3 WHERE id = ?1",
+        params![kept, absorbed, context.now_ms],
     )?;
-    connection.execute(
+    exec(
+        connection,
         "UPDATE profiles SET merged_into = ?1 WHERE id = ?2 OR merged_into = ?2",
         params![kept, absorbed],
     )?;
@@ -421,7 +400,8 @@ fn absorb(
         .iter()
         .map(|id| [id.kind.as_str(), id.value.as_str()])
         .collect();
-    connection.execute(
+    exec(
+        connection,
         "INSERT INTO merges(workspace_id, collection, at, kept, absorbed, message_id, source_id, bridge)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
@@ -444,11 +424,13 @@ pub(crate) fn move_profile_rows(
     to: ProfileId,
     from: ProfileId,
 ) -> Result<(), StoreError> {
-    connection.execute(
+    exec(
+        connection,
         "UPDATE identifiers SET profile_id = ?1 WHERE profile_id = ?2",
         params![to, from],
     )?;
-    connection.execute(
+    exec(
+        connection,
         "INSERT INTO traits(profile_id, name, value, timestamp, source_id, updated_at)
          SELECT ?1, name, value, timestamp, source_id, updated_at FROM traits WHERE profile_id = ?2
          ON CONFLICT(profile_id, name) DO UPDATE SET value = excluded.value, timestamp = excluded.timestamp,
@@ -456,8 +438,13 @@ pub(crate) fn move_profile_rows(
          WHERE excluded.timestamp > traits.timestamp",
         params![to, from],
     )?;
-    connection.execute("DELETE FROM traits WHERE profile_id = ?1", [from])?;
-    connection.execute(
+    exec(
+        connection,
+        "DELETE FROM traits WHERE profile_id = ?1",
+        [from],
+    )?;
+    exec(
+        connection,
         "UPDATE profile_events SET profile_id = ?1 WHERE profile_id = ?2",
         params![to, from],
     )?;
@@ -465,7 +452,8 @@ pub(crate) fn move_profile_rows(
         ("user_profile", "account_profile"),
         ("account_profile", "user_profile"),
     ] {
-        connection.execute(
+        exec(
+            connection,
             &format!(
                 "INSERT INTO links(workspace_id, {column}, {other}, first_seen, last_seen, source_id)
                  SELECT workspace_id, ?1, {other}, first_seen, last_seen, source_id FROM links WHERE {column} = ?2
@@ -475,9 +463,23 @@ pub(crate) fn move_profile_rows(
             ),
             params![to, from],
         )?;
-        connection.execute(&format!("DELETE FROM links WHERE {column} = ?1"), [from])?;
+        exec(
+            connection,
+            &format!("DELETE FROM links WHERE {column} = ?1"),
+            [from],
+        )?;
     }
     Ok(())
+}
+
+/// Runs a statement through the connection's statement cache (the consumer runs the same
+/// few statements for every event and merge).
+pub(crate) fn exec(
+    connection: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    connection.prepare_cached(sql)?.execute(params)
 }
 
 pub(crate) fn upsert_traits(
@@ -531,8 +533,8 @@ fn insert_event(
     connection
         .prepare_cached(
             "INSERT INTO profile_events(workspace_id, profile_id, collection, message_id, source_id, seq,
-                 timestamp, type, event, ids, traits, linked)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                 timestamp, applied_at, type, event, ids, traits, linked)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?
         .execute(params![
             context.workspace,
@@ -542,6 +544,7 @@ fn insert_event(
             context.source_id,
             context.seq,
             context.at_ms,
+            context.now_ms,
             recorded.message_type,
             recorded.event_name,
             serde_json::to_string(&ids).unwrap_or_default(),

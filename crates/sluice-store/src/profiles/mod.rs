@@ -14,16 +14,19 @@
 //!
 //! # On disk
 //! - `profiles(id, workspace_id, public_id, collection, merged_into, merges, created_at,
-//!   updated_at, first/last message and source)`: a merged-away profile stays, pointing at the
-//!   profile it went into, so merges can be explained.
-//! - `identifiers(workspace_id, collection, kind, value → profile_id, source_id,
-//!   first_message_id, first_seen, last_seen)`; `last_seen` moves when it is an hour old.
+//!   updated_at, first message and source)`: a merged-away profile stays, pointing at the
+//!   profile it went into, so merges can be explained. `updated_at` moves on creation, merge
+//!   and unmerge; the latest event (its time, message and source) is the newest history row,
+//!   so an event does not rewrite its profile's row.
+//! - `identifiers(id, key, workspace_id, collection, kind, value, profile_id, source_id,
+//!   first_message_id, first_seen, last_seen)`, found by `key`, a hash of the four parts
+//!   ([`identifiers`]); `last_seen` moves when it is an hour old.
 //! - `traits(profile_id, name → value, timestamp, source_id, updated_at)`.
 //! - `profile_events(id, workspace_id, profile_id, collection, message_id, source_id, seq,
-//!   timestamp, type, event, ids, traits, linked)`: the history, pointing at the log for the
-//!   body; `ids` and `traits` are kept so that an unmerge can resolve the history again, and
-//!   `linked` (a group call's profile in the other collection) so that links can be rebuilt.
-//!   Only appended: no index on a random key.
+//!   timestamp, applied_at, type, event, ids, traits, linked)`: the history, pointing at the
+//!   log for the body; `ids` and `traits` are kept so that an unmerge can resolve the history
+//!   again, and `linked` (a group call's profile in the other collection) so that links can be
+//!   rebuilt. Appended in row order, indexed by profile (so a profile's rows come in order).
 //! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
 //!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
 //! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
@@ -33,6 +36,7 @@
 //! Architecture invariant: every query names a workspace, or a profile found through one.
 
 pub mod erase;
+mod identifiers;
 pub mod ingest;
 pub mod read;
 pub mod unmerge;
@@ -64,12 +68,12 @@ CREATE TABLE IF NOT EXISTS profiles (
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     first_message_id TEXT NOT NULL,
-    first_source_id TEXT NOT NULL,
-    last_message_id TEXT NOT NULL,
-    last_source_id TEXT NOT NULL
+    first_source_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS profiles_by_merged_into ON profiles(merged_into) WHERE merged_into IS NOT NULL;
 CREATE TABLE IF NOT EXISTS identifiers (
+    id INTEGER PRIMARY KEY,
+    key INTEGER NOT NULL,
     workspace_id TEXT NOT NULL,
     collection TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -78,9 +82,9 @@ CREATE TABLE IF NOT EXISTS identifiers (
     source_id TEXT NOT NULL,
     first_message_id TEXT NOT NULL,
     first_seen INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, collection, kind, value)
-) WITHOUT ROWID;
+    last_seen INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS identifiers_by_key ON identifiers(key);
 CREATE INDEX IF NOT EXISTS identifiers_by_profile ON identifiers(profile_id);
 CREATE TABLE IF NOT EXISTS traits (
     profile_id INTEGER NOT NULL,
@@ -100,13 +104,14 @@ CREATE TABLE IF NOT EXISTS profile_events (
     source_id TEXT NOT NULL,
     seq INTEGER NOT NULL,
     timestamp INTEGER NOT NULL,
+    applied_at INTEGER NOT NULL,
     type TEXT NOT NULL,
     event TEXT,
     ids TEXT NOT NULL,
     traits TEXT,
     linked INTEGER
 );
-CREATE INDEX IF NOT EXISTS profile_events_by_profile ON profile_events(profile_id, timestamp);
+CREATE INDEX IF NOT EXISTS profile_events_by_profile ON profile_events(profile_id);
 CREATE TABLE IF NOT EXISTS merges (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     workspace_id TEXT NOT NULL,
@@ -148,6 +153,44 @@ CREATE TABLE IF NOT EXISTS cursors (
 ) WITHOUT ROWID;
 ";
 
+/// The layout above. A file of another layout is emptied and rebuilt from the log (the cursors
+/// go with it), since everything here derives from the log; recorded unmerges are lost then.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Events the consumer hands to [`ProfileStore::ingest`] at once: one transaction each. Large
+/// batches write a page the batch changes many times once; 10,000 events are a few MiB.
+pub const INGEST_BATCH: usize = 10_000;
+
+/// Drops every table of a file written with another layout.
+fn rebuild_if_outdated(connection: &Connection) -> Result<(), StoreError> {
+    let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let mut tables = Vec::new();
+    {
+        let mut statement = connection.prepare(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            tables.push(row.get::<_, String>(0)?);
+        }
+    }
+    if version == SCHEMA_VERSION || tables.is_empty() {
+        return Ok(());
+    }
+    tracing::warn!(
+        found = version,
+        expected = SCHEMA_VERSION,
+        "profiles.db has an older layout: rebuilding profiles from the log"
+    );
+    let mut sql = String::from("BEGIN;");
+    for table in tables {
+        sql.push_str(&format!("DROP TABLE IF EXISTS \"{table}\";"));
+    }
+    sql.push_str("COMMIT;");
+    connection.execute_batch(&sql)?;
+    Ok(())
+}
+
 /// Connections that serve reads, so API reads never wait on the consumer's transactions.
 const READERS: usize = 4;
 
@@ -166,9 +209,18 @@ impl ProfileStore {
         // the last batches are simply applied again, so commits need not wait for an fsync.
         // (Erasure checkpoints with TRUNCATE, which syncs.)
         writer.pragma_update(None, "synchronous", "NORMAL")?;
+        rebuild_if_outdated(&writer)?;
         writer.execute_batch(SCHEMA)?;
+        writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         // The consumer's lookups are random over the identifier index: keep more of it cached.
         writer.pragma_update(None, "cache_size", -32_768)?;
+        // Checkpoint every 8,000 pages (32 MiB) rather than 1,000: a page the consumer changes in
+        // many batches is copied into the database once, not once per batch; the file is cut
+        // back to 16 MiB after each checkpoint.
+        writer.pragma_update(None, "wal_autocheckpoint", 8_000)?;
+        writer.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
+        // Room for every statement the consumer runs, so none is parsed twice.
+        writer.set_prepared_statement_cache_capacity(64);
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = sqlite::open(path)?;

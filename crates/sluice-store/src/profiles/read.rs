@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use sluice_identity::{Collection, Identifier, ProfileId};
 
-use super::ProfileStore;
+use super::{ProfileStore, identifiers};
 use crate::{StoreError, WorkspaceId};
 
 /// The lookup type that names a profile by its public id (`segment_id:use_…`).
@@ -151,18 +151,14 @@ impl ProfileStore {
         id: &Identifier,
     ) -> Result<Option<ProfileRef>, StoreError> {
         let connection = self.reader()?;
-        let found = connection
-            .prepare_cached(
-                "SELECT p.id, p.public_id FROM identifiers i JOIN profiles p ON p.id = i.profile_id
-                 WHERE i.workspace_id = ?1 AND i.collection = ?2 AND i.kind = ?3 AND i.value = ?4",
-            )?
-            .query_row(
-                params![workspace.0, collection.as_str(), id.kind, id.value],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-            )
-            .optional()?;
-        Ok(found.map(|(id, public_id)| ProfileRef {
-            id,
+        let Some(found) = identifiers::find(&connection, &workspace.0, collection, id)? else {
+            return Ok(None);
+        };
+        let public_id: String = connection
+            .prepare_cached("SELECT public_id FROM profiles WHERE id = ?1")?
+            .query_row([found.profile], |row| row.get(0))?;
+        Ok(Some(ProfileRef {
+            id: found.profile,
             public_id,
             collection,
             workspace_id: workspace.clone(),
@@ -378,27 +374,44 @@ pub(crate) fn metadata_of(
     connection: &Connection,
     profile: ProfileId,
 ) -> Result<ProfileMeta, StoreError> {
-    connection
+    let mut meta = connection
         .prepare_cached(
             "SELECT public_id, collection, created_at, updated_at, first_message_id, first_source_id,
-                 last_message_id, last_source_id, merges FROM profiles WHERE id = ?1",
+                 merges FROM profiles WHERE id = ?1",
         )?
         .query_row([profile], |row| {
             let collection: String = row.get(1)?;
+            let first_message_id: String = row.get(4)?;
+            let first_source_id: String = row.get(5)?;
             Ok(ProfileMeta {
                 public_id: row.get(0)?,
                 collection: collection_of(&collection),
                 created_at_ms: row.get(2)?,
                 updated_at_ms: row.get(3)?,
-                first_message_id: row.get(4)?,
-                first_source_id: row.get(5)?,
-                last_message_id: row.get(6)?,
-                last_source_id: row.get(7)?,
-                merges: row.get(8)?,
+                last_message_id: first_message_id.clone(),
+                last_source_id: first_source_id.clone(),
+                first_message_id,
+                first_source_id,
+                merges: row.get(6)?,
             })
         })
         .optional()?
-        .ok_or(StoreError::NotFound { kind: "profile", id: profile.to_string() })
+        .ok_or(StoreError::NotFound { kind: "profile", id: profile.to_string() })?;
+    // The latest event is the newest history row: the consumer does not rewrite the profile's
+    // row for every event.
+    let latest: Option<(String, String, i64)> = connection
+        .prepare_cached(
+            "SELECT message_id, source_id, applied_at FROM profile_events
+             WHERE profile_id = ?1 ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row([profile], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    if let Some((message_id, source_id, applied_at)) = latest {
+        meta.last_message_id = message_id;
+        meta.last_source_id = source_id;
+        meta.updated_at_ms = meta.updated_at_ms.max(applied_at);
+    }
+    Ok(meta)
 }
 
 pub(crate) fn external_ids_of(

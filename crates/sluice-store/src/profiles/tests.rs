@@ -149,6 +149,13 @@ fn the_journey_merges_two_devices_into_one_profile() {
 
     let graph = store.graph(&jane).unwrap();
     assert_eq!(graph.meta.merges, 1);
+    assert_eq!(graph.meta.first_message_id, "m1");
+    assert_eq!(
+        graph.meta.last_message_id, "m5",
+        "the latest event, from the history"
+    );
+    assert_eq!(graph.meta.last_source_id, "src_web");
+    assert!(graph.meta.updated_at_ms >= graph.meta.created_at_ms);
     assert_eq!(graph.identifiers.len(), 4);
     assert_eq!(graph.merges.len(), 1);
     let merge = &graph.merges[0];
@@ -317,6 +324,40 @@ fn ingest_is_idempotent_and_survives_a_restart_mid_stream() {
     let one = profile_of(&store, "user_id", "u1").unwrap();
     let two = profile_of(&fresh, "user_id", "u1").unwrap();
     assert_eq!(traits_of(&store, &one), traits_of(&fresh, &two));
+}
+
+#[test]
+fn a_file_of_an_older_layout_is_rebuilt_from_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.db");
+    {
+        // The first layout: no user_version, identifiers keyed by their text.
+        let old = rusqlite::Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE profiles (id INTEGER PRIMARY KEY, last_message_id TEXT);
+             CREATE TABLE identifiers (workspace_id TEXT, collection TEXT, kind TEXT, value TEXT,
+                 profile_id INTEGER, PRIMARY KEY (workspace_id, collection, kind, value)) WITHOUT ROWID;
+             CREATE TABLE cursors (workspace_id TEXT, source_id TEXT, seq INTEGER);
+             INSERT INTO cursors VALUES ('ws_test', 'src_web', 5);",
+        )
+        .unwrap();
+    }
+    let store = ProfileStore::open(&path).unwrap();
+    assert_eq!(
+        store.cursor(&ws(), "src_web").unwrap(),
+        0,
+        "the consumer starts over"
+    );
+    let report = store
+        .ingest(&ws(), &default_rules(), "src_web", &journey())
+        .unwrap();
+    assert_eq!((report.events, report.merges), (5, 1));
+    assert!(profile_of(&store, "user_id", "u1").is_some());
+    drop(store);
+    // Opening the current layout again keeps everything.
+    let store = ProfileStore::open(&path).unwrap();
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 5);
+    assert!(profile_of(&store, "email", "jane@example.com").is_some());
 }
 
 #[test]

@@ -24,7 +24,7 @@ use super::ingest::{EventContext, create_profile};
 use super::read::{ProfileRef, parse_ids};
 use sluice_spec::timestamp::now_ms;
 
-use super::ProfileStore;
+use super::{ProfileStore, identifiers};
 use crate::StoreError;
 
 /// What an unmerge produced.
@@ -244,22 +244,13 @@ impl ProfileStore {
             let (Some(real_id), Some(seen)) = (real.get(&owner), seen.get(id)) else {
                 continue;
             };
-            transaction.execute(
-                "INSERT INTO identifiers(workspace_id, collection, kind, value, profile_id, source_id,
-                     first_message_id, first_seen, last_seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    workspace,
-                    collection.as_str(),
-                    id.kind,
-                    id.value,
-                    real_id,
-                    seen.source_id,
-                    seen.message_id,
-                    seen.first_ms,
-                    seen.last_ms
-                ],
-            )?;
+            let origin = identifiers::Origin {
+                source_id: &seen.source_id,
+                message_id: &seen.message_id,
+                first_seen_ms: seen.first_ms,
+                last_seen_ms: seen.last_ms,
+            };
+            identifiers::insert(&transaction, workspace, collection, id, *real_id, &origin)?;
             kept.insert(id.clone());
         }
         let mut removed: Vec<Identifier> =
@@ -268,7 +259,7 @@ impl ProfileStore {
 
         // History, traits, metadata, links, merge counts.
         let mut traits: HashMap<ProfileId, BTreeMap<String, (i64, Value, String)>> = HashMap::new();
-        let mut bounds: HashMap<ProfileId, (&HistoryEvent, &HistoryEvent)> = HashMap::new();
+        let mut firsts: HashMap<ProfileId, &HistoryEvent> = HashMap::new();
         for (event, p) in history.iter().zip(&event_profile) {
             let Some(real_id) = real.get(&final_of(*p)).copied() else {
                 continue;
@@ -277,8 +268,7 @@ impl ProfileStore {
                 "UPDATE profile_events SET profile_id = ?1 WHERE id = ?2",
                 params![real_id, event.row],
             )?;
-            let entry = bounds.entry(real_id).or_insert((event, event));
-            entry.1 = event;
+            firsts.entry(real_id).or_insert(event);
             if let Some(event_traits) = &event.traits {
                 let merged = traits.entry(real_id).or_default();
                 for (name, value) in event_traits {
@@ -304,11 +294,11 @@ impl ProfileStore {
                     params![real_id, name, value.to_string(), timestamp, source_id, now],
                 )?;
             }
-            if let Some((first, last)) = bounds.get(real_id) {
+            if let Some(first) = firsts.get(real_id) {
                 transaction.execute(
-                    "UPDATE profiles SET first_message_id = ?2, first_source_id = ?3, last_message_id = ?4,
-                         last_source_id = ?5, updated_at = ?6 WHERE id = ?1",
-                    params![real_id, first.message_id, first.source_id, last.message_id, last.source_id, now],
+                    "UPDATE profiles SET first_message_id = ?2, first_source_id = ?3, updated_at = ?4
+                     WHERE id = ?1",
+                    params![real_id, first.message_id, first.source_id, now],
                 )?;
             }
         }
@@ -435,20 +425,13 @@ fn foreign_ids(
 ) -> Result<HashSet<Identifier>, StoreError> {
     let mut foreign = HashSet::new();
     let mut checked = HashSet::new();
-    let mut statement = connection.prepare(
-        "SELECT profile_id FROM identifiers WHERE workspace_id = ?1 AND collection = ?2 AND kind = ?3 AND value = ?4",
-    )?;
     for event in history {
         for id in &event.ids {
             if !checked.insert(id.clone()) {
                 continue;
             }
-            let owner: Option<ProfileId> = statement
-                .query_row(
-                    params![workspace, collection.as_str(), id.kind, id.value],
-                    |row| row.get(0),
-                )
-                .optional()?;
+            let owner = identifiers::find(connection, workspace, collection, id)?
+                .map(|found| found.profile);
             if owner.is_some_and(|o| o != profile) {
                 foreign.insert(id.clone());
             }
