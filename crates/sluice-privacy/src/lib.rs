@@ -1,11 +1,15 @@
 //! Privacy building blocks for Sluice.
 //!
+//! - [`pii`] — which fields of an event hold personal or secret data (emails, phones, cards,
+//!   SSNs, IBANs, IP addresses, dates of birth, secrets), by key and by value.
 //! - [`vault`] — secrets at rest: AES-256-GCM envelopes sealed under a ring of master keys
 //!   that can rotate, bound to the row they belong to by associated data.
 //!
 //! Architecture invariant: key material never prints (`Debug` is redacted, there is no
 //! `Display`) and is zeroed when dropped.
 
+pub mod pii;
 pub mod vault;
 
+pub use pii::{Finding, PiiClass, classify, scan};
 pub use vault::{KeyId, KeyRing, MasterKey, Vault, VaultError};
