@@ -19,6 +19,8 @@
 pub mod keys;
 pub mod values;
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 /// What kind of personal or secret data a field holds.
@@ -161,11 +163,11 @@ fn walk(key: &str, value: &Value, path: &mut String, depth: usize, found: &mut V
     }
 }
 
-/// A string as is, a number written in decimal; nothing for other values.
-fn scalar_text(value: &Value) -> Option<String> {
+/// A string as is (not copied), a number written in decimal; nothing for other values.
+fn scalar_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
-        Value::String(text) => Some(text.clone()),
-        Value::Number(number) => Some(number.to_string()),
+        Value::String(text) => Some(Cow::Borrowed(text)),
+        Value::Number(number) => Some(Cow::Owned(number.to_string())),
         _ => None,
     }
 }

@@ -185,6 +185,19 @@ fn limit(value: Option<&str>, default: usize, max: usize) -> Result<usize, Profi
     }
 }
 
+/// The `next` cursor of pages that continue from a number (an offset or a history row).
+fn numeric_cursor<T: std::str::FromStr>(
+    query: &std::collections::HashMap<String, String>,
+) -> Result<Option<T>, ProfileError> {
+    match query.get("next") {
+        None => Ok(None),
+        Some(text) => text
+            .parse::<T>()
+            .map(Some)
+            .map_err(|_| ProfileError::invalid("next", "is not a cursor from this api")),
+    }
+}
+
 fn list(value: Option<&str>) -> Vec<String> {
     value
         .map(|v| {
@@ -344,12 +357,7 @@ pub async fn external_ids(
         PAGE_MAX_LIMIT,
     )?;
     let include = list(query.get("include").map(String::as_str));
-    let offset = match query.get("next") {
-        None => 0,
-        Some(text) => text
-            .parse::<usize>()
-            .map_err(|_| ProfileError::invalid("next", "is not a cursor from this api"))?,
-    };
+    let offset: usize = numeric_cursor(&query)?.unwrap_or(0);
     let profile = find(&app, workspace, &collection, &lookup).await?;
     let store = app.profiles.store.clone();
     let page =
@@ -384,13 +392,7 @@ pub async fn events(
         Some("asc") => true,
         Some(_) => return Err(ProfileError::invalid("sort", "must be asc or desc")),
     };
-    let after_row = match query.get("next") {
-        None => None,
-        Some(text) => Some(
-            text.parse::<i64>()
-                .map_err(|_| ProfileError::invalid("next", "is not a cursor from this api"))?,
-        ),
-    };
+    let after_row: Option<i64> = numeric_cursor(&query)?;
     let event_query = EventQuery {
         start_ms: parse_time(query.get("start").map(String::as_str), "start")?,
         end_ms: parse_time(query.get("end").map(String::as_str), "end")?,

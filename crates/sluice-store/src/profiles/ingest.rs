@@ -175,12 +175,12 @@ impl ProfileStore {
             ingest_one(&transaction, rules, &context, &body, &mut report)?;
         }
         if let Some(seq) = last_seq {
-            transaction
-                .prepare_cached(
+            exec(
+                &transaction,
                     "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
                      ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)",
-                )?
-                .execute(params![workspace.0, source_id, seq])?;
+                params![workspace.0, source_id, seq],
+            )?;
         }
         transaction.commit()?;
         Ok(report)
@@ -358,20 +358,20 @@ pub(crate) fn create_profile(
     context: &EventContext<'_>,
 ) -> Result<ProfileId, StoreError> {
     let public_id = new_public_id(collection)?;
-    connection
-        .prepare_cached(
-            "INSERT INTO profiles(workspace_id, public_id, collection, created_at, updated_at,
+    exec(
+        connection,
+        "INSERT INTO profiles(workspace_id, public_id, collection, created_at, updated_at,
                  first_message_id, first_source_id)
              VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
-        )?
-        .execute(params![
+        params![
             context.workspace,
             public_id,
             collection.as_str(),
             context.now_ms,
             context.message_id,
             context.source_id
-        ])?;
+        ],
+    )?;
     Ok(connection.last_insert_rowid())
 }
 
@@ -530,13 +530,12 @@ fn insert_event(
         .map(|id| [id.kind.as_str(), id.value.as_str()])
         .collect();
     let traits = traits.map(|t| serde_json::to_string(t).unwrap_or_default());
-    connection
-        .prepare_cached(
+    exec(
+        connection,
             "INSERT INTO profile_events(workspace_id, profile_id, collection, message_id, source_id, seq,
                  timestamp, applied_at, type, event, ids, traits, linked)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?
-        .execute(params![
+        params![
             context.workspace,
             profile,
             collection.as_str(),
@@ -550,7 +549,8 @@ fn insert_event(
             serde_json::to_string(&ids).unwrap_or_default(),
             traits,
             linked
-        ])?;
+        ],
+    )?;
     Ok(())
 }
 
@@ -560,12 +560,12 @@ pub(crate) fn link(
     user: ProfileId,
     account: ProfileId,
 ) -> Result<(), StoreError> {
-    connection
-        .prepare_cached(
+    exec(
+        connection,
             "INSERT INTO links(workspace_id, user_profile, account_profile, first_seen, last_seen, source_id)
              VALUES (?1, ?2, ?3, ?4, ?4, ?5)
              ON CONFLICT(user_profile, account_profile) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)",
-        )?
-        .execute(params![context.workspace, user, account, context.at_ms, context.source_id])?;
+        params![context.workspace, user, account, context.at_ms, context.source_id],
+    )?;
     Ok(())
 }
