@@ -82,6 +82,67 @@ impl Engine {
         entry.status.lock().ok().map(|status| status.clone())
     }
 
+    /// How many of the workspace's recent attempts carried any of `message_ids` or recorded
+    /// an answer mentioning any of `values` (the find half of the erase/find contract for the
+    /// in-memory attempts views).
+    pub async fn count_attempts(
+        &self,
+        workspace_id: &WorkspaceId,
+        message_ids: &[String],
+        values: &[String],
+    ) -> u64 {
+        self.person_attempts(workspace_id, message_ids, values, false)
+            .await
+    }
+
+    /// Forgets the attempts [`Engine::count_attempts`] counts; returns how many.
+    pub async fn forget_attempts(
+        &self,
+        workspace_id: &WorkspaceId,
+        message_ids: &[String],
+        values: &[String],
+    ) -> u64 {
+        self.person_attempts(workspace_id, message_ids, values, true)
+            .await
+    }
+
+    async fn person_attempts(
+        &self,
+        workspace_id: &WorkspaceId,
+        message_ids: &[String],
+        values: &[String],
+        forget: bool,
+    ) -> u64 {
+        let ids: std::collections::HashSet<&str> = message_ids.iter().map(String::as_str).collect();
+        let concerns = |attempt: &crate::Attempt| {
+            attempt
+                .message_ids
+                .iter()
+                .any(|id| ids.contains(id.as_str()))
+                || values
+                    .iter()
+                    .any(|value| !value.is_empty() && attempt.detail.contains(value.as_str()))
+        };
+        let running = self.running.lock().await;
+        let mut matched = 0u64;
+        for entry in running.values() {
+            if &entry.workspace_id != workspace_id {
+                continue;
+            }
+            let Ok(mut status) = entry.status.lock() else {
+                continue;
+            };
+            let before = status.attempts.len();
+            if forget {
+                status.attempts.retain(|attempt| !concerns(attempt));
+                matched += (before - status.attempts.len()) as u64;
+            } else {
+                matched += status.attempts.iter().filter(|a| concerns(a)).count() as u64;
+            }
+        }
+        matched
+    }
+
     /// Destinations whose oldest unfinished event is older than `after` (with that age), for
     /// `/ready` and the admin API.
     pub async fn stuck(&self, after: Duration, now_ms: i64) -> Vec<(String, Duration)> {

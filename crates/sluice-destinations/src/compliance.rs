@@ -1,13 +1,15 @@
 //! The harness every destination type passes: whatever mix of events it is given, a plan
 //! places each event exactly once and keeps the order; the shared answers (2xx, 429, 5xx) read
-//! the same way; a partial verdict has one entry per event.
+//! the same way; a partial verdict has one entry per event. For forwarded deletions: a type
+//! without its deletion credentials plans none, and one with them carries each distinct id
+//! exactly once, in order, and reads the shared answers the same way.
 
 use crate::test_support::BuildValues;
 use proptest::prelude::*;
 use serde_json::{Map, Value};
 
-use crate::contract::{Adapter, Verdict};
-use crate::test_support::{self, response};
+use crate::contract::{Adapter, HttpRequest, Verdict};
+use crate::test_support::{self, body_json, response};
 use crate::types;
 
 /// Working settings for each type.
@@ -22,6 +24,17 @@ fn settings(kind: &str) -> Map<String, Value> {
     test_support::settings(text)
 }
 
+/// Settings with the credentials forwarded deletions need, for the types that take them.
+fn deletion_settings(kind: &str) -> Option<Map<String, Value>> {
+    let text = match kind {
+        "webhook" => r#"{"url": "https://hooks.example/in", "secret": "s"}"#,
+        "mixpanel" => r#"{"api_secret": "s", "project_token": "t", "gdpr_api_token": "g"}"#,
+        "amplitude" => r#"{"api_key": "k", "secret_key": "s"}"#,
+        _ => return None,
+    };
+    Some(test_support::settings(text))
+}
+
 fn adapters() -> Vec<(&'static str, Box<dyn Adapter>)> {
     types()
         .iter()
@@ -31,6 +44,35 @@ fn adapters() -> Vec<(&'static str, Box<dyn Adapter>)> {
             (t.kind, adapter)
         })
         .collect()
+}
+
+fn deletion_adapters() -> Vec<(&'static str, Box<dyn Adapter>)> {
+    types()
+        .iter()
+        .filter_map(|t| {
+            let settings = deletion_settings(t.kind)?;
+            let adapter = (t.build)(&settings).unwrap_or_else(|e| panic!("{}: {e}", t.kind));
+            Some((t.kind, adapter))
+        })
+        .collect()
+}
+
+/// The ids a deletion request carries, whatever the tool's body.
+fn carried_ids(request: &HttpRequest) -> Vec<String> {
+    let body = body_json(request);
+    let texts = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|id| id.as_str().map(str::to_string))
+            .collect()
+    };
+    match (&body["user_ids"], &body["distinct_ids"], &body["userId"]) {
+        (ids @ Value::Array(_), _, _) | (_, ids @ Value::Array(_), _) => texts(ids),
+        (_, _, Value::String(id)) => vec![id.clone()],
+        _ => panic!("no ids in {body}"),
+    }
 }
 
 /// The fixtures plus events each tool may refuse.
@@ -73,6 +115,80 @@ proptest! {
                 seen[index] += 1;
             }
             prop_assert!(seen.iter().all(|count| *count == 1), "{kind}: {seen:?}");
+        }
+    }
+
+    #[test]
+    fn every_deleted_id_is_carried_exactly_once_in_order(
+        picks in proptest::collection::vec(0usize..300, 0..400),
+    ) {
+        let at = time::OffsetDateTime::UNIX_EPOCH;
+        let ids: Vec<String> = picks
+            .iter()
+            .map(|pick| if *pick == 0 { String::new() } else { format!("id-{pick}") })
+            .collect();
+        let mut expected: Vec<String> = Vec::new();
+        for id in &ids {
+            if !id.is_empty() && !expected.contains(id) {
+                expected.push(id.clone());
+            }
+        }
+        for (kind, adapter) in deletion_adapters() {
+            let plan = adapter.plan_deletion(&ids, at);
+            prop_assert!(plan.is_some(), "{kind}: takes no deletions");
+            let sent: Vec<String> = plan.iter().flatten().flat_map(carried_ids).collect();
+            prop_assert_eq!(&sent, &expected, "{}", kind);
+        }
+    }
+}
+
+#[test]
+fn without_deletion_credentials_no_type_plans_a_deletion() {
+    let at = time::OffsetDateTime::UNIX_EPOCH;
+    let person = vec!["user-42".to_string()];
+    let takes: Vec<(&str, bool)> = adapters()
+        .iter()
+        .map(|(kind, adapter)| (*kind, adapter.plan_deletion(&person, at).is_some()))
+        .collect();
+    // A webhook needs nothing more than its URL; the others need a deletion credential.
+    assert_eq!(
+        takes,
+        [
+            ("webhook", true),
+            ("mixpanel", false),
+            ("amplitude", false),
+            ("slack", false)
+        ]
+    );
+    let kinds: Vec<&str> = deletion_adapters().iter().map(|(kind, _)| *kind).collect();
+    assert_eq!(kinds, ["webhook", "mixpanel", "amplitude"]);
+}
+
+#[test]
+fn deletion_answers_read_the_same_for_every_type() {
+    for (kind, adapter) in adapters() {
+        assert_eq!(
+            adapter.classify_deletion(&response(200, &[], "{}")),
+            Verdict::Delivered,
+            "{kind}"
+        );
+        for status in [429, 500, 503] {
+            assert!(
+                matches!(
+                    adapter.classify_deletion(&response(status, &[], "{}")),
+                    Verdict::Retry { .. }
+                ),
+                "{kind} {status}"
+            );
+        }
+        for status in [400, 401, 403, 404] {
+            assert!(
+                matches!(
+                    adapter.classify_deletion(&response(status, &[], "{}")),
+                    Verdict::Reject { .. }
+                ),
+                "{kind} {status}"
+            );
         }
     }
 }

@@ -3,12 +3,21 @@
 //! An adapter does no IO. It validates its settings, turns events into HTTP requests, and reads
 //! the tool's answer as a [`Verdict`]. The delivery engine (crate `sluice-delivery`) does the
 //! sending, the waiting, the retries and the bookkeeping, the same way for every adapter.
+//!
+//! Forwarded deletions follow the same split. When a privacy regulation deletes a person, the
+//! caller asks each destination's adapter for [`Adapter::plan_deletion`]: the requests that ask
+//! the tool to delete what it holds about the person's ids, or `None` when the destination
+//! cannot take deletions (the tool has no deletion API, or the settings lack the credential it
+//! needs). The caller sends each request, reads the answer with [`Adapter::classify_deletion`]
+//! (`Delivered`: the tool took the deletion; `Retry`; `Reject`) and records it. Both methods
+//! are provided: a type without a deletion API overrides neither.
 
 use std::fmt;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use serde_json::Value;
+use time::OffsetDateTime;
 
 /// One event handed to an adapter: its JSON text, exactly as it is to be sent, and its parsed
 /// form, parsed on first use — an adapter that forwards the text as it is (the webhook) never
@@ -149,6 +158,27 @@ pub trait Adapter: Send + Sync {
 
     /// Reads the answer to one request that carried `events` events.
     fn classify(&self, response: &HttpResponse, events: usize) -> Verdict;
+
+    /// Requests that ask the tool to delete everything it holds about the users known by
+    /// `user_ids` (their userIds and anonymousIds, as the tool received them), or `None` when
+    /// this destination cannot take deletions. `requested_at` is when the deletion was asked
+    /// for; the requests depend only on the ids, the time and the settings, so planning the
+    /// same deletion again gives the same requests. Each distinct id is carried once; empty
+    /// ids are skipped, and no ids at all give `Some` of no requests.
+    fn plan_deletion(
+        &self,
+        _user_ids: &[String],
+        _requested_at: OffsetDateTime,
+    ) -> Option<Vec<HttpRequest>> {
+        None
+    }
+
+    /// Reads the tool's answer to one deletion request (by default with [`classify_status`]).
+    /// `Delivered` means the tool accepted the deletion; most tools then delete later, on
+    /// their own schedule. Never `Partial`.
+    fn classify_deletion(&self, response: &HttpResponse) -> Verdict {
+        classify_status(response)
+    }
 }
 
 /// The classification shared by most tools: 2xx delivered; 408, 429 and 5xx retried

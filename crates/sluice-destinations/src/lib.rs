@@ -6,8 +6,9 @@
 //!
 //! Shared pieces: `settings.rs` reads and checks settings, `event.rs` reads Segment events,
 //! `page.rs` names page and screen events, `request.rs` builds and batches HTTP requests,
-//! [`Secret`] keeps credentials out of `Debug`. The `testkit` feature adds `testkit`, local
-//! fakes of each tool's API.
+//! `deletion.rs` holds what the adapters that forward deletions share, [`Secret`] keeps
+//! credentials out of `Debug`. The `testkit` feature adds `testkit`, local fakes of each tool's
+//! API.
 
 pub mod contract;
 
@@ -16,6 +17,7 @@ pub mod mixpanel;
 pub mod slack;
 pub mod webhook;
 
+mod deletion;
 mod event;
 mod page;
 mod request;
@@ -119,10 +121,20 @@ mod tests {
             secret_fields("webhook").ok(),
             Some(&["headers", "secret"][..])
         );
-        assert_eq!(secret_fields("amplitude").ok(), Some(&["api_key"][..]));
+        assert_eq!(
+            secret_fields("amplitude").ok(),
+            Some(&["api_key", "secret_key"][..])
+        );
         assert_eq!(
             secret_fields("mixpanel").ok(),
-            Some(&["api_secret", "project_token", "service_account_secret"][..])
+            Some(
+                &[
+                    "api_secret",
+                    "gdpr_api_token",
+                    "project_token",
+                    "service_account_secret"
+                ][..]
+            )
         );
     }
 

@@ -2,6 +2,8 @@
 //!
 //! - [`pii`] — which fields of an event hold personal or secret data (emails, phones, cards,
 //!   SSNs, IBANs, IP addresses, dates of birth, secrets), by key and by value.
+//! - [`regulation`] — suppression and deletion requests in Segment's shapes (types, subjects,
+//!   statuses), and the keyed digests a suppression keeps instead of identifiers.
 //! - [`vault`] — secrets at rest: AES-256-GCM envelopes sealed under a ring of master keys
 //!   that can rotate, bound to the row they belong to by associated data.
 //!
@@ -9,7 +11,11 @@
 //! `Display`) and is zeroed when dropped.
 
 pub mod pii;
+pub mod regulation;
 pub mod vault;
 
 pub use pii::{Finding, PiiClass, classify, scan};
+pub use regulation::{
+    RegulationError, RegulationRequest, RegulationType, Status, SubjectDigest, SubjectType,
+};
 pub use vault::{KeyId, KeyRing, MasterKey, Vault, VaultError};

@@ -6,6 +6,8 @@
 //! - [`admin`] — the admin API (`/api/v1/*`): sources, recent events, live tail.
 //! - [`profiles`] — the profile consumer (identity resolution from the log) and the Profile
 //!   API (`/v1/spaces/…`).
+//! - [`privacy`] — suppression at the edge, the regulation worker (suppression, deletion
+//!   across every store, forwarded deletions), verification by byte scan.
 //! - [`health`] — `/health`, `/ready`.
 //! - [`telemetry`] — Prometheus metrics (`/metrics`) and their names.
 //! - [`error`] — the table of public error codes every API answers with.
@@ -15,6 +17,7 @@ pub mod config;
 pub mod delivery;
 pub mod error;
 pub mod health;
+pub mod privacy;
 pub mod profiles;
 pub mod startup;
 pub mod telemetry;

@@ -31,6 +31,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{self, Config, MasterKeyError};
 use crate::delivery::Deliveries;
 use crate::error::ApiError;
+use crate::privacy::Privacy;
 use crate::profiles::{self, Profiles};
 use crate::tracking::auth::KeyCache;
 use crate::{admin, health, telemetry, tracking};
@@ -77,6 +78,8 @@ pub struct AppState {
     pub deliveries: Arc<Deliveries>,
     /// Profiles and the consumer that builds them from the log.
     pub profiles: Arc<Profiles>,
+    /// Suppressions and the regulation worker.
+    pub privacy: Arc<Privacy>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -229,6 +232,16 @@ impl App {
             Arc::clone(&state),
         ));
 
+        let shared_log: Arc<dyn EventLog> = log.clone();
+        let privacy = Arc::new(Privacy::new(
+            Arc::clone(&state),
+            shared_log,
+            Arc::clone(&profiles),
+            Arc::clone(&deliveries),
+            Arc::clone(&vault),
+            config.data_dir.clone(),
+        )?);
+
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -247,6 +260,7 @@ impl App {
             vault,
             deliveries,
             profiles,
+            privacy,
             stopping,
         };
         Ok(App {
@@ -286,6 +300,8 @@ impl App {
             tokio::spawn(Arc::clone(&deliveries).keep_reconciling(self.state.stopping.clone()));
         let profile_consumer =
             tokio::spawn(Arc::clone(&self.state.profiles).run(self.state.stopping.clone()));
+        let regulator =
+            tokio::spawn(Arc::clone(&self.state.privacy).run(self.state.stopping.clone()));
         let stop = self.stop;
         let signal = async move {
             shutdown.await;
@@ -299,6 +315,9 @@ impl App {
         .with_graceful_shutdown(signal)
         .await;
         let _ = reconciler.await;
+        // A regulation in progress finishes its current step; one cut short runs again at
+        // the next start.
+        let _ = regulator.await;
         // The consumer finishes its batch (one transaction) before the log closes.
         let _ = profile_consumer.await;
         // Destinations finish their requests in flight and save their cursors before the log
@@ -397,6 +416,13 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             "/api/v1/profiles/{lookup}/unmerge",
             post(admin::identity::unmerge),
         )
+        .route(
+            "/api/v1/regulations",
+            get(admin::privacy::list).post(admin::privacy::create),
+        )
+        .route("/api/v1/regulations/{id}", get(admin::privacy::show))
+        .route("/api/v1/suppressions", get(admin::privacy::suppressions))
+        .route("/api/v1/privacy/verify", post(admin::privacy::verify))
         .route(
             "/v1/spaces/{space}/collections/{collection}/profiles/{id}/traits",
             get(profiles::api::traits),

@@ -268,6 +268,13 @@ async fn erasure<H: LogHarness>(mut harness: H) {
     ])
     .await
     .expect("append");
+    let person = ["alice".to_owned(), "anon-a".to_owned()];
+    assert_eq!(
+        log.find_person(&WorkspaceId("w".into()), &person)
+            .await
+            .expect("find"),
+        vec!["m1", "m2", "m5"]
+    );
     let removed = log
         .erase_person(
             &WorkspaceId("w".into()),
@@ -279,6 +286,18 @@ async fn erasure<H: LogHarness>(mut harness: H) {
     assert_eq!(
         ids(&log.read(&scope("w", "s"), 0, 10).await.expect("read")),
         vec!["m3"]
+    );
+    assert!(
+        log.find_person(&WorkspaceId("w".into()), &person)
+            .await
+            .expect("find")
+            .is_empty()
+    );
+    assert_eq!(
+        log.find_person(&WorkspaceId("w2".into()), &person)
+            .await
+            .expect("find"),
+        vec!["m4"]
     );
     assert_eq!(
         ids(&log.read(&scope("w2", "s"), 0, 10).await.expect("read")),

@@ -339,8 +339,29 @@ impl DeliveryStore {
         Ok(())
     }
 
+    /// How many dead letters of the workspace have a `userId` or `anonymousId` among
+    /// `identifiers` (the "find" half of the erase/find contract).
+    pub fn find_person(
+        &self,
+        workspace: &WorkspaceId,
+        identifiers: &[String],
+    ) -> Result<u64, StoreError> {
+        let connection = self.lock()?;
+        let mut count = connection.prepare_cached(
+            "SELECT count(*) FROM dead_letters WHERE workspace_id = ?1
+             AND (user_id = ?2 OR anonymous_id = ?2)",
+        )?;
+        let mut found = 0u64;
+        for identifier in identifiers {
+            found += count
+                .query_row(params![workspace.0, identifier], |row| row.get::<_, i64>(0))?
+                as u64;
+        }
+        Ok(found)
+    }
+
     /// Removes every dead letter of the workspace whose `userId` or `anonymousId` is one of
-    /// `identifiers`. Returns how many.
+    /// `identifiers`, then truncates the WAL so no copy of them stays there. Returns how many.
     pub fn erase_person(
         &self,
         workspace: &WorkspaceId,
@@ -359,6 +380,9 @@ impl DeliveryStore {
             }
         }
         tx.commit()?;
+        if removed > 0 {
+            connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
         Ok(removed)
     }
 

@@ -12,6 +12,8 @@
 //! - [`profiles`] — profiles and the identity graph ([`ProfileStore`]), built from the log by
 //!   the profile consumer, in `profiles.db`.
 //! - [`identity`] — each workspace's identity settings and Profile API tokens, in `state.db`.
+//! - [`regulations`] — suppression and deletion requests (subjects sealed, and only until
+//!   done) and the suppressed digests, in `state.db`.
 //! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
 //! - `conformance` (feature `testsuite`) — the suite every [`EventLog`] backend must pass, with
 //!   a model-based property test.
@@ -24,6 +26,7 @@ pub mod error;
 pub mod identity;
 pub mod log;
 pub mod profiles;
+pub mod regulations;
 pub mod secret;
 pub mod state;
 
@@ -42,5 +45,6 @@ pub use identity::ProfileTokenInfo;
 pub use log::sqlite::{SqliteLog, SqliteLogConfig};
 pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
 pub use profiles::{INGEST_BATCH, ProfileStore};
+pub use regulations::{Regulation, Suppression};
 pub use secret::{AdminToken, KeyHash, ProfileToken, WriteKey};
 pub use state::{Source, SourceAuth, StateStore, Workspace, WorkspaceId};

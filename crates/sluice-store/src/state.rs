@@ -133,6 +133,7 @@ impl StateStore {
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::destinations::SCHEMA)?;
         connection.execute_batch(crate::identity::SCHEMA)?;
+        connection.execute_batch(crate::regulations::SCHEMA)?;
         Ok(StateStore {
             connection: Mutex::new(connection),
         })

@@ -7,11 +7,14 @@
 //!   destinations the same way (`destination.rs`), sealing their secrets with the vault.
 //! - `sluice profile show|unmerge|token-create|token-list|token-revoke|settings|set-settings`
 //!   for profiles and identity resolution (`profile.rs`).
+//! - `sluice privacy regulate|regulations|show|suppressions|verify` for suppression and
+//!   deletion requests and the proof that a person is gone (`privacy.rs`).
 //!
 //! Configuration is layered: defaults, then the TOML file given with `--config` (or
 //! `SLUICE_CONFIG`), then `SLUICE_*` environment variables, then flags.
 
 mod destination;
+mod privacy;
 mod profile;
 
 use std::net::SocketAddr;
@@ -61,6 +64,9 @@ enum Command {
     /// Profiles and identity resolution: graphs, unmerges, Profile API tokens, settings.
     #[command(subcommand)]
     Profile(profile::ProfileCommand),
+    /// Suppression and deletion requests (regulations) and their verification.
+    #[command(subcommand)]
+    Privacy(privacy::PrivacyCommand),
 }
 
 #[derive(Args)]
@@ -204,6 +210,11 @@ fn main() -> Result<()> {
         Command::Profile(command) => {
             let config = load_config(&cli, None)?;
             profile::run(&config, command)
+        }
+        Command::Privacy(command) => {
+            let config = load_config(&cli, None)?;
+            init_logging(&config)?;
+            privacy::run(&config, command)
         }
     }
 }

@@ -985,3 +985,73 @@ async fn profile_commands_show_the_graph_and_unmerge() {
     assert!(!ok);
     assert!(stderr.contains("identifiers[0].limit"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn privacy_commands_delete_a_person_and_verify_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, key) = create_source(dir.path(), "web");
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let batch = json!({"batch": [
+        {"type": "track", "event": "Viewed", "anonymousId": "anon-cli-del", "messageId": "d-1"},
+        {"type": "identify", "userId": "user-cli-del", "anonymousId": "anon-cli-del", "messageId": "d-2",
+         "traits": {"email": "cli-del@example.org"}},
+        {"type": "identify", "userId": "user-cli-keep", "messageId": "d-3"},
+    ]});
+    let response = client
+        .post(server.url("/v1/batch"))
+        .basic_auth(&key, Some(""))
+        .body(batch.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    poll_until("the profile", || {
+        let (ok, _, _) = cli(dir.path(), &["profile", "show", "user_id:user-cli-del"]);
+        ok
+    })
+    .await;
+
+    // Found before, by the stores and in the files; status 1.
+    let verify = ["privacy", "verify", "--subject-type", "EMAIL", "cli-del@example.org"];
+    let (ok, text, _) = cli(dir.path(), &verify);
+    assert!(!ok, "{text}");
+    assert!(text.contains("log\t2 record(s)"), "{text}");
+
+    let (ok, _, stderr) = cli(
+        dir.path(),
+        &["privacy", "regulate", "--type", "FORGET", "--subject-type", "EMAIL", "x@example.org"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("--type"), "{stderr}");
+
+    let (ok, stdout, stderr) = cli(
+        dir.path(),
+        &[
+            "privacy",
+            "regulate",
+            "--type",
+            "DELETE_INTERNAL",
+            "--subject-type",
+            "EMAIL",
+            "cli-del@example.org",
+            "--wait",
+            "60",
+            "--json",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let regulation: Value = serde_json::from_str(stdout.trim()).expect("json");
+    assert_eq!(regulation["overallStatus"], "FINISHED", "{regulation}");
+    assert_eq!(regulation["report"]["stores"][0]["erased"], 2, "{regulation}");
+    assert!(!stdout.contains("cli-del"), "{stdout}");
+
+    let (ok, text, stderr) = cli(dir.path(), &verify);
+    assert!(ok, "{text} {stderr}");
+    assert!(text.contains("clean: nothing found"), "{text}");
+    let (ok, listed, _) = cli(dir.path(), &["privacy", "regulations"]);
+    assert!(ok && listed.contains("DELETE_INTERNAL\tFINISHED"), "{listed}");
+    let events = all_events(&client, &server, &source).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["messageId"], "d-3");
+}

@@ -4,8 +4,10 @@
 //!
 //! `settings.rs` reads the key, endpoint and options; `mapping.rs` turns a Segment event into
 //! an Amplitude event; `request.rs` batches them and reads Amplitude's answers (a `400` naming
-//! events rejects those and resends the others; a `429` waits and resends).
+//! events rejects those and resends the others; a `429` waits and resends). `deletion.rs`
+//! forwards deletions through the User Privacy API when `secret_key` is set.
 
+mod deletion;
 mod mapping;
 mod request;
 mod settings;
@@ -13,8 +15,9 @@ mod settings;
 mod tests;
 
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
-use crate::contract::{Adapter, HttpResponse, Outgoing, Plan, Verdict};
+use crate::contract::{Adapter, HttpRequest, HttpResponse, Outgoing, Plan, Verdict};
 use crate::{DestinationType, SettingsError};
 
 use settings::AmplitudeSettings;
@@ -23,7 +26,7 @@ use settings::AmplitudeSettings;
 pub const TYPE: DestinationType = DestinationType {
     kind: "amplitude",
     integration_name: "Amplitude",
-    secret_fields: &["api_key"],
+    secret_fields: &["api_key", "secret_key"],
     build,
 };
 
@@ -50,5 +53,18 @@ impl Adapter for Amplitude {
 
     fn classify(&self, response: &HttpResponse, events: usize) -> Verdict {
         request::classify(self.settings.api, response, events)
+    }
+
+    fn plan_deletion(
+        &self,
+        user_ids: &[String],
+        _requested_at: OffsetDateTime,
+    ) -> Option<Vec<HttpRequest>> {
+        let access = self.settings.deletion.as_ref()?;
+        Some(deletion::plan(access, user_ids))
+    }
+
+    fn classify_deletion(&self, response: &HttpResponse) -> Verdict {
+        deletion::classify(response)
     }
 }

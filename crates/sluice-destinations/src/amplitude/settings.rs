@@ -1,11 +1,12 @@
 //! Amplitude settings: `api_key` (secret), `api` (`http_v2` or `batch`), `region` (`us`, `eu`)
-//! or an `api_url` override, `page_events`, `prefer_anonymous_id_for_device_id` and
-//! `min_id_length`.
+//! or an `api_url` override, `page_events`, `prefer_anonymous_id_for_device_id`,
+//! `min_id_length`, and `secret_key` (secret), which forwarded deletions need.
 
 use serde_json::{Map, Value};
 
 use crate::SettingsError;
 use crate::page::PageEvents;
+use crate::request::basic_auth;
 use crate::secret::Secret;
 use crate::settings::Reader;
 
@@ -29,6 +30,17 @@ pub(super) struct AmplitudeSettings {
     pub(super) prefer_anonymous_id: bool,
     /// `options.min_id_length`, when set.
     pub(super) min_id_length: Option<u64>,
+    /// Where and how to forward deletions; `None` without `secret_key`.
+    pub(super) deletion: Option<DeletionAccess>,
+}
+
+/// The User Privacy API of the project.
+#[derive(Debug)]
+pub(super) struct DeletionAccess {
+    /// `<base>/api/2/deletions/users`.
+    pub(super) url: String,
+    /// Basic auth with the API key and the secret key.
+    pub(super) authorization: Secret,
 }
 
 impl AmplitudeSettings {
@@ -43,6 +55,7 @@ impl AmplitudeSettings {
                 "page_events",
                 "prefer_anonymous_id_for_device_id",
                 "min_id_length",
+                "secret_key",
             ],
         )?;
         let api_key = reader.required_secret("api_key")?;
@@ -62,6 +75,18 @@ impl AmplitudeSettings {
             None | Some(Value::Null) => None,
             Some(_) => Some(reader.int_in("min_id_length", 1..=255, 5)?),
         };
+        // The User Privacy API lives on the web app's hosts, not the upload ones; `api_url`
+        // replaces both.
+        let privacy_base = reader.base_url(&[
+            ("us", "https://amplitude.com"),
+            ("eu", "https://analytics.eu.amplitude.com"),
+        ])?;
+        let deletion = reader
+            .optional_secret("secret_key")?
+            .map(|secret_key| DeletionAccess {
+                url: format!("{privacy_base}/api/2/deletions/users"),
+                authorization: Secret::new(basic_auth(api_key.expose(), secret_key.expose())),
+            });
         Ok(AmplitudeSettings {
             api_key,
             api,
@@ -69,6 +94,7 @@ impl AmplitudeSettings {
             page_events: PageEvents::read(&reader, "none")?,
             prefer_anonymous_id: reader.bool_or("prefer_anonymous_id_for_device_id", false)?,
             min_id_length,
+            deletion,
         })
     }
 }

@@ -78,7 +78,11 @@ fn bad_settings_name_the_field() {
         "prefer_anonymous_id_for_device_id"
     );
     assert_eq!(
-        invalid_field(&TYPE, &format!(r#"{{{ok}, "secret_key": "x"}}"#)),
+        invalid_field(&TYPE, &format!(r#"{{{ok}, "secret": "x"}}"#)),
+        "secret"
+    );
+    assert_eq!(
+        invalid_field(&TYPE, &format!(r#"{{{ok}, "secret_key": "a b"}}"#)),
         "secret_key"
     );
 }

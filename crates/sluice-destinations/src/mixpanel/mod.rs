@@ -3,8 +3,10 @@
 //!
 //! `settings.rs` reads the credentials, region and options; `mapping.rs` turns a Segment event
 //! into a Mixpanel event; `request.rs` batches them and reads Mixpanel's answers (a strict-mode
-//! `400` names the failed events: the others were ingested).
+//! `400` names the failed events: the others were ingested). `deletion.rs` forwards deletions
+//! through the GDPR API when `gdpr_api_token` (with `project_token`) is set.
 
+mod deletion;
 mod mapping;
 mod request;
 mod settings;
@@ -12,8 +14,9 @@ mod settings;
 mod tests;
 
 use serde_json::{Map, Value};
+use time::OffsetDateTime;
 
-use crate::contract::{Adapter, HttpResponse, Outgoing, Plan, Verdict};
+use crate::contract::{Adapter, HttpRequest, HttpResponse, Outgoing, Plan, Verdict};
 use crate::{DestinationType, SettingsError};
 
 use settings::MixpanelSettings;
@@ -22,7 +25,12 @@ use settings::MixpanelSettings;
 pub const TYPE: DestinationType = DestinationType {
     kind: "mixpanel",
     integration_name: "Mixpanel",
-    secret_fields: &["api_secret", "project_token", "service_account_secret"],
+    secret_fields: &[
+        "api_secret",
+        "gdpr_api_token",
+        "project_token",
+        "service_account_secret",
+    ],
     build,
 };
 
@@ -49,5 +57,18 @@ impl Adapter for Mixpanel {
 
     fn classify(&self, response: &HttpResponse, events: usize) -> Verdict {
         request::classify(response, events)
+    }
+
+    fn plan_deletion(
+        &self,
+        user_ids: &[String],
+        _requested_at: OffsetDateTime,
+    ) -> Option<Vec<HttpRequest>> {
+        let access = self.settings.deletion.as_ref()?;
+        Some(deletion::plan(access, user_ids))
+    }
+
+    fn classify_deletion(&self, response: &HttpResponse) -> Verdict {
+        deletion::classify(response)
     }
 }

@@ -1,6 +1,7 @@
 //! Mixpanel settings: credentials (a service account with `project_id`, the project's
 //! `api_secret`, or its `project_token`: exactly one), `region` (`us`, `eu`, `in`) or an
-//! `api_url` override, `page_events` and `id_merge`.
+//! `api_url` override, `page_events` and `id_merge`; and for forwarded deletions
+//! `gdpr_api_token` with `project_token` (which may then sit beside the import credential).
 
 use serde_json::{Map, Value};
 
@@ -28,10 +29,23 @@ pub(super) struct MixpanelSettings {
     pub(super) authorization: Secret,
     pub(super) page_events: PageEvents,
     pub(super) id_merge: IdMerge,
+    /// Where and how to forward deletions; `None` without `gdpr_api_token`.
+    pub(super) deletion: Option<DeletionAccess>,
+}
+
+/// The GDPR API of the project.
+#[derive(Debug)]
+pub(super) struct DeletionAccess {
+    /// `<base>/api/app/data-deletions/v3.0/?token=<project token>`: a secret, since it holds
+    /// the token.
+    pub(super) url: Secret,
+    /// `Bearer <gdpr_api_token>`.
+    pub(super) authorization: Secret,
 }
 
 const CREDENTIALS: &str = "set one of: a service account (service_account_username, \
-    service_account_secret, project_id), api_secret, or project_token";
+    service_account_secret, project_id), api_secret, or project_token (project_token may \
+    also be set beside the others when gdpr_api_token is set)";
 
 impl MixpanelSettings {
     pub(super) fn read(map: &Map<String, Value>) -> Result<MixpanelSettings, SettingsError> {
@@ -47,9 +61,11 @@ impl MixpanelSettings {
                 "api_url",
                 "page_events",
                 "id_merge",
+                "gdpr_api_token",
             ],
         )?;
         let (authorization, project_id) = credentials(&reader)?;
+        let deletion = deletion_access(&reader)?;
         let base = reader.base_url(&[
             ("us", "https://api.mixpanel.com"),
             ("eu", "https://api-eu.mixpanel.com"),
@@ -68,8 +84,46 @@ impl MixpanelSettings {
             authorization,
             page_events: PageEvents::read(&reader, "all")?,
             id_merge,
+            deletion,
         })
     }
+}
+
+/// The GDPR API access, when `gdpr_api_token` is set: it names the project by its token.
+fn deletion_access(reader: &Reader<'_>) -> Result<Option<DeletionAccess>, SettingsError> {
+    let Some(gdpr_token) = reader.optional_secret("gdpr_api_token")? else {
+        return Ok(None);
+    };
+    let token = reader.optional_secret("project_token")?.ok_or_else(|| {
+        invalid(
+            "project_token",
+            "is required with gdpr_api_token (the deletion api names the project by its token)",
+        )
+    })?;
+    // The GDPR API is on the web app's hosts, not the ingestion ones; `api_url` replaces both.
+    let base = reader.base_url(&[
+        ("us", "https://mixpanel.com"),
+        ("eu", "https://eu.mixpanel.com"),
+        ("in", "https://in.mixpanel.com"),
+    ])?;
+    let token = query_escape(token.expose());
+    Ok(Some(DeletionAccess {
+        url: Secret::new(format!("{base}/api/app/data-deletions/v3.0/?token={token}")),
+        authorization: Secret::new(format!("Bearer {}", gdpr_token.expose())),
+    }))
+}
+
+/// `text` percent-encoded for a query value: every byte but RFC 3986's unreserved ones.
+fn query_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            escaped.push(char::from(byte));
+        } else {
+            escaped.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    escaped
 }
 
 /// The `Authorization` value and the `project_id` to send, from exactly one kind of credential.
@@ -78,11 +132,18 @@ fn credentials(reader: &Reader<'_>) -> Result<(Secret, Option<String>), Settings
     let secret = reader.optional_secret("service_account_secret")?;
     let project_id = reader.optional_str("project_id")?;
     let api_secret = reader.optional_secret("api_secret")?;
-    let token = reader.optional_secret("project_token")?;
+    let mut token = reader.optional_secret("project_token")?;
     if project_id.is_some_and(|project| !project.chars().all(|c| c.is_ascii_digit())) {
         return Err(invalid("project_id", "must be the project's numeric id"));
     }
     let service_account = username.is_some() || secret.is_some();
+    // With gdpr_api_token, project_token names the project for deletions and may sit beside
+    // another credential, which then imports.
+    let deletions_only = reader.optional_secret("gdpr_api_token")?.is_some()
+        && (service_account || api_secret.is_some());
+    if deletions_only {
+        token = None;
+    }
     let kinds = usize::from(service_account)
         + usize::from(api_secret.is_some())
         + usize::from(token.is_some());

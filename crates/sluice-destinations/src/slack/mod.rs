@@ -3,7 +3,8 @@
 //!
 //! `settings.rs` reads the webhook URL (a secret: whoever has it can post), the per-event
 //! templates and the message options; `template.rs` renders a message; `request.rs` builds the
-//! requests and reads Slack's answers.
+//! requests and reads Slack's answers. Slack takes no forwarded deletions (a message posted to a
+//! channel cannot be deleted through its webhook): `plan_deletion` keeps its `None`.
 
 mod request;
 mod settings;

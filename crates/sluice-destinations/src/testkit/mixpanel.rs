@@ -4,16 +4,29 @@
 //! `strict=1` every event is validated (event name, `time`, `distinct_id`, `$insert_id`,
 //! property count, 1 MB) and failures get the documented `400` with `failed_records`, while the
 //! valid events are still ingested.
+//!
+//! Deletions: `POST /api/app/data-deletions/v3.0/` of the GDPR API. `Authorization: Bearer`
+//! with the GDPR token (else `401`), `token` the project token (missing: `400`; another
+//! project: `403`), a JSON object with `distinct_ids`, 1 to 2000 strings, and
+//! `compliance_type` `GDPR` or `CCPA` when given (else `400`); errors are
+//! `{"error", "status": "error"}`. Success is `201` with the new task's id.
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use super::answer::{Answer, content_type_is, now_millis, query_param};
 use super::credentials::{
-    MIXPANEL_API_SECRET, MIXPANEL_PROJECT_ID, MIXPANEL_PROJECT_TOKEN, MIXPANEL_SERVICE_ACCOUNT,
-    MIXPANEL_SERVICE_SECRET,
+    MIXPANEL_API_SECRET, MIXPANEL_GDPR_API_TOKEN, MIXPANEL_PROJECT_ID, MIXPANEL_PROJECT_TOKEN,
+    MIXPANEL_SERVICE_ACCOUNT, MIXPANEL_SERVICE_SECRET,
 };
 use super::server::Recorded;
+use crate::request::hex;
+
+/// The GDPR API's deletion path.
+const DELETIONS_PATH: &str = "/api/app/data-deletions/v3.0";
+/// Most ids in one deletion request.
+const MAX_DELETION_IDS: usize = 2000;
 
 const MAX_EVENTS: usize = 2000;
 const MAX_BYTES: usize = 10 * 1024 * 1024;
@@ -53,6 +66,8 @@ pub(super) fn settings(base: &str) -> Map<String, Value> {
         json!(MIXPANEL_SERVICE_SECRET),
     );
     map.insert("project_id".into(), json!(MIXPANEL_PROJECT_ID));
+    map.insert("project_token".into(), json!(MIXPANEL_PROJECT_TOKEN));
+    map.insert("gdpr_api_token".into(), json!(MIXPANEL_GDPR_API_TOKEN));
     map.insert("api_url".into(), json!(base));
     map
 }
@@ -132,7 +147,11 @@ pub(super) fn respond(request: &Recorded, accepted: &mut Vec<Value>) -> Answer {
     )
 }
 
-pub(super) fn throttled() -> Answer {
+pub(super) fn throttled(request: &Recorded) -> Answer {
+    if is_deletion(request) {
+        // The GDPR API takes one request a second.
+        return gdpr_error(429, "rate limit exceeded: one request per second");
+    }
     // Mixpanel documents no Retry-After on its 429.
     error(
         429,
@@ -249,4 +268,64 @@ fn validate(event: &Value) -> Result<(), (&'static str, String)> {
 
 fn is_placeholder(id: &str) -> bool {
     PLACEHOLDERS.iter().any(|p| p.eq_ignore_ascii_case(id))
+}
+
+/// Whether `request` is for the GDPR API's deletions.
+pub(super) fn is_deletion(request: &Recorded) -> bool {
+    request.path.trim_end_matches('/') == DELETIONS_PATH
+}
+
+/// The GDPR API's error body.
+fn gdpr_error(code: u16, message: &str) -> Answer {
+    Answer::json(code, &json!({"error": message, "status": "error"}))
+}
+
+pub(super) fn respond_deletion(request: &Recorded, deleted: &mut Vec<String>) -> Answer {
+    if request.method != "POST" {
+        return gdpr_error(405, "method not allowed");
+    }
+    let bearer = request
+        .header("authorization")
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if bearer != Some(MIXPANEL_GDPR_API_TOKEN) {
+        return gdpr_error(401, "invalid or expired oauth token");
+    }
+    match query_param(request, "token") {
+        None | Some("") => return gdpr_error(400, "missing required parameter: token"),
+        Some(token) if token != MIXPANEL_PROJECT_TOKEN => {
+            return gdpr_error(403, "you do not have access to this project");
+        }
+        Some(_) => {}
+    }
+    if !content_type_is(request, "application/json") {
+        return gdpr_error(400, "request body must be json");
+    }
+    let Some(Value::Object(body)) = request.json() else {
+        return gdpr_error(400, "request body must be a json object");
+    };
+    let ids: Option<Vec<&str>> = match body.get("distinct_ids") {
+        Some(Value::Array(items)) => items.iter().map(Value::as_str).collect(),
+        _ => None,
+    };
+    let Some(ids) = ids.filter(|ids| !ids.is_empty()) else {
+        return gdpr_error(400, "distinct_ids must be a non-empty list of strings");
+    };
+    if ids.len() > MAX_DELETION_IDS {
+        return gdpr_error(
+            400,
+            &format!("distinct_ids must hold at most {MAX_DELETION_IDS} ids"),
+        );
+    }
+    match body.get("compliance_type") {
+        None => {}
+        Some(Value::String(kind))
+            if kind.eq_ignore_ascii_case("gdpr") || kind.eq_ignore_ascii_case("ccpa") => {}
+        Some(_) => return gdpr_error(400, "compliance_type must be GDPR or CCPA"),
+    }
+    deleted.extend(ids.iter().map(|id| (*id).to_string()));
+    let task_id = hex(&Sha256::digest(&request.body)[..16]);
+    Answer::json(
+        201,
+        &json!({"status": "ok", "results": {"task_id": task_id}}),
+    )
 }

@@ -6,6 +6,11 @@
 //! answers the way the service documents it, error bodies included. A test can also script
 //! answers, make requests hang, and set a rate limit that is answered like the real one.
 //!
+//! The webhook, Mixpanel and Amplitude fakes also take forwarded deletions (a `delete` event,
+//! the GDPR API, the User Privacy API), checked and answered the same way; scripted answers
+//! and the rate limit apply to them too. [`FakeTool::deletions`] lists the deletion requests
+//! that arrived and [`FakeTool::deleted`] the ids the tool accepted.
+//!
 //! ```no_run
 //! # async fn demo() {
 //! use sluice_destinations::testkit::{FakeTool, Tool};
@@ -17,6 +22,8 @@
 //! assert_eq!(fake.accepted().len(), 0);
 //! fake.push_answer(503, &[], "down for maintenance"); // the next request gets this
 //! fake.set_rate_limit(10); // more than 10 requests in a second get the tool's 429
+//! // After sending adapter.plan_deletion(..) requests:
+//! assert!(fake.deleted().is_empty());
 //! # }
 //! ```
 //!
@@ -79,10 +86,14 @@ pub mod credentials {
     pub const MIXPANEL_PROJECT_ID: &str = "3141592";
     /// Mixpanel project API secret (legacy Basic auth, empty password).
     pub const MIXPANEL_API_SECRET: &str = "fakeapisecret0123456789abcdef012";
-    /// Mixpanel project token (Basic auth username, empty password).
+    /// Mixpanel project token (Basic auth username, empty password; the GDPR API's `token`).
     pub const MIXPANEL_PROJECT_TOKEN: &str = "fakeprojecttoken0123456789abcdef";
+    /// Mixpanel GDPR API token (`Authorization: Bearer`), for deletions.
+    pub const MIXPANEL_GDPR_API_TOKEN: &str = "fakeGdprOauthToken0123456789abcd";
     /// Amplitude project API key.
     pub const AMPLITUDE_API_KEY: &str = "fakeamplitudeapikey0123456789abc";
+    /// Amplitude project secret key (the User Privacy API's Basic auth password).
+    pub const AMPLITUDE_SECRET_KEY: &str = "fakeamplitudesecret0123456789abc";
     /// The path of the Slack fake's incoming webhook; any other path gets `no_service`.
     pub const SLACK_WEBHOOK_PATH: &str = "/services/T0FAKE0001/B0FAKE0001/fakeWebhookToken0123456";
 }

@@ -1,5 +1,6 @@
 //! The HTTP server behind every fake, and what a test can script: queued answers, hanging
-//! requests, a rate limit. Tool-specific checks live in the sibling modules.
+//! requests, a rate limit. Tool-specific checks live in the sibling modules. Deletion requests
+//! (which the tool fake recognises) are recorded apart as well, with the ids the tool took.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -53,6 +54,8 @@ impl Recorded {
 struct Script {
     recorded: Vec<Recorded>,
     accepted: Vec<Value>,
+    deletions: Vec<Recorded>,
+    deleted: Vec<String>,
     received: u64,
     accepted_count: u64,
     answers: VecDeque<Answer>,
@@ -182,6 +185,18 @@ impl FakeTool {
         self.shared.lock().accepted.clone()
     }
 
+    /// Every deletion request that arrived, in order, whatever it was answered (they are in
+    /// [`FakeTool::requests`] too): Amplitude's `/api/2/deletions/users`, Mixpanel's
+    /// `/api/app/data-deletions/v3.0/`, a webhook `delete` event. None for Slack.
+    pub fn deletions(&self) -> Vec<Recorded> {
+        self.shared.lock().deletions.clone()
+    }
+
+    /// The ids of the deletion requests the tool accepted, in order: what it would delete.
+    pub fn deleted(&self) -> Vec<String> {
+        self.shared.lock().deleted.clone()
+    }
+
     /// How many requests arrived.
     pub fn received(&self) -> u64 {
         self.shared.lock().received
@@ -256,10 +271,19 @@ async fn handle(
             .collect(),
         body: body.to_vec(),
     };
+    let deletion = match tool {
+        Tool::Webhook => webhook::is_deletion(&request),
+        Tool::Mixpanel => mixpanel::is_deletion(&request),
+        Tool::Amplitude => amplitude::is_deletion(&request),
+        Tool::Slack => false,
+    };
     let wait = {
         let mut script = shared.lock();
         script.received += 1;
         script.recorded.push(request.clone());
+        if deletion {
+            script.deletions.push(request.clone());
+        }
         match script.hang.as_mut() {
             Some((duration, left)) if *left > 0 => {
                 *left -= 1;
@@ -279,11 +303,23 @@ async fn handle(
     let answer = if let Some(retry_after) = throttled {
         match tool {
             Tool::Webhook => webhook::throttled(retry_after),
-            Tool::Mixpanel => mixpanel::throttled(),
+            Tool::Mixpanel => mixpanel::throttled(&request),
             Tool::Amplitude => amplitude::throttled(&request),
             Tool::Slack => slack::throttled(retry_after),
         }
     } else if let Some(answer) = script.answers.pop_front() {
+        answer
+    } else if deletion {
+        let mut deleted = Vec::new();
+        let answer = match tool {
+            Tool::Webhook => webhook::respond_deletion(&request, &mut deleted),
+            Tool::Mixpanel => mixpanel::respond_deletion(&request, &mut deleted),
+            Tool::Amplitude => {
+                amplitude::respond_deletion(&request, &script.accepted, &mut deleted)
+            }
+            Tool::Slack => Answer::text(404, "no_service"),
+        };
+        script.deleted.extend(deleted);
         answer
     } else {
         let mut accepted = Vec::new();

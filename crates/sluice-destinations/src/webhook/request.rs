@@ -9,7 +9,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::contract::{Outgoing, Plan, Planned};
+use crate::contract::{HttpRequest, Outgoing, Plan, Planned};
 use crate::request::{Encoded, hex, join, json_post};
 
 use super::settings::WebhookSettings;
@@ -45,18 +45,24 @@ pub(super) fn plan(settings: &WebhookSettings, events: &[Outgoing<'_>]) -> Plan 
         } else {
             join(b"[", chunk, b"]")
         };
-        let mut headers: Vec<(String, String)> = settings
-            .headers
-            .iter()
-            .map(|(name, value)| (name.clone(), value.expose().to_string()))
-            .collect();
-        if let Some(secret) = &settings.secret {
-            headers.push((SIGNATURE_HEADER.to_string(), sign(secret.expose(), &body)));
-        }
         plan.requests.push(Planned {
-            request: json_post(settings.url.clone(), headers, body),
+            request: post(settings, body),
             events: chunk.iter().map(|record| record.event).collect(),
         });
     }
     plan
+}
+
+/// A JSON `POST` of `body` to the URL, with the user's headers and, when a `secret` is set,
+/// the signature.
+pub(super) fn post(settings: &WebhookSettings, body: Vec<u8>) -> HttpRequest {
+    let mut headers: Vec<(String, String)> = settings
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.expose().to_string()))
+        .collect();
+    if let Some(secret) = &settings.secret {
+        headers.push((SIGNATURE_HEADER.to_string(), sign(secret.expose(), &body)));
+    }
+    json_post(settings.url.clone(), headers, body)
 }

@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod destinations;
 pub mod events;
 pub mod identity;
+pub mod privacy;
 pub mod sources;
 
 use axum::extract::FromRequestParts;

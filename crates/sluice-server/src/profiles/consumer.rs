@@ -43,6 +43,10 @@ pub struct Profiles {
     pub store: Arc<ProfileStore>,
     log: Arc<dyn EventLog>,
     state: Arc<StateStore>,
+    /// Held by the consumer from reading a batch until it is stored, and by a deletion while
+    /// it erases the log and the profiles: a batch read before the erasure can never bring
+    /// the person back after it.
+    pub gate: tokio::sync::Mutex<()>,
 }
 
 impl Profiles {
@@ -51,7 +55,24 @@ impl Profiles {
         log: Arc<dyn EventLog>,
         state: Arc<StateStore>,
     ) -> Profiles {
-        Profiles { store, log, state }
+        Profiles {
+            store,
+            log,
+            state,
+            gate: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// Runs passes until the profiles hold everything the log held when called, or `limit`
+    /// has passed (a deletion resolves the person from an up-to-date graph).
+    pub async fn catch_up(&self, limit: Duration) -> Result<(), StoreError> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if !self.pass().await? {
+                return Ok(());
+            }
+        }
+        Ok(())
     }
 
     /// Follows the log until `stopping` turns true; a batch in progress finishes first.
@@ -119,6 +140,7 @@ impl Profiles {
                     compiled
                 }
             };
+            let gate = self.gate.lock().await;
             let store = Arc::clone(&self.store);
             let (ws, id) = (workspace.clone(), source.id.clone());
             let cursor = store_call(move || store.cursor(&ws, &id)).await?;
@@ -135,6 +157,7 @@ impl Profiles {
             let source_id = source.id.clone();
             let report =
                 store_call(move || store.ingest(&workspace, &current, &source_id, &events)).await?;
+            drop(gate);
             metrics::counter!(EVENTS).increment(report.events);
             metrics::counter!(MERGES).increment(report.merges);
             metrics::counter!(CREATED).increment(report.profiles_created);

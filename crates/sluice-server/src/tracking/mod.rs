@@ -7,7 +7,8 @@
 //! 1. read the body within the size limit, decompressing gzip (see [`body`]);
 //! 2. find the source: Basic auth first, else `writeKey` in the body (see [`auth`]);
 //! 3. split the body into messages and normalize each (`sluice-spec`);
-//! 4. append the valid ones to the log — the answer waits for the fsync;
+//! 4. drop the events of suppressed people (see [`crate::privacy::suppress`]), append the
+//!    other valid ones to the log — the answer waits for the fsync;
 //! 5. answer exactly 200 with counts and the refused messages, or an error.
 //!
 //! The body is parsed as JSON whatever the `Content-Type` says: the SDKs send
@@ -32,6 +33,7 @@ use sluice_store::{AppendOutcome, NewEvent, SourceAuth};
 use time::OffsetDateTime;
 
 use crate::error::ApiError;
+use crate::privacy::regulate::EVENTS_SUPPRESSED;
 use crate::startup::AppState;
 use crate::telemetry::{EVENTS_ACCEPTED, EVENTS_DEDUPLICATED, EVENTS_REJECTED};
 
@@ -210,7 +212,20 @@ async fn handle(
         return Err(error);
     }
 
+    // Events of a suppressed person are answered like accepted ones (the SDKs must not
+    // retry them, and a public write key must not tell who is suppressed), counted, and
+    // never written.
     let mut accepted = 0;
+    if let Some(checker) = app.privacy.suppressions.checker(&source.workspace_id) {
+        let before = events.len();
+        events.retain(|event| !checker.is_suppressed(event));
+        let suppressed = before - events.len();
+        if suppressed > 0 {
+            metrics::counter!(EVENTS_SUPPRESSED, "source" => source.source_id.clone())
+                .increment(suppressed as u64);
+            accepted += suppressed;
+        }
+    }
     let mut duplicates = 0;
     if !events.is_empty() {
         let outcomes = app.log.append(events).await.map_err(|error| {

@@ -6,5 +6,6 @@ mod delivery;
 mod destinations;
 mod helpers;
 mod observability;
+mod privacy;
 mod profiles;
 mod tracking;

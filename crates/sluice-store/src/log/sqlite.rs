@@ -35,7 +35,7 @@
 //! an erasure the WAL is checkpointed and truncated so no old page image keeps them.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -376,6 +376,17 @@ impl EventLog for SqliteLog {
         .await
     }
 
+    async fn find_person(
+        &self,
+        workspace_id: &WorkspaceId,
+        identifiers: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let workspace_id = workspace_id.clone();
+        let identifiers = identifiers.to_vec();
+        self.with_reader(move |connection| find_in(connection, &workspace_id, &identifiers))
+            .await
+    }
+
     async fn erase_person(
         &self,
         workspace_id: &WorkspaceId,
@@ -683,6 +694,47 @@ fn apply_all(
     tx.commit()?;
     *dedup_trimmed_below = (*dedup_trimmed_below).max(trim_below);
     Ok(results)
+}
+
+/// The `messageId`s of the workspace's events of any of the identifiers, in log order: one
+/// scan of the workspace's events (the log has no index on people, see the module
+/// documentation), matched against the set in memory.
+fn find_in(
+    connection: &Connection,
+    workspace_id: &WorkspaceId,
+    identifiers: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let wanted: HashSet<&str> = identifiers.iter().map(String::as_str).collect();
+    let mut statement = connection.prepare_cached(
+        "SELECT message_id, user_id, anonymous_id FROM events WHERE workspace_id = ?1 ORDER BY seq",
+    )?;
+    let mut rows = statement.query([&workspace_id.0])?;
+    let mut found = Vec::new();
+    while let Some(row) = rows.next()? {
+        let user: Option<String> = row.get(1)?;
+        let anonymous: Option<String> = row.get(2)?;
+        let matches = user.as_deref().is_some_and(|id| wanted.contains(id))
+            || anonymous.as_deref().is_some_and(|id| wanted.contains(id));
+        if matches {
+            found.push(row.get(0)?);
+        }
+    }
+    Ok(found)
+}
+
+/// [`EventLog::find_person`] on a log file another process may be writing (the CLI's
+/// `privacy verify`): opened read-only, never written.
+pub fn find_person_in_file(
+    path: &Path,
+    workspace_id: &WorkspaceId,
+    identifiers: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let connection = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    find_in(&connection, workspace_id, identifiers)
 }
 
 /// Deletes the workspace's events of any of the identifiers, in one scan.

@@ -1,0 +1,183 @@
+//! Regulations, suppressions and verification in the admin API, in the shapes of Segment's
+//! Public API (`data` envelopes, `regulateId`, `overallStatus`, `streamStatus`).
+//!
+//! | route | answer |
+//! |---|---|
+//! | `POST /api/v1/regulations` `{regulationType, subjectType, subjectIds}` | `{"data": {"regulateId", "regulation"}}`; `400 invalid_regulation` naming the field |
+//! | `GET /api/v1/regulations[?limit=N]` | `{"data": {"regulations": [...]}}`, newest first |
+//! | `GET /api/v1/regulations/{id}` | `{"data": {"regulation": {..., "report"}}}` |
+//! | `GET /api/v1/suppressions` | `{"data": {"suppressions": [{regulationId, values, createdAt}]}}` |
+//! | `POST /api/v1/privacy/verify` `{subjectType, subjectId}` | what every store and the data directory's bytes still hold |
+//!
+//! No answer holds a subject id: a regulation shows how many it had, and a suppression how
+//! many identifier values it stops.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sluice_privacy::{RegulationRequest, SubjectType};
+use sluice_store::Regulation;
+
+use super::Scope;
+use super::sources::json_body;
+use crate::error::ApiError;
+use crate::privacy::verify;
+use crate::startup::AppState;
+use crate::store_call;
+
+/// A regulation as the API shows it.
+pub fn regulation_json(regulation: &Regulation) -> Value {
+    let mut streams: Map<String, Value> = Map::new();
+    let destinations = regulation
+        .report
+        .as_ref()
+        .and_then(|report| report.get("destinations"))
+        .and_then(Value::as_array);
+    for destination in destinations.into_iter().flatten() {
+        let status = json!({
+            "id": destination.get("id"),
+            "name": destination.get("name"),
+            "status": destination.get("status"),
+            "errString": destination.get("errString"),
+            "finishedAt": destination.get("finishedAt"),
+        });
+        let sources = destination.get("sources").and_then(Value::as_array);
+        for source in sources.into_iter().flatten() {
+            if let Some(source) = source.as_str() {
+                let entry = streams
+                    .entry(source.to_owned())
+                    .or_insert_with(|| json!([]));
+                if let Some(list) = entry.as_array_mut() {
+                    list.push(status.clone());
+                }
+            }
+        }
+    }
+    let stream_status: Vec<Value> = streams
+        .into_iter()
+        .map(|(id, destinations)| json!({"id": id, "destinationStatus": destinations}))
+        .collect();
+    json!({
+        "id": regulation.id,
+        "workspaceId": regulation.workspace_id.0,
+        "regulationType": regulation.regulation_type.as_str(),
+        "subjectType": regulation.subject_type.as_str(),
+        "subjectCount": regulation.subject_count,
+        "overallStatus": regulation.status.as_str(),
+        "createdAt": regulation.created_at,
+        "startedAt": regulation.started_at,
+        "finishedAt": regulation.finished_at,
+        "streamStatus": stream_status,
+        "report": regulation.report,
+    })
+}
+
+pub async fn create(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: Value = json_body(&body)?;
+    let request = RegulationRequest::from_json(&body).map_err(|error| {
+        ApiError::bad_request("invalid_regulation", error.to_string()).with_field(&error.field)
+    })?;
+    let regulation = app.privacy.submit(&scope.workspace_id, request).await?;
+    Ok(Json(json!({"data": {
+        "regulateId": regulation.id,
+        "regulation": regulation_json(&regulation),
+    }})))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+pub async fn list(
+    State(app): State<AppState>,
+    scope: Scope,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let state = app.state.clone();
+    let regulations = store_call(move || state.regulations(&scope.workspace_id, limit)).await?;
+    let list: Vec<Value> = regulations.iter().map(regulation_json).collect();
+    Ok(Json(json!({"data": {"regulations": list}})))
+}
+
+pub async fn show(
+    State(app): State<AppState>,
+    scope: Scope,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let state = app.state.clone();
+    let lookup = id.clone();
+    let found = store_call(move || state.regulation(&scope.workspace_id, &lookup)).await?;
+    match found {
+        Some(regulation) => Ok(Json(
+            json!({"data": {"regulation": regulation_json(&regulation)}}),
+        )),
+        None => Err(ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "not_found",
+            format!("regulation {id} not found"),
+        )),
+    }
+}
+
+pub async fn suppressions(
+    State(app): State<AppState>,
+    scope: Scope,
+) -> Result<Json<Value>, ApiError> {
+    let state = app.state.clone();
+    let list = store_call(move || state.suppressions(&scope.workspace_id)).await?;
+    let list: Vec<Value> = list
+        .iter()
+        .map(|s| json!({"regulationId": s.regulation_id, "values": s.values, "createdAt": s.created_at}))
+        .collect();
+    Ok(Json(json!({"data": {"suppressions": list}})))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VerifyRequest {
+    subject_type: String,
+    subject_id: String,
+}
+
+pub async fn verify(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let request: VerifyRequest = json_body(&body)?;
+    let subject_type = SubjectType::parse(&request.subject_type).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_request",
+            "expected USER_ID, ANONYMOUS_ID, EMAIL, PHONE or IDENTIFIER",
+        )
+        .with_field("subjectType")
+    })?;
+    let subject = subject_type
+        .identifier(&request.subject_id)
+        .ok_or_else(|| {
+            ApiError::bad_request("invalid_request", "not a valid id of the subject type")
+                .with_field("subjectId")
+        })?;
+    let data_dir = app.privacy.data_dir.clone();
+    let profiles = std::sync::Arc::clone(&app.profiles.store);
+    let delivery = std::sync::Arc::clone(&app.deliveries.store);
+    let workspace = scope.workspace_id.clone();
+    let mut findings =
+        store_call(move || verify::find(&data_dir, &profiles, &delivery, &workspace, &subject))
+            .await?;
+    // The recent-attempts views live in this process's memory only.
+    let attempts = app
+        .deliveries
+        .engine
+        .count_attempts(&scope.workspace_id, &findings.message_ids, &findings.values)
+        .await;
+    findings.stores.push(("delivery_attempts", attempts));
+    Ok(Json(findings.to_json()))
+}

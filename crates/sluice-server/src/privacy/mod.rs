@@ -1,0 +1,22 @@
+//! Privacy regulations on a running node: suppression at the ingest edge, and the worker that
+//! carries out suppression and deletion requests.
+//!
+//! - [`suppress`] — the suppressed digests in memory, checked for every event before the log.
+//! - [`regulate`] — the worker: resolves a request's subjects through the identity graph to
+//!   every identifier of the person, suppresses them, erases them from every store through
+//!   its erase/find contract, forwards the deletion to destinations, and writes the report.
+//! - [`forward`] — deletion requests to the destinations' tools, answers recorded.
+//! - [`verify`] — looks for a person in every store and in the bytes of the data directory.
+//! - [`scan`] — the byte scan.
+//!
+//! Architecture invariant: events of a suppressed person are answered 200 and never written;
+//! a regulation's subjects are stored only sealed and only until it is done; no log line
+//! names an identifier.
+
+pub mod forward;
+pub mod regulate;
+pub mod scan;
+pub mod suppress;
+pub mod verify;
+
+pub use regulate::Privacy;

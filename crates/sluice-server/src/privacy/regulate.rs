@@ -1,0 +1,347 @@
+//! The regulation worker: takes each pending regulation and carries it out.
+//!
+//! 1. `RUNNING`; the subjects are opened from their sealed form.
+//! 2. The profile consumer catches up with the log (bounded), then each subject is resolved
+//!    through the identity graph to every identifier of its person.
+//! 3. Suppressing types add the digests of every value; the tracking API refuses them from
+//!    then on. `UNSUPPRESS` lifts the suppressions holding any subject.
+//! 4. Deleting types erase, with the profile consumer held back: the log, the profiles and
+//!    identity graph, the dead letters and the recent-attempts views. Each store cleans up
+//!    after itself (`secure_delete`, WAL checkpointed and truncated).
+//! 5. Forwarding types tell the destinations ([`super::forward`]).
+//! 6. The report (rows per store, each destination's answer) is saved with the final status,
+//!    and the subjects are erased from the regulation.
+//!
+//! A regulation left `RUNNING` by a stopped node runs again from the start at the next start:
+//! every step is safe to repeat.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sluice_identity::Identifier;
+use sluice_identity::identifier::{ANONYMOUS_ID, USER_ID};
+use sluice_privacy::regulation::digest;
+use sluice_privacy::{RegulationType, Status, SubjectDigest, Vault};
+use sluice_store::{EventLog, Regulation, StateStore, StoreError, WorkspaceId};
+use tokio::sync::{Notify, watch};
+
+use super::forward::{self, DestinationOutcome};
+use super::suppress::Suppressions;
+use crate::delivery::Deliveries;
+use crate::profiles::Profiles;
+use crate::store_call;
+
+/// How often the worker looks for regulations made elsewhere (the CLI).
+const POLL: Duration = Duration::from_secs(1);
+/// The longest a deletion waits for the profile consumer to catch up before resolving.
+const CATCH_UP: Duration = Duration::from_secs(30);
+
+/// Metric names.
+pub const EVENTS_SUPPRESSED: &str = "sluice_events_suppressed_total";
+pub const REGULATIONS: &str = "sluice_regulations_total";
+
+/// The vault context a regulation's subjects are sealed under.
+pub fn subjects_context<'a>(workspace: &'a WorkspaceId, id: &'a str) -> [&'a str; 3] {
+    [workspace.0.as_str(), id, "regulation-subjects"]
+}
+
+/// Suppressions and the regulation worker. See the module documentation.
+pub struct Privacy {
+    pub suppressions: Suppressions,
+    state: Arc<StateStore>,
+    log: Arc<dyn EventLog>,
+    profiles: Arc<Profiles>,
+    deliveries: Arc<Deliveries>,
+    vault: Arc<Vault>,
+    pub data_dir: PathBuf,
+    wake: Notify,
+}
+
+/// Why a regulation could not be carried out in Sluice's own stores.
+#[derive(Debug, thiserror::Error)]
+enum RegulateError {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("the subjects cannot be opened: {0}")]
+    Vault(#[from] sluice_privacy::VaultError),
+    #[error("the subjects of the regulation are missing")]
+    NoSubjects,
+}
+
+impl Privacy {
+    pub fn new(
+        state: Arc<StateStore>,
+        log: Arc<dyn EventLog>,
+        profiles: Arc<Profiles>,
+        deliveries: Arc<Deliveries>,
+        vault: Arc<Vault>,
+        data_dir: PathBuf,
+    ) -> Result<Privacy, StoreError> {
+        let suppressions = Suppressions::default();
+        suppressions.reload(&state)?;
+        Ok(Privacy {
+            suppressions,
+            state,
+            log,
+            profiles,
+            deliveries,
+            vault,
+            data_dir,
+            wake: Notify::new(),
+        })
+    }
+
+    /// Records a regulation (subjects sealed) and wakes the worker.
+    pub async fn submit(
+        &self,
+        workspace: &WorkspaceId,
+        request: sluice_privacy::RegulationRequest,
+    ) -> Result<Regulation, StoreError> {
+        let state = Arc::clone(&self.state);
+        let vault = Arc::clone(&self.vault);
+        let ws = workspace.clone();
+        let regulation = store_call(move || record(&state, &vault, &ws, &request)).await?;
+        self.wake.notify_one();
+        Ok(regulation)
+    }
+
+    /// Carries out pending regulations until `stopping` turns true.
+    pub async fn run(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+        loop {
+            if *stopping.borrow() {
+                return;
+            }
+            let state = Arc::clone(&self.state);
+            match store_call(move || state.pending_regulations()).await {
+                Ok(pending) => {
+                    for regulation in pending {
+                        if *stopping.borrow() {
+                            return;
+                        }
+                        self.carry_out(&regulation).await;
+                    }
+                }
+                Err(error) => tracing::error!(%error, "cannot read pending regulations"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = self.wake.notified() => {}
+                _ = stopping.changed() => return,
+            }
+        }
+    }
+
+    /// Runs one regulation to its final status.
+    pub async fn carry_out(&self, regulation: &Regulation) {
+        let started = Instant::now();
+        let workspace = regulation.workspace_id.clone();
+        let (status, report) = match self.regulate(regulation).await {
+            Ok((status, mut report)) => {
+                report["durationMs"] = json!(started.elapsed().as_millis() as u64);
+                (status, report)
+            }
+            Err(error) => (
+                Status::Failed,
+                json!({"error": error.to_string(), "durationMs": started.elapsed().as_millis() as u64}),
+            ),
+        };
+        let state = Arc::clone(&self.state);
+        let id = regulation.id.clone();
+        let saved = report.clone();
+        let finished =
+            store_call(move || state.finish_regulation(&workspace, &id, status, &saved)).await;
+        metrics::counter!(REGULATIONS, "type" => regulation.regulation_type.as_str(), "status" => status.as_str())
+            .increment(1);
+        match finished {
+            Ok(()) => tracing::info!(
+                regulation = %regulation.id,
+                kind = regulation.regulation_type.as_str(),
+                status = status.as_str(),
+                duration_ms = started.elapsed().as_millis() as u64,
+                "regulation done"
+            ),
+            Err(error) => {
+                tracing::error!(regulation = %regulation.id, %error, "cannot save a regulation's outcome")
+            }
+        }
+    }
+
+    async fn regulate(&self, regulation: &Regulation) -> Result<(Status, Value), RegulateError> {
+        let workspace = regulation.workspace_id.clone();
+        let state = Arc::clone(&self.state);
+        let (ws, id) = (workspace.clone(), regulation.id.clone());
+        let sealed = store_call(move || {
+            state.start_regulation(&ws, &id)?;
+            state.regulation_subjects(&ws, &id)
+        })
+        .await?
+        .ok_or(RegulateError::NoSubjects)?;
+        let opened = self
+            .vault
+            .open(&sealed, &subjects_context(&workspace, &regulation.id))?;
+        let subjects: Vec<Identifier> =
+            serde_json::from_slice(&opened).map_err(|_| RegulateError::NoSubjects)?;
+        let kind = regulation.regulation_type;
+        let state = Arc::clone(&self.state);
+        let ws = workspace.clone();
+        let key = store_call(move || state.digest_key(&ws)).await?;
+        let digests_of = |values: &[String]| -> Vec<SubjectDigest> {
+            values
+                .iter()
+                .map(|value| digest(&key, &workspace.0, value))
+                .collect()
+        };
+
+        if kind == RegulationType::Unsuppress {
+            let values: Vec<String> = subjects.iter().map(|s| s.value.clone()).collect();
+            let digests = digests_of(&values);
+            let state = Arc::clone(&self.state);
+            let ws = workspace.clone();
+            let lifted = store_call(move || state.remove_suppressions(&ws, &digests)).await?;
+            self.reload_suppressions().await?;
+            return Ok((
+                Status::Finished,
+                json!({"subjects": subjects.len(), "unsuppressed": lifted}),
+            ));
+        }
+
+        if kind.deletes() {
+            self.profiles.catch_up(CATCH_UP).await?;
+        }
+        let identifiers = self.resolve(&workspace, &subjects).await?;
+        let mut values: Vec<String> = Vec::new();
+        for identifier in &identifiers {
+            if !values.contains(&identifier.value) {
+                values.push(identifier.value.clone());
+            }
+        }
+        let mut report = json!({
+            "subjects": subjects.len(),
+            "identifiers": identifiers.len(),
+        });
+
+        if kind.suppresses() {
+            let digests = digests_of(&values);
+            let state = Arc::clone(&self.state);
+            let (ws, id) = (workspace.clone(), regulation.id.clone());
+            let added = store_call(move || state.add_suppressions(&ws, &id, &digests)).await?;
+            self.reload_suppressions().await?;
+            report["suppressed"] = json!(added);
+        }
+
+        if kind.deletes() {
+            let stores = self.erase(&workspace, &identifiers, &values).await?;
+            report["stores"] = Value::Array(
+                stores
+                    .into_iter()
+                    .map(|(store, erased)| json!({"store": store, "erased": erased}))
+                    .collect(),
+            );
+        }
+
+        let mut status = Status::Finished;
+        if kind.forwards() {
+            let user_ids: Vec<String> = identifiers
+                .iter()
+                .filter(|id| id.kind == USER_ID || id.kind == ANONYMOUS_ID)
+                .map(|id| id.value.clone())
+                .collect();
+            let outcomes =
+                forward::forward(&self.state, &self.vault, &workspace, &user_ids, &values).await?;
+            if outcomes.iter().any(|o| o.status == Status::Failed) {
+                status = Status::PartialSuccess;
+            }
+            report["destinations"] =
+                Value::Array(outcomes.iter().map(DestinationOutcome::to_json).collect());
+        }
+        Ok((status, report))
+    }
+
+    /// Every identifier of the people holding any subject (the subjects included).
+    async fn resolve(
+        &self,
+        workspace: &WorkspaceId,
+        subjects: &[Identifier],
+    ) -> Result<Vec<Identifier>, StoreError> {
+        let store = Arc::clone(&self.profiles.store);
+        let ws = workspace.clone();
+        let subjects = subjects.to_vec();
+        store_call(move || {
+            let mut all: BTreeSet<Identifier> = subjects.iter().cloned().collect();
+            for subject in &subjects {
+                let found = store.find_person(&ws, std::slice::from_ref(subject))?;
+                all.extend(found.identifiers);
+            }
+            Ok(all.into_iter().collect())
+        })
+        .await
+    }
+
+    /// Erases the person from every store; returns rows erased per store.
+    async fn erase(
+        &self,
+        workspace: &WorkspaceId,
+        identifiers: &[Identifier],
+        values: &[String],
+    ) -> Result<Vec<(&'static str, u64)>, StoreError> {
+        // No profile batch is read or stored while the log and the profiles are erased.
+        let _held = self.profiles.gate.lock().await;
+        let message_ids = self.log.find_person(workspace, values).await?;
+        let log = self.log.erase_person(workspace, values).await?;
+        let store = Arc::clone(&self.profiles.store);
+        let (ws, ids) = (workspace.clone(), identifiers.to_vec());
+        let profiles = store_call(move || store.erase_person(&ws, &ids)).await?;
+        let store = Arc::clone(&self.deliveries.store);
+        let (ws, all) = (workspace.clone(), values.to_vec());
+        let dead_letters = store_call(move || store.erase_person(&ws, &all)).await?;
+        let attempts = self
+            .deliveries
+            .engine
+            .forget_attempts(workspace, &message_ids, values)
+            .await;
+        Ok(vec![
+            ("log", log),
+            ("profiles", profiles),
+            ("dead_letters", dead_letters),
+            ("delivery_attempts", attempts),
+        ])
+    }
+
+    async fn reload_suppressions(&self) -> Result<(), StoreError> {
+        // The reload reads the state store: cheap, and rare (once per suppressing regulation).
+        let state = Arc::clone(&self.state);
+        let loaded = store_call(move || Suppressions::load(&state)).await?;
+        self.suppressions.set(loaded);
+        Ok(())
+    }
+}
+
+/// Seals the subjects and records the regulation (`INITIALIZED`); the worker of a running
+/// node picks it up. Blocking (also used by the CLI).
+pub fn record(
+    state: &StateStore,
+    vault: &Vault,
+    workspace: &WorkspaceId,
+    request: &sluice_privacy::RegulationRequest,
+) -> Result<Regulation, StoreError> {
+    let id = sluice_store::regulations::new_regulation_id()?;
+    let sealing = |message: String| StoreError::Invalid {
+        field: "subjectIds",
+        message,
+    };
+    let plain = serde_json::to_vec(&request.subjects).map_err(|e| sealing(e.to_string()))?;
+    let sealed = vault
+        .seal(&plain, &subjects_context(workspace, &id))
+        .map_err(|e| sealing(e.to_string()))?;
+    state.create_regulation(
+        workspace,
+        &id,
+        request.regulation_type,
+        request.subject_type,
+        request.subjects.len(),
+        &sealed,
+    )
+}

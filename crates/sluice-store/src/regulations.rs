@@ -1,0 +1,500 @@
+//! Regulations (suppression and deletion requests) and suppressions, in `state.db`.
+//!
+//! A regulation's subjects are personal data: the store keeps them only sealed (the caller
+//! seals them with the vault), and only until the regulation is done; then they are erased
+//! (`secure_delete`, WAL truncated) and only counts and the report remain. A suppression keeps
+//! keyed digests of the person's identifier values ([`SubjectDigest`]), never the values; the
+//! digest key is random per workspace.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::Value;
+use sluice_privacy::regulation::DIGEST_KEY_BYTES;
+use sluice_privacy::{RegulationType, Status, SubjectDigest, SubjectType};
+
+use crate::state::{StateStore, now_text, random_id};
+use crate::{StoreError, WorkspaceId};
+
+pub(crate) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS regulations (
+    id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    regulation_type TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_count INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    subjects BLOB,
+    report TEXT
+);
+CREATE INDEX IF NOT EXISTS regulations_by_workspace ON regulations(workspace_id, created_at);
+CREATE TABLE IF NOT EXISTS suppressions (
+    workspace_id TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    regulation_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, digest)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS digest_keys (
+    workspace_id TEXT PRIMARY KEY,
+    digest_key BLOB NOT NULL
+);
+";
+
+/// A regulation as listed (never its subjects).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Regulation {
+    pub id: String,
+    pub workspace_id: WorkspaceId,
+    pub regulation_type: RegulationType,
+    pub subject_type: SubjectType,
+    pub subject_count: usize,
+    pub status: Status,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// What was done, once finished (stores and destinations; no identifiers).
+    pub report: Option<Value>,
+}
+
+/// A suppression as listed: the regulation that made it and how many identifier values it
+/// stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    pub regulation_id: String,
+    pub values: usize,
+    pub created_at: String,
+}
+
+const COLUMNS: &str = "id, workspace_id, regulation_type, subject_type, subject_count, status,
+    created_at, started_at, finished_at, report";
+
+fn row_to_regulation(row: &rusqlite::Row<'_>) -> rusqlite::Result<Regulation> {
+    let text = |index: usize| -> rusqlite::Result<String> { row.get(index) };
+    let unreadable = |index: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown {what}").into(),
+        )
+    };
+    let report: Option<String> = row.get(9)?;
+    Ok(Regulation {
+        id: text(0)?,
+        workspace_id: WorkspaceId(text(1)?),
+        regulation_type: RegulationType::parse(&text(2)?)
+            .ok_or_else(|| unreadable(2, "regulation type"))?,
+        subject_type: SubjectType::parse(&text(3)?).ok_or_else(|| unreadable(3, "subject type"))?,
+        subject_count: row.get::<_, i64>(4)? as usize,
+        status: Status::parse(&text(5)?).ok_or_else(|| unreadable(5, "status"))?,
+        created_at: text(6)?,
+        started_at: row.get(7)?,
+        finished_at: row.get(8)?,
+        report: report.and_then(|text| serde_json::from_str(&text).ok()),
+    })
+}
+
+/// A new regulation id (`reg_…`). The caller picks it, since the sealed subjects are bound to
+/// it.
+pub fn new_regulation_id() -> Result<String, StoreError> {
+    random_id("reg_")
+}
+
+impl StateStore {
+    /// Records a new regulation (status `INITIALIZED`) with its subjects, already sealed.
+    pub fn create_regulation(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        regulation_type: RegulationType,
+        subject_type: SubjectType,
+        subject_count: usize,
+        sealed_subjects: &[u8],
+    ) -> Result<Regulation, StoreError> {
+        let created_at = now_text();
+        self.lock()?.execute(
+            "INSERT INTO regulations(id, workspace_id, regulation_type, subject_type, subject_count,
+                 status, created_at, subjects)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                id,
+                workspace.0,
+                regulation_type.as_str(),
+                subject_type.as_str(),
+                subject_count as i64,
+                Status::Initialized.as_str(),
+                created_at,
+                sealed_subjects,
+            ],
+        )?;
+        Ok(Regulation {
+            id: id.to_owned(),
+            workspace_id: workspace.clone(),
+            regulation_type,
+            subject_type,
+            subject_count,
+            status: Status::Initialized,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            report: None,
+        })
+    }
+
+    /// One regulation of the workspace.
+    pub fn regulation(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<Regulation>, StoreError> {
+        let connection = self.lock()?;
+        let found = connection
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM regulations WHERE workspace_id = ?1 AND id = ?2"),
+                params![workspace.0, id],
+                row_to_regulation,
+            )
+            .optional()?;
+        Ok(found)
+    }
+
+    /// The workspace's regulations, newest first.
+    pub fn regulations(
+        &self,
+        workspace: &WorkspaceId,
+        limit: usize,
+    ) -> Result<Vec<Regulation>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM regulations WHERE workspace_id = ?1
+             ORDER BY created_at DESC, rowid DESC LIMIT ?2"
+        ))?;
+        let rows = statement.query_map(params![workspace.0, limit as i64], row_to_regulation)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Regulations of every workspace not yet done (`INITIALIZED`, or `RUNNING` when a node
+    /// stopped in the middle), oldest first.
+    pub fn pending_regulations(&self) -> Result<Vec<Regulation>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM regulations WHERE status IN ('INITIALIZED', 'RUNNING')
+             ORDER BY rowid"
+        ))?;
+        let rows = statement.query_map([], row_to_regulation)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The sealed subjects of a regulation not yet done.
+    pub fn regulation_subjects(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let connection = self.lock()?;
+        let found: Option<Option<Vec<u8>>> = connection
+            .query_row(
+                "SELECT subjects FROM regulations WHERE workspace_id = ?1 AND id = ?2",
+                params![workspace.0, id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(found.flatten())
+    }
+
+    /// Marks a regulation `RUNNING`.
+    pub fn start_regulation(&self, workspace: &WorkspaceId, id: &str) -> Result<(), StoreError> {
+        let changed = self.lock()?.execute(
+            "UPDATE regulations SET status = 'RUNNING', started_at = coalesce(started_at, ?3)
+             WHERE workspace_id = ?1 AND id = ?2",
+            params![workspace.0, id, now_text()],
+        )?;
+        found(changed, id)
+    }
+
+    /// Records the final status and report, and erases the subjects (rows overwritten, WAL
+    /// checkpointed and truncated).
+    pub fn finish_regulation(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        status: Status,
+        report: &Value,
+    ) -> Result<(), StoreError> {
+        let connection = self.lock()?;
+        let changed = connection.execute(
+            "UPDATE regulations SET status = ?3, finished_at = ?4, report = ?5, subjects = NULL
+             WHERE workspace_id = ?1 AND id = ?2",
+            params![
+                workspace.0,
+                id,
+                status.as_str(),
+                now_text(),
+                report.to_string()
+            ],
+        )?;
+        found(changed, id)?;
+        truncate_wal(&connection)
+    }
+
+    /// The workspace's digest key, made on first use.
+    pub fn digest_key(&self, workspace: &WorkspaceId) -> Result<Vec<u8>, StoreError> {
+        let connection = self.lock()?;
+        let existing: Option<Vec<u8>> = connection
+            .query_row(
+                "SELECT digest_key FROM digest_keys WHERE workspace_id = ?1",
+                [&workspace.0],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(key) = existing {
+            return Ok(key);
+        }
+        let mut key = vec![0u8; DIGEST_KEY_BYTES];
+        getrandom::fill(&mut key)
+            .map_err(|error| StoreError::Io(std::io::Error::other(error.to_string())))?;
+        connection.execute(
+            "INSERT INTO digest_keys(workspace_id, digest_key) VALUES (?1, ?2)",
+            params![workspace.0, key],
+        )?;
+        Ok(key)
+    }
+
+    /// Suppresses these digests on behalf of a regulation; returns how many were new.
+    pub fn add_suppressions(
+        &self,
+        workspace: &WorkspaceId,
+        regulation_id: &str,
+        digests: &[SubjectDigest],
+    ) -> Result<usize, StoreError> {
+        let mut connection = self.lock()?;
+        let transaction = connection.transaction()?;
+        let mut added = 0;
+        {
+            let mut insert = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO suppressions(workspace_id, digest, regulation_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let now = now_text();
+            for digest in digests {
+                added += insert.execute(params![
+                    workspace.0,
+                    digest.0.as_slice(),
+                    regulation_id,
+                    now
+                ])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(added)
+    }
+
+    /// Lifts the suppressions that hold any of these digests — all of each one's values, so
+    /// unsuppressing a person by one identifier lifts every identifier suppressed with it.
+    /// Returns how many values were lifted.
+    pub fn remove_suppressions(
+        &self,
+        workspace: &WorkspaceId,
+        digests: &[SubjectDigest],
+    ) -> Result<usize, StoreError> {
+        let mut connection = self.lock()?;
+        let transaction = connection.transaction()?;
+        let mut regulations: Vec<String> = Vec::new();
+        {
+            let mut find = transaction.prepare_cached(
+                "SELECT regulation_id FROM suppressions WHERE workspace_id = ?1 AND digest = ?2",
+            )?;
+            for digest in digests {
+                let found: Option<String> = find
+                    .query_row(params![workspace.0, digest.0.as_slice()], |row| row.get(0))
+                    .optional()?;
+                if let Some(id) = found
+                    && !regulations.contains(&id)
+                {
+                    regulations.push(id);
+                }
+            }
+        }
+        let mut removed = 0;
+        for id in &regulations {
+            removed += transaction.execute(
+                "DELETE FROM suppressions WHERE workspace_id = ?1 AND regulation_id = ?2",
+                params![workspace.0, id],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(removed)
+    }
+
+    /// Every suppressed digest of every workspace (loaded by the tracking API).
+    pub fn all_suppressions(&self) -> Result<Vec<(WorkspaceId, SubjectDigest)>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement =
+            connection.prepare_cached("SELECT workspace_id, digest FROM suppressions")?;
+        let rows = statement.query_map([], |row| {
+            let digest: Vec<u8> = row.get(1)?;
+            Ok((WorkspaceId(row.get(0)?), digest))
+        })?;
+        let mut all = Vec::new();
+        for row in rows {
+            let (workspace, bytes) = row?;
+            if let Ok(digest) = <[u8; 16]>::try_from(bytes.as_slice()) {
+                all.push((workspace, SubjectDigest(digest)));
+            }
+        }
+        Ok(all)
+    }
+
+    /// The workspace's suppressions, one per regulation, newest first.
+    pub fn suppressions(&self, workspace: &WorkspaceId) -> Result<Vec<Suppression>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT regulation_id, count(*), min(created_at) FROM suppressions
+             WHERE workspace_id = ?1 GROUP BY regulation_id ORDER BY min(created_at) DESC",
+        )?;
+        let rows = statement.query_map([&workspace.0], |row| {
+            Ok(Suppression {
+                regulation_id: row.get(0)?,
+                values: row.get::<_, i64>(1)? as usize,
+                created_at: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+fn found(changed: usize, id: &str) -> Result<(), StoreError> {
+    if changed == 0 {
+        return Err(StoreError::NotFound {
+            kind: "regulation",
+            id: id.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Folds the WAL into the database and cuts it to nothing, so erased rows (overwritten there
+/// by `secure_delete`) leave no copy in the WAL.
+pub(crate) fn truncate_wal(connection: &Connection) -> Result<(), StoreError> {
+    connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, StateStore, WorkspaceId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let (workspace, _) = store.ensure_default_workspace().unwrap();
+        (dir, store, workspace.id)
+    }
+
+    #[test]
+    fn a_regulation_goes_from_initialized_to_finished_and_forgets_its_subjects() {
+        let (dir, store, ws) = store();
+        let created = store
+            .create_regulation(
+                &ws,
+                "reg_1",
+                RegulationType::SuppressWithDelete,
+                SubjectType::Email,
+                1,
+                b"sealed-subjects-4f9a",
+            )
+            .unwrap();
+        assert_eq!(created.status, Status::Initialized);
+        assert_eq!(store.pending_regulations().unwrap().len(), 1);
+        assert_eq!(
+            store.regulation_subjects(&ws, &created.id).unwrap(),
+            Some(b"sealed-subjects-4f9a".to_vec())
+        );
+        store.start_regulation(&ws, &created.id).unwrap();
+        let running = store.regulation(&ws, &created.id).unwrap().unwrap();
+        assert_eq!(running.status, Status::Running);
+        assert!(running.started_at.is_some());
+        assert_eq!(
+            store.pending_regulations().unwrap().len(),
+            1,
+            "resumed after a crash"
+        );
+
+        let report = json!({"stores": [{"store": "log", "erased": 3}]});
+        store
+            .finish_regulation(&ws, &created.id, Status::Finished, &report)
+            .unwrap();
+        let done = store.regulation(&ws, &created.id).unwrap().unwrap();
+        assert_eq!(done.status, Status::Finished);
+        assert_eq!(done.report, Some(report));
+        assert!(store.pending_regulations().unwrap().is_empty());
+        assert_eq!(store.regulation_subjects(&ws, &created.id).unwrap(), None);
+        // The sealed subjects are gone from the files, not only from the row.
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(20).any(|w| w == b"sealed-subjects-4f9a"));
+        }
+    }
+
+    #[test]
+    fn regulations_are_scoped_to_their_workspace() {
+        let (_dir, store, ws) = store();
+        let other = store.create_workspace("other").unwrap().id;
+        let created = store
+            .create_regulation(
+                &ws,
+                "reg_2",
+                RegulationType::DeleteOnly,
+                SubjectType::UserId,
+                2,
+                b"x",
+            )
+            .unwrap();
+        assert!(store.regulation(&other, &created.id).unwrap().is_none());
+        assert!(store.regulations(&other, 10).unwrap().is_empty());
+        assert!(
+            store
+                .regulation_subjects(&other, &created.id)
+                .unwrap()
+                .is_none()
+        );
+        assert!(matches!(
+            store.start_regulation(&other, &created.id),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert_eq!(store.regulations(&ws, 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn unsuppressing_one_value_lifts_the_whole_suppression() {
+        let (_dir, store, ws) = store();
+        let other = store.create_workspace("other").unwrap().id;
+        let key = store.digest_key(&ws).unwrap();
+        assert_eq!(key, store.digest_key(&ws).unwrap(), "stable");
+        assert_ne!(key, store.digest_key(&other).unwrap(), "per workspace");
+        let d = |value: &str| sluice_privacy::regulation::digest(&key, &ws.0, value);
+        let person = [d("u1"), d("anon-1"), d("jane@example.com")];
+        assert_eq!(store.add_suppressions(&ws, "reg_a", &person).unwrap(), 3);
+        assert_eq!(store.add_suppressions(&ws, "reg_b", &[d("u2")]).unwrap(), 1);
+        assert_eq!(
+            store.add_suppressions(&other, "reg_c", &[d("u1")]).unwrap(),
+            1
+        );
+        assert_eq!(store.all_suppressions().unwrap().len(), 5);
+        let listed = store.suppressions(&ws).unwrap();
+        assert_eq!(listed.len(), 2);
+
+        assert_eq!(store.remove_suppressions(&ws, &[d("anon-1")]).unwrap(), 3);
+        let left: Vec<_> = store.all_suppressions().unwrap();
+        assert_eq!(left.len(), 2);
+        assert!(left.contains(&(ws.clone(), d("u2"))));
+        assert!(
+            left.contains(&(other.clone(), d("u1"))),
+            "other workspace untouched"
+        );
+        assert_eq!(store.remove_suppressions(&ws, &[d("nobody")]).unwrap(), 0);
+    }
+}
