@@ -61,9 +61,28 @@ def call(method, path, body=None):
     with urllib.request.urlopen(request, timeout=300) as response:
         return json.loads(response.read())
 
+M64 = (1 << 64) - 1
+
+def mix(x):
+    # splitmix64, as `loadgen identity-fill` spreads events over people.
+    x = (x + 0x9E3779B97F4A7C15) & M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & M64
+    return x ^ (x >> 31)
+
+# People whose email was sent (an identify call: `roll < 15` in the generator), spread
+# through the log.
+subjects = []
+n = events // 3
+while len(subjects) < rounds and n < events:
+    if mix(n ^ 0x8CB92BA72F3D8DD7) % 100 < 15 and mix(n) % people not in subjects:
+        subjects.append(mix(n) % people)
+        n += events // 10
+    else:
+        n += 1
+
 rows = []
-for round in range(rounds):
-    person = (round * 7919 + 17) % people
+for person in subjects:
     email = f"p{person}@example.com"
     started = time.monotonic()
     made = call("POST", "/api/v1/regulations",

@@ -22,4 +22,7 @@ pub mod window;
 
 pub use backoff::Backoff;
 pub use engine::Engine;
-pub use runner::{Attempt, DestinationSpec, EventFilter, Options, Shared, Status, consumer_name};
+pub use runner::{
+    Attempt, Consent, DestinationSpec, EventFilter, OptedOut, Options, Shared, Status,
+    consumer_name,
+};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_destinations::{Adapter, Outgoing, Verdict};
+use sluice_privacy::consent::{self, DestinationConsent};
 use sluice_store::{
     DeadLetter, DeliveryStore, EventLog, NewDeadLetter, NewEvent, Replay, ReplayState, Seq,
     SourceScope, StoredEvent, WorkspaceId,
@@ -69,7 +70,22 @@ pub struct DestinationSpec {
     pub sources: Vec<String>,
     pub adapter: Arc<dyn Adapter>,
     pub filter: Option<EventFilter>,
+    pub consent: Consent,
     pub options: Options,
+}
+
+/// Whether an event's person opted out of sale and sharing.
+pub type OptedOut = Arc<dyn Fn(&NewEvent) -> bool + Send + Sync>;
+
+/// The consent rules a destination applies before anything else (see
+/// `sluice_privacy::consent`).
+#[derive(Clone, Default)]
+pub struct Consent {
+    pub destination: DestinationConsent,
+    /// The workspace requires a consent object for categorised destinations.
+    pub require_consent: bool,
+    /// Asked of advertising destinations only.
+    pub opted_out: Option<OptedOut>,
 }
 
 /// The consumer name of a destination's cursors in the log.
@@ -403,7 +419,10 @@ impl Runner {
         let body = &event.event.body;
         // Parsing is the costliest step per event: skipped when neither the `integrations`
         // object nor a filter needs it (an adapter may still parse, e.g. to map fields).
-        let needs_value = self.spec.filter.is_some() || body.contains("\"integrations\"");
+        let consent = &self.spec.consent;
+        let needs_value = self.spec.filter.is_some()
+            || consent::applies(&consent.destination)
+            || body.contains("\"integrations\"");
         let mut value = None;
         if needs_value {
             let parsed: Value = match serde_json::from_str(body) {
@@ -414,6 +433,26 @@ impl Runner {
                     return;
                 }
             };
+            // Consent comes first; the integrations object can still keep a consented event
+            // away.
+            if consent::applies(&consent.destination) {
+                let opted_out = consent.destination.advertising
+                    && consent
+                        .opted_out
+                        .as_ref()
+                        .is_some_and(|opted_out| opted_out(&event.event));
+                let decided = consent::check(
+                    &parsed,
+                    &consent.destination,
+                    consent.require_consent,
+                    opted_out,
+                );
+                if let Err(refusal) = decided {
+                    self.window.skip(stream, seq);
+                    self.count_filtered(refusal.as_str());
+                    return;
+                }
+            }
             if !enabled_by_integrations(&parsed, &self.spec.integration_name) {
                 self.window.skip(stream, seq);
                 self.count_filtered("integrations");

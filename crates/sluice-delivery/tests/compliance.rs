@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_delivery::{Backoff, DestinationSpec, Engine, Options, Shared, Status};
+use sluice_delivery::{Backoff, Consent, DestinationSpec, Engine, Options, Shared, Status};
 use sluice_destinations::testkit::{FakeTool, Tool};
 use sluice_store::{DeliveryStore, EventLog, NewEvent, SqliteLog, SqliteLogConfig, WorkspaceId};
 
@@ -66,6 +66,7 @@ async fn start(fake: &FakeTool, tool: Tool) -> Run {
             sources: vec![SOURCE.into()],
             adapter: Arc::from(adapter),
             filter: None,
+            consent: Consent::default(),
             options: Options {
                 backoff: Backoff {
                     base: Duration::from_millis(20),

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use sluice_delivery::{Backoff, DestinationSpec, Engine, Options, Shared, consumer_name};
+use sluice_delivery::{Backoff, Consent, DestinationSpec, Engine, Options, Shared, consumer_name};
 use sluice_destinations::contract::classify_status;
 use sluice_destinations::{
     Adapter, HttpRequest, HttpResponse, Method, Outgoing, Plan, Planned, Verdict,
@@ -225,6 +225,7 @@ fn spec(id: &str, url: &str, batch: usize, options: Options) -> DestinationSpec 
             batch,
         }),
         filter: None,
+        consent: Consent::default(),
         options,
     }
 }

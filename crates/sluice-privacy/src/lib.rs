@@ -1,21 +1,28 @@
 //! Privacy building blocks for Sluice.
 //!
+//! - [`consent`] — whether an event may reach a destination: Segment's category rules, a
+//!   workspace that requires consent, Global Privacy Control and "do not sell" opt-outs for
+//!   advertising and sale destinations.
 //! - [`pii`] — which fields of an event hold personal or secret data (emails, phones, cards,
 //!   SSNs, IBANs, IP addresses, dates of birth, secrets), by key and by value.
 //! - [`regulation`] — suppression and deletion requests in Segment's shapes (types, subjects,
 //!   statuses), and the keyed digests a suppression keeps instead of identifiers.
+//! - [`settings`] — a workspace's privacy settings (`require_consent`).
 //! - [`vault`] — secrets at rest: AES-256-GCM envelopes sealed under a ring of master keys
 //!   that can rotate, bound to the row they belong to by associated data.
 //!
 //! Architecture invariant: key material never prints (`Debug` is redacted, there is no
 //! `Display`) and is zeroed when dropped.
 
+pub mod consent;
 pub mod pii;
 pub mod regulation;
+pub mod settings;
 pub mod vault;
 
 pub use pii::{Finding, PiiClass, classify, scan};
 pub use regulation::{
     RegulationError, RegulationRequest, RegulationType, Status, SubjectDigest, SubjectType,
 };
+pub use settings::PrivacySettings;
 pub use vault::{KeyId, KeyRing, MasterKey, Vault, VaultError};

@@ -246,40 +246,22 @@ impl RegulationRequest {
         let Some(object) = body.as_object() else {
             return Err(invalid("body", "expected a JSON object"));
         };
-        for key in object.keys() {
-            if !matches!(
-                key.as_str(),
-                "regulationType" | "subjectType" | "subjectIds"
-            ) {
-                return Err(invalid(key.clone(), "unknown field"));
-            }
-        }
-        let names = |all: &[&str]| all.join(", ");
         let regulation_type = match object.get("regulationType").and_then(Value::as_str) {
             Some(text) => RegulationType::parse(text).ok_or_else(|| {
                 let all: Vec<&str> = RegulationType::ALL.iter().map(|t| t.as_str()).collect();
-                invalid("regulationType", format!("expected one of {}", names(&all)))
+                invalid(
+                    "regulationType",
+                    format!("expected one of {}", all.join(", ")),
+                )
             })?,
             None => return Err(invalid("regulationType", "required string")),
         };
-        let subject_type = match object.get("subjectType").and_then(Value::as_str) {
-            Some(text) => SubjectType::parse(text).ok_or_else(|| {
-                let all: Vec<&str> = SubjectType::ALL.iter().map(|t| t.as_str()).collect();
-                invalid("subjectType", format!("expected one of {}", names(&all)))
-            })?,
-            None => return Err(invalid("subjectType", "required string")),
-        };
-        let Some(ids) = object.get("subjectIds").and_then(Value::as_array) else {
-            return Err(invalid("subjectIds", "required array of strings"));
-        };
-        let mut texts = Vec::with_capacity(ids.len());
-        for (index, id) in ids.iter().enumerate() {
-            let Some(text) = id.as_str() else {
-                return Err(invalid(format!("subjectIds[{index}]"), "expected a string"));
-            };
-            texts.push(text);
-        }
-        RegulationRequest::new(regulation_type, subject_type, &texts)
+        let (subject_type, subjects) = subjects_from_json(body, &["regulationType"])?;
+        Ok(RegulationRequest {
+            regulation_type,
+            subject_type,
+            subjects,
+        })
     }
 
     /// Checks the subject ids against the subject type.
@@ -288,34 +270,73 @@ impl RegulationRequest {
         subject_type: SubjectType,
         ids: &[&str],
     ) -> Result<RegulationRequest, RegulationError> {
-        if ids.is_empty() {
-            return Err(invalid("subjectIds", "at least one subject id is required"));
-        }
-        if ids.len() > MAX_SUBJECTS {
-            return Err(invalid(
-                "subjectIds",
-                format!("at most {MAX_SUBJECTS} subject ids per regulation"),
-            ));
-        }
-        let mut subjects: Vec<Identifier> = Vec::with_capacity(ids.len());
-        for (index, id) in ids.iter().enumerate() {
-            let Some(identifier) = subject_type.identifier(id) else {
-                let expected = match subject_type {
-                    SubjectType::Identifier => "expected type:value with a valid type",
-                    _ => "expected a non-empty id of at most 1000 bytes",
-                };
-                return Err(invalid(format!("subjectIds[{index}]"), expected));
-            };
-            if !subjects.contains(&identifier) {
-                subjects.push(identifier);
-            }
-        }
         Ok(RegulationRequest {
             regulation_type,
             subject_type,
-            subjects,
+            subjects: subjects(subject_type, ids)?,
         })
     }
+}
+
+/// Reads `{subjectType, subjectIds}` from a body that may also hold the `other` fields (any
+/// other field is refused): the subjects of a regulation or an opt-out.
+pub fn subjects_from_json(
+    body: &Value,
+    other: &[&str],
+) -> Result<(SubjectType, Vec<Identifier>), RegulationError> {
+    let Some(object) = body.as_object() else {
+        return Err(invalid("body", "expected a JSON object"));
+    };
+    for key in object.keys() {
+        if !matches!(key.as_str(), "subjectType" | "subjectIds") && !other.contains(&key.as_str()) {
+            return Err(invalid(key.clone(), "unknown field"));
+        }
+    }
+    let subject_type = match object.get("subjectType").and_then(Value::as_str) {
+        Some(text) => SubjectType::parse(text).ok_or_else(|| {
+            let all: Vec<&str> = SubjectType::ALL.iter().map(|t| t.as_str()).collect();
+            invalid("subjectType", format!("expected one of {}", all.join(", ")))
+        })?,
+        None => return Err(invalid("subjectType", "required string")),
+    };
+    let Some(ids) = object.get("subjectIds").and_then(Value::as_array) else {
+        return Err(invalid("subjectIds", "required array of strings"));
+    };
+    let mut texts = Vec::with_capacity(ids.len());
+    for (index, id) in ids.iter().enumerate() {
+        let Some(text) = id.as_str() else {
+            return Err(invalid(format!("subjectIds[{index}]"), "expected a string"));
+        };
+        texts.push(text);
+    }
+    Ok((subject_type, subjects(subject_type, &texts)?))
+}
+
+/// The identifiers the ids name, in order, without repeats.
+fn subjects(subject_type: SubjectType, ids: &[&str]) -> Result<Vec<Identifier>, RegulationError> {
+    if ids.is_empty() {
+        return Err(invalid("subjectIds", "at least one subject id is required"));
+    }
+    if ids.len() > MAX_SUBJECTS {
+        return Err(invalid(
+            "subjectIds",
+            format!("at most {MAX_SUBJECTS} subject ids per request"),
+        ));
+    }
+    let mut subjects: Vec<Identifier> = Vec::with_capacity(ids.len());
+    for (index, id) in ids.iter().enumerate() {
+        let Some(identifier) = subject_type.identifier(id) else {
+            let expected = match subject_type {
+                SubjectType::Identifier => "expected type:value with a valid type",
+                _ => "expected a non-empty id of at most 1000 bytes",
+            };
+            return Err(invalid(format!("subjectIds[{index}]"), expected));
+        };
+        if !subjects.contains(&identifier) {
+            subjects.push(identifier);
+        }
+    }
+    Ok(subjects)
 }
 
 /// A keyed hash of one identifier value in one workspace: what a suppression keeps.

@@ -11,13 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_delivery::{DestinationSpec, Engine, Options};
+use sluice_delivery::{Consent, DestinationSpec, Engine, OptedOut, Options};
 use sluice_fql::DestinationFilter;
-use sluice_privacy::Vault;
-use sluice_store::{DeliveryStore, Destination, StateStore};
+use sluice_privacy::consent::DestinationConsent;
+use sluice_privacy::{PrivacySettings, Vault};
+use sluice_store::{DeliveryStore, Destination, NewEvent, StateStore, WorkspaceId};
 use tokio::sync::Mutex;
 
 use crate::admin::destinations::open_settings;
+use crate::privacy::lists::Lists;
 
 /// How often the store is compared with what runs.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
@@ -28,7 +30,10 @@ pub struct Deliveries {
     pub store: Arc<DeliveryStore>,
     state: Arc<StateStore>,
     vault: Arc<Vault>,
-    /// Running destination id → the `updated_at` it was started with.
+    /// People who opted out of sale and sharing (read by advertising destinations).
+    pub do_not_sell: Arc<Lists>,
+    /// Running destination id → the version it was started with (its `updated_at` and its
+    /// workspace's privacy settings' `updated_at`).
     running: Mutex<HashMap<String, String>>,
 }
 
@@ -38,12 +43,14 @@ impl Deliveries {
         store: Arc<DeliveryStore>,
         state: Arc<StateStore>,
         vault: Arc<Vault>,
+        do_not_sell: Arc<Lists>,
     ) -> Deliveries {
         Deliveries {
             engine,
             store,
             state,
             vault,
+            do_not_sell,
             running: Mutex::new(HashMap::new()),
         }
     }
@@ -53,10 +60,18 @@ impl Deliveries {
         let state = Arc::clone(&self.state);
         let destinations = match tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
+            let mut privacy: HashMap<WorkspaceId, (PrivacySettings, Option<String>)> =
+                HashMap::new();
             for destination in state.all_enabled_destinations()? {
                 let filters =
                     state.destination_filters(&destination.workspace_id, &destination.id.0)?;
-                found.push((destination, filters));
+                let workspace = destination.workspace_id.clone();
+                if !privacy.contains_key(&workspace) {
+                    let settings = state.privacy_settings(&workspace)?;
+                    privacy.insert(workspace.clone(), settings);
+                }
+                let (settings, saved_at) = privacy[&workspace].clone();
+                found.push((destination, filters, settings, saved_at));
             }
             Ok::<_, sluice_store::StoreError>(found)
         })
@@ -71,23 +86,39 @@ impl Deliveries {
         };
         let mut running = self.running.lock().await;
         let mut wanted = HashMap::new();
-        for (destination, filters) in destinations {
+        for (destination, filters, privacy, privacy_saved_at) in destinations {
             let id = destination.id.0.clone();
-            wanted.insert(id.clone(), destination.updated_at.clone());
-            if running.get(&id) == Some(&destination.updated_at) {
+            let version = format!(
+                "{}|{}",
+                destination.updated_at,
+                privacy_saved_at.unwrap_or_default()
+            );
+            wanted.insert(id.clone(), version.clone());
+            if running.get(&id) == Some(&version) {
                 continue;
             }
-            match spec_for(&destination, &filters, &self.vault) {
+            let consent = Consent {
+                destination: DestinationConsent {
+                    categories: destination.consent_categories.clone(),
+                    advertising: destination.advertising,
+                },
+                require_consent: privacy.require_consent,
+                opted_out: Some(opted_out_checker(
+                    Arc::clone(&self.do_not_sell),
+                    destination.workspace_id.clone(),
+                )),
+            };
+            match spec_for(&destination, &filters, consent, &self.vault) {
                 Ok(spec) => {
                     tracing::info!(destination = %id, kind = %destination.kind, "delivering");
                     self.engine.upsert(spec).await;
-                    running.insert(id, destination.updated_at.clone());
+                    running.insert(id, version);
                 }
                 Err(error) => {
                     // Not retried until the destination changes: the settings are what they are.
                     tracing::error!(destination = %id, %error, "destination cannot run");
                     self.engine.remove(&id).await;
-                    running.insert(id, destination.updated_at.clone());
+                    running.insert(id, version);
                 }
             }
         }
@@ -119,9 +150,20 @@ impl Deliveries {
 }
 
 /// What the engine needs for one destination: settings opened, adapter built, filters parsed.
+/// Whether an event's person is on the workspace's "do not sell" list, read at each call (the
+/// list changes while destinations run).
+fn opted_out_checker(lists: Arc<Lists>, workspace: WorkspaceId) -> OptedOut {
+    Arc::new(move |event: &NewEvent| {
+        lists
+            .checker(&workspace)
+            .is_some_and(|checker| checker.holds(event))
+    })
+}
+
 fn spec_for(
     destination: &Destination,
     filters: &[Value],
+    consent: Consent,
     vault: &Vault,
 ) -> Result<DestinationSpec, String> {
     let settings = open_settings(vault, destination).map_err(|e| e.to_string())?;
@@ -151,6 +193,7 @@ fn spec_for(
         sources: destination.sources.clone(),
         adapter: Arc::from(adapter),
         filter,
+        consent,
         options: Options {
             max_in_flight: delivery.max_in_flight as usize,
             rate_limit: delivery.rate_limit_per_sec.map(f64::from),

@@ -20,8 +20,8 @@ use sluice_delivery::{Engine, Shared};
 use sluice_privacy::{KeyId, MasterKey, Vault};
 use sluice_spec::Limits;
 use sluice_store::{
-    AdminToken, DeliveryStore, EventLog, ProfileStore, SqliteLog, SqliteLogConfig, StateStore,
-    StoreError, Workspace,
+    AdminToken, DeliveryStore, EventLog, PersonList, ProfileStore, SqliteLog, SqliteLogConfig,
+    StateStore, StoreError, Workspace,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,6 +32,7 @@ use crate::config::{self, Config, MasterKeyError};
 use crate::delivery::Deliveries;
 use crate::error::ApiError;
 use crate::privacy::Privacy;
+use crate::privacy::lists::Lists;
 use crate::profiles::{self, Profiles};
 use crate::tracking::auth::KeyCache;
 use crate::{admin, health, telemetry, tracking};
@@ -218,11 +219,16 @@ impl App {
             log: shared_log,
             store: Arc::clone(&delivery_store),
         });
+        let suppressed = Arc::new(Lists::new(PersonList::Suppressed));
+        suppressed.reload(&state)?;
+        let do_not_sell = Arc::new(Lists::new(PersonList::DoNotSell));
+        do_not_sell.reload(&state)?;
         let deliveries = Arc::new(Deliveries::new(
             engine,
             delivery_store,
             Arc::clone(&state),
             Arc::clone(&vault),
+            do_not_sell,
         ));
 
         let profile_store = Arc::new(ProfileStore::open(&config.data_dir.join("profiles.db"))?);
@@ -240,7 +246,8 @@ impl App {
             Arc::clone(&deliveries),
             Arc::clone(&vault),
             config.data_dir.clone(),
-        )?);
+            suppressed,
+        ));
 
         let listener =
             TcpListener::bind(config.listen)
@@ -423,6 +430,18 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/api/v1/regulations/{id}", get(admin::privacy::show))
         .route("/api/v1/suppressions", get(admin::privacy::suppressions))
         .route("/api/v1/privacy/verify", post(admin::privacy::verify))
+        .route(
+            "/api/v1/privacy/settings",
+            get(admin::privacy::settings).put(admin::privacy::set_settings),
+        )
+        .route(
+            "/api/v1/privacy/do-not-sell",
+            get(admin::privacy::opt_outs).post(admin::privacy::opt_out),
+        )
+        .route(
+            "/api/v1/privacy/do-not-sell/remove",
+            post(admin::privacy::opt_in),
+        )
         .route(
             "/v1/spaces/{space}/collections/{collection}/profiles/{id}/traits",
             get(profiles::api::traits),

@@ -49,7 +49,14 @@ pub struct Receipt {
     pub client_ip: Option<IpAddr>,
     /// A `SentAt` request header (the RudderStack browser SDK sends one).
     pub header_sent_at: Option<OffsetDateTime>,
+    /// The browser sent `Sec-GPC: 1` (Global Privacy Control): recorded in every message as
+    /// `context.globalPrivacyControl: true`, which keeps it from advertising and sale
+    /// destinations.
+    pub global_privacy_control: bool,
 }
+
+/// The `context` field that records a Global Privacy Control signal.
+pub const GLOBAL_PRIVACY_CONTROL: &str = "globalPrivacyControl";
 
 /// A normalized message, ready for the log.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,14 +148,17 @@ pub fn normalize(
         Some(ip) if !has_ip => Some(ip.to_string()),
         _ => None,
     };
-    ours[7] = merged_object(
-        context.as_ref(),
-        envelope.context.as_ref(),
-        fill_ip.as_deref(),
-    )?;
+    let mut added: Vec<(&str, Vec<u8>)> = Vec::new();
+    if let Some(ip) = fill_ip {
+        added.push(("ip", json(&ip)?));
+    }
+    if receipt.global_privacy_control {
+        added.push((GLOBAL_PRIVACY_CONTROL, b"true".to_vec()));
+    }
+    ours[7] = merged_object(context.as_ref(), envelope.context.as_ref(), &added)?;
     if envelope.integrations.is_some() {
         let integrations = read_object(&object, "integrations")?;
-        ours[8] = merged_object(integrations.as_ref(), envelope.integrations.as_ref(), None)?;
+        ours[8] = merged_object(integrations.as_ref(), envelope.integrations.as_ref(), &[])?;
     }
 
     let mut out = Vec::with_capacity(message.len() + 256);
@@ -243,18 +253,19 @@ fn read_object<'a>(
 fn merged_object(
     own: Option<&RawObject>,
     defaults: Option<&Map<String, Value>>,
-    ip: Option<&str>,
+    added: &[(&str, Vec<u8>)],
 ) -> Result<Option<Vec<u8>>, Rejection> {
     let defaults = defaults.filter(|map| !map.is_empty());
-    if defaults.is_none() && ip.is_none() {
+    if defaults.is_none() && added.is_empty() {
         return Ok(None);
     }
+    let is_added = |key: &str| added.iter().any(|(name, _)| *name == key);
     let mut out = Vec::with_capacity(256);
     out.push(b'{');
     if let Some(own) = own {
         for (key, raw) in &own.fields {
-            // A null ip is replaced by the one we fill in.
-            if ip.is_some() && key == "ip" {
+            // A field Sluice adds replaces the client's (a null ip, a GPC flag).
+            if is_added(key) {
                 continue;
             }
             push_field(&mut out, key, raw.get().as_bytes())?;
@@ -263,14 +274,13 @@ fn merged_object(
     if let Some(defaults) = defaults {
         for (key, value) in defaults {
             let own_has = own.is_some_and(|own| own.get(key).is_some());
-            let replaced_ip = ip.is_some() && key == "ip";
-            if !own_has && !replaced_ip {
+            if !own_has && !is_added(key) {
                 push_field(&mut out, key, &json(value)?)?;
             }
         }
     }
-    if let Some(ip) = ip {
-        push_field(&mut out, "ip", &json(ip)?)?;
+    for (key, value) in added {
+        push_field(&mut out, key, value)?;
     }
     out.push(b'}');
     Ok(Some(out))

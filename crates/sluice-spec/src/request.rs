@@ -263,6 +263,7 @@ mod tests {
             received_at: time::OffsetDateTime::UNIX_EPOCH,
             client_ip: None,
             header_sent_at: None,
+            global_privacy_control: false,
         };
         let mut codes = Vec::new();
         for message in &parsed.messages {

@@ -184,6 +184,9 @@ pub struct Destination {
     pub enabled: bool,
     pub settings: StoredSettings,
     pub consent_categories: Vec<String>,
+    /// The destination uses data for advertising, or sells or shares it: events with a
+    /// Global Privacy Control signal and people who opted out of sale never reach it.
+    pub advertising: bool,
     pub delivery: DeliveryOptions,
     /// Ids of the connected sources, sorted.
     pub sources: Vec<String>,
@@ -201,6 +204,7 @@ pub struct NewDestination {
     pub enabled: bool,
     pub settings: StoredSettings,
     pub consent_categories: Vec<String>,
+    pub advertising: bool,
     pub delivery: DeliveryOptions,
     /// Source ids of the same workspace.
     pub sources: Vec<String>,
@@ -214,12 +218,28 @@ pub struct DestinationChange {
     pub enabled: Option<bool>,
     pub settings: Option<StoredSettings>,
     pub consent_categories: Option<Vec<String>>,
+    pub advertising: Option<bool>,
     pub delivery: Option<DeliveryOptions>,
     pub sources: Option<Vec<String>>,
 }
 
 const COLUMNS: &str = "id, workspace_id, name, kind, enabled, settings_plain, settings_sealed, \
-                       sealed_fields, consent_categories, delivery, created_at, updated_at";
+                       sealed_fields, consent_categories, delivery, created_at, updated_at, advertising";
+
+/// Brings a `destinations` table of an older layout up to date.
+pub(crate) fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    let has_advertising: i64 = connection.query_row(
+        "SELECT count(*) FROM pragma_table_info('destinations') WHERE name = 'advertising'",
+        [],
+        |row| row.get(0),
+    )?;
+    if has_advertising == 0 {
+        connection.execute_batch(
+            "ALTER TABLE destinations ADD COLUMN advertising INTEGER NOT NULL DEFAULT 0",
+        )?;
+    }
+    Ok(())
+}
 
 const MAX_CATEGORIES: usize = 50;
 
@@ -251,6 +271,7 @@ fn row_to_destination(row: &rusqlite::Row<'_>) -> rusqlite::Result<Destination> 
             sealed_fields: json_column(row, 7)?,
         },
         consent_categories: json_column(row, 8)?,
+        advertising: row.get(12)?,
         delivery: json_column(row, 9)?,
         sources: Vec::new(),
         created_at: row.get(10)?,
@@ -457,7 +478,7 @@ impl StateStore {
         let mut connection = self.lock()?;
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let inserted = transaction.execute(
-            &format!("INSERT INTO destinations({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"),
+            &format!("INSERT INTO destinations({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)"),
             params![
                 new.id.0,
                 workspace.0,
@@ -470,6 +491,7 @@ impl StateStore {
                 to_json(&categories)?,
                 to_json(&new.delivery)?,
                 now,
+                new.advertising,
             ],
         );
         if let Err(error) = inserted {
@@ -581,7 +603,8 @@ fn apply(
     let settings = change.settings.as_ref().unwrap_or(&current.settings);
     let updated = connection.execute(
         "UPDATE destinations SET name = ?1, enabled = ?2, settings_plain = ?3, settings_sealed = ?4,
-             sealed_fields = ?5, consent_categories = ?6, delivery = ?7, updated_at = ?8
+             sealed_fields = ?5, consent_categories = ?6, delivery = ?7, updated_at = ?8,
+             advertising = ?11
          WHERE workspace_id = ?9 AND id = ?10",
         params![
             name,
@@ -594,6 +617,7 @@ fn apply(
             now_text(),
             current.workspace_id.0,
             current.id.0,
+            change.advertising.unwrap_or(current.advertising),
         ],
     );
     if let Err(error) = updated {
@@ -635,6 +659,7 @@ mod tests {
             enabled: true,
             settings: settings(b"sealed-bytes"),
             consent_categories: vec!["analytics".into()],
+            advertising: false,
             delivery: DeliveryOptions::default(),
             sources,
         }

@@ -45,6 +45,6 @@ pub use identity::ProfileTokenInfo;
 pub use log::sqlite::{SqliteLog, SqliteLogConfig};
 pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
 pub use profiles::{INGEST_BATCH, ProfileStore};
-pub use regulations::{Regulation, Suppression};
+pub use regulations::{ListEntry, PersonList, Regulation};
 pub use secret::{AdminToken, KeyHash, ProfileToken, WriteKey};
 pub use state::{Source, SourceAuth, StateStore, Workspace, WorkspaceId};

@@ -1,15 +1,17 @@
-//! Regulations (suppression and deletion requests) and suppressions, in `state.db`.
+//! Regulations (suppression and deletion requests) and the lists of people they and the
+//! opt-outs make (suppressed; "do not sell or share"), in `state.db`.
 //!
 //! A regulation's subjects are personal data: the store keeps them only sealed (the caller
 //! seals them with the vault), and only until the regulation is done; then they are erased
-//! (`secure_delete`, WAL truncated) and only counts and the report remain. A suppression keeps
-//! keyed digests of the person's identifier values ([`SubjectDigest`]), never the values; the
-//! digest key is random per workspace.
+//! (`secure_delete`, WAL truncated) and only counts and the report remain. A list of people
+//! ([`PersonList`]) keeps keyed digests of each person's identifier values ([`SubjectDigest`]),
+//! never the values, grouped by the entry (regulation or opt-out) that added them; the digest
+//! key is random per workspace.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use sluice_privacy::regulation::DIGEST_KEY_BYTES;
-use sluice_privacy::{RegulationType, Status, SubjectDigest, SubjectType};
+use sluice_privacy::{PrivacySettings, RegulationType, Status, SubjectDigest, SubjectType};
 
 use crate::state::{StateStore, now_text, random_id};
 use crate::{StoreError, WorkspaceId};
@@ -29,13 +31,19 @@ CREATE TABLE IF NOT EXISTS regulations (
     report TEXT
 );
 CREATE INDEX IF NOT EXISTS regulations_by_workspace ON regulations(workspace_id, created_at);
-CREATE TABLE IF NOT EXISTS suppressions (
+CREATE TABLE IF NOT EXISTS person_lists (
     workspace_id TEXT NOT NULL,
+    list TEXT NOT NULL,
     digest BLOB NOT NULL,
-    regulation_id TEXT NOT NULL,
+    entry_id TEXT NOT NULL,
     created_at TEXT NOT NULL,
-    PRIMARY KEY (workspace_id, digest)
+    PRIMARY KEY (workspace_id, list, digest)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS privacy_settings (
+    workspace_id TEXT PRIMARY KEY,
+    settings TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS digest_keys (
     workspace_id TEXT PRIMARY KEY,
     digest_key BLOB NOT NULL
@@ -58,11 +66,29 @@ pub struct Regulation {
     pub report: Option<Value>,
 }
 
-/// A suppression as listed: the regulation that made it and how many identifier values it
-/// stops.
+/// A list of people, kept as digests of their identifier values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PersonList {
+    /// Their events are refused at the tracking API.
+    Suppressed,
+    /// They opted out of sale and sharing: advertising and sale destinations get nothing.
+    DoNotSell,
+}
+
+impl PersonList {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PersonList::Suppressed => "suppressed",
+            PersonList::DoNotSell => "do_not_sell",
+        }
+    }
+}
+
+/// An entry of a list: the regulation or opt-out that added it and how many identifier
+/// values it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Suppression {
-    pub regulation_id: String,
+pub struct ListEntry {
+    pub entry_id: String,
     pub values: usize,
     pub created_at: String,
 }
@@ -99,6 +125,11 @@ fn row_to_regulation(row: &rusqlite::Row<'_>) -> rusqlite::Result<Regulation> {
 /// it.
 pub fn new_regulation_id() -> Result<String, StoreError> {
     random_id("reg_")
+}
+
+/// A new opt-out entry id (`opt_…`).
+pub fn new_opt_out_id() -> Result<String, StoreError> {
+    random_id("opt_")
 }
 
 impl StateStore {
@@ -238,6 +269,50 @@ impl StateStore {
         truncate_wal(&connection)
     }
 
+    /// The workspace's privacy settings (the defaults until saved) and when they were saved.
+    pub fn privacy_settings(
+        &self,
+        workspace: &WorkspaceId,
+    ) -> Result<(PrivacySettings, Option<String>), StoreError> {
+        let stored: Option<(String, String)> = self
+            .lock()?
+            .query_row(
+                "SELECT settings, updated_at FROM privacy_settings WHERE workspace_id = ?1",
+                [&workspace.0],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .optional()?;
+        match stored {
+            None => Ok((PrivacySettings::default(), None)),
+            Some((text, at)) => {
+                let settings = serde_json::from_str(&text).map_err(|e| StoreError::Invalid {
+                    field: "privacy_settings",
+                    message: format!("stored settings are unreadable: {e}"),
+                })?;
+                Ok((settings, Some(at)))
+            }
+        }
+    }
+
+    /// Saves the workspace's privacy settings.
+    pub fn set_privacy_settings(
+        &self,
+        workspace: &WorkspaceId,
+        settings: &PrivacySettings,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(settings).map_err(|e| StoreError::Invalid {
+            field: "privacy_settings",
+            message: e.to_string(),
+        })?;
+        self.lock()?.execute(
+            "INSERT INTO privacy_settings(workspace_id, settings, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(workspace_id) DO UPDATE SET settings = excluded.settings,
+                 updated_at = excluded.updated_at",
+            params![workspace.0, text, now_text()],
+        )?;
+        Ok(())
+    }
+
     /// The workspace's digest key, made on first use.
     pub fn digest_key(&self, workspace: &WorkspaceId) -> Result<Vec<u8>, StoreError> {
         let connection = self.lock()?;
@@ -261,11 +336,12 @@ impl StateStore {
         Ok(key)
     }
 
-    /// Suppresses these digests on behalf of a regulation; returns how many were new.
-    pub fn add_suppressions(
+    /// Adds a person's digests to a list, as one entry; returns how many were new.
+    pub fn add_to_list(
         &self,
         workspace: &WorkspaceId,
-        regulation_id: &str,
+        list: PersonList,
+        entry_id: &str,
         digests: &[SubjectDigest],
     ) -> Result<usize, StoreError> {
         let mut connection = self.lock()?;
@@ -273,15 +349,16 @@ impl StateStore {
         let mut added = 0;
         {
             let mut insert = transaction.prepare_cached(
-                "INSERT OR IGNORE INTO suppressions(workspace_id, digest, regulation_id, created_at)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT OR IGNORE INTO person_lists(workspace_id, list, digest, entry_id, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             let now = now_text();
             for digest in digests {
                 added += insert.execute(params![
                     workspace.0,
+                    list.as_str(),
                     digest.0.as_slice(),
-                    regulation_id,
+                    entry_id,
                     now
                 ])?;
             }
@@ -290,49 +367,57 @@ impl StateStore {
         Ok(added)
     }
 
-    /// Lifts the suppressions that hold any of these digests — all of each one's values, so
-    /// unsuppressing a person by one identifier lifts every identifier suppressed with it.
-    /// Returns how many values were lifted.
-    pub fn remove_suppressions(
+    /// Removes from a list the entries that hold any of these digests — all of each entry's
+    /// values, so taking a person off by one identifier takes off every identifier added with
+    /// it. Returns how many values were removed.
+    pub fn remove_from_list(
         &self,
         workspace: &WorkspaceId,
+        list: PersonList,
         digests: &[SubjectDigest],
     ) -> Result<usize, StoreError> {
         let mut connection = self.lock()?;
         let transaction = connection.transaction()?;
-        let mut regulations: Vec<String> = Vec::new();
+        let mut entries: Vec<String> = Vec::new();
         {
             let mut find = transaction.prepare_cached(
-                "SELECT regulation_id FROM suppressions WHERE workspace_id = ?1 AND digest = ?2",
+                "SELECT entry_id FROM person_lists
+                 WHERE workspace_id = ?1 AND list = ?2 AND digest = ?3",
             )?;
             for digest in digests {
                 let found: Option<String> = find
-                    .query_row(params![workspace.0, digest.0.as_slice()], |row| row.get(0))
+                    .query_row(
+                        params![workspace.0, list.as_str(), digest.0.as_slice()],
+                        |row| row.get(0),
+                    )
                     .optional()?;
                 if let Some(id) = found
-                    && !regulations.contains(&id)
+                    && !entries.contains(&id)
                 {
-                    regulations.push(id);
+                    entries.push(id);
                 }
             }
         }
         let mut removed = 0;
-        for id in &regulations {
+        for id in &entries {
             removed += transaction.execute(
-                "DELETE FROM suppressions WHERE workspace_id = ?1 AND regulation_id = ?2",
-                params![workspace.0, id],
+                "DELETE FROM person_lists WHERE workspace_id = ?1 AND list = ?2 AND entry_id = ?3",
+                params![workspace.0, list.as_str(), id],
             )?;
         }
         transaction.commit()?;
         Ok(removed)
     }
 
-    /// Every suppressed digest of every workspace (loaded by the tracking API).
-    pub fn all_suppressions(&self) -> Result<Vec<(WorkspaceId, SubjectDigest)>, StoreError> {
+    /// Every digest of a list, in every workspace (loaded into memory by the node).
+    pub fn all_listed(
+        &self,
+        list: PersonList,
+    ) -> Result<Vec<(WorkspaceId, SubjectDigest)>, StoreError> {
         let connection = self.lock()?;
-        let mut statement =
-            connection.prepare_cached("SELECT workspace_id, digest FROM suppressions")?;
-        let rows = statement.query_map([], |row| {
+        let mut statement = connection
+            .prepare_cached("SELECT workspace_id, digest FROM person_lists WHERE list = ?1")?;
+        let rows = statement.query_map([list.as_str()], |row| {
             let digest: Vec<u8> = row.get(1)?;
             Ok((WorkspaceId(row.get(0)?), digest))
         })?;
@@ -346,16 +431,21 @@ impl StateStore {
         Ok(all)
     }
 
-    /// The workspace's suppressions, one per regulation, newest first.
-    pub fn suppressions(&self, workspace: &WorkspaceId) -> Result<Vec<Suppression>, StoreError> {
+    /// The workspace's entries of a list, newest first.
+    pub fn list_entries(
+        &self,
+        workspace: &WorkspaceId,
+        list: PersonList,
+    ) -> Result<Vec<ListEntry>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection.prepare_cached(
-            "SELECT regulation_id, count(*), min(created_at) FROM suppressions
-             WHERE workspace_id = ?1 GROUP BY regulation_id ORDER BY min(created_at) DESC",
+            "SELECT entry_id, count(*), min(created_at) FROM person_lists
+             WHERE workspace_id = ?1 AND list = ?2
+             GROUP BY entry_id ORDER BY min(created_at) DESC, entry_id",
         )?;
-        let rows = statement.query_map([&workspace.0], |row| {
-            Ok(Suppression {
-                regulation_id: row.get(0)?,
+        let rows = statement.query_map(params![workspace.0, list.as_str()], |row| {
+            Ok(ListEntry {
+                entry_id: row.get(0)?,
                 values: row.get::<_, i64>(1)? as usize,
                 created_at: row.get(2)?,
             })
@@ -469,32 +559,62 @@ mod tests {
     }
 
     #[test]
-    fn unsuppressing_one_value_lifts_the_whole_suppression() {
+    fn removing_one_value_removes_the_whole_entry() {
         let (_dir, store, ws) = store();
         let other = store.create_workspace("other").unwrap().id;
         let key = store.digest_key(&ws).unwrap();
         assert_eq!(key, store.digest_key(&ws).unwrap(), "stable");
         assert_ne!(key, store.digest_key(&other).unwrap(), "per workspace");
         let d = |value: &str| sluice_privacy::regulation::digest(&key, &ws.0, value);
+        let suppressed = PersonList::Suppressed;
         let person = [d("u1"), d("anon-1"), d("jane@example.com")];
-        assert_eq!(store.add_suppressions(&ws, "reg_a", &person).unwrap(), 3);
-        assert_eq!(store.add_suppressions(&ws, "reg_b", &[d("u2")]).unwrap(), 1);
         assert_eq!(
-            store.add_suppressions(&other, "reg_c", &[d("u1")]).unwrap(),
+            store
+                .add_to_list(&ws, suppressed, "reg_a", &person)
+                .unwrap(),
+            3
+        );
+        assert_eq!(
+            store
+                .add_to_list(&ws, suppressed, "reg_b", &[d("u2")])
+                .unwrap(),
             1
         );
-        assert_eq!(store.all_suppressions().unwrap().len(), 5);
-        let listed = store.suppressions(&ws).unwrap();
-        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            store
+                .add_to_list(&other, suppressed, "reg_c", &[d("u1")])
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .add_to_list(&ws, PersonList::DoNotSell, "opt_a", &[d("u1")])
+                .unwrap(),
+            1,
+            "lists are apart"
+        );
+        assert_eq!(store.all_listed(suppressed).unwrap().len(), 5);
+        assert_eq!(store.list_entries(&ws, suppressed).unwrap().len(), 2);
 
-        assert_eq!(store.remove_suppressions(&ws, &[d("anon-1")]).unwrap(), 3);
-        let left: Vec<_> = store.all_suppressions().unwrap();
+        assert_eq!(
+            store
+                .remove_from_list(&ws, suppressed, &[d("anon-1")])
+                .unwrap(),
+            3
+        );
+        let left = store.all_listed(suppressed).unwrap();
         assert_eq!(left.len(), 2);
         assert!(left.contains(&(ws.clone(), d("u2"))));
         assert!(
             left.contains(&(other.clone(), d("u1"))),
             "other workspace untouched"
         );
-        assert_eq!(store.remove_suppressions(&ws, &[d("nobody")]).unwrap(), 0);
+        assert_eq!(store.all_listed(PersonList::DoNotSell).unwrap().len(), 1);
+        assert_eq!(
+            store
+                .remove_from_list(&ws, suppressed, &[d("nobody")])
+                .unwrap(),
+            0
+        );
     }
 }

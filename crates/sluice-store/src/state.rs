@@ -132,6 +132,7 @@ impl StateStore {
         let connection = sqlite::open(path)?;
         connection.execute_batch(SCHEMA)?;
         connection.execute_batch(crate::destinations::SCHEMA)?;
+        crate::destinations::migrate(&connection)?;
         connection.execute_batch(crate::identity::SCHEMA)?;
         connection.execute_batch(crate::regulations::SCHEMA)?;
         Ok(StateStore {

@@ -144,6 +144,10 @@ pub(crate) struct DestinationArgs {
     /// replaces the list).
     #[arg(long = "consent-category", value_name = "CATEGORY")]
     consent_categories: Vec<String>,
+    /// Whether the destination uses data for advertising or sells or shares it (then Global
+    /// Privacy Control and "do not sell" opt-outs keep events from it).
+    #[arg(long, value_name = "BOOL")]
+    advertising: Option<bool>,
     #[command(flatten)]
     delivery: DeliveryArgs,
     #[command(flatten)]
@@ -341,6 +345,7 @@ fn print(output: &Output, destination: Destination, verb: &str) -> Result<()> {
     println!("  enabled: {}", view.enabled);
     println!("  sources: {}", listed(&view.sources));
     println!("  consent categories: {}", listed(&view.consent_categories));
+    println!("  advertising or sale: {}", view.advertising);
     println!("  delivery: {}", serde_json::to_string(&view.delivery)?);
     println!("  settings:");
     for (key, value) in &view.settings {
@@ -402,6 +407,7 @@ pub(crate) fn run(config: &Config, command: &DestinationCommand) -> Result<()> {
                 sources: source_ids(&session.state, &session.workspace, sources)?,
                 enabled: !disabled,
                 consent_categories: args.consent_categories.clone(),
+                advertising: args.advertising.unwrap_or(false),
                 delivery: args.delivery.patch()?,
             };
             let created =
@@ -466,6 +472,7 @@ pub(crate) fn run(config: &Config, command: &DestinationCommand) -> Result<()> {
                 },
                 consent_categories: (!consent_categories.is_empty())
                     .then(|| consent_categories.clone()),
+                advertising: args.advertising,
                 delivery: (!delivery.is_empty()).then_some(delivery),
                 ..UpdateDestination::default()
             };

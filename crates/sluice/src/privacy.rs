@@ -13,7 +13,7 @@ use sluice_server::admin::privacy::regulation_json;
 use sluice_server::privacy::regulate::record;
 use sluice_server::privacy::verify;
 use sluice_server::startup::{open_state, open_vault};
-use sluice_store::{DeliveryStore, ProfileStore, Regulation};
+use sluice_store::{DeliveryStore, PersonList, ProfileStore, Regulation};
 
 use crate::{Output, workspace};
 
@@ -141,11 +141,11 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
         }
         PrivacyCommand::Suppressions { output } => {
             let workspace = workspace(&state, &output.workspace)?;
-            let list = state.suppressions(&workspace)?;
+            let list = state.list_entries(&workspace, PersonList::Suppressed)?;
             if output.json {
                 let list: Vec<_> = list
                     .iter()
-                    .map(|s| json!({"regulationId": s.regulation_id, "values": s.values, "createdAt": s.created_at}))
+                    .map(|s| json!({"regulationId": s.entry_id, "values": s.values, "createdAt": s.created_at}))
                     .collect();
                 println!("{}", json!({ "suppressions": list }));
             } else if list.is_empty() {
@@ -154,7 +154,7 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
                 for suppression in list {
                     println!(
                         "{}\t{} identifier value(s)\tsince {}",
-                        suppression.regulation_id, suppression.values, suppression.created_at
+                        suppression.entry_id, suppression.values, suppression.created_at
                     );
                 }
             }

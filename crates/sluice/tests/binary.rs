@@ -1013,14 +1013,28 @@ async fn privacy_commands_delete_a_person_and_verify_it() {
     .await;
 
     // Found before, by the stores and in the files; status 1.
-    let verify = ["privacy", "verify", "--subject-type", "EMAIL", "cli-del@example.org"];
+    let verify = [
+        "privacy",
+        "verify",
+        "--subject-type",
+        "EMAIL",
+        "cli-del@example.org",
+    ];
     let (ok, text, _) = cli(dir.path(), &verify);
     assert!(!ok, "{text}");
     assert!(text.contains("log\t2 record(s)"), "{text}");
 
     let (ok, _, stderr) = cli(
         dir.path(),
-        &["privacy", "regulate", "--type", "FORGET", "--subject-type", "EMAIL", "x@example.org"],
+        &[
+            "privacy",
+            "regulate",
+            "--type",
+            "FORGET",
+            "--subject-type",
+            "EMAIL",
+            "x@example.org",
+        ],
     );
     assert!(!ok);
     assert!(stderr.contains("--type"), "{stderr}");
@@ -1043,14 +1057,20 @@ async fn privacy_commands_delete_a_person_and_verify_it() {
     assert!(ok, "{stderr}");
     let regulation: Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(regulation["overallStatus"], "FINISHED", "{regulation}");
-    assert_eq!(regulation["report"]["stores"][0]["erased"], 2, "{regulation}");
+    assert_eq!(
+        regulation["report"]["stores"][0]["erased"], 2,
+        "{regulation}"
+    );
     assert!(!stdout.contains("cli-del"), "{stdout}");
 
     let (ok, text, stderr) = cli(dir.path(), &verify);
     assert!(ok, "{text} {stderr}");
     assert!(text.contains("clean: nothing found"), "{text}");
     let (ok, listed, _) = cli(dir.path(), &["privacy", "regulations"]);
-    assert!(ok && listed.contains("DELETE_INTERNAL\tFINISHED"), "{listed}");
+    assert!(
+        ok && listed.contains("DELETE_INTERNAL\tFINISHED"),
+        "{listed}"
+    );
     let events = all_events(&client, &server, &source).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["messageId"], "d-3");

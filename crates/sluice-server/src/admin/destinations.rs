@@ -44,6 +44,7 @@ pub struct DestinationView {
     pub settings: Map<String, Value>,
     pub sources: Vec<String>,
     pub consent_categories: Vec<String>,
+    pub advertising: bool,
     pub delivery: DeliveryOptions,
     pub created_at: String,
     pub updated_at: String,
@@ -64,6 +65,7 @@ impl DestinationView {
             settings,
             sources: destination.sources,
             consent_categories: destination.consent_categories,
+            advertising: destination.advertising,
             delivery: destination.delivery,
             created_at: destination.created_at,
             updated_at: destination.updated_at,
@@ -84,6 +86,9 @@ pub struct CreateDestination {
     pub enabled: bool,
     #[serde(default)]
     pub consent_categories: Vec<String>,
+    /// Marks an advertising or sale destination (GPC and "do not sell" opt-outs apply).
+    #[serde(default)]
+    pub advertising: bool,
     /// Delivery options; missing ones take their defaults.
     #[serde(default)]
     pub delivery: Map<String, Value>,
@@ -106,6 +111,7 @@ pub struct UpdateDestination {
     pub sources: Option<Vec<String>>,
     pub enabled: Option<bool>,
     pub consent_categories: Option<Vec<String>>,
+    pub advertising: Option<bool>,
     pub delivery: Option<Map<String, Value>>,
 }
 
@@ -256,6 +262,7 @@ pub fn create_destination(
         enabled: request.enabled,
         settings,
         consent_categories: request.consent_categories,
+        advertising: request.advertising,
         delivery,
         sources: request.sources.clone(),
     };
@@ -292,6 +299,7 @@ pub fn update_destination(
             name: request.name,
             enabled: request.enabled,
             consent_categories: request.consent_categories,
+            advertising: request.advertising,
             sources: request.sources,
             ..DestinationChange::default()
         };

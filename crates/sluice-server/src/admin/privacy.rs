@@ -8,6 +8,10 @@
 //! | `GET /api/v1/regulations/{id}` | `{"data": {"regulation": {..., "report"}}}` |
 //! | `GET /api/v1/suppressions` | `{"data": {"suppressions": [{regulationId, values, createdAt}]}}` |
 //! | `POST /api/v1/privacy/verify` `{subjectType, subjectId}` | what every store and the data directory's bytes still hold |
+//! | `GET`/`PUT /api/v1/privacy/settings` | the workspace's privacy settings (`require_consent`) |
+//! | `POST /api/v1/privacy/do-not-sell` `{subjectType, subjectIds}` | `{"data": {"optOutId", "values"}}`: the person opted out of sale and sharing |
+//! | `POST /api/v1/privacy/do-not-sell/remove` `{subjectType, subjectIds}` | `{"data": {"removed"}}` |
+//! | `GET /api/v1/privacy/do-not-sell` | `{"data": {"optOuts": [{optOutId, values, createdAt}]}}` |
 //!
 //! No answer holds a subject id: a regulation shows how many it had, and a suppression how
 //! many identifier values it stops.
@@ -16,8 +20,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sluice_privacy::{RegulationRequest, SubjectType};
-use sluice_store::Regulation;
+use sluice_privacy::regulation::subjects_from_json;
+use sluice_privacy::{PrivacySettings, RegulationRequest, SubjectType};
+use sluice_store::{PersonList, Regulation};
 
 use super::Scope;
 use super::sources::json_body;
@@ -131,10 +136,11 @@ pub async fn suppressions(
     scope: Scope,
 ) -> Result<Json<Value>, ApiError> {
     let state = app.state.clone();
-    let list = store_call(move || state.suppressions(&scope.workspace_id)).await?;
+    let list =
+        store_call(move || state.list_entries(&scope.workspace_id, PersonList::Suppressed)).await?;
     let list: Vec<Value> = list
         .iter()
-        .map(|s| json!({"regulationId": s.regulation_id, "values": s.values, "createdAt": s.created_at}))
+        .map(|s| json!({"regulationId": s.entry_id, "values": s.values, "createdAt": s.created_at}))
         .collect();
     Ok(Json(json!({"data": {"suppressions": list}})))
 }
@@ -180,4 +186,71 @@ pub async fn verify(
         .await;
     findings.stores.push(("delivery_attempts", attempts));
     Ok(Json(findings.to_json()))
+}
+
+pub async fn settings(
+    State(app): State<AppState>,
+    scope: Scope,
+) -> Result<Json<PrivacySettings>, ApiError> {
+    let state = app.state.clone();
+    let (settings, _) = store_call(move || state.privacy_settings(&scope.workspace_id)).await?;
+    Ok(Json(settings))
+}
+
+pub async fn set_settings(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Json<PrivacySettings>, ApiError> {
+    let settings: PrivacySettings = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request(
+            "invalid_privacy_settings",
+            format!("invalid privacy settings: {error}"),
+        )
+    })?;
+    let state = app.state.clone();
+    let saved = settings.clone();
+    store_call(move || state.set_privacy_settings(&scope.workspace_id, &saved)).await?;
+    // Destinations apply the new policy at once.
+    app.deliveries.reconcile().await;
+    Ok(Json(settings))
+}
+
+fn opt_out_subjects(body: &[u8]) -> Result<Vec<sluice_identity::Identifier>, ApiError> {
+    let body: Value = json_body(body)?;
+    let (_, subjects) = subjects_from_json(&body, &[]).map_err(|error| {
+        ApiError::bad_request("invalid_request", error.to_string()).with_field(&error.field)
+    })?;
+    Ok(subjects)
+}
+
+pub async fn opt_out(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let subjects = opt_out_subjects(&body)?;
+    let (id, values) = app.privacy.opt_out(&scope.workspace_id, &subjects).await?;
+    Ok(Json(json!({"data": {"optOutId": id, "values": values}})))
+}
+
+pub async fn opt_in(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let subjects = opt_out_subjects(&body)?;
+    let removed = app.privacy.opt_in(&scope.workspace_id, &subjects).await?;
+    Ok(Json(json!({"data": {"removed": removed}})))
+}
+
+pub async fn opt_outs(State(app): State<AppState>, scope: Scope) -> Result<Json<Value>, ApiError> {
+    let state = app.state.clone();
+    let list =
+        store_call(move || state.list_entries(&scope.workspace_id, PersonList::DoNotSell)).await?;
+    let list: Vec<Value> = list
+        .iter()
+        .map(|e| json!({"optOutId": e.entry_id, "values": e.values, "createdAt": e.created_at}))
+        .collect();
+    Ok(Json(json!({"data": {"optOuts": list}})))
 }

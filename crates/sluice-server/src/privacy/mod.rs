@@ -1,7 +1,8 @@
 //! Privacy regulations on a running node: suppression at the ingest edge, and the worker that
 //! carries out suppression and deletion requests.
 //!
-//! - [`suppress`] — the suppressed digests in memory, checked for every event before the log.
+//! - [`lists`] — the listed digests in memory: the suppressed, checked for every event before
+//!   the log; those who opted out of sale and sharing, checked by advertising destinations.
 //! - [`regulate`] — the worker: resolves a request's subjects through the identity graph to
 //!   every identifier of the person, suppresses them, erases them from every store through
 //!   its erase/find contract, forwards the deletion to destinations, and writes the report.
@@ -14,9 +15,9 @@
 //! names an identifier.
 
 pub mod forward;
+pub mod lists;
 pub mod regulate;
 pub mod scan;
-pub mod suppress;
 pub mod verify;
 
 pub use regulate::Privacy;

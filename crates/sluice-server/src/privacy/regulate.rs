@@ -25,11 +25,11 @@ use sluice_identity::Identifier;
 use sluice_identity::identifier::{ANONYMOUS_ID, USER_ID};
 use sluice_privacy::regulation::digest;
 use sluice_privacy::{RegulationType, Status, SubjectDigest, Vault};
-use sluice_store::{EventLog, Regulation, StateStore, StoreError, WorkspaceId};
+use sluice_store::{EventLog, PersonList, Regulation, StateStore, StoreError, WorkspaceId};
 use tokio::sync::{Notify, watch};
 
 use super::forward::{self, DestinationOutcome};
-use super::suppress::Suppressions;
+use super::lists::Lists;
 use crate::delivery::Deliveries;
 use crate::profiles::Profiles;
 use crate::store_call;
@@ -50,7 +50,10 @@ pub fn subjects_context<'a>(workspace: &'a WorkspaceId, id: &'a str) -> [&'a str
 
 /// Suppressions and the regulation worker. See the module documentation.
 pub struct Privacy {
-    pub suppressions: Suppressions,
+    /// People whose events the tracking API refuses.
+    pub suppressed: Arc<Lists>,
+    /// People who opted out of sale and sharing.
+    pub do_not_sell: Arc<Lists>,
     state: Arc<StateStore>,
     log: Arc<dyn EventLog>,
     profiles: Arc<Profiles>,
@@ -79,11 +82,12 @@ impl Privacy {
         deliveries: Arc<Deliveries>,
         vault: Arc<Vault>,
         data_dir: PathBuf,
-    ) -> Result<Privacy, StoreError> {
-        let suppressions = Suppressions::default();
-        suppressions.reload(&state)?;
-        Ok(Privacy {
-            suppressions,
+        suppressed: Arc<Lists>,
+    ) -> Privacy {
+        let do_not_sell = Arc::clone(&deliveries.do_not_sell);
+        Privacy {
+            suppressed,
+            do_not_sell,
             state,
             log,
             profiles,
@@ -91,7 +95,7 @@ impl Privacy {
             vault,
             data_dir,
             wake: Notify::new(),
-        })
+        }
     }
 
     /// Records a regulation (subjects sealed) and wakes the worker.
@@ -185,23 +189,14 @@ impl Privacy {
         let subjects: Vec<Identifier> =
             serde_json::from_slice(&opened).map_err(|_| RegulateError::NoSubjects)?;
         let kind = regulation.regulation_type;
-        let state = Arc::clone(&self.state);
-        let ws = workspace.clone();
-        let key = store_call(move || state.digest_key(&ws)).await?;
-        let digests_of = |values: &[String]| -> Vec<SubjectDigest> {
-            values
-                .iter()
-                .map(|value| digest(&key, &workspace.0, value))
-                .collect()
-        };
-
         if kind == RegulationType::Unsuppress {
-            let values: Vec<String> = subjects.iter().map(|s| s.value.clone()).collect();
-            let digests = digests_of(&values);
+            let digests = self.digests(&workspace, &subjects).await?;
             let state = Arc::clone(&self.state);
             let ws = workspace.clone();
-            let lifted = store_call(move || state.remove_suppressions(&ws, &digests)).await?;
-            self.reload_suppressions().await?;
+            let lifted =
+                store_call(move || state.remove_from_list(&ws, PersonList::Suppressed, &digests))
+                    .await?;
+            self.reload(&self.suppressed).await?;
             return Ok((
                 Status::Finished,
                 json!({"subjects": subjects.len(), "unsuppressed": lifted}),
@@ -224,11 +219,13 @@ impl Privacy {
         });
 
         if kind.suppresses() {
-            let digests = digests_of(&values);
+            let digests = self.digests(&workspace, &identifiers).await?;
             let state = Arc::clone(&self.state);
             let (ws, id) = (workspace.clone(), regulation.id.clone());
-            let added = store_call(move || state.add_suppressions(&ws, &id, &digests)).await?;
-            self.reload_suppressions().await?;
+            let added =
+                store_call(move || state.add_to_list(&ws, PersonList::Suppressed, &id, &digests))
+                    .await?;
+            self.reload(&self.suppressed).await?;
             report["suppressed"] = json!(added);
         }
 
@@ -258,6 +255,59 @@ impl Privacy {
                 Value::Array(outcomes.iter().map(DestinationOutcome::to_json).collect());
         }
         Ok((status, report))
+    }
+
+    /// Puts the people holding any subject (every identifier the graph joins to it) on the
+    /// "do not sell or share" list, as one entry; returns the entry's id and how many values
+    /// were new. Advertising and sale destinations skip their events from now on.
+    pub async fn opt_out(
+        &self,
+        workspace: &WorkspaceId,
+        subjects: &[Identifier],
+    ) -> Result<(String, usize), StoreError> {
+        let identifiers = self.resolve(workspace, subjects).await?;
+        let digests = self.digests(workspace, &identifiers).await?;
+        let entry = sluice_store::regulations::new_opt_out_id()?;
+        let state = Arc::clone(&self.state);
+        let (ws, id) = (workspace.clone(), entry.clone());
+        let added =
+            store_call(move || state.add_to_list(&ws, PersonList::DoNotSell, &id, &digests))
+                .await?;
+        self.reload(&self.do_not_sell).await?;
+        Ok((entry, added))
+    }
+
+    /// Takes the people holding any subject off the "do not sell or share" list (each whole
+    /// entry); returns how many values were removed.
+    pub async fn opt_in(
+        &self,
+        workspace: &WorkspaceId,
+        subjects: &[Identifier],
+    ) -> Result<usize, StoreError> {
+        let digests = self.digests(workspace, subjects).await?;
+        let state = Arc::clone(&self.state);
+        let ws = workspace.clone();
+        let removed =
+            store_call(move || state.remove_from_list(&ws, PersonList::DoNotSell, &digests))
+                .await?;
+        self.reload(&self.do_not_sell).await?;
+        Ok(removed)
+    }
+
+    /// The digests of the identifiers' values under the workspace's key.
+    async fn digests(
+        &self,
+        workspace: &WorkspaceId,
+        identifiers: &[Identifier],
+    ) -> Result<Vec<SubjectDigest>, StoreError> {
+        let state = Arc::clone(&self.state);
+        let ws = workspace.clone();
+        let key = store_call(move || state.digest_key(&ws)).await?;
+        let mut digests = Vec::with_capacity(identifiers.len());
+        for identifier in identifiers {
+            digests.push(digest(&key, &workspace.0, &identifier.value));
+        }
+        Ok(digests)
     }
 
     /// Every identifier of the people holding any subject (the subjects included).
@@ -310,11 +360,12 @@ impl Privacy {
         ])
     }
 
-    async fn reload_suppressions(&self) -> Result<(), StoreError> {
-        // The reload reads the state store: cheap, and rare (once per suppressing regulation).
+    /// Reads a list again after a change (cheap, and rare).
+    pub async fn reload(&self, lists: &Lists) -> Result<(), StoreError> {
         let state = Arc::clone(&self.state);
-        let loaded = store_call(move || Suppressions::load(&state)).await?;
-        self.suppressions.set(loaded);
+        let kind = lists.kind();
+        let loaded = store_call(move || Lists::load(&state, kind)).await?;
+        lists.set(loaded);
         Ok(())
     }
 }

@@ -7,7 +7,7 @@
 //! 1. read the body within the size limit, decompressing gzip (see [`body`]);
 //! 2. find the source: Basic auth first, else `writeKey` in the body (see [`auth`]);
 //! 3. split the body into messages and normalize each (`sluice-spec`);
-//! 4. drop the events of suppressed people (see [`crate::privacy::suppress`]), append the
+//! 4. drop the events of suppressed people (see [`crate::privacy::lists`]), append the
 //!    other valid ones to the log — the answer waits for the fsync;
 //! 5. answer exactly 200 with counts and the refused messages, or an error.
 //!
@@ -169,6 +169,10 @@ async fn handle(
             .get("sentat")
             .and_then(|value| value.to_str().ok())
             .and_then(sluice_spec::timestamp::parse),
+        // Global Privacy Control: browsers with the setting on send `Sec-GPC: 1`.
+        global_privacy_control: headers
+            .get("sec-gpc")
+            .is_some_and(|value| value.as_bytes().trim_ascii() == b"1"),
     };
     let path_kind = match call {
         Call::Single(kind) => Some(kind),
@@ -216,9 +220,9 @@ async fn handle(
     // retry them, and a public write key must not tell who is suppressed), counted, and
     // never written.
     let mut accepted = 0;
-    if let Some(checker) = app.privacy.suppressions.checker(&source.workspace_id) {
+    if let Some(checker) = app.privacy.suppressed.checker(&source.workspace_id) {
         let before = events.len();
-        events.retain(|event| !checker.is_suppressed(event));
+        events.retain(|event| !checker.holds(event));
         let suppressed = before - events.len();
         if suppressed > 0 {
             metrics::counter!(EVENTS_SUPPRESSED, "source" => source.source_id.clone())

@@ -502,3 +502,197 @@ async fn bad_regulation_requests_get_clear_errors() {
         "nothing was recorded"
     );
 }
+
+/// A webhook destination on `source` to a fresh fake; returns the fake.
+async fn hook_to(
+    node: &TestNode,
+    source: &TestSource,
+    name: &str,
+    categories: &[&str],
+    advertising: bool,
+) -> FakeTool {
+    let fake = FakeTool::start(Tool::Webhook).await;
+    let (status, body) = call(
+        node,
+        Method::POST,
+        "/api/v1/destinations",
+        Some(json!({
+            "name": name, "type": "webhook", "settings": fake.settings(), "sources": [source.id],
+            "consent_categories": categories, "advertising": advertising,
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["advertising"], advertising);
+    fake
+}
+
+fn received(fake: &FakeTool) -> Vec<String> {
+    let mut ids = message_ids(&fake.accepted());
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn consent_gpc_and_do_not_sell_decide_what_each_destination_gets() {
+    let node = spawn().await;
+    let web = node.create_source("web").await;
+    let analytics = hook_to(&node, &web, "analytics", &["Analytics"], false).await;
+    let ads = hook_to(&node, &web, "ads", &["Advertising"], true).await;
+    let plain = hook_to(&node, &web, "plain", &[], false).await;
+    let seller = hook_to(&node, &web, "seller", &[], true).await;
+
+    // Opt a person out of sale and sharing by email: their user id comes through the graph.
+    send(
+        &node,
+        &web,
+        &[
+            json!({"type": "identify", "userId": "u-optout", "messageId": "c0",
+                 "traits": {"email": "optout@example.org"}}),
+        ],
+    )
+    .await;
+    wait_until("the profile and c0 everywhere", async || {
+        let (status, _) = call(
+            &node,
+            Method::GET,
+            "/api/v1/profiles/user_id:u-optout/graph",
+            None,
+        )
+        .await;
+        status == 200
+            && [&analytics, &ads, &plain, &seller]
+                .iter()
+                .all(|f| !f.accepted().is_empty())
+    })
+    .await;
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/do-not-sell",
+        Some(json!({"subjectType": "EMAIL", "subjectIds": ["optout@example.org"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["values"], 2, "{body}");
+    assert!(
+        body["data"]["optOutId"]
+            .as_str()
+            .unwrap()
+            .starts_with("opt_")
+    );
+
+    let consent = |preferences: Value| json!({"consent": {"categoryPreferences": preferences}});
+    send(
+        &node,
+        &web,
+        &[
+            json!({"type": "track", "event": "E", "userId": "u", "messageId": "c1"}),
+            json!({"type": "track", "event": "E", "userId": "u", "messageId": "c2", "context": consent(json!({}))}),
+            json!({"type": "track", "event": "E", "userId": "u", "messageId": "c3",
+                   "context": consent(json!({"Analytics": true, "Advertising": false}))}),
+            json!({"type": "track", "event": "E", "userId": "u", "messageId": "c4",
+                   "context": consent(json!({"Analytics": true, "Advertising": true}))}),
+            // Consent first, then the integrations object.
+            json!({"type": "track", "event": "E", "userId": "u", "messageId": "c5",
+                   "context": consent(json!({"Analytics": true, "Advertising": true})),
+                   "integrations": {"All": false}}),
+            json!({"type": "track", "event": "E", "userId": "u-optout", "messageId": "c6"}),
+        ],
+    )
+    .await;
+    // A browser with Global Privacy Control on.
+    let response = node
+        .client
+        .post(node.url("/v1/t"))
+        .basic_auth(&web.write_key, Some(""))
+        .header("Sec-GPC", "1")
+        .body(json!({"event": "E", "anonymousId": "gpc-browser", "messageId": "c7"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A workspace that requires consent: no consent object, no categorised destination.
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        "/api/v1/privacy/settings",
+        Some(json!({"require_consent": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, read) = call(&node, Method::GET, "/api/v1/privacy/settings", None).await;
+    assert_eq!(read, json!({"require_consent": true}));
+    send(
+        &node,
+        &web,
+        &[json!({"type": "track", "event": "E", "userId": "u", "messageId": "c8"})],
+    )
+    .await;
+
+    let expected = |ids: &[&str]| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>();
+    wait_until("every destination", async || {
+        received(&plain).len() == 8
+            && received(&seller).len() == 6
+            && received(&analytics).len() == 6
+            && received(&ads).len() == 3
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        received(&plain),
+        expected(&["c0", "c1", "c2", "c3", "c4", "c6", "c7", "c8"])
+    );
+    assert_eq!(
+        received(&seller),
+        expected(&["c0", "c1", "c2", "c3", "c4", "c8"])
+    );
+    assert_eq!(
+        received(&analytics),
+        expected(&["c0", "c1", "c3", "c4", "c6", "c7"])
+    );
+    assert_eq!(received(&ads), expected(&["c0", "c1", "c4"]));
+
+    // Opting back in by user id lifts the whole entry.
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/do-not-sell/remove",
+        Some(json!({"subjectType": "USER_ID", "subjectIds": ["u-optout"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["removed"], 2);
+    let (_, list) = call(&node, Method::GET, "/api/v1/privacy/do-not-sell", None).await;
+    assert_eq!(list["data"]["optOuts"], json!([]));
+    send(
+        &node,
+        &web,
+        &[json!({"type": "track", "event": "E", "userId": "u-optout", "messageId": "c9"})],
+    )
+    .await;
+    wait_until("the seller", async || {
+        received(&seller).contains(&"c9".to_owned())
+    })
+    .await;
+
+    let (status, body) = call(
+        &node,
+        Method::PUT,
+        "/api/v1/privacy/settings",
+        Some(json!({"require_consent": "yes"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "invalid_privacy_settings");
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/do-not-sell",
+        Some(json!({"subjectType": "EMAIL", "subjectIds": [""]})),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(body["field"], "subjectIds[0]");
+}

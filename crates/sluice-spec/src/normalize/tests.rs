@@ -12,6 +12,7 @@ fn receipt() -> Receipt {
         received_at: datetime!(2026-11-22 10:00:10.000 UTC),
         client_ip: Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7))),
         header_sent_at: None,
+        global_privacy_control: false,
     }
 }
 
@@ -288,6 +289,29 @@ fn ip_is_filled_only_when_missing() {
     )
     .unwrap();
     assert_eq!(out["context"]["ip"], "203.0.113.7");
+}
+
+#[test]
+fn a_global_privacy_control_signal_is_recorded_in_context() {
+    let mut gpc = receipt();
+    gpc.global_privacy_control = true;
+    let message = json!({"userId":"u","context":{"locale":"fr","globalPrivacyControl":false}});
+    let event = normalize(
+        Some(MessageType::Page),
+        &message.to_string(),
+        &Envelope::default(),
+        &gpc,
+    )
+    .unwrap();
+    let out: Value = serde_json::from_str(&event.body).unwrap();
+    assert_eq!(
+        out["context"]["globalPrivacyControl"], true,
+        "the header wins"
+    );
+    assert_eq!(out["context"]["locale"], "fr");
+    assert_eq!(out["context"]["ip"], "203.0.113.7");
+    let without = run(Some(MessageType::Page), json!({"userId":"u"})).unwrap();
+    assert!(without["context"].get("globalPrivacyControl").is_none());
 }
 
 #[test]

@@ -1,10 +1,11 @@
-//! Suppression at the ingest edge: the digests of every suppressed identifier value, per
-//! workspace, in memory, checked for each event before it is written.
+//! Lists of people in memory: the digests of every listed identifier value, per workspace —
+//! the suppressed (checked by the tracking API for each event before it is written) and those
+//! who opted out of sale and sharing (checked by advertising destinations before sending).
 //!
-//! A workspace with no suppression costs one map lookup per request. In a workspace with
+//! A workspace with nobody listed costs one map lookup per request. In a workspace with
 //! some, an event is checked by its `userId` and `anonymousId` first, then by every identifier
 //! identity resolution would read from it (emails and phones in traits, device ids, custom
-//! types), so a suppressed person cannot come back under an identifier the graph knows.
+//! types), so a listed person cannot come back under an identifier the graph knows.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
@@ -13,42 +14,54 @@ use serde_json::Value;
 use sluice_identity::{Rules, extract};
 use sluice_privacy::SubjectDigest;
 use sluice_privacy::regulation::digest;
-use sluice_store::{NewEvent, StateStore, StoreError, WorkspaceId};
+use sluice_store::{NewEvent, PersonList, StateStore, StoreError, WorkspaceId};
 
-/// One workspace's suppressed digests, with what is needed to compute an event's.
-struct Suppressed {
+/// One workspace's listed digests, with what is needed to compute an event's.
+struct Listed {
     key: Vec<u8>,
     digests: HashSet<SubjectDigest>,
     rules: Rules,
 }
 
-/// Suppressions read from the state store, ready to be swapped in.
-pub struct Loaded(HashMap<WorkspaceId, Arc<Suppressed>>);
+/// A list read from the state store, ready to be swapped in.
+pub struct Loaded(HashMap<WorkspaceId, Arc<Listed>>);
 
-/// Every workspace's suppressions. See the module documentation.
-#[derive(Default)]
-pub struct Suppressions {
-    by_workspace: RwLock<HashMap<WorkspaceId, Arc<Suppressed>>>,
+/// One list of every workspace. See the module documentation.
+pub struct Lists {
+    list: PersonList,
+    by_workspace: RwLock<HashMap<WorkspaceId, Arc<Listed>>>,
 }
 
-impl Suppressions {
-    /// Reads every suppression from the state store, replacing what was held.
+impl Lists {
+    /// An empty list of this kind.
+    pub fn new(list: PersonList) -> Lists {
+        Lists {
+            list,
+            by_workspace: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn kind(&self) -> PersonList {
+        self.list
+    }
+
+    /// Reads the list from the state store, replacing what was held.
     pub fn reload(&self, state: &StateStore) -> Result<(), StoreError> {
-        self.set(Suppressions::load(state)?);
+        self.set(Lists::load(state, self.list)?);
         Ok(())
     }
 
-    /// Replaces what is held with what [`Suppressions::load`] read.
+    /// Replaces what is held with what [`Lists::load`] read.
     pub fn set(&self, loaded: Loaded) {
         if let Ok(mut held) = self.by_workspace.write() {
             *held = loaded.0;
         }
     }
 
-    /// Reads every suppression from the state store (blocking).
-    pub fn load(state: &StateStore) -> Result<Loaded, StoreError> {
+    /// Reads a list from the state store (blocking).
+    pub fn load(state: &StateStore, list: PersonList) -> Result<Loaded, StoreError> {
         let mut grouped: HashMap<WorkspaceId, HashSet<SubjectDigest>> = HashMap::new();
-        for (workspace, digest) in state.all_suppressions()? {
+        for (workspace, digest) in state.all_listed(list)? {
             grouped.entry(workspace).or_default().insert(digest);
         }
         let mut loaded = HashMap::with_capacity(grouped.len());
@@ -65,7 +78,7 @@ impl Suppressions {
                 })?;
             loaded.insert(
                 workspace,
-                Arc::new(Suppressed {
+                Arc::new(Listed {
                     key,
                     digests,
                     rules,
@@ -75,17 +88,17 @@ impl Suppressions {
         Ok(Loaded(loaded))
     }
 
-    /// How many identifier values are suppressed in the workspace.
+    /// How many identifier values are listed in the workspace.
     pub fn count(&self, workspace: &WorkspaceId) -> usize {
         self.get(workspace).map_or(0, |held| held.digests.len())
     }
 
-    fn get(&self, workspace: &WorkspaceId) -> Option<Arc<Suppressed>> {
+    fn get(&self, workspace: &WorkspaceId) -> Option<Arc<Listed>> {
         let held = self.by_workspace.read().ok()?;
         held.get(workspace).cloned()
     }
 
-    /// A checker for one workspace's events, or `None` when nothing is suppressed there.
+    /// A checker for one workspace's events, or `None` when nobody is listed there.
     pub fn checker(&self, workspace: &WorkspaceId) -> Option<Checker> {
         self.get(workspace).map(|held| Checker {
             workspace: workspace.0.clone(),
@@ -94,10 +107,10 @@ impl Suppressions {
     }
 }
 
-/// Checks the events of one workspace that has suppressions.
+/// Checks the events of one workspace where someone is listed.
 pub struct Checker {
     workspace: String,
-    held: Arc<Suppressed>,
+    held: Arc<Listed>,
 }
 
 impl Checker {
@@ -107,8 +120,8 @@ impl Checker {
             .contains(&digest(&self.held.key, &self.workspace, value))
     }
 
-    /// Whether the event belongs to a suppressed person.
-    pub fn is_suppressed(&self, event: &NewEvent) -> bool {
+    /// Whether the event belongs to a listed person.
+    pub fn holds(&self, event: &NewEvent) -> bool {
         for value in [&event.user_id, &event.anonymous_id].into_iter().flatten() {
             if self.hit(value) {
                 return true;
