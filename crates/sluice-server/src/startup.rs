@@ -430,6 +430,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/api/v1/regulations/{id}", get(admin::privacy::show))
         .route("/api/v1/suppressions", get(admin::privacy::suppressions))
         .route("/api/v1/privacy/verify", post(admin::privacy::verify))
+        .route("/api/v1/privacy/export", post(admin::privacy::export))
         .route(
             "/api/v1/privacy/settings",
             get(admin::privacy::settings).put(admin::privacy::set_settings),

@@ -270,9 +270,10 @@ async fn erasure<H: LogHarness>(mut harness: H) {
     .expect("append");
     let person = ["alice".to_owned(), "anon-a".to_owned()];
     assert_eq!(
-        log.find_person(&WorkspaceId("w".into()), &person)
+        ids(&log
+            .find_person(&WorkspaceId("w".into()), &person)
             .await
-            .expect("find"),
+            .expect("find")),
         vec!["m1", "m2", "m5"]
     );
     let removed = log
@@ -294,9 +295,10 @@ async fn erasure<H: LogHarness>(mut harness: H) {
             .is_empty()
     );
     assert_eq!(
-        log.find_person(&WorkspaceId("w2".into()), &person)
+        ids(&log
+            .find_person(&WorkspaceId("w2".into()), &person)
             .await
-            .expect("find"),
+            .expect("find")),
         vec!["m4"]
     );
     assert_eq!(

@@ -339,23 +339,26 @@ impl DeliveryStore {
         Ok(())
     }
 
-    /// How many dead letters of the workspace have a `userId` or `anonymousId` among
-    /// `identifiers` (the "find" half of the erase/find contract).
+    /// The workspace's dead letters whose `userId` or `anonymousId` is among `identifiers`
+    /// (the "find" half of the erase/find contract).
     pub fn find_person(
         &self,
         workspace: &WorkspaceId,
         identifiers: &[String],
-    ) -> Result<u64, StoreError> {
+    ) -> Result<Vec<DeadLetter>, StoreError> {
         let connection = self.lock()?;
-        let mut count = connection.prepare_cached(
-            "SELECT count(*) FROM dead_letters WHERE workspace_id = ?1
-             AND (user_id = ?2 OR anonymous_id = ?2)",
-        )?;
-        let mut found = 0u64;
+        let mut select = connection.prepare_cached(&format!(
+            "{SELECT_LETTER} WHERE workspace_id = ?1 AND (user_id = ?2 OR anonymous_id = ?2)
+             ORDER BY id"
+        ))?;
+        let mut found = Vec::new();
         for identifier in identifiers {
-            found += count
-                .query_row(params![workspace.0, identifier], |row| row.get::<_, i64>(0))?
-                as u64;
+            for letter in select.query_map(params![workspace.0, identifier], row_to_letter)? {
+                let letter = letter?;
+                if !found.iter().any(|f: &DeadLetter| f.id == letter.id) {
+                    found.push(letter);
+                }
+            }
         }
         Ok(found)
     }

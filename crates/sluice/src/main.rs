@@ -7,8 +7,8 @@
 //!   destinations the same way (`destination.rs`), sealing their secrets with the vault.
 //! - `sluice profile show|unmerge|token-create|token-list|token-revoke|settings|set-settings`
 //!   for profiles and identity resolution (`profile.rs`).
-//! - `sluice privacy regulate|regulations|show|suppressions|verify` for suppression and
-//!   deletion requests and the proof that a person is gone (`privacy.rs`).
+//! - `sluice privacy regulate|regulations|show|suppressions|export|verify` for suppression and
+//!   deletion requests, a person's data, and the proof that a person is gone (`privacy.rs`).
 //!
 //! Configuration is layered: defaults, then the TOML file given with `--config` (or
 //! `SLUICE_CONFIG`), then `SLUICE_*` environment variables, then flags.

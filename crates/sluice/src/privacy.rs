@@ -1,5 +1,5 @@
-//! `sluice privacy …`: suppression and deletion requests (regulations), suppressions, and the
-//! verification that a person is gone, straight on the data directory. A running node carries
+//! `sluice privacy …`: suppression and deletion requests (regulations), suppressions, a
+//! person's data export, and the verification that a person is gone, straight on the data directory. A running node carries
 //! out a new regulation within a second; `--wait` waits for it.
 
 use std::time::{Duration, Instant};
@@ -7,9 +7,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::json;
+use sluice_identity::Identifier;
 use sluice_privacy::{RegulationRequest, RegulationType, SubjectType};
 use sluice_server::Config;
 use sluice_server::admin::privacy::regulation_json;
+use sluice_server::privacy::export::export;
+use sluice_server::privacy::lists::Lists;
 use sluice_server::privacy::regulate::record;
 use sluice_server::privacy::verify;
 use sluice_server::startup::{open_state, open_vault};
@@ -54,6 +57,17 @@ pub(crate) enum PrivacyCommand {
     Suppressions {
         #[command(flatten)]
         output: Output,
+    },
+    /// Print everything held about a person as JSON (profile, identifiers, traits, events,
+    /// what each destination did with them, suppression and opt-out).
+    Export {
+        /// USER_ID, ANONYMOUS_ID, EMAIL, PHONE or IDENTIFIER.
+        #[arg(long, default_value = "USER_ID")]
+        subject_type: String,
+        subject: String,
+        /// The workspace, by name.
+        #[arg(long, default_value = "default")]
+        workspace: String,
     },
     /// Look for a person in every store and in the bytes of every file of the data directory.
     /// Exits with status 1 when anything is found.
@@ -159,21 +173,38 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
                 }
             }
         }
+        PrivacyCommand::Export {
+            subject_type,
+            subject,
+            workspace: name,
+        } => {
+            let workspace = workspace(&state, name)?;
+            let subject = parse_subject(subject_type, subject)?;
+            let profiles = ProfileStore::open(&config.data_dir.join("profiles.db"))
+                .context("cannot open the profile store")?;
+            let delivery = DeliveryStore::open(&config.data_dir.join("delivery.db"))?;
+            let suppressed = Lists::new(PersonList::Suppressed);
+            suppressed.reload(&state)?;
+            let do_not_sell = Lists::new(PersonList::DoNotSell);
+            do_not_sell.reload(&state)?;
+            let exported = export(
+                &config.data_dir,
+                &state,
+                &profiles,
+                &delivery,
+                [&suppressed, &do_not_sell],
+                &workspace,
+                &subject,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&exported)?);
+        }
         PrivacyCommand::Verify {
             subject_type,
             subject,
             output,
         } => {
             let workspace = workspace(&state, &output.workspace)?;
-            let Some(subject_type) = SubjectType::parse(subject_type) else {
-                bail!("--subject-type: unknown subject type {subject_type}");
-            };
-            let Some(subject) = subject_type.identifier(subject) else {
-                bail!(
-                    "the subject is not a valid id of type {}",
-                    subject_type.as_str()
-                );
-            };
+            let subject = parse_subject(subject_type, subject)?;
             let profiles = ProfileStore::open(&config.data_dir.join("profiles.db"))
                 .context("cannot open the profile store")?;
             let delivery = DeliveryStore::open(&config.data_dir.join("delivery.db"))?;
@@ -206,6 +237,16 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_subject(subject_type: &str, subject: &str) -> Result<Identifier> {
+    let Some(kind) = SubjectType::parse(subject_type) else {
+        bail!("--subject-type: unknown subject type {subject_type}");
+    };
+    let Some(identifier) = kind.identifier(subject) else {
+        bail!("the subject is not a valid id of type {}", kind.as_str());
+    };
+    Ok(identifier)
 }
 
 fn print_regulation(output: &Output, regulation: &Regulation) {

@@ -1024,6 +1024,28 @@ async fn privacy_commands_delete_a_person_and_verify_it() {
     assert!(!ok, "{text}");
     assert!(text.contains("log\t2 record(s)"), "{text}");
 
+    let (ok, exported, stderr) = cli(
+        dir.path(),
+        &[
+            "privacy",
+            "export",
+            "--subject-type",
+            "EMAIL",
+            "cli-del@example.org",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let exported: Value = serde_json::from_str(&exported).expect("json");
+    assert_eq!(
+        exported["events"].as_array().map(Vec::len),
+        Some(2),
+        "{exported}"
+    );
+    assert_eq!(
+        exported["profile"]["traits"]["email"],
+        "cli-del@example.org"
+    );
+
     let (ok, _, stderr) = cli(
         dir.path(),
         &[

@@ -8,6 +8,7 @@
 //! | `GET /api/v1/regulations/{id}` | `{"data": {"regulation": {..., "report"}}}` |
 //! | `GET /api/v1/suppressions` | `{"data": {"suppressions": [{regulationId, values, createdAt}]}}` |
 //! | `POST /api/v1/privacy/verify` `{subjectType, subjectId}` | what every store and the data directory's bytes still hold |
+//! | `POST /api/v1/privacy/export` `{subjectType, subjectId}` | everything held about the person (see [`crate::privacy::export`]) |
 //! | `GET`/`PUT /api/v1/privacy/settings` | the workspace's privacy settings (`require_consent`) |
 //! | `POST /api/v1/privacy/do-not-sell` `{subjectType, subjectIds}` | `{"data": {"optOutId", "values"}}`: the person opted out of sale and sharing |
 //! | `POST /api/v1/privacy/do-not-sell/remove` `{subjectType, subjectIds}` | `{"data": {"removed"}}` |
@@ -152,12 +153,9 @@ pub struct VerifyRequest {
     subject_id: String,
 }
 
-pub async fn verify(
-    State(app): State<AppState>,
-    scope: Scope,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let request: VerifyRequest = json_body(&body)?;
+/// The subject of a verify or export request.
+fn one_subject(body: &[u8]) -> Result<sluice_identity::Identifier, ApiError> {
+    let request: VerifyRequest = json_body(body)?;
     let subject_type = SubjectType::parse(&request.subject_type).ok_or_else(|| {
         ApiError::bad_request(
             "invalid_request",
@@ -165,12 +163,43 @@ pub async fn verify(
         )
         .with_field("subjectType")
     })?;
-    let subject = subject_type
-        .identifier(&request.subject_id)
-        .ok_or_else(|| {
-            ApiError::bad_request("invalid_request", "not a valid id of the subject type")
-                .with_field("subjectId")
-        })?;
+    subject_type.identifier(&request.subject_id).ok_or_else(|| {
+        ApiError::bad_request("invalid_request", "not a valid id of the subject type")
+            .with_field("subjectId")
+    })
+}
+
+pub async fn export(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let subject = one_subject(&body)?;
+    let privacy = std::sync::Arc::clone(&app.privacy);
+    let state = app.state.clone();
+    let profiles = std::sync::Arc::clone(&app.profiles.store);
+    let delivery = std::sync::Arc::clone(&app.deliveries.store);
+    let exported = store_call(move || {
+        crate::privacy::export::export(
+            &privacy.data_dir,
+            &state,
+            &profiles,
+            &delivery,
+            [&privacy.suppressed, &privacy.do_not_sell],
+            &scope.workspace_id,
+            &subject,
+        )
+    })
+    .await?;
+    Ok(Json(exported))
+}
+
+pub async fn verify(
+    State(app): State<AppState>,
+    scope: Scope,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let subject = one_subject(&body)?;
     let data_dir = app.privacy.data_dir.clone();
     let profiles = std::sync::Arc::clone(&app.profiles.store);
     let delivery = std::sync::Arc::clone(&app.deliveries.store);

@@ -120,6 +120,11 @@ impl Checker {
             .contains(&digest(&self.held.key, &self.workspace, value))
     }
 
+    /// Whether an identifier value is listed.
+    pub fn holds_value(&self, value: &str) -> bool {
+        self.hit(value)
+    }
+
     /// Whether the event belongs to a listed person.
     pub fn holds(&self, event: &NewEvent) -> bool {
         for value in [&event.user_id, &event.anonymous_id].into_iter().flatten() {

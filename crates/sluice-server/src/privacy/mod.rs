@@ -7,6 +7,7 @@
 //!   every identifier of the person, suppresses them, erases them from every store through
 //!   its erase/find contract, forwards the deletion to destinations, and writes the report.
 //! - [`forward`] — deletion requests to the destinations' tools, answers recorded.
+//! - [`export`] — everything held about a person, as JSON (data-subject access).
 //! - [`verify`] — looks for a person in every store and in the bytes of the data directory.
 //! - [`scan`] — the byte scan.
 //!
@@ -14,6 +15,7 @@
 //! a regulation's subjects are stored only sealed and only until it is done; no log line
 //! names an identifier.
 
+pub mod export;
 pub mod forward;
 pub mod lists;
 pub mod regulate;

@@ -339,7 +339,13 @@ impl Privacy {
     ) -> Result<Vec<(&'static str, u64)>, StoreError> {
         // No profile batch is read or stored while the log and the profiles are erased.
         let _held = self.profiles.gate.lock().await;
-        let message_ids = self.log.find_person(workspace, values).await?;
+        let message_ids: Vec<String> = self
+            .log
+            .find_person(workspace, values)
+            .await?
+            .into_iter()
+            .map(|found| found.event.message_id)
+            .collect();
         let log = self.log.erase_person(workspace, values).await?;
         let store = Arc::clone(&self.profiles.store);
         let (ws, ids) = (workspace.clone(), identifiers.to_vec());

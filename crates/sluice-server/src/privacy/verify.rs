@@ -70,11 +70,11 @@ pub fn find(
     }
     let events = find_person_in_file(&data_dir.join("log.db"), workspace, &values)?;
     let profile_records = person.profiles.len() as u64 + person.events;
-    let dead_letters = delivery.find_person(workspace, &values)?;
+    let dead_letters = delivery.find_person(workspace, &values)?.len() as u64;
     let files = scan_dir(data_dir, &values)?;
     Ok(Findings {
         values,
-        message_ids: events.clone(),
+        message_ids: events.iter().map(|e| e.event.message_id.clone()).collect(),
         stores: vec![
             ("log", events.len() as u64),
             ("profiles", profile_records),

@@ -696,3 +696,135 @@ async fn consent_gpc_and_do_not_sell_decide_what_each_destination_gets() {
     assert_eq!(status, 400);
     assert_eq!(body["field"], "subjectIds[0]");
 }
+
+#[tokio::test]
+async fn the_export_holds_everything_ingested_about_the_person() {
+    let node = spawn().await;
+    let web = node.create_source("web").await;
+    let app = node.create_source("app").await;
+    let hook = hook_to(&node, &web, "hook", &[], false).await;
+    let person = vec![
+        json!({"type": "track", "event": "Product Viewed", "anonymousId": "exp-anon", "messageId": "e-1",
+               "properties": {"sku": "X-9", "price": 12.5}}),
+        json!({"type": "identify", "userId": "exp-user", "anonymousId": "exp-anon", "messageId": "e-2",
+               "traits": {"email": "export@example.org", "name": "Ex Porter", "plan": "pro"}}),
+    ];
+    send(&node, &web, &person).await;
+    let on_app = vec![
+        json!({"type": "track", "event": "Opened", "userId": "exp-user", "messageId": "e-3",
+                             "context": {"traits": {"phone": "+15550100777"}}}),
+    ];
+    send(&node, &app, &on_app).await;
+    send(
+        &node,
+        &web,
+        &[json!({"type": "identify", "userId": "someone-else", "messageId": "e-4", "traits": {"name": "Other"}})],
+    )
+    .await;
+    wait_until("profile and delivery", async || {
+        let (status, graph) = call(
+            &node,
+            Method::GET,
+            "/api/v1/profiles/user_id:exp-user/graph",
+            None,
+        )
+        .await;
+        status == 200 && graph.to_string().contains("+15550100777") && hook.accepted().len() == 3
+    })
+    .await;
+
+    let (status, exported) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/export",
+        Some(json!({"subjectType": "EMAIL", "subjectId": "Export@example.org"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{exported}");
+    // Every event of the person, as ingested; nobody else's.
+    let events = exported["events"].as_array().unwrap();
+    let ids: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"]["messageId"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["e-1", "e-2", "e-3"]);
+    let sent: Vec<&Value> = person.iter().chain(on_app.iter()).collect();
+    for (exported, sent) in events.iter().zip(sent) {
+        for field in [
+            "type",
+            "userId",
+            "anonymousId",
+            "event",
+            "properties",
+            "traits",
+        ] {
+            if let Some(value) = sent.get(field) {
+                assert_eq!(&exported["event"][field], value, "{field} of {sent}");
+            }
+        }
+    }
+    assert_eq!(events[2]["sourceId"], app.id.as_str());
+    // The profile: identifiers and merged traits.
+    let mut identifiers: Vec<String> = exported["profile"]["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["type"].as_str().unwrap(),
+                i["id"].as_str().unwrap()
+            )
+        })
+        .collect();
+    identifiers.sort();
+    assert_eq!(
+        identifiers,
+        vec![
+            "anonymous_id:exp-anon",
+            "email:export@example.org",
+            "phone:+15550100777",
+            "user_id:exp-user"
+        ]
+    );
+    assert_eq!(
+        exported["profile"]["traits"],
+        json!({"email": "export@example.org", "name": "Ex Porter", "plan": "pro"})
+    );
+    // What the destination (connected to `web` only) did with each event.
+    let hook_events = &exported["destinations"][0]["events"];
+    assert_eq!(
+        hook_events,
+        &json!([{"messageId": "e-1", "status": "processed"}, {"messageId": "e-2", "status": "processed"}])
+    );
+    assert_eq!(exported["suppressed"], false);
+    assert_eq!(exported["doNotSell"], false);
+    assert_eq!(exported["audiences"], json!([]));
+
+    let (status, _) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/do-not-sell",
+        Some(json!({"subjectType": "USER_ID", "subjectIds": ["exp-user"]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, again) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/export",
+        Some(json!({"subjectType": "ANONYMOUS_ID", "subjectId": "exp-anon"})),
+    )
+    .await;
+    assert_eq!(again["doNotSell"], true);
+    assert_eq!(again["events"].as_array().unwrap().len(), 3);
+
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/export",
+        Some(json!({"subjectType": "EMAIL"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}

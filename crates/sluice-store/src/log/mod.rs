@@ -90,13 +90,13 @@ pub trait EventLog: Send + Sync + 'static {
     /// move forward: an older `seq` is ignored.
     async fn ack(&self, scope: &SourceScope, consumer: &str, seq: Seq) -> Result<(), StoreError>;
 
-    /// The `messageId`s of the workspace's events whose `userId` or `anonymousId` is one of
-    /// `identifiers`, in log order (the "find" half of the erase/find contract).
+    /// The workspace's events whose `userId` or `anonymousId` is one of `identifiers`, in log
+    /// order (the "find" half of the erase/find contract).
     async fn find_person(
         &self,
         workspace_id: &WorkspaceId,
         identifiers: &[String],
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<Vec<StoredEvent>, StoreError>;
 
     /// Physically removes every event of the workspace whose `userId` or `anonymousId` is one
     /// of `identifiers`. Returns how many were removed.

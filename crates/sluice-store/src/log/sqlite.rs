@@ -380,7 +380,7 @@ impl EventLog for SqliteLog {
         &self,
         workspace_id: &WorkspaceId,
         identifiers: &[String],
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Vec<StoredEvent>, StoreError> {
         let workspace_id = workspace_id.clone();
         let identifiers = identifiers.to_vec();
         self.with_reader(move |connection| find_in(connection, &workspace_id, &identifiers))
@@ -696,45 +696,63 @@ fn apply_all(
     Ok(results)
 }
 
-/// The `messageId`s of the workspace's events of any of the identifiers, in log order: one
-/// scan of the workspace's events (the log has no index on people, see the module
-/// documentation), matched against the set in memory.
+/// The workspace's events of any of the identifiers, in log order: one scan of the
+/// workspace's events (the log has no index on people, see the module documentation), matched
+/// against the set in memory; only matching rows' bodies are read.
 fn find_in(
     connection: &Connection,
     workspace_id: &WorkspaceId,
     identifiers: &[String],
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Vec<StoredEvent>, StoreError> {
     let wanted: HashSet<&str> = identifiers.iter().map(String::as_str).collect();
-    let mut statement = connection.prepare_cached(
-        "SELECT message_id, user_id, anonymous_id FROM events WHERE workspace_id = ?1 ORDER BY seq",
-    )?;
+    let mut statement = connection.prepare_cached(&format!(
+        "{SELECT_EVENT} WHERE workspace_id = ?1 ORDER BY seq"
+    ))?;
     let mut rows = statement.query([&workspace_id.0])?;
     let mut found = Vec::new();
     while let Some(row) = rows.next()? {
-        let user: Option<String> = row.get(1)?;
-        let anonymous: Option<String> = row.get(2)?;
+        let user: Option<String> = row.get(4)?;
+        let anonymous: Option<String> = row.get(5)?;
         let matches = user.as_deref().is_some_and(|id| wanted.contains(id))
             || anonymous.as_deref().is_some_and(|id| wanted.contains(id));
         if matches {
-            found.push(row.get(0)?);
+            found.push(row_to_event(row)?);
         }
     }
     Ok(found)
 }
 
-/// [`EventLog::find_person`] on a log file another process may be writing (the CLI's
-/// `privacy verify`): opened read-only, never written.
-pub fn find_person_in_file(
-    path: &Path,
-    workspace_id: &WorkspaceId,
-    identifiers: &[String],
-) -> Result<Vec<String>, StoreError> {
+fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
     let connection = Connection::open_with_flags(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
-    find_in(&connection, workspace_id, identifiers)
+    Ok(connection)
+}
+
+/// [`EventLog::find_person`] on a log file another process may be writing (the CLI's
+/// `privacy verify` and `privacy export`): opened read-only, never written.
+pub fn find_person_in_file(
+    path: &Path,
+    workspace_id: &WorkspaceId,
+    identifiers: &[String],
+) -> Result<Vec<StoredEvent>, StoreError> {
+    find_in(&open_read_only(path)?, workspace_id, identifiers)
+}
+
+/// Every cursor of the workspace in a log file: `(source, consumer, seq)`.
+pub fn cursors_in_file(
+    path: &Path,
+    workspace_id: &WorkspaceId,
+) -> Result<Vec<(String, String, Seq)>, StoreError> {
+    let connection = open_read_only(path)?;
+    let mut statement = connection
+        .prepare("SELECT source_id, consumer, seq FROM cursors WHERE workspace_id = ?1")?;
+    let rows = statement.query_map([&workspace_id.0], |row| {
+        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// Deletes the workspace's events of any of the identifiers, in one scan.

@@ -1,0 +1,120 @@
+//! Data-subject export: everything Sluice holds about a person, as one JSON document — the
+//! profile (identifiers with first and last seen, traits, merges, accounts), every logged
+//! event, what happened to each event at each destination connected to its source, and
+//! whether the person is suppressed or opted out of sale and sharing.
+//!
+//! Built from the stores' own reads (the log file read-only, so the CLI can export while a
+//! node runs). A destination's status of an event is read from its cursor and its dead
+//! letters: `processed` (its cursor passed the event: delivered, or kept away by consent,
+//! the `integrations` object or a filter), `dead_lettered` (with when and why) or `pending`.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+use sluice_delivery::consumer_name;
+use sluice_identity::{Collection, Identifier};
+use sluice_store::log::sqlite::{cursors_in_file, find_person_in_file};
+use sluice_store::{DeliveryStore, ProfileStore, StateStore, StoreError, WorkspaceId};
+
+use super::lists::Lists;
+use crate::admin::identity::graph_json;
+
+/// Most traits exported per profile.
+const MAX_TRAITS: usize = 10_000;
+
+/// The export of the person holding `subject`.
+pub fn export(
+    data_dir: &Path,
+    state: &StateStore,
+    profiles: &ProfileStore,
+    delivery: &DeliveryStore,
+    lists: [&Lists; 2],
+    workspace: &WorkspaceId,
+    subject: &Identifier,
+) -> Result<Value, StoreError> {
+    let mut values = vec![subject.value.clone()];
+    let mut profile_json = Value::Null;
+    if let Some(profile) = profiles.lookup(workspace, Collection::Users, subject)? {
+        let graph = profiles.graph(&profile)?;
+        for entry in &graph.identifiers {
+            if !values.contains(&entry.id.value) {
+                values.push(entry.id.value.clone());
+            }
+        }
+        let traits = profiles.traits(&profile, &[], None, MAX_TRAITS)?;
+        let mut trait_map = serde_json::Map::new();
+        for value in traits {
+            trait_map.insert(value.name, value.value);
+        }
+        profile_json = graph_json(&graph);
+        profile_json["traits"] = Value::Object(trait_map);
+    }
+
+    let log_path = data_dir.join("log.db");
+    let events = find_person_in_file(&log_path, workspace, &values)?;
+    let cursors = cursors_in_file(&log_path, workspace)?;
+    let letters = delivery.find_person(workspace, &values)?;
+    let mut destinations = Vec::new();
+    for destination in state.list_destinations(workspace)? {
+        let consumer = consumer_name(&destination.id.0);
+        let mut statuses = Vec::new();
+        for stored in &events {
+            if !destination.sources.contains(&stored.event.source_id) {
+                continue;
+            }
+            let letter = letters.iter().find(|l| {
+                l.letter.destination_id == destination.id.0
+                    && l.letter.message_id == stored.event.message_id
+            });
+            let cursor = cursors
+                .iter()
+                .find(|(source, name, _)| *source == stored.event.source_id && *name == consumer)
+                .map_or(0, |(_, _, seq)| *seq);
+            let status = match letter {
+                Some(letter) => json!({
+                    "messageId": stored.event.message_id,
+                    "status": "dead_lettered",
+                    "failedAt": crate::admin::time_json(letter.letter.failed_at_ms),
+                    "reason": letter.letter.reason,
+                }),
+                None if stored.seq <= cursor => {
+                    json!({"messageId": stored.event.message_id, "status": "processed"})
+                }
+                None => json!({"messageId": stored.event.message_id, "status": "pending"}),
+            };
+            statuses.push(status);
+        }
+        destinations.push(json!({
+            "id": destination.id.as_str(),
+            "name": destination.name,
+            "type": destination.kind,
+            "events": statuses,
+        }));
+    }
+
+    let mut event_list = Vec::with_capacity(events.len());
+    for stored in &events {
+        let body: Value = serde_json::from_str(&stored.event.body).unwrap_or(Value::Null);
+        event_list.push(json!({
+            "sourceId": stored.event.source_id,
+            "receivedAt": crate::admin::time_json(stored.event.received_at_ms),
+            "event": body,
+        }));
+    }
+    let probe = |lists: &Lists| {
+        lists
+            .checker(workspace)
+            .is_some_and(|checker| values.iter().any(|value| checker.holds_value(value)))
+    };
+    let [suppressed, do_not_sell] = lists;
+    Ok(json!({
+        "subject": {"type": subject.kind, "id": subject.value},
+        "exportedAt": sluice_spec::timestamp::format(time::OffsetDateTime::now_utc()),
+        "profile": profile_json,
+        "events": event_list,
+        "destinations": destinations,
+        "audiences": [],
+        "suppressed": probe(suppressed),
+        "doNotSell": probe(do_not_sell),
+    }))
+}
