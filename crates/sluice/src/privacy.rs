@@ -10,7 +10,7 @@ use serde_json::json;
 use sluice_identity::Identifier;
 use sluice_privacy::{RegulationRequest, RegulationType, SubjectType};
 use sluice_server::Config;
-use sluice_server::admin::privacy::regulation_json;
+use sluice_server::admin::privacy::{regulation_json, suppression_json};
 use sluice_server::privacy::export::export;
 use sluice_server::privacy::lists::Lists;
 use sluice_server::privacy::regulate::record;
@@ -157,10 +157,7 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
             let workspace = workspace(&state, &output.workspace)?;
             let list = state.list_entries(&workspace, PersonList::Suppressed)?;
             if output.json {
-                let list: Vec<_> = list
-                    .iter()
-                    .map(|s| json!({"regulationId": s.entry_id, "values": s.values, "createdAt": s.created_at}))
-                    .collect();
+                let list: Vec<_> = list.iter().map(suppression_json).collect();
                 println!("{}", json!({ "suppressions": list }));
             } else if list.is_empty() {
                 println!("no suppressions in workspace {}", output.workspace);

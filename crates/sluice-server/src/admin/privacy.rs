@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sluice_privacy::regulation::subjects_from_json;
 use sluice_privacy::{PrivacySettings, RegulationRequest, SubjectType};
-use sluice_store::{PersonList, Regulation};
+use sluice_store::{ListEntry, PersonList, Regulation};
 
 use super::Scope;
 use super::sources::json_body;
@@ -77,6 +77,11 @@ pub fn regulation_json(regulation: &Regulation) -> Value {
         "streamStatus": stream_status,
         "report": regulation.report,
     })
+}
+
+/// A suppression as the API and the CLI show it (the values it stops are never shown).
+pub fn suppression_json(entry: &ListEntry) -> Value {
+    json!({"regulationId": entry.entry_id, "values": entry.values, "createdAt": entry.created_at})
 }
 
 pub async fn create(
@@ -139,10 +144,7 @@ pub async fn suppressions(
     let state = app.state.clone();
     let list =
         store_call(move || state.list_entries(&scope.workspace_id, PersonList::Suppressed)).await?;
-    let list: Vec<Value> = list
-        .iter()
-        .map(|s| json!({"regulationId": s.entry_id, "values": s.values, "createdAt": s.created_at}))
-        .collect();
+    let list: Vec<Value> = list.iter().map(suppression_json).collect();
     Ok(Json(json!({"data": {"suppressions": list}})))
 }
 

@@ -93,13 +93,6 @@ async fn forward_one(
         Ok(adapter) => adapter,
         Err(error) => return (Status::Failed, None, format!("settings: {error}")),
     };
-    if user_ids.is_empty() {
-        return (
-            Status::Finished,
-            None,
-            "the person has no user id or anonymous id to forward".to_owned(),
-        );
-    }
     let Some(requests) = adapter.plan_deletion(user_ids, time::OffsetDateTime::now_utc()) else {
         return (
             Status::NotSupported,
@@ -107,6 +100,13 @@ async fn forward_one(
             format!("{} takes no deletion requests", destination.kind),
         );
     };
+    if requests.is_empty() {
+        return (
+            Status::Finished,
+            None,
+            "the person has no user id or anonymous id to forward".to_owned(),
+        );
+    }
     let Some(client) = client else {
         return (Status::Failed, None, "no http client".to_owned());
     };

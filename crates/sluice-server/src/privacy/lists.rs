@@ -99,25 +99,25 @@ impl Lists {
     }
 
     /// A checker for one workspace's events, or `None` when nobody is listed there.
-    pub fn checker(&self, workspace: &WorkspaceId) -> Option<Checker> {
+    pub fn checker<'a>(&self, workspace: &'a WorkspaceId) -> Option<Checker<'a>> {
         self.get(workspace).map(|held| Checker {
-            workspace: workspace.0.clone(),
+            workspace: &workspace.0,
             held,
         })
     }
 }
 
 /// Checks the events of one workspace where someone is listed.
-pub struct Checker {
-    workspace: String,
+pub struct Checker<'a> {
+    workspace: &'a str,
     held: Arc<Listed>,
 }
 
-impl Checker {
+impl Checker<'_> {
     fn hit(&self, value: &str) -> bool {
         self.held
             .digests
-            .contains(&digest(&self.held.key, &self.workspace, value))
+            .contains(&digest(&self.held.key, self.workspace, value))
     }
 
     /// Whether an identifier value is listed.
