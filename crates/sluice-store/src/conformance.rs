@@ -67,6 +67,8 @@ pub async fn run_suite<H: LogHarness>(make: impl Fn(i64) -> H) {
     reads_are_scoped(make(LONG_WINDOW_MS)).await;
     cursors(make(LONG_WINDOW_MS)).await;
     erasure(make(LONG_WINDOW_MS)).await;
+    expiry(make(LONG_WINDOW_MS)).await;
+    forgetting_a_consumer(make(LONG_WINDOW_MS)).await;
     live_tail(make(LONG_WINDOW_MS)).await;
 }
 
@@ -312,6 +314,81 @@ async fn erasure<H: LogHarness>(mut harness: H) {
         .await
         .expect("append");
     assert_eq!(after, vec![AppendOutcome::Appended(6)]);
+}
+
+async fn expiry<H: LogHarness>(mut harness: H) {
+    let log = harness.open();
+    let day = 86_400_000;
+    log.append(vec![
+        event("w", "s", "old1", Some("a"), None, T0),
+        event("w", "s", "old2", Some("b"), None, T0 + day),
+        event("w", "t", "other-source", Some("a"), None, T0),
+        event("w2", "s", "other-workspace", Some("a"), None, T0),
+        event("w", "s", "old3", Some("c"), None, T0 + 2 * day),
+        event("w", "s", "new", Some("a"), None, T0 + 10 * day),
+    ])
+    .await
+    .expect("append");
+    let s = scope("w", "s");
+    // Nothing is older than the first event.
+    assert_eq!(log.expire(&s, T0, 100).await.expect("expire"), 0);
+    // A limit bounds one call; the next call goes on.
+    assert_eq!(log.expire(&s, T0 + 5 * day, 2).await.expect("expire"), 2);
+    assert_eq!(
+        ids(&log.read(&s, 0, 10).await.expect("read")),
+        vec!["old3", "new"]
+    );
+    assert_eq!(log.expire(&s, T0 + 5 * day, 2).await.expect("expire"), 1);
+    assert_eq!(log.expire(&s, T0 + 5 * day, 2).await.expect("expire"), 0);
+    assert_eq!(ids(&log.read(&s, 0, 10).await.expect("read")), vec!["new"]);
+    assert_eq!(
+        ids(&log.read(&scope("w", "t"), 0, 10).await.expect("read")),
+        vec!["other-source"],
+        "other sources untouched"
+    );
+    assert_eq!(
+        ids(&log.read(&scope("w2", "s"), 0, 10).await.expect("read")),
+        vec!["other-workspace"],
+        "other workspaces untouched"
+    );
+    harness.crash(log);
+    let log = harness.open();
+    assert_eq!(ids(&log.read(&s, 0, 10).await.expect("read")), vec!["new"]);
+}
+
+async fn forgetting_a_consumer<H: LogHarness>(mut harness: H) {
+    let log = harness.open();
+    for (workspace, source, consumer) in [
+        ("w", "s", "destination:d1"),
+        ("w", "t", "destination:d1"),
+        ("w", "s", "destination:d2"),
+        ("w2", "s", "destination:d1"),
+    ] {
+        log.ack(&scope(workspace, source), consumer, 5)
+            .await
+            .expect("ack");
+    }
+    let w = WorkspaceId("w".into());
+    assert_eq!(
+        log.forget_consumer(&w, "destination:d1")
+            .await
+            .expect("forget"),
+        2
+    );
+    for (workspace, source, consumer, expected) in [
+        ("w", "s", "destination:d1", 0),
+        ("w", "t", "destination:d1", 0),
+        ("w", "s", "destination:d2", 5),
+        ("w2", "s", "destination:d1", 5),
+    ] {
+        assert_eq!(
+            log.cursor(&scope(workspace, source), consumer)
+                .await
+                .expect("cursor"),
+            expected,
+            "{workspace} {source} {consumer}"
+        );
+    }
 }
 
 async fn live_tail<H: LogHarness>(mut harness: H) {

@@ -389,6 +389,25 @@ impl DeliveryStore {
         Ok(removed)
     }
 
+    /// Removes the source's dead letters of events received before `received_before_ms`
+    /// (retention), then truncates the WAL. Returns how many.
+    pub fn expire(
+        &self,
+        workspace: &WorkspaceId,
+        source_id: &str,
+        received_before_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let connection = self.lock()?;
+        let removed = connection.execute(
+            "DELETE FROM dead_letters WHERE workspace_id = ?1 AND source_id = ?2 AND received_at < ?3",
+            params![workspace.0, source_id, received_before_ms],
+        )? as u64;
+        if removed > 0 {
+            connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
+        }
+        Ok(removed)
+    }
+
     /// Records where a replay ends, when the destination picks it up.
     pub fn set_replay_end(&self, id: i64, last_seq: i64) -> Result<(), StoreError> {
         let connection = self.lock()?;
@@ -669,5 +688,29 @@ mod tests {
         assert_eq!(all[0].state, ReplayState::Done);
         store.forget_destination(&w1, "d1").expect("forget");
         assert!(store.replays(&w1, "d1", false).expect("list").is_empty());
+    }
+
+    #[test]
+    fn expiry_removes_a_sources_old_letters_only() {
+        let (_dir, store) = store();
+        let mut other_source = letter("w1", "d1", "cat", 3);
+        other_source.source_id = "other".into();
+        store
+            .add_dead_letters(&[
+                letter("w1", "d1", "ann", 1),
+                letter("w1", "d2", "bob", 2),
+                other_source,
+                letter("w2", "d1", "dan", 4),
+                letter("w1", "d1", "eve", 50),
+            ])
+            .expect("add");
+        let w1 = WorkspaceId("w1".into());
+        // Received at 1,001 … 1,050: before 1,010 are seqs 1, 2 and 3 (3 in another source).
+        assert_eq!(store.expire(&w1, "src", 1_010).expect("expire"), 2);
+        assert_eq!(store.count_dead_letters(&w1, "d1").expect("count"), 2);
+        assert_eq!(store.count_dead_letters(&w1, "d2").expect("count"), 0);
+        let w2 = WorkspaceId("w2".into());
+        assert_eq!(store.count_dead_letters(&w2, "d1").expect("count"), 1);
+        assert_eq!(store.expire(&w1, "src", 1_010).expect("expire"), 0);
     }
 }

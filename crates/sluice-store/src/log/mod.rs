@@ -8,7 +8,8 @@
 //! Consumers read a source's events in sequence order from a durable cursor and acknowledge
 //! what they have processed; after a restart they resume from the last acknowledgement.
 //!
-//! Erasure removes every event of a person (matched on `userId` or `anonymousId`) physically.
+//! Erasure removes every event of a person (matched on `userId` or `anonymousId`) physically;
+//! expiry removes a source's events older than its retention period the same way.
 
 pub mod dedup;
 pub mod sqlite;
@@ -104,6 +105,24 @@ pub trait EventLog: Send + Sync + 'static {
         &self,
         workspace_id: &WorkspaceId,
         identifiers: &[String],
+    ) -> Result<u64, StoreError>;
+
+    /// Physically removes up to `limit` of the source's oldest events received before
+    /// `received_before_ms` (retention). Returns how many were removed; fewer than `limit`
+    /// means none older is left.
+    async fn expire(
+        &self,
+        scope: &SourceScope,
+        received_before_ms: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
+
+    /// Removes every cursor `consumer` holds in the workspace (a deleted destination). Returns
+    /// how many.
+    async fn forget_consumer(
+        &self,
+        workspace_id: &WorkspaceId,
+        consumer: &str,
     ) -> Result<u64, StoreError>;
 
     /// Committed events as they are committed (for live tails). Slow receivers miss events.

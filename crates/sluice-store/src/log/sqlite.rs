@@ -92,14 +92,28 @@ enum Command {
         reply: Reply<()>,
     },
     Erase {
-        workspace_id: WorkspaceId,
-        identifiers: Vec<String>,
+        erasure: Erasure,
         reply: Reply<u64>,
     },
     Probe {
         reply: Reply<()>,
     },
     Shutdown,
+}
+
+/// What an erasing command removes. Every erasure overwrites the rows (`secure_delete`) and
+/// truncates the WAL after its commit.
+enum Erasure {
+    /// Every event of the workspace whose `userId` or `anonymousId` is one of the identifiers.
+    Person(WorkspaceId, Vec<String>),
+    /// Up to `limit` of the source's oldest events, in log order, received before `before_ms`.
+    Expired {
+        scope: SourceScope,
+        before_ms: i64,
+        limit: usize,
+    },
+    /// Every cursor of a consumer in the workspace.
+    Consumer(WorkspaceId, String),
 }
 
 impl Command {
@@ -392,14 +406,31 @@ impl EventLog for SqliteLog {
         workspace_id: &WorkspaceId,
         identifiers: &[String],
     ) -> Result<u64, StoreError> {
-        let workspace_id = workspace_id.clone();
-        let identifiers = identifiers.to_vec();
-        self.call(|reply| Command::Erase {
-            workspace_id,
-            identifiers,
-            reply,
-        })
-        .await
+        let erasure = Erasure::Person(workspace_id.clone(), identifiers.to_vec());
+        self.call(|reply| Command::Erase { erasure, reply }).await
+    }
+
+    async fn expire(
+        &self,
+        scope: &SourceScope,
+        received_before_ms: i64,
+        limit: usize,
+    ) -> Result<u64, StoreError> {
+        let erasure = Erasure::Expired {
+            scope: scope.clone(),
+            before_ms: received_before_ms,
+            limit,
+        };
+        self.call(|reply| Command::Erase { erasure, reply }).await
+    }
+
+    async fn forget_consumer(
+        &self,
+        workspace_id: &WorkspaceId,
+        consumer: &str,
+    ) -> Result<u64, StoreError> {
+        let erasure = Erasure::Consumer(workspace_id.clone(), consumer.to_owned());
+        self.call(|reply| Command::Erase { erasure, reply }).await
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Arc<StoredEvent>> {
@@ -544,13 +575,9 @@ impl Writer {
                     waiters.push(Waiter::Done(reply));
                     operations.push(Operation::Ack(scope, consumer, seq));
                 }
-                Command::Erase {
-                    workspace_id,
-                    identifiers,
-                    reply,
-                } => {
+                Command::Erase { erasure, reply } => {
                     waiters.push(Waiter::Count(reply));
-                    operations.push(Operation::Erase(workspace_id, identifiers));
+                    operations.push(Operation::Erase(erasure));
                 }
                 Command::Probe { reply } => {
                     waiters.push(Waiter::Done(reply));
@@ -640,7 +667,7 @@ impl Writer {
 enum Operation {
     Append(Vec<NewEvent>),
     Ack(SourceScope, String, Seq),
-    Erase(WorkspaceId, Vec<String>),
+    Erase(Erasure),
     Probe,
 }
 
@@ -668,8 +695,19 @@ fn apply_all(
                 .execute(params![scope.workspace_id.0, scope.source_id, consumer, seq])?;
                 Applied::Done
             }
-            Operation::Erase(workspace_id, identifiers) => {
+            Operation::Erase(Erasure::Person(workspace_id, identifiers)) => {
                 Applied::Count(erase(&tx, &workspace_id, &identifiers)?)
+            }
+            Operation::Erase(Erasure::Expired {
+                scope,
+                before_ms,
+                limit,
+            }) => Applied::Count(expire(&tx, &scope, before_ms, limit)?),
+            Operation::Erase(Erasure::Consumer(workspace_id, consumer)) => {
+                let removed = tx
+                    .prepare_cached("DELETE FROM cursors WHERE workspace_id = ?1 AND consumer = ?2")?
+                    .execute(params![workspace_id.0, consumer])?;
+                Applied::Count(removed as u64)
             }
             Operation::Probe => {
                 tx.execute(
@@ -775,6 +813,43 @@ fn erase(
         )?
         .execute([&workspace_id.0])?;
     tx.execute("DELETE FROM erase_ids", [])?;
+    Ok(removed as u64)
+}
+
+/// Deletes up to `limit` of the source's oldest events received before `before_ms`. Events
+/// are walked in log order and the walk stops at the first one received later: the log is in
+/// receive order, so this reads no more rows than it deletes (plus one) and needs no index on
+/// the receive time.
+fn expire(
+    tx: &Transaction<'_>,
+    scope: &SourceScope,
+    before_ms: i64,
+    limit: usize,
+) -> Result<u64, StoreError> {
+    let mut oldest = tx.prepare_cached(
+        "SELECT seq, received_at FROM events WHERE source_id = ?1 AND workspace_id = ?2
+         ORDER BY seq LIMIT ?3",
+    )?;
+    let mut rows = oldest.query(params![
+        scope.source_id,
+        scope.workspace_id.0,
+        sql_limit(limit)
+    ])?;
+    let mut last_expired = None;
+    while let Some(row) = rows.next()? {
+        let received_at: i64 = row.get(1)?;
+        if received_at >= before_ms {
+            break;
+        }
+        last_expired = Some(row.get::<_, Seq>(0)?);
+    }
+    drop(rows);
+    let Some(last) = last_expired else {
+        return Ok(0);
+    };
+    let removed = tx
+        .prepare_cached("DELETE FROM events WHERE source_id = ?1 AND workspace_id = ?2 AND seq <= ?3")?
+        .execute(params![scope.source_id, scope.workspace_id.0, last])?;
     Ok(removed as u64)
 }
 

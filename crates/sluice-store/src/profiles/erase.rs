@@ -1,9 +1,13 @@
-//! The erase/find contract for profiles: find everything held about a person, and erase it.
+//! The erase/find contract for profiles (find everything held about a person, and erase it)
+//! and retention (forget a source's old history, and the profiles left with none).
 //!
 //! A person is found through any of their identifiers (users collection); everything of the
 //! profiles holding them goes: the profiles (and those merged into them), identifiers, traits,
 //! history, merge and unmerge records, links. `secure_delete` overwrites the rows in the file
 //! and the WAL is checkpointed and truncated afterwards, so no old page keeps them.
+//!
+//! Retention removes a source's history entries applied before a time; a profile whose whole
+//! history is gone is erased like a person (nothing recent vouches for it any more).
 
 use std::collections::BTreeSet;
 
@@ -70,35 +74,98 @@ impl ProfileStore {
         let mut connection = self.writer()?;
         let transaction = connection.transaction()?;
         let live = live_profiles(&transaction, &workspace.0, ids)?;
-        let mut all: Vec<ProfileId> = Vec::new();
-        for profile in live {
-            all.push(profile);
-            let mut statement =
-                transaction.prepare_cached("SELECT id FROM profiles WHERE merged_into = ?1")?;
-            for id in statement.query_map([profile], |row| row.get::<_, i64>(0))? {
-                all.push(id?);
-            }
-        }
-        let mut removed = 0u64;
-        for profile in &all {
-            for sql in [
-                "DELETE FROM identifiers WHERE profile_id = ?1",
-                "DELETE FROM traits WHERE profile_id = ?1",
-                "DELETE FROM profile_events WHERE profile_id = ?1",
-                "DELETE FROM merges WHERE kept = ?1 OR absorbed = ?1",
-                "DELETE FROM unmerges WHERE profile_id = ?1",
-                "DELETE FROM links WHERE user_profile = ?1",
-                "DELETE FROM profiles WHERE id = ?1",
-            ] {
-                removed += transaction.execute(sql, [*profile])? as u64;
-            }
-        }
+        let removed = erase_profiles(&transaction, &live)?;
         transaction.commit()?;
         if removed > 0 {
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(removed)
     }
+
+    /// Retention: removes the source's history entries applied before `applied_before_ms`,
+    /// then erases every profile left without history.
+    pub fn expire(
+        &self,
+        workspace: &WorkspaceId,
+        source_id: &str,
+        applied_before_ms: i64,
+    ) -> Result<Expired, StoreError> {
+        let mut connection = self.writer()?;
+        let transaction = connection.transaction()?;
+        let mut touched: Vec<ProfileId> = Vec::new();
+        {
+            let mut statement = transaction.prepare_cached(
+                "SELECT DISTINCT profile_id FROM profile_events
+                 WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3",
+            )?;
+            let rows = statement.query_map(
+                rusqlite::params![workspace.0, source_id, applied_before_ms],
+                |row| row.get::<_, i64>(0),
+            )?;
+            for row in rows {
+                touched.push(row?);
+            }
+        }
+        let events = transaction.execute(
+            "DELETE FROM profile_events WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3",
+            rusqlite::params![workspace.0, source_id, applied_before_ms],
+        )? as u64;
+        let mut emptied = Vec::new();
+        for profile in touched {
+            let left: bool = transaction.query_row(
+                "SELECT EXISTS(SELECT 1 FROM profile_events WHERE profile_id = ?1)",
+                [profile],
+                |row| row.get(0),
+            )?;
+            if !left {
+                emptied.push(profile);
+            }
+        }
+        let profiles = emptied.len() as u64;
+        erase_profiles(&transaction, &emptied)?;
+        transaction.commit()?;
+        if events > 0 {
+            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        Ok(Expired { events, profiles })
+    }
+}
+
+/// What [`ProfileStore::expire`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// History entries.
+    pub events: u64,
+    /// Profiles left without history, erased.
+    pub profiles: u64,
+}
+
+/// Erases live profiles and every profile merged into them; returns the rows removed.
+fn erase_profiles(connection: &Connection, live: &[ProfileId]) -> Result<u64, StoreError> {
+    let mut all: Vec<ProfileId> = Vec::new();
+    for profile in live {
+        all.push(*profile);
+        let mut statement =
+            connection.prepare_cached("SELECT id FROM profiles WHERE merged_into = ?1")?;
+        for id in statement.query_map([*profile], |row| row.get::<_, i64>(0))? {
+            all.push(id?);
+        }
+    }
+    let mut removed = 0u64;
+    for profile in &all {
+        for sql in [
+            "DELETE FROM identifiers WHERE profile_id = ?1",
+            "DELETE FROM traits WHERE profile_id = ?1",
+            "DELETE FROM profile_events WHERE profile_id = ?1",
+            "DELETE FROM merges WHERE kept = ?1 OR absorbed = ?1",
+            "DELETE FROM unmerges WHERE profile_id = ?1",
+            "DELETE FROM links WHERE user_profile = ?1 OR account_profile = ?1",
+            "DELETE FROM profiles WHERE id = ?1",
+        ] {
+            removed += connection.execute(sql, [*profile])? as u64;
+        }
+    }
+    Ok(removed)
 }
 
 fn live_profiles(

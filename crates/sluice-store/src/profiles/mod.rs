@@ -49,7 +49,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{StoreError, WorkspaceId, sqlite};
 
-pub use erase::PersonFound;
+pub use erase::{Expired, PersonFound};
 pub use ingest::IngestReport;
 pub use read::{
     EventQuery, EventRef, ExternalId, GraphView, Link, MergeRecord, ProfileMeta, ProfileRef,

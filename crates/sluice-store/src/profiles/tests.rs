@@ -512,6 +512,81 @@ fn erase_finds_and_removes_every_trace() {
     }
 }
 
+#[test]
+fn expiry_forgets_old_history_and_profiles_left_without_any() {
+    let (_dir, store) = open();
+    store
+        .ingest(&ws(), &default_rules(), "src_web", &journey())
+        .unwrap();
+    // The same person seen later by the app, and someone seen only by the app.
+    let mut app = vec![
+        event(
+            6,
+            T0 + 5000,
+            json!({"type": "track", "event": "App Opened", "userId": "u1"}),
+        ),
+        event(
+            7,
+            T0 + 6000,
+            json!({"type": "identify", "userId": "app-only", "traits": {"plan": "team"}}),
+        ),
+    ];
+    for stored in &mut app {
+        stored.event.source_id = "src_app".into();
+    }
+    store
+        .ingest(&ws(), &default_rules(), "src_app", &app)
+        .unwrap();
+    let applied = sluice_spec::timestamp::now_ms();
+
+    // Nothing was applied before the start of time, and another workspace holds nothing.
+    assert_eq!(
+        store.expire(&ws(), "src_web", 0).unwrap(),
+        Expired::default()
+    );
+    let other = WorkspaceId("ws_other".into());
+    assert_eq!(
+        store.expire(&other, "src_web", applied + 1).unwrap(),
+        Expired::default()
+    );
+
+    let expired = store.expire(&ws(), "src_web", applied + 1).unwrap();
+    assert_eq!(
+        expired,
+        Expired {
+            events: 5,
+            profiles: 0
+        }
+    );
+    // Jane keeps her profile (the app's event is recent) with her identifiers and traits.
+    let jane = profile_of(&store, "user_id", "u1").unwrap();
+    assert_eq!(profile_of(&store, "email", "jane@example.com"), Some(jane.clone()));
+    assert_eq!(traits_of(&store, &jane)["plan"], json!("pro"));
+
+    let expired = store.expire(&ws(), "src_app", applied + 1).unwrap();
+    assert_eq!(
+        expired,
+        Expired {
+            events: 2,
+            profiles: 2
+        }
+    );
+    for (kind, value) in [
+        ("user_id", "u1"),
+        ("email", "jane@example.com"),
+        ("anonymous_id", "phone"),
+        ("user_id", "app-only"),
+    ] {
+        assert_eq!(profile_of(&store, kind, value), None, "{kind} {value}");
+    }
+    assert_eq!(
+        store
+            .find_person(&ws(), &[id("anonymous_id", "laptop")])
+            .unwrap(),
+        PersonFound::default()
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     /// The store decides exactly like the in-memory graph under the default rules.
