@@ -4,7 +4,8 @@
 //!   workspace that requires consent, Global Privacy Control and "do not sell" opt-outs for
 //!   advertising and sale destinations.
 //! - [`pii`] — which fields of an event hold personal or secret data (emails, phones, cards,
-//!   SSNs, IBANs, IP addresses, dates of birth, secrets), by key and by value.
+//!   SSNs, IBANs, IP addresses, dates of birth, secrets), by key and by value; the PII policy
+//!   (allow, hash, redact, block per class, overridden per destination) and applying it.
 //! - [`regulation`] — suppression and deletion requests in Segment's shapes (types, subjects,
 //!   statuses), and the keyed digests a suppression keeps instead of identifiers.
 //! - [`settings`] — a workspace's privacy settings (`require_consent`).
@@ -20,7 +21,10 @@ pub mod regulation;
 pub mod settings;
 pub mod vault;
 
-pub use pii::{Finding, PiiClass, classify, scan};
+pub use pii::{
+    Applied, Field, Finding, PiiAction, PiiClass, PiiPolicy, PolicyError, Rules, apply, classify,
+    fields, scan,
+};
 pub use regulation::{
     RegulationError, RegulationRequest, RegulationType, Status, SubjectDigest, SubjectType,
 };

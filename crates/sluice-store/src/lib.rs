@@ -12,6 +12,9 @@
 //! - [`profiles`] — profiles and the identity graph ([`ProfileStore`]), built from the log by
 //!   the profile consumer, in `profiles.db`.
 //! - [`identity`] — each workspace's identity settings and Profile API tokens, in `state.db`.
+//! - [`inventory`] — the data inventory ([`InventoryStore`]): every field path seen per
+//!   workspace, source and event, with its PII class, first and last seen and count, never a
+//!   value; built from the log, in `inventory.db`.
 //! - [`regulations`] — suppression and deletion requests (subjects sealed, and only until
 //!   done) and the suppressed digests, in `state.db`.
 //! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
@@ -24,6 +27,7 @@ pub mod delivery;
 pub mod destinations;
 pub mod error;
 pub mod identity;
+pub mod inventory;
 pub mod log;
 pub mod profiles;
 pub mod regulations;
@@ -42,6 +46,7 @@ pub use destinations::{
 };
 pub use error::StoreError;
 pub use identity::ProfileTokenInfo;
+pub use inventory::{FieldSeen, InventoryField, InventoryQuery, InventoryStore};
 pub use log::sqlite::{SqliteLog, SqliteLogConfig};
 pub use log::{AppendOutcome, EventLog, NewEvent, Seq, SourceScope, StoredEvent};
 pub use profiles::{INGEST_BATCH, ProfileStore};

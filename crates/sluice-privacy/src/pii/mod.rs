@@ -2,7 +2,14 @@
 //!
 //! - [`classify`] — one field: its key (the last segment of its path) and its JSON value.
 //! - [`scan`] — every field under an event's `properties`, `traits` and `context`, with its
-//!   path (`properties.billing.card`, arrays as `[]`) and class. Values are never returned.
+//!   path (`properties.billing.card`, arrays as `[]`) and class. Values are never returned,
+//!   not even a value used as a key: such a key is written `*` in a path.
+//! - [`fields`] — every leaf field of those parts once per path, classified or not: what the
+//!   data inventory records.
+//! - [`policy`] — what a workspace does with each class ([`PiiPolicy`]: allow, hash, redact,
+//!   block), at the ingest gate and per destination, and [`apply`], which does it to an event.
+//!
+//! [`scan`], [`fields`] and [`apply`] read an event through one traversal (`walk`).
 //!
 //! A class comes from the key, the value, or both:
 //! - by key alone: secrets and passwords ([`PiiClass::Secret`]) and dates of birth;
@@ -17,11 +24,20 @@
 //! The matchers are in [`values`] (shapes and checksums) and [`keys`] (key words).
 
 pub mod keys;
+pub mod policy;
 pub mod values;
+mod walk;
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ops::ControlFlow;
 
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+
+pub use policy::{Applied, PiiAction, PiiPolicy, PolicyError, Rules, apply};
+use walk::Node;
 
 /// What kind of personal or secret data a field holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,6 +83,40 @@ impl PiiClass {
             .into_iter()
             .find(|class| class.as_str() == name)
     }
+
+    /// The class's place in [`PiiClass::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A class is written by its [`PiiClass::as_str`] name, also as a map key.
+impl Serialize for PiiClass {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Only the [`PiiClass::as_str`] names are read; any other name is refused.
+impl<'de> Deserialize<'de> for PiiClass {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        match PiiClass::parse(&name) {
+            Some(class) => Ok(class),
+            None => {
+                let mut expected = String::new();
+                for class in PiiClass::ALL {
+                    if !expected.is_empty() {
+                        expected.push_str(", ");
+                    }
+                    expected.push_str(class.as_str());
+                }
+                Err(D::Error::custom(format!(
+                    "unknown pii class `{name}`, expected one of {expected}"
+                )))
+            }
+        }
+    }
 }
 
 /// The class of one field, from its key (the last path segment) and value.
@@ -94,73 +144,67 @@ pub fn classify(key: &str, value: &Value) -> Option<PiiClass> {
 /// A field found by [`scan`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// Dotted path from the event's root, arrays written `[]`: `properties.items[].email`.
+    /// Dotted path from the event's root, arrays written `[]`: `properties.items[].email`; a
+    /// key that itself looks like personal data (`{"jane@example.com": true}`) is written `*`.
     pub path: String,
     pub class: PiiClass,
 }
-
-/// The parts of an event that carry user data.
-const SCANNED: [&str; 3] = ["properties", "traits", "context"];
-
-/// Deeper fields than this are not looked at (events are at most 32 KB, so this bounds
-/// nothing real; it keeps a hostile nesting from costing a deep recursion).
-const MAX_DEPTH: usize = 32;
 
 /// Every classified field under the event's `properties`, `traits` and `context`, in document
 /// order. A path inside an array may appear once per element.
 pub fn scan(event: &Value) -> Vec<Finding> {
     let mut found = Vec::new();
-    let Some(object) = event.as_object() else {
-        return found;
-    };
-    for part in SCANNED {
-        if let Some(value) = object.get(part) {
-            let mut path = part.to_string();
-            walk(part, value, &mut path, 0, &mut found);
+    let _ = walk::walk(event, |place, node| {
+        if let Some(class) = node.class() {
+            found.push(Finding {
+                path: place.path.to_owned(),
+                class,
+            });
         }
-    }
+        ControlFlow::Continue(())
+    });
     found
 }
 
-fn walk(key: &str, value: &Value, path: &mut String, depth: usize, found: &mut Vec<Finding>) {
-    if depth > MAX_DEPTH {
-        return;
-    }
-    match value {
-        Value::Object(fields) => {
-            if let Some(class @ PiiClass::Secret) = keys::class_of_key(key) {
-                // `credentials: {…}` is secret as a whole.
-                found.push(Finding {
-                    path: path.clone(),
+/// A field found by [`fields`]: where it is and its class, never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The path, written as in [`Finding::path`].
+    pub path: String,
+    pub class: Option<PiiClass>,
+}
+
+/// Every leaf field under the event's `properties`, `traits` and `context` (scalars, null
+/// included, and empty objects and arrays; a secret object such as `credentials: {…}` is one
+/// field), once per path, in order of first appearance. A path inside an array takes the
+/// class of the first element that has one.
+pub fn fields(event: &Value) -> Vec<Field> {
+    let mut found: Vec<Field> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let _ = walk::walk(event, |place, node| {
+        if matches!(node, Node::TooDeep) {
+            return ControlFlow::Continue(());
+        }
+        let class = node.class();
+        match seen.get(place.path) {
+            Some(&index) => {
+                if let Some(field) = found.get_mut(index)
+                    && field.class.is_none()
+                {
+                    field.class = class;
+                }
+            }
+            None => {
+                seen.insert(place.path.to_owned(), found.len());
+                found.push(Field {
+                    path: place.path.to_owned(),
                     class,
                 });
-                return;
-            }
-            for (name, child) in fields {
-                let length = path.len();
-                path.push('.');
-                path.push_str(name);
-                walk(name, child, path, depth + 1, found);
-                path.truncate(length);
             }
         }
-        Value::Array(items) => {
-            let length = path.len();
-            path.push_str("[]");
-            for item in items {
-                walk(key, item, path, depth + 1, found);
-            }
-            path.truncate(length);
-        }
-        scalar => {
-            if let Some(class) = classify(key, scalar) {
-                found.push(Finding {
-                    path: path.clone(),
-                    class,
-                });
-            }
-        }
-    }
+        ControlFlow::Continue(())
+    });
+    found
 }
 
 /// A string as is (not copied), a number written in decimal; nothing for other values.

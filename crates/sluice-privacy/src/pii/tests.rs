@@ -299,3 +299,130 @@ fn deep_nesting_is_cut_off() {
     let event = json!({ "properties": value });
     assert!(scan(&event).is_empty());
 }
+
+fn paths(found: &[Field]) -> Vec<(&str, Option<PiiClass>)> {
+    let mut out = Vec::new();
+    for field in found {
+        out.push((field.path.as_str(), field.class));
+    }
+    out
+}
+
+#[test]
+fn fields_lists_every_leaf_once_with_its_class() {
+    let event = json!({
+        "type": "track",
+        "event": "Order Completed",
+        "userId": "jane@example.com",
+        "properties": {
+            "plan": "pro",
+            "coupon": null,
+            "tags": [],
+            "extra": {},
+            "billing": {"card": "4111 1111 1111 1111", "zip": "94107"},
+            "items": [{"sku": "A1"}, {"sku": "B2", "gift_email": "bob@example.com"}],
+            "credentials": {"user": "jane", "pass": "x"}
+        },
+        "traits": {"email": "jane@example.com", "vip": true},
+        "context": {"ip": "203.0.113.9", "library": {"name": "analytics.js"}}
+    });
+    assert_eq!(
+        paths(&fields(&event)),
+        vec![
+            ("properties.plan", None),
+            ("properties.coupon", None),
+            ("properties.tags", None),
+            ("properties.extra", None),
+            ("properties.billing.card", Some(PiiClass::PaymentCard)),
+            ("properties.billing.zip", None),
+            ("properties.items[].sku", None),
+            ("properties.items[].gift_email", Some(PiiClass::Email)),
+            ("properties.credentials", Some(PiiClass::Secret)),
+            ("traits.email", Some(PiiClass::Email)),
+            ("traits.vip", None),
+            ("context.ip", Some(PiiClass::IpAddress)),
+            ("context.library.name", None),
+        ],
+        "type, event and userId are outside the scanned parts; a secret object is one field"
+    );
+}
+
+#[test]
+fn fields_keeps_a_class_any_element_had() {
+    let event = json!({
+        "properties": {
+            "contacts": ["n/a", "", "jane@example.com", "later"],
+            "ids": [1, 2, 3],
+            "rows": [{"v": "x"}, {"v": "4111111111111111"}, {"v": null}],
+            "nested": [[1], ["bob@example.com"]],
+            "mixed": [{"a": 1}, "text", []]
+        }
+    });
+    assert_eq!(
+        paths(&fields(&event)),
+        vec![
+            ("properties.contacts[]", Some(PiiClass::Email)),
+            ("properties.ids[]", None),
+            ("properties.rows[].v", Some(PiiClass::PaymentCard)),
+            ("properties.nested[][]", Some(PiiClass::Email)),
+            ("properties.mixed[].a", None),
+            ("properties.mixed[]", None),
+        ]
+    );
+}
+
+#[test]
+fn a_key_that_looks_like_personal_data_is_written_as_a_star() {
+    let event = json!({
+        "traits": {
+            "jane@example.com": true,
+            "203.0.113.9": {"visits": 3},
+            "4111111111111111": "x",
+            "name": "Jane"
+        },
+        "properties": {"by_email": {"bob@example.com": {"email": "bob@example.com"}}}
+    });
+    let found = fields(&event);
+    assert_eq!(
+        paths(&found),
+        vec![
+            ("properties.by_email.*.email", Some(PiiClass::Email)),
+            ("traits.*", None),
+            ("traits.*.visits", None),
+            ("traits.name", None),
+        ],
+        "two keys written as stars make one path"
+    );
+    for field in &found {
+        assert!(
+            !field.path.contains('@')
+                && !field.path.contains("203.")
+                && !field.path.contains("4111"),
+            "{}",
+            field.path
+        );
+    }
+    // scan writes paths the same way.
+    let scanned = scan(&event);
+    assert_eq!(scanned.len(), 1);
+    assert_eq!(scanned[0].path, "properties.by_email.*.email");
+}
+
+#[test]
+fn fields_of_events_without_user_data() {
+    assert!(fields(&json!("text")).is_empty());
+    assert!(fields(&json!({"type": "track", "event": "x"})).is_empty());
+    assert_eq!(
+        paths(&fields(&json!({"properties": {}, "traits": "oops"}))),
+        vec![("properties", None), ("traits", None)],
+        "empty or scalar parts are leaves"
+    );
+    let mut deep = json!({"email": "deep@example.com"});
+    for _ in 0..100 {
+        deep = json!({ "x": deep });
+    }
+    assert!(
+        fields(&json!({ "properties": deep })).is_empty(),
+        "nothing past the depth limit"
+    );
+}
