@@ -23,6 +23,6 @@ pub mod window;
 pub use backoff::Backoff;
 pub use engine::Engine;
 pub use runner::{
-    Attempt, Consent, DestinationSpec, EventFilter, OptedOut, Options, Shared, Status,
+    Attempt, Consent, DestinationSpec, EventFilter, OptedOut, Options, PiiDelivery, Shared, Status,
     consumer_name,
 };

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sluice_destinations::{Adapter, Outgoing, Verdict};
 use sluice_privacy::consent::{self, DestinationConsent};
+use sluice_privacy::pii::{self, Applied, Rules};
 use sluice_store::{
     DeadLetter, DeliveryStore, EventLog, NewDeadLetter, NewEvent, Replay, ReplayState, Seq,
     SourceScope, StoredEvent, WorkspaceId,
@@ -71,7 +72,18 @@ pub struct DestinationSpec {
     pub adapter: Arc<dyn Adapter>,
     pub filter: Option<EventFilter>,
     pub consent: Consent,
+    /// The PII rules applied to each event just before it is sent, when any class is not
+    /// allowed as is.
+    pub pii: Option<PiiDelivery>,
     pub options: Options,
+}
+
+/// A destination's PII rules (see `sluice_privacy::pii::policy`) and the workspace's key for
+/// keyed hashes.
+#[derive(Clone)]
+pub struct PiiDelivery {
+    pub rules: Rules,
+    pub hash_key: Arc<[u8]>,
 }
 
 /// Whether an event's person opted out of sale and sharing.
@@ -421,6 +433,7 @@ impl Runner {
         // object nor a filter needs it (an adapter may still parse, e.g. to map fields).
         let consent = &self.spec.consent;
         let needs_value = self.spec.filter.is_some()
+            || self.spec.pii.is_some()
             || consent::applies(&consent.destination)
             || body.contains("\"integrations\"");
         let mut value = None;
@@ -470,6 +483,18 @@ impl Runner {
                 None => {
                     self.window.skip(stream, seq);
                     self.count_filtered("filter");
+                    return;
+                }
+            }
+        }
+        // PII rules come last: filters and consent see the event as it was logged.
+        if let (Some(pii), Some(parsed)) = (&self.spec.pii, value.as_mut()) {
+            match pii::apply(&pii.rules, parsed, &pii.hash_key) {
+                Applied::Unchanged => {}
+                Applied::Changed => rewritten = Some(parsed.to_string()),
+                Applied::Blocked { .. } => {
+                    self.window.skip(stream, seq);
+                    self.count_filtered("pii");
                     return;
                 }
             }

@@ -67,6 +67,7 @@ async fn start(fake: &FakeTool, tool: Tool) -> Run {
             adapter: Arc::from(adapter),
             filter: None,
             consent: Consent::default(),
+            pii: None,
             options: Options {
                 backoff: Backoff {
                     base: Duration::from_millis(20),

@@ -226,6 +226,7 @@ fn spec(id: &str, url: &str, batch: usize, options: Options) -> DestinationSpec 
         }),
         filter: None,
         consent: Consent::default(),
+        pii: None,
         options,
     }
 }

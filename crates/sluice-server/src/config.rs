@@ -116,6 +116,8 @@ pub struct Config {
     pub max_commit_events: usize,
     /// Time limit of one HTTP request, reading the body included.
     pub request_timeout_secs: u64,
+    /// How often the retention job runs (expired events, the children policy's sweep).
+    pub retention_interval_secs: u64,
     pub log_format: LogFormat,
     /// A tracing filter (`info`, `sluice_server=debug`...).
     pub log_level: String,
@@ -139,6 +141,7 @@ impl Default for Config {
             max_batch_events: limits.max_batch_events,
             max_commit_events: 4096,
             request_timeout_secs: 30,
+            retention_interval_secs: 3600,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
         }

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sluice_delivery::{Consent, DestinationSpec, Engine, OptedOut, Options};
+use sha2::Digest;
+use sluice_delivery::{Consent, DestinationSpec, Engine, OptedOut, Options, PiiDelivery};
 use sluice_fql::DestinationFilter;
 use sluice_privacy::consent::DestinationConsent;
 use sluice_privacy::{PrivacySettings, Vault};
@@ -60,18 +61,19 @@ impl Deliveries {
         let state = Arc::clone(&self.state);
         let destinations = match tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
-            let mut privacy: HashMap<WorkspaceId, (PrivacySettings, Option<String>)> =
+            let mut privacy: HashMap<WorkspaceId, (PrivacySettings, Option<String>, Arc<[u8]>)> =
                 HashMap::new();
             for destination in state.all_enabled_destinations()? {
                 let filters =
                     state.destination_filters(&destination.workspace_id, &destination.id.0)?;
                 let workspace = destination.workspace_id.clone();
                 if !privacy.contains_key(&workspace) {
-                    let settings = state.privacy_settings(&workspace)?;
-                    privacy.insert(workspace.clone(), settings);
+                    let (settings, saved_at) = state.privacy_settings(&workspace)?;
+                    let hash_key = pii_hash_key(&state.digest_key(&workspace)?);
+                    privacy.insert(workspace.clone(), (settings, saved_at, hash_key));
                 }
-                let (settings, saved_at) = privacy[&workspace].clone();
-                found.push((destination, filters, settings, saved_at));
+                let (settings, saved_at, hash_key) = privacy[&workspace].clone();
+                found.push((destination, filters, settings, saved_at, hash_key));
             }
             Ok::<_, sluice_store::StoreError>(found)
         })
@@ -86,7 +88,7 @@ impl Deliveries {
         };
         let mut running = self.running.lock().await;
         let mut wanted = HashMap::new();
-        for (destination, filters, privacy, privacy_saved_at) in destinations {
+        for (destination, filters, privacy, privacy_saved_at, hash_key) in destinations {
             let id = destination.id.0.clone();
             let version = format!(
                 "{}|{}",
@@ -108,7 +110,11 @@ impl Deliveries {
                     destination.workspace_id.clone(),
                 )),
             };
-            match spec_for(&destination, &filters, consent, &self.vault) {
+            let pii = privacy
+                .pii
+                .for_destination(&id)
+                .map(|rules| PiiDelivery { rules, hash_key });
+            match spec_for(&destination, &filters, consent, pii, &self.vault) {
                 Ok(spec) => {
                     tracing::info!(destination = %id, kind = %destination.kind, "delivering");
                     self.engine.upsert(spec).await;
@@ -160,10 +166,20 @@ fn opted_out_checker(lists: Arc<Lists>, workspace: WorkspaceId) -> OptedOut {
     })
 }
 
+/// The key of a workspace's keyed PII hashes, derived from its digest key so that a hash
+/// sent to a tool cannot be compared with a suppression digest.
+fn pii_hash_key(digest_key: &[u8]) -> Arc<[u8]> {
+    let mut key = Vec::with_capacity(digest_key.len() + 16);
+    key.extend_from_slice(b"sluice-pii-hash\0");
+    key.extend_from_slice(digest_key);
+    Arc::from(sha2::Sha256::digest(&key).as_slice())
+}
+
 fn spec_for(
     destination: &Destination,
     filters: &[Value],
     consent: Consent,
+    pii: Option<PiiDelivery>,
     vault: &Vault,
 ) -> Result<DestinationSpec, String> {
     let settings = open_settings(vault, destination).map_err(|e| e.to_string())?;
@@ -194,6 +210,7 @@ fn spec_for(
         adapter: Arc::from(adapter),
         filter,
         consent,
+        pii,
         options: Options {
             max_in_flight: delivery.max_in_flight as usize,
             rate_limit: delivery.rate_limit_per_sec.map(f64::from),

@@ -33,6 +33,7 @@ use crate::delivery::Deliveries;
 use crate::error::ApiError;
 use crate::privacy::Privacy;
 use crate::privacy::lists::Lists;
+use crate::privacy::retention::Retention;
 use crate::profiles::{self, Profiles};
 use crate::tracking::auth::KeyCache;
 use crate::{admin, health, telemetry, tracking};
@@ -79,8 +80,10 @@ pub struct AppState {
     pub deliveries: Arc<Deliveries>,
     /// Profiles and the consumer that builds them from the log.
     pub profiles: Arc<Profiles>,
-    /// Suppressions and the regulation worker.
+    /// Suppressions, the privacy gate and the regulation worker.
     pub privacy: Arc<Privacy>,
+    /// The retention job.
+    pub retention: Arc<Retention>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -101,6 +104,7 @@ pub struct App {
     stop: watch::Sender<bool>,
     report: StartupReport,
     request_timeout: Duration,
+    retention_interval: Duration,
 }
 
 /// Opens the stores of a data directory (also used by the CLI's admin commands).
@@ -248,6 +252,17 @@ impl App {
             config.data_dir.clone(),
             suppressed,
         ));
+        privacy.gate.reload(&state)?;
+        let retention_interval = Duration::from_secs(config.retention_interval_secs.max(1));
+        let shared_log: Arc<dyn EventLog> = log.clone();
+        let retention = Arc::new(Retention::new(
+            Arc::clone(&state),
+            shared_log,
+            Arc::clone(&profiles),
+            Arc::clone(&deliveries.store),
+            config.data_dir.join("log.db"),
+            retention_interval,
+        ));
 
         let listener =
             TcpListener::bind(config.listen)
@@ -268,12 +283,14 @@ impl App {
             deliveries,
             profiles,
             privacy,
+            retention,
             stopping,
         };
         Ok(App {
             listener,
             state,
             stop,
+            retention_interval,
             report: StartupReport {
                 workspace,
                 created_workspace,
@@ -307,8 +324,11 @@ impl App {
             tokio::spawn(Arc::clone(&deliveries).keep_reconciling(self.state.stopping.clone()));
         let profile_consumer =
             tokio::spawn(Arc::clone(&self.state.profiles).run(self.state.stopping.clone()));
-        let regulator =
-            tokio::spawn(Arc::clone(&self.state.privacy).run(self.state.stopping.clone()));
+        let regulator = tokio::spawn(
+            Arc::clone(&self.state.privacy).run(self.state.stopping.clone(), self.retention_interval),
+        );
+        let retention =
+            tokio::spawn(Arc::clone(&self.state.retention).run(self.state.stopping.clone()));
         let stop = self.stop;
         let signal = async move {
             shutdown.await;
@@ -325,6 +345,7 @@ impl App {
         // A regulation in progress finishes its current step; one cut short runs again at
         // the next start.
         let _ = regulator.await;
+        let _ = retention.await;
         // The consumer finishes its batch (one transaction) before the log closes.
         let _ = profile_consumer.await;
         // Destinations finish their requests in flight and save their cursors before the log
@@ -431,6 +452,10 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/api/v1/suppressions", get(admin::privacy::suppressions))
         .route("/api/v1/privacy/verify", post(admin::privacy::verify))
         .route("/api/v1/privacy/export", post(admin::privacy::export))
+        .route(
+            "/api/v1/privacy/retention/run",
+            post(admin::privacy::run_retention),
+        )
         .route(
             "/api/v1/privacy/settings",
             get(admin::privacy::settings).put(admin::privacy::set_settings),

@@ -284,14 +284,40 @@ impl StateStore {
             .optional()?;
         match stored {
             None => Ok((PrivacySettings::default(), None)),
-            Some((text, at)) => {
-                let settings = serde_json::from_str(&text).map_err(|e| StoreError::Invalid {
-                    field: "privacy_settings",
-                    message: format!("stored settings are unreadable: {e}"),
-                })?;
-                Ok((settings, Some(at)))
-            }
+            Some((text, at)) => Ok((read_settings(&text)?, Some(at))),
         }
+    }
+
+    /// Every workspace's saved privacy settings (workspaces with none saved have the
+    /// defaults). Unreadable rows are refused like in [`StateStore::privacy_settings`].
+    pub fn all_privacy_settings(&self) -> Result<Vec<(WorkspaceId, PrivacySettings)>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement =
+            connection.prepare("SELECT workspace_id, settings FROM privacy_settings ORDER BY workspace_id")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        let mut all = Vec::new();
+        for row in rows {
+            let (workspace, text) = row?;
+            all.push((WorkspaceId(workspace), read_settings(&text)?));
+        }
+        Ok(all)
+    }
+
+    /// Removes a deleted destination's PII overrides from the workspace's settings; returns
+    /// whether there were any.
+    pub fn forget_destination_settings(
+        &self,
+        workspace: &WorkspaceId,
+        destination_id: &str,
+    ) -> Result<bool, StoreError> {
+        let (mut settings, _) = self.privacy_settings(workspace)?;
+        if settings.pii.destinations.remove(destination_id).is_none() {
+            return Ok(false);
+        }
+        self.set_privacy_settings(workspace, &settings)?;
+        Ok(true)
     }
 
     /// Saves the workspace's privacy settings.
@@ -452,6 +478,13 @@ impl StateStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+fn read_settings(text: &str) -> Result<PrivacySettings, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Invalid {
+        field: "privacy_settings",
+        message: format!("stored settings are unreadable: {e}"),
+    })
 }
 
 fn found(changed: usize, id: &str) -> Result<(), StoreError> {

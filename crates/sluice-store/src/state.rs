@@ -163,6 +163,14 @@ impl StateStore {
         Ok((workspace, true))
     }
 
+    /// Every workspace's id (workspace-internal plumbing: background jobs visit each).
+    pub fn workspace_ids(&self) -> Result<Vec<WorkspaceId>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare("SELECT id FROM workspaces ORDER BY id")?;
+        let rows = statement.query_map([], |row| Ok(WorkspaceId(row.get(0)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     pub fn workspace_by_name(&self, name: &str) -> Result<Option<Workspace>, StoreError> {
         let connection = self.lock()?;
         let workspace = connection

@@ -508,8 +508,12 @@ pub(crate) fn run(config: &Config, command: &DestinationCommand) -> Result<()> {
             session
                 .state
                 .delete_destination(&session.workspace, &found.id.0)?;
-            // Its dead letters and replays go with it.
+            // What was held only for it goes with it: dead letters, replays, PII overrides
+            // (the node forgets its cursors in the log at its next retention sweep).
             delivery_store(config)?.forget_destination(&session.workspace, &found.id.0)?;
+            session
+                .state
+                .forget_destination_settings(&session.workspace, &found.id.0)?;
             print(output, found, "deleted")
         }
         DestinationCommand::Reseal { json } => reseal(config, *json),

@@ -130,7 +130,7 @@ enum SourceCommand {
 }
 
 /// Environment variables read as configuration (`SLUICE_<KEY>`).
-const CONFIG_KEYS: [&str; 16] = [
+const CONFIG_KEYS: [&str; 17] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -145,6 +145,7 @@ const CONFIG_KEYS: [&str; 16] = [
     "max_batch_events",
     "max_commit_events",
     "request_timeout_secs",
+    "retention_interval_secs",
     "log_format",
     "log_level",
 ];

@@ -15,6 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use sluice_delivery::consumer_name;
 use sluice_privacy::{Vault, VaultError};
 use sluice_store::{
     DeliveryOptions, Destination, DestinationChange, DestinationId, NewDestination, StateStore,
@@ -404,12 +405,19 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     let (state, store) = (app.state.clone(), app.deliveries.store.clone());
     let removed = DestinationId(id.clone());
+    let workspace = scope.workspace_id.clone();
     store_call(move || {
         state.delete_destination(&scope.workspace_id, &id)?;
-        // Its dead letters and replays go with it.
-        store.forget_destination(&scope.workspace_id, &id)
+        // What was held only for it goes with it: dead letters, replays, PII overrides.
+        store.forget_destination(&scope.workspace_id, &id)?;
+        state.forget_destination_settings(&scope.workspace_id, &id)?;
+        Ok(())
     })
     .await?;
+    // And its cursors in the log.
+    app.log
+        .forget_consumer(&workspace, &consumer_name(&removed.0))
+        .await?;
     on_destination_changed(&app, &removed);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,13 +9,16 @@
 //! | `GET /api/v1/suppressions` | `{"data": {"suppressions": [{regulationId, values, createdAt}]}}` |
 //! | `POST /api/v1/privacy/verify` `{subjectType, subjectId}` | what every store and the data directory's bytes still hold |
 //! | `POST /api/v1/privacy/export` `{subjectType, subjectId}` | everything held about the person (see [`crate::privacy::export`]) |
-//! | `GET`/`PUT /api/v1/privacy/settings` | the workspace's privacy settings (`require_consent`) |
+//! | `GET`/`PUT /api/v1/privacy/settings` | the workspace's privacy settings (consent, PII policy, retention, children); `400 invalid_privacy_settings` naming the field |
+//! | `POST /api/v1/privacy/retention/run` | `{"data": {sources: [{sourceId, days, cutoff, events, profileEvents, profiles, deadLetters}], destinationCursors}}` |
 //! | `POST /api/v1/privacy/do-not-sell` `{subjectType, subjectIds}` | `{"data": {"optOutId", "values"}}`: the person opted out of sale and sharing |
 //! | `POST /api/v1/privacy/do-not-sell/remove` `{subjectType, subjectIds}` | `{"data": {"removed"}}` |
 //! | `GET /api/v1/privacy/do-not-sell` | `{"data": {"optOuts": [{optOutId, values, createdAt}]}}` |
 //!
 //! No answer holds a subject id: a regulation shows how many it had, and a suppression how
 //! many identifier values it stops.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -241,10 +244,50 @@ pub async fn set_settings(
     })?;
     let state = app.state.clone();
     let saved = settings.clone();
-    store_call(move || state.set_privacy_settings(&scope.workspace_id, &saved)).await?;
-    // Destinations apply the new policy at once.
+    store_call(move || {
+        let sources: Vec<String> = state
+            .list_sources(&scope.workspace_id)?
+            .into_iter()
+            .map(|source| source.id)
+            .collect();
+        let destinations: Vec<String> = state
+            .list_destinations(&scope.workspace_id)?
+            .into_iter()
+            .map(|destination| destination.id.0)
+            .collect();
+        if let Err(error) = saved.validate(&sources, &destinations) {
+            return Ok(Err(error));
+        }
+        state.set_privacy_settings(&scope.workspace_id, &saved)?;
+        Ok(Ok(()))
+    })
+    .await?
+    .map_err(|error| {
+        ApiError::bad_request("invalid_privacy_settings", error.to_string()).with_field(&error.field)
+    })?;
+    // The gate and the destinations apply the new policy at once; the children policy
+    // looks through the profiles already held.
+    app.privacy.reload_gate().await?;
+    if settings.children.enabled {
+        let privacy = Arc::clone(&app.privacy);
+        tokio::spawn(async move {
+            if let Err(error) = privacy.sweep_children().await {
+                tracing::error!(%error, "children policy sweep failed");
+            }
+        });
+    }
     app.deliveries.reconcile().await;
     Ok(Json(settings))
+}
+
+/// `POST /api/v1/privacy/retention/run`: sweeps the workspace now (what the background job
+/// does every `retention_interval_secs`) and answers what was removed.
+pub async fn run_retention(
+    State(app): State<AppState>,
+    scope: Scope,
+) -> Result<Json<Value>, ApiError> {
+    let sweep = app.retention.sweep(&scope.workspace_id).await?;
+    Ok(Json(json!({"data": sweep})))
 }
 
 fn opt_out_subjects(body: &[u8]) -> Result<Vec<sluice_identity::Identifier>, ApiError> {

@@ -3,6 +3,8 @@
 //!
 //! - [`lists`] — the listed digests in memory: the suppressed, checked for every event before
 //!   the log; those who opted out of sale and sharing, checked by advertising destinations.
+//! - [`gate`] — each workspace's policy before the log: PII block and redact, the children
+//!   policy.
 //! - [`regulate`] — the worker: resolves a request's subjects through the identity graph to
 //!   every identifier of the person, suppresses them, erases them from every store through
 //!   its erase/find contract, forwards the deletion to destinations, and writes the report.
@@ -17,8 +19,10 @@
 
 pub mod export;
 pub mod forward;
+pub mod gate;
 pub mod lists;
 pub mod regulate;
+pub mod retention;
 pub mod scan;
 pub mod verify;
 

@@ -24,11 +24,12 @@ use serde_json::{Value, json};
 use sluice_identity::Identifier;
 use sluice_identity::identifier::{ANONYMOUS_ID, USER_ID};
 use sluice_privacy::regulation::digest;
-use sluice_privacy::{RegulationType, Status, SubjectDigest, Vault};
+use sluice_privacy::{RegulationType, Status, SubjectDigest, SubjectType, Vault};
 use sluice_store::{EventLog, PersonList, Regulation, StateStore, StoreError, WorkspaceId};
 use tokio::sync::{Notify, watch};
 
 use super::forward::{self, DestinationOutcome};
+use super::gate::Gate;
 use super::lists::Lists;
 use crate::delivery::Deliveries;
 use crate::profiles::Profiles;
@@ -36,6 +37,8 @@ use crate::store_call;
 
 /// How often the worker looks for regulations made elsewhere (the CLI).
 const POLL: Duration = Duration::from_secs(1);
+/// How often the gate's policies are read again.
+const GATE_RELOAD: Duration = Duration::from_secs(5);
 /// The longest a deletion waits for the profile consumer to catch up before resolving.
 const CATCH_UP: Duration = Duration::from_secs(30);
 
@@ -54,6 +57,8 @@ pub struct Privacy {
     pub suppressed: Arc<Lists>,
     /// People who opted out of sale and sharing.
     pub do_not_sell: Arc<Lists>,
+    /// Each workspace's policy before the log.
+    pub gate: Gate,
     state: Arc<StateStore>,
     log: Arc<dyn EventLog>,
     profiles: Arc<Profiles>,
@@ -88,6 +93,7 @@ impl Privacy {
         Privacy {
             suppressed,
             do_not_sell,
+            gate: Gate::default(),
             state,
             log,
             profiles,
@@ -112,11 +118,78 @@ impl Privacy {
         Ok(regulation)
     }
 
-    /// Carries out pending regulations until `stopping` turns true.
-    pub async fn run(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
+    /// Reads every workspace's gate policy again.
+    pub async fn reload_gate(self: &Arc<Self>) -> Result<(), StoreError> {
+        let privacy = Arc::clone(self);
+        store_call(move || privacy.gate.reload(&privacy.state)).await
+    }
+
+    /// The children policy's sweep: asks for the suppression and deletion of every person
+    /// whose profile's traits show an age under the threshold, in each workspace where the
+    /// policy is on. Returns how many were asked for.
+    pub async fn sweep_children(&self) -> Result<usize, StoreError> {
+        let state = Arc::clone(&self.state);
+        let settings = store_call(move || state.all_privacy_settings()).await?;
+        let today = time::OffsetDateTime::now_utc().date();
+        let mut asked = 0;
+        for (workspace, settings) in settings {
+            if !settings.children.enabled {
+                continue;
+            }
+            let store = Arc::clone(&self.profiles.store);
+            let (ws, minimum_age) = (workspace.clone(), settings.children.minimum_age);
+            let children = store_call(move || store.children(&ws, minimum_age, today)).await?;
+            for child in children {
+                let subject = format!("{}:{}", child.kind, child.value);
+                if !self.gate.first_report(&workspace, &subject) {
+                    continue;
+                }
+                let request = sluice_privacy::RegulationRequest::new(
+                    RegulationType::SuppressWithDelete,
+                    SubjectType::Identifier,
+                    &[subject.as_str()],
+                );
+                match request {
+                    Ok(request) => {
+                        self.submit(&workspace, request).await?;
+                        asked += 1;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "children policy: a profile cannot be regulated")
+                    }
+                }
+            }
+        }
+        if asked > 0 {
+            tracing::info!(
+                people = asked,
+                "children policy: suppression and deletion requested"
+            );
+        }
+        Ok(asked)
+    }
+
+    /// Carries out pending regulations until `stopping` turns true; reloads the gate's
+    /// policies every few seconds (changes made with the CLI) and runs the children policy's
+    /// sweep every `sweep_interval`.
+    pub async fn run(self: Arc<Self>, mut stopping: watch::Receiver<bool>, sweep_interval: Duration) {
+        let mut gate_loaded = Instant::now();
+        let mut swept: Option<Instant> = None;
         loop {
             if *stopping.borrow() {
                 return;
+            }
+            if gate_loaded.elapsed() >= GATE_RELOAD {
+                gate_loaded = Instant::now();
+                if let Err(error) = self.reload_gate().await {
+                    tracing::error!(%error, "cannot read the privacy policies");
+                }
+            }
+            if swept.is_none_or(|at| at.elapsed() >= sweep_interval) {
+                swept = Some(Instant::now());
+                if let Err(error) = self.sweep_children().await {
+                    tracing::error!(%error, "children policy sweep failed");
+                }
             }
             let state = Arc::clone(&self.state);
             match store_call(move || state.pending_regulations()).await {

@@ -7,8 +7,10 @@
 //! 1. read the body within the size limit, decompressing gzip (see [`body`]);
 //! 2. find the source: Basic auth first, else `writeKey` in the body (see [`auth`]);
 //! 3. split the body into messages and normalize each (`sluice-spec`);
-//! 4. drop the events of suppressed people (see [`crate::privacy::lists`]), append the
-//!    other valid ones to the log — the answer waits for the fsync;
+//! 4. drop the events of suppressed people (see [`crate::privacy::lists`]), apply the
+//!    workspace's privacy gate (PII block and redact, the children policy; see
+//!    [`crate::privacy::gate`]), append the other valid ones to the log — the answer waits
+//!    for the fsync;
 //! 5. answer exactly 200 with counts and the refused messages, or an error.
 //!
 //! The body is parsed as JSON whatever the `Content-Type` says: the SDKs send
@@ -32,7 +34,10 @@ use sluice_spec::{
 use sluice_store::{AppendOutcome, NewEvent, SourceAuth};
 use time::OffsetDateTime;
 
+use sluice_privacy::{RegulationRequest, RegulationType, SubjectType};
+
 use crate::error::ApiError;
+use crate::privacy::gate::{self, GatePolicy, Verdict};
 use crate::privacy::regulate::EVENTS_SUPPRESSED;
 use crate::startup::AppState;
 use crate::telemetry::{EVENTS_ACCEPTED, EVENTS_DEDUPLICATED, EVENTS_REJECTED};
@@ -181,21 +186,25 @@ async fn handle(
     let received_at_ms = sluice_spec::timestamp::to_ms(received_at);
 
     let total = parsed.messages.len();
-    let mut events = Vec::with_capacity(total);
+    // Each valid event with its index in the request, for the answer.
+    let mut events: Vec<(usize, NewEvent)> = Vec::with_capacity(total);
     let mut rejected = Vec::new();
     for (index, message) in parsed.messages.into_iter().enumerate() {
         let normalized =
             message.and_then(|message| normalize(path_kind, message, &parsed.envelope, &receipt));
         match normalized {
-            Ok(event) => events.push(NewEvent {
-                workspace_id: source.workspace_id.clone(),
-                source_id: source.source_id.clone(),
-                message_id: event.message_id,
-                user_id: event.user_id,
-                anonymous_id: event.anonymous_id,
-                received_at_ms,
-                body: event.body,
-            }),
+            Ok(event) => events.push((
+                index,
+                NewEvent {
+                    workspace_id: source.workspace_id.clone(),
+                    source_id: source.source_id.clone(),
+                    message_id: event.message_id,
+                    user_id: event.user_id,
+                    anonymous_id: event.anonymous_id,
+                    received_at_ms,
+                    body: event.body,
+                },
+            )),
             Err(rejection) => {
                 metrics::counter!(EVENTS_REJECTED, "source" => source.source_id.clone(), "reason" => rejection.code.as_str())
                     .increment(1);
@@ -208,6 +217,7 @@ async fn handle(
             }
         }
     }
+    let invalid = rejected.len();
 
     // A single call with an invalid message is an error like any other.
     if let (Call::Single(_), Some(first)) = (call, rejected.first()) {
@@ -222,7 +232,7 @@ async fn handle(
     let mut accepted = 0;
     if let Some(checker) = app.privacy.suppressed.checker(&source.workspace_id) {
         let before = events.len();
-        events.retain(|event| !checker.holds(event));
+        events.retain(|(_, event)| !checker.holds(event));
         let suppressed = before - events.len();
         if suppressed > 0 {
             metrics::counter!(EVENTS_SUPPRESSED, "source" => source.source_id.clone())
@@ -230,8 +240,12 @@ async fn handle(
             accepted += suppressed;
         }
     }
+    if let Some(policy) = app.privacy.gate.policy(&source.workspace_id) {
+        accepted += apply_gate(app, &policy, &source, received_at, &mut events, &mut rejected).await;
+    }
     let mut duplicates = 0;
     if !events.is_empty() {
+        let events: Vec<NewEvent> = events.into_iter().map(|(_, event)| event).collect();
         let outcomes = app.log.append(events).await.map_err(|error| {
             count_rejected(&source.source_id, "unavailable", total - rejected.len());
             ApiError::from(error)
@@ -250,7 +264,8 @@ async fn handle(
             .increment(duplicates as u64);
     }
 
-    let all_refused = total > 0 && rejected.len() == total;
+    // Events refused by the PII policy are listed, but the request itself was fine.
+    let all_refused = total > 0 && invalid == total;
     let answer = Answer {
         success: !all_refused,
         code: all_refused.then_some("all_messages_rejected"),
@@ -265,6 +280,77 @@ async fn handle(
         StatusCode::OK
     };
     Ok((status, Json(answer)).into_response())
+}
+
+/// Applies the workspace's gate policy (see [`crate::privacy::gate`]): blocked events are
+/// listed in `rejected` and children's events dropped, neither written. Returns how many were
+/// dropped as children's (answered as accepted).
+async fn apply_gate(
+    app: &AppState,
+    policy: &GatePolicy,
+    source: &SourceAuth,
+    received_at: OffsetDateTime,
+    events: &mut Vec<(usize, NewEvent)>,
+    rejected: &mut Vec<RejectedMessage>,
+) -> usize {
+    let today = received_at.date();
+    let mut children = Vec::new();
+    let mut kept = Vec::with_capacity(events.len());
+    for (index, mut event) in events.drain(..) {
+        match gate::check(policy, &mut event, today) {
+            Verdict::Keep => kept.push((index, event)),
+            Verdict::Blocked { path, class } => {
+                count_rejected(&source.source_id, "pii_blocked", 1);
+                rejected.push(RejectedMessage {
+                    index,
+                    code: "pii_blocked",
+                    message: format!(
+                        "{path} holds {}, which this workspace blocks: the event was not stored",
+                        class.as_str()
+                    ),
+                    field: Some(path),
+                });
+            }
+            Verdict::Child => children.push(event),
+        }
+    }
+    *events = kept;
+    rejected.sort_by_key(|refused| refused.index);
+    if !children.is_empty() {
+        metrics::counter!(EVENTS_SUPPRESSED, "source" => source.source_id.clone())
+            .increment(children.len() as u64);
+    }
+    for child in &children {
+        report_child(app, child).await;
+    }
+    children.len()
+}
+
+/// Asks the regulation worker to suppress and delete a child (once per person between two
+/// reloads of the gate).
+async fn report_child(app: &AppState, event: &NewEvent) {
+    let (subject_type, id) = match (&event.user_id, &event.anonymous_id) {
+        (Some(user), _) => (SubjectType::UserId, user),
+        (None, Some(anonymous)) => (SubjectType::AnonymousId, anonymous),
+        (None, None) => return,
+    };
+    if !app.privacy.gate.first_report(&event.workspace_id, id) {
+        return;
+    }
+    let request =
+        match RegulationRequest::new(RegulationType::SuppressWithDelete, subject_type, &[id]) {
+            Ok(request) => request,
+            Err(error) => {
+                tracing::warn!(%error, "children policy: the subject cannot be regulated");
+                return;
+            }
+        };
+    match app.privacy.submit(&event.workspace_id, request).await {
+        Ok(regulation) => {
+            tracing::info!(regulation = %regulation.id, "children policy: suppression and deletion requested")
+        }
+        Err(error) => tracing::error!(%error, "children policy: cannot record the regulation"),
+    }
 }
 
 fn count_rejected(source: &str, reason: &'static str, count: usize) {

@@ -7,11 +7,13 @@
 //! and the WAL is checkpointed and truncated afterwards, so no old page keeps them.
 //!
 //! Retention removes a source's history entries applied before a time; a profile whose whole
-//! history is gone is erased like a person (nothing recent vouches for it any more).
+//! history is gone is erased like a person (nothing recent vouches for it any more). The
+//! children policy's sweep finds profiles whose traits show an age under its threshold.
 
 use std::collections::BTreeSet;
 
 use rusqlite::Connection;
+use sluice_privacy::children::trait_shows_child;
 use sluice_identity::{Collection, Identifier, ProfileId};
 
 use super::{ProfileStore, identifiers};
@@ -128,6 +130,64 @@ impl ProfileStore {
             connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         }
         Ok(Expired { events, profiles })
+    }
+}
+
+impl ProfileStore {
+    /// One identifier (the user id when there is one) of each live user profile whose
+    /// traits show an age under `minimum_age` on `today` (the children policy's sweep).
+    pub fn children(
+        &self,
+        workspace: &WorkspaceId,
+        minimum_age: u32,
+        today: time::Date,
+    ) -> Result<Vec<Identifier>, StoreError> {
+        let connection = self.reader()?;
+        // Only traits whose name could be an age or a birth date are read (names folded as
+        // `sluice_privacy::children` folds them).
+        let mut statement = connection.prepare(
+            "SELECT t.profile_id, t.name, t.value FROM traits t JOIN profiles p ON p.id = t.profile_id
+             WHERE p.workspace_id = ?1 AND p.merged_into IS NULL AND p.collection = 'users'
+             AND lower(replace(replace(replace(t.name, '_', ''), '-', ''), ' ', ''))
+                 IN ('age', 'birthday', 'birthdate', 'dateofbirth', 'dob')",
+        )?;
+        let rows = statement.query_map([&workspace.0], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut found: Vec<ProfileId> = Vec::new();
+        for row in rows {
+            let (profile, name, text) = row?;
+            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            if trait_shows_child(&name, &value, minimum_age, today) && !found.contains(&profile) {
+                found.push(profile);
+            }
+        }
+        let mut identifiers = Vec::with_capacity(found.len());
+        for profile in found {
+            let identifier = connection.query_row(
+                "SELECT kind, value FROM identifiers WHERE profile_id = ?1
+                 ORDER BY kind = 'user_id' DESC, id LIMIT 1",
+                [profile],
+                |row| {
+                    Ok(Identifier::new(
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                    ))
+                },
+            );
+            match identifier {
+                Ok(identifier) => identifiers.push(identifier),
+                Err(rusqlite::Error::QueryReturnedNoRows) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(identifiers)
     }
 }
 

@@ -587,6 +587,63 @@ fn expiry_forgets_old_history_and_profiles_left_without_any() {
     );
 }
 
+#[test]
+fn the_children_sweep_finds_profiles_by_age_or_birth_date() {
+    let (_dir, store) = open();
+    let events = vec![
+        event(
+            1,
+            T0,
+            json!({"type": "identify", "userId": "kid", "traits": {"age": 12}}),
+        ),
+        event(
+            2,
+            T0,
+            json!({"type": "identify", "anonymousId": "anon-kid",
+            "traits": {"Date_Of_Birth": "2014-05-01"}}),
+        ),
+        event(
+            3,
+            T0,
+            json!({"type": "identify", "userId": "adult", "traits": {"age": 40,
+            "birthday": "1986-01-01"}}),
+        ),
+        event(
+            4,
+            T0,
+            json!({"type": "identify", "userId": "teen", "traits": {"age": "17"}}),
+        ),
+        event(
+            5,
+            T0,
+            json!({"type": "track", "event": "Played", "userId": "no-age",
+            "properties": {"age": 5}}),
+        ),
+    ];
+    store
+        .ingest(&ws(), &default_rules(), "src_web", &events)
+        .unwrap();
+    let today = time::macros::date!(2026 - 11 - 23);
+    assert_eq!(
+        store.children(&ws(), 16, today).unwrap(),
+        vec![id("user_id", "kid"), id("anonymous_id", "anon-kid")]
+    );
+    assert_eq!(
+        store.children(&ws(), 18, today).unwrap(),
+        vec![
+            id("user_id", "kid"),
+            id("anonymous_id", "anon-kid"),
+            id("user_id", "teen")
+        ]
+    );
+    assert!(
+        store
+            .children(&WorkspaceId("ws_other".into()), 16, today)
+            .unwrap()
+            .is_empty()
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
     /// The store decides exactly like the in-memory graph under the default rules.
