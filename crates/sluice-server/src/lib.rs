@@ -6,8 +6,10 @@
 //! - [`admin`] — the admin API (`/api/v1/*`): sources, recent events, live tail.
 //! - [`profiles`] — the profile consumer (identity resolution from the log) and the Profile
 //!   API (`/v1/spaces/…`).
-//! - [`privacy`] — suppression at the edge, the regulation worker (suppression, deletion
-//!   across every store, forwarded deletions), verification by byte scan.
+//! - [`follow`] — the loop every log consumer runs (profiles, data inventory).
+//! - [`privacy`] — suppression and the privacy gate at the edge, the regulation worker
+//!   (suppression, deletion across every store, forwarded deletions), verification by byte
+//!   scan, retention, the data inventory.
 //! - [`health`] — `/health`, `/ready`.
 //! - [`telemetry`] — Prometheus metrics (`/metrics`) and their names.
 //! - [`error`] — the table of public error codes every API answers with.
@@ -16,6 +18,7 @@ pub mod admin;
 pub mod config;
 pub mod delivery;
 pub mod error;
+pub mod follow;
 pub mod health;
 pub mod privacy;
 pub mod profiles;

@@ -31,7 +31,9 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{self, Config, MasterKeyError};
 use crate::delivery::Deliveries;
 use crate::error::ApiError;
+use crate::follow::follow;
 use crate::privacy::Privacy;
+use crate::privacy::inventory::Inventory;
 use crate::privacy::lists::Lists;
 use crate::privacy::retention::Retention;
 use crate::profiles::{self, Profiles};
@@ -84,6 +86,8 @@ pub struct AppState {
     pub privacy: Arc<Privacy>,
     /// The retention job.
     pub retention: Arc<Retention>,
+    /// The data inventory and its consumer.
+    pub inventory: Arc<Inventory>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -264,6 +268,14 @@ impl App {
             retention_interval,
         ));
 
+        let inventory = Arc::new(Inventory::new(
+            Arc::new(sluice_store::InventoryStore::open(
+                &config.data_dir.join("inventory.db"),
+            )?),
+            log.clone(),
+            Arc::clone(&state),
+        ));
+
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -284,6 +296,7 @@ impl App {
             profiles,
             privacy,
             retention,
+            inventory,
             stopping,
         };
         Ok(App {
@@ -322,10 +335,19 @@ impl App {
         deliveries.reconcile().await;
         let reconciler =
             tokio::spawn(Arc::clone(&deliveries).keep_reconciling(self.state.stopping.clone()));
-        let profile_consumer =
-            tokio::spawn(Arc::clone(&self.state.profiles).run(self.state.stopping.clone()));
+        let inventory_consumer = tokio::spawn(follow(
+            Arc::clone(&self.state.inventory),
+            Arc::clone(&self.state.log),
+            self.state.stopping.clone(),
+        ));
+        let profile_consumer = tokio::spawn(follow(
+            Arc::clone(&self.state.profiles),
+            Arc::clone(&self.state.log),
+            self.state.stopping.clone(),
+        ));
         let regulator = tokio::spawn(
-            Arc::clone(&self.state.privacy).run(self.state.stopping.clone(), self.retention_interval),
+            Arc::clone(&self.state.privacy)
+                .run(self.state.stopping.clone(), self.retention_interval),
         );
         let retention =
             tokio::spawn(Arc::clone(&self.state.retention).run(self.state.stopping.clone()));
@@ -348,6 +370,7 @@ impl App {
         let _ = retention.await;
         // The consumer finishes its batch (one transaction) before the log closes.
         let _ = profile_consumer.await;
+        let _ = inventory_consumer.await;
         // Destinations finish their requests in flight and save their cursors before the log
         // closes.
         deliveries.engine.shutdown().await;
@@ -452,6 +475,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/api/v1/suppressions", get(admin::privacy::suppressions))
         .route("/api/v1/privacy/verify", post(admin::privacy::verify))
         .route("/api/v1/privacy/export", post(admin::privacy::export))
+        .route("/api/v1/privacy/inventory", get(admin::privacy::inventory))
         .route(
             "/api/v1/privacy/retention/run",
             post(admin::privacy::run_retention),

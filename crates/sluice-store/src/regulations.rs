@@ -292,8 +292,8 @@ impl StateStore {
     /// defaults). Unreadable rows are refused like in [`StateStore::privacy_settings`].
     pub fn all_privacy_settings(&self) -> Result<Vec<(WorkspaceId, PrivacySettings)>, StoreError> {
         let connection = self.lock()?;
-        let mut statement =
-            connection.prepare("SELECT workspace_id, settings FROM privacy_settings ORDER BY workspace_id")?;
+        let mut statement = connection
+            .prepare("SELECT workspace_id, settings FROM privacy_settings ORDER BY workspace_id")?;
         let rows = statement.query_map([], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })?;

@@ -10,6 +10,7 @@
 //! | `POST /api/v1/privacy/verify` `{subjectType, subjectId}` | what every store and the data directory's bytes still hold |
 //! | `POST /api/v1/privacy/export` `{subjectType, subjectId}` | everything held about the person (see [`crate::privacy::export`]) |
 //! | `GET`/`PUT /api/v1/privacy/settings` | the workspace's privacy settings (consent, PII policy, retention, children); `400 invalid_privacy_settings` naming the field |
+//! | `GET /api/v1/privacy/inventory[?source=&event=&class=&limit=]` | `{"data": {"fields": [{sourceId, type, event, path, class, firstSeen, lastSeen, count}]}}`: never a value |
 //! | `POST /api/v1/privacy/retention/run` | `{"data": {sources: [{sourceId, days, cutoff, events, profileEvents, profiles, deadLetters}], destinationCursors}}` |
 //! | `POST /api/v1/privacy/do-not-sell` `{subjectType, subjectIds}` | `{"data": {"optOutId", "values"}}`: the person opted out of sale and sharing |
 //! | `POST /api/v1/privacy/do-not-sell/remove` `{subjectType, subjectIds}` | `{"data": {"removed"}}` |
@@ -25,8 +26,8 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sluice_privacy::regulation::subjects_from_json;
-use sluice_privacy::{PrivacySettings, RegulationRequest, SubjectType};
-use sluice_store::{ListEntry, PersonList, Regulation};
+use sluice_privacy::{PiiClass, PrivacySettings, RegulationRequest, SubjectType};
+use sluice_store::{InventoryQuery, ListEntry, PersonList, Regulation};
 
 use super::Scope;
 use super::sources::json_body;
@@ -263,7 +264,8 @@ pub async fn set_settings(
     })
     .await?
     .map_err(|error| {
-        ApiError::bad_request("invalid_privacy_settings", error.to_string()).with_field(&error.field)
+        ApiError::bad_request("invalid_privacy_settings", error.to_string())
+            .with_field(&error.field)
     })?;
     // The gate and the destinations apply the new policy at once; the children policy
     // looks through the profiles already held.
@@ -288,6 +290,68 @@ pub async fn run_retention(
 ) -> Result<Json<Value>, ApiError> {
     let sweep = app.retention.sweep(&scope.workspace_id).await?;
     Ok(Json(json!({"data": sweep})))
+}
+
+/// The filters of `GET /api/v1/privacy/inventory`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryParams {
+    source: Option<String>,
+    event: Option<String>,
+    class: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Most inventory rows in one answer.
+const MAX_INVENTORY_ROWS: usize = 10_000;
+
+/// `GET /api/v1/privacy/inventory[?source=&event=&class=&limit=]`: every field path seen,
+/// per source and event, with its class, first and last seen and count.
+pub async fn inventory(
+    State(app): State<AppState>,
+    scope: Scope,
+    Query(params): Query<InventoryParams>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(class) = &params.class
+        && PiiClass::parse(class).is_none()
+    {
+        let all: Vec<&str> = PiiClass::ALL.iter().map(|class| class.as_str()).collect();
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("class: expected one of {}", all.join(", ")),
+        )
+        .with_field("class"));
+    }
+    let limit = params.limit.unwrap_or(1_000);
+    if limit == 0 || limit > MAX_INVENTORY_ROWS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("limit: expected 1 to {MAX_INVENTORY_ROWS}"),
+        )
+        .with_field("limit"));
+    }
+    let query = InventoryQuery {
+        source: params.source,
+        event: params.event,
+        class: params.class,
+        limit,
+    };
+    let store = Arc::clone(&app.inventory.store);
+    let rows = store_call(move || store.list(&scope.workspace_id, &query)).await?;
+    let mut fields = Vec::with_capacity(rows.len());
+    for row in rows {
+        fields.push(json!({
+            "sourceId": row.source_id,
+            "type": row.event_type,
+            "event": row.event_name,
+            "path": row.path,
+            "class": row.class,
+            "firstSeen": super::time_json(row.first_seen_ms),
+            "lastSeen": super::time_json(row.last_seen_ms),
+            "count": row.count,
+        }));
+    }
+    Ok(Json(json!({"data": {"fields": fields}})))
 }
 
 fn opt_out_subjects(body: &[u8]) -> Result<Vec<sluice_identity::Identifier>, ApiError> {

@@ -137,8 +137,14 @@ pub async fn delete(
     scope: Scope,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let state = app.state.clone();
-    store_call(move || state.delete_source(&scope.workspace_id, &id)).await?;
+    let (state, inventory) = (app.state.clone(), app.inventory.store.clone());
+    store_call(move || {
+        state.delete_source(&scope.workspace_id, &id)?;
+        // Its fields leave the data inventory.
+        inventory.forget_source(&scope.workspace_id, &id)?;
+        Ok(())
+    })
+    .await?;
     app.keys.clear();
     Ok(StatusCode::NO_CONTENT)
 }

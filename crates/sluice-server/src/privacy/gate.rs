@@ -162,8 +162,9 @@ mod tests {
 
     #[test]
     fn redact_rewrites_and_block_refuses() {
-        let gate = policy(json!({"pii": {"classes": {"email": "redact", "payment_card": "block"}}}))
-            .unwrap();
+        let gate =
+            policy(json!({"pii": {"classes": {"email": "redact", "payment_card": "block"}}}))
+                .unwrap();
         let mut redacted = event(json!({"type": "identify", "userId": "u1",
             "traits": {"email": "jane@example.com", "plan": "pro"}}));
         assert_eq!(check(&gate, &mut redacted, TODAY), Verdict::Keep);
@@ -173,7 +174,10 @@ mod tests {
         let mut untouched = event(json!({"type": "track", "event": "A", "userId": "u1"}));
         let before = untouched.body.clone();
         assert_eq!(check(&gate, &mut untouched, TODAY), Verdict::Keep);
-        assert_eq!(untouched.body, before, "an event without PII keeps its bytes");
+        assert_eq!(
+            untouched.body, before,
+            "an event without PII keeps its bytes"
+        );
 
         let mut blocked = event(json!({"type": "track", "event": "Paid", "userId": "u1",
             "properties": {"card": "4111 1111 1111 1111"}}));

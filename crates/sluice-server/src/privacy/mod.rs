@@ -5,6 +5,7 @@
 //!   the log; those who opted out of sale and sharing, checked by advertising destinations.
 //! - [`gate`] — each workspace's policy before the log: PII block and redact, the children
 //!   policy.
+//! - [`inventory`] — the data inventory's log consumer (field paths, classes, counts).
 //! - [`regulate`] — the worker: resolves a request's subjects through the identity graph to
 //!   every identifier of the person, suppresses them, erases them from every store through
 //!   its erase/find contract, forwards the deletion to destinations, and writes the report.
@@ -20,6 +21,7 @@
 pub mod export;
 pub mod forward;
 pub mod gate;
+pub mod inventory;
 pub mod lists;
 pub mod regulate;
 pub mod retention;

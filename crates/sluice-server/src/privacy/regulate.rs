@@ -172,7 +172,11 @@ impl Privacy {
     /// Carries out pending regulations until `stopping` turns true; reloads the gate's
     /// policies every few seconds (changes made with the CLI) and runs the children policy's
     /// sweep every `sweep_interval`.
-    pub async fn run(self: Arc<Self>, mut stopping: watch::Receiver<bool>, sweep_interval: Duration) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut stopping: watch::Receiver<bool>,
+        sweep_interval: Duration,
+    ) {
         let mut gate_loaded = Instant::now();
         let mut swept: Option<Instant> = None;
         loop {

@@ -291,7 +291,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = Arc::new(StateStore::open(&dir.path().join("state.db")).unwrap());
         let (workspace, _) = state.ensure_default_workspace().unwrap();
-        let log = Arc::new(SqliteLog::open(SqliteLogConfig::new(dir.path().join("log.db"))).unwrap());
+        let log =
+            Arc::new(SqliteLog::open(SqliteLogConfig::new(dir.path().join("log.db"))).unwrap());
         let profile_store = Arc::new(ProfileStore::open(&dir.path().join("profiles.db")).unwrap());
         let delivery = Arc::new(DeliveryStore::open(&dir.path().join("delivery.db")).unwrap());
         let shared: Arc<dyn EventLog> = log.clone();
@@ -340,7 +341,15 @@ mod tests {
             };
             let rules = Rules::compile(&Default::default()).unwrap();
             self.profiles
-                .ingest(&self.workspace, &rules, source, &[StoredEvent { seq, event: event.clone() }])
+                .ingest(
+                    &self.workspace,
+                    &rules,
+                    source,
+                    &[StoredEvent {
+                        seq,
+                        event: event.clone(),
+                    }],
+                )
                 .unwrap();
             self.delivery
                 .add_dead_letters(&[NewDeadLetter {
@@ -446,7 +455,10 @@ mod tests {
         sweeps_done(&mut sweeps, 3).await;
         assert_eq!((node.logged(&a.id).await, node.logged(&b.id).await), (1, 0));
         assert!(node.has_profile("web-user"));
-        assert!(!node.has_profile("app-user"), "a profile with no history left goes");
+        assert!(
+            !node.has_profile("app-user"),
+            "a profile with no history left goes"
+        );
         assert_eq!(node.dead_letters(), 1);
 
         // Thirty-one days on: everything has gone.

@@ -6,30 +6,18 @@
 //! commit more, or a short while. Identity settings are read once per pass, so a change
 //! applies to the next batch.
 //!
-//! Ingestion comes first: while the log takes in more than [`BUSY_EVENTS_PER_SEC`], the
-//! consumer holds back (profiles lag, the tracking API keeps the machine), for at most
-//! [`MAX_DEFER`] at a time so profiles never fall behind for good.
+//! The loop around the passes (waiting for commits, holding back while ingestion is busy) is
+//! [`crate::follow`]'s.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::follow::Consumer;
+use crate::store_call;
 use sluice_identity::Rules;
 use sluice_store::{
-    EventLog, INGEST_BATCH, ProfileStore, SourceScope, StateStore, StoreError, StoredEvent,
-    WorkspaceId,
+    EventLog, INGEST_BATCH, ProfileStore, SourceScope, StateStore, StoreError, WorkspaceId,
 };
-use tokio::sync::{broadcast, watch};
-
-use crate::store_call;
-
-/// How long an idle consumer waits before looking again without a signal from the log.
-const IDLE_WAIT: Duration = Duration::from_millis(500);
-/// Above this ingestion rate the consumer holds back.
-pub const BUSY_EVENTS_PER_SEC: f64 = 5_000.0;
-/// The longest the consumer holds back before running a pass anyway.
-pub const MAX_DEFER: Duration = Duration::from_secs(30);
-/// How often a holding-back consumer looks at the ingestion rate again.
-const BUSY_CHECK: Duration = Duration::from_millis(250);
 
 /// Metric names of the profile consumer.
 pub const EVENTS: &str = "sluice_profiles_events_total";
@@ -75,48 +63,16 @@ impl Profiles {
         Ok(())
     }
 
-    /// Follows the log until `stopping` turns true; a batch in progress finishes first.
-    pub async fn run(self: Arc<Self>, mut stopping: watch::Receiver<bool>) {
-        let mut committed = self.log.subscribe();
-        let mut since = Instant::now();
-        let mut deferred_since: Option<Instant> = None;
-        loop {
-            if *stopping.borrow() {
-                return;
-            }
-            // How fast is the log taking events in? (Each commit's events come through the
-            // live channel; a lagging receiver is told how many it missed.)
-            let incoming = drain(&mut committed);
-            let rate = incoming as f64 / since.elapsed().as_secs_f64().max(0.001);
-            since = Instant::now();
-            let waited = deferred_since.map_or(Duration::ZERO, |at| at.elapsed());
-            if rate > BUSY_EVENTS_PER_SEC && waited < MAX_DEFER {
-                deferred_since.get_or_insert_with(Instant::now);
-                tokio::select! {
-                    _ = tokio::time::sleep(BUSY_CHECK) => continue,
-                    _ = stopping.changed() => return,
-                }
-            }
-            deferred_since = None;
-            let progressed = match self.pass().await {
-                Ok(progressed) => progressed,
-                Err(error) => {
-                    tracing::error!(%error, "profile consumer pass failed");
-                    false
-                }
-            };
-            if progressed {
-                continue;
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(IDLE_WAIT) => {}
-                _ = stopping.changed() => return,
-            }
-        }
-    }
-
     /// One batch for every source that has new events; true when any had.
     pub async fn pass(&self) -> Result<bool, StoreError> {
+        Consumer::pass(self).await
+    }
+}
+
+impl Consumer for Profiles {
+    const NAME: &'static str = "profile consumer";
+
+    async fn pass(&self) -> Result<bool, StoreError> {
         let state = Arc::clone(&self.state);
         let sources = store_call(move || state.all_sources()).await?;
         let mut progressed = false;
@@ -165,17 +121,5 @@ impl Profiles {
             metrics::counter!(UNRESOLVED).increment(report.unresolved);
         }
         Ok(progressed)
-    }
-}
-
-/// Events committed since the last call, without waiting.
-fn drain(committed: &mut broadcast::Receiver<Arc<StoredEvent>>) -> u64 {
-    let mut count = 0u64;
-    loop {
-        match committed.try_recv() {
-            Ok(_) => count += 1,
-            Err(broadcast::error::TryRecvError::Lagged(missed)) => count += missed,
-            Err(_) => return count,
-        }
     }
 }

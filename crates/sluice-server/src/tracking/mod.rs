@@ -241,7 +241,15 @@ async fn handle(
         }
     }
     if let Some(policy) = app.privacy.gate.policy(&source.workspace_id) {
-        accepted += apply_gate(app, &policy, &source, received_at, &mut events, &mut rejected).await;
+        accepted += apply_gate(
+            app,
+            &policy,
+            &source,
+            received_at,
+            &mut events,
+            &mut rejected,
+        )
+        .await;
     }
     let mut duplicates = 0;
     if !events.is_empty() {

@@ -705,7 +705,9 @@ fn apply_all(
             }) => Applied::Count(expire(&tx, &scope, before_ms, limit)?),
             Operation::Erase(Erasure::Consumer(workspace_id, consumer)) => {
                 let removed = tx
-                    .prepare_cached("DELETE FROM cursors WHERE workspace_id = ?1 AND consumer = ?2")?
+                    .prepare_cached(
+                        "DELETE FROM cursors WHERE workspace_id = ?1 AND consumer = ?2",
+                    )?
                     .execute(params![workspace_id.0, consumer])?;
                 Applied::Count(removed as u64)
             }
@@ -848,7 +850,9 @@ fn expire(
         return Ok(0);
     };
     let removed = tx
-        .prepare_cached("DELETE FROM events WHERE source_id = ?1 AND workspace_id = ?2 AND seq <= ?3")?
+        .prepare_cached(
+            "DELETE FROM events WHERE source_id = ?1 AND workspace_id = ?2 AND seq <= ?3",
+        )?
         .execute(params![scope.source_id, scope.workspace_id.0, last])?;
     Ok(removed as u64)
 }

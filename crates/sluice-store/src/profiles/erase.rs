@@ -13,8 +13,8 @@
 use std::collections::BTreeSet;
 
 use rusqlite::Connection;
-use sluice_privacy::children::trait_shows_child;
 use sluice_identity::{Collection, Identifier, ProfileId};
+use sluice_privacy::children::trait_shows_child;
 
 use super::{ProfileStore, identifiers};
 use crate::{StoreError, WorkspaceId};

@@ -560,7 +560,10 @@ fn expiry_forgets_old_history_and_profiles_left_without_any() {
     );
     // Jane keeps her profile (the app's event is recent) with her identifiers and traits.
     let jane = profile_of(&store, "user_id", "u1").unwrap();
-    assert_eq!(profile_of(&store, "email", "jane@example.com"), Some(jane.clone()));
+    assert_eq!(
+        profile_of(&store, "email", "jane@example.com"),
+        Some(jane.clone())
+    );
     assert_eq!(traits_of(&store, &jane)["plan"], json!("pro"));
 
     let expired = store.expire(&ws(), "src_app", applied + 1).unwrap();
