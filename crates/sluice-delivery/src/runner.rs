@@ -474,7 +474,9 @@ impl Runner {
             value = Some(parsed);
         }
         let mut rewritten = None;
-        if let (Some(filter), Some(parsed)) = (&self.spec.filter, value.take()) {
+        if let Some(filter) = &self.spec.filter
+            && let Some(parsed) = value.take()
+        {
             match filter(parsed) {
                 Some(kept) => {
                     rewritten = Some(kept.to_string());

@@ -7,5 +7,6 @@ mod destinations;
 mod helpers;
 mod observability;
 mod privacy;
+mod privacy_controls;
 mod profiles;
 mod tracking;

@@ -14,7 +14,12 @@ use sluice_destinations::testkit::{FakeTool, Tool};
 
 use crate::helpers::{TestNode, TestSource, spawn};
 
-async fn call(node: &TestNode, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn call(
+    node: &TestNode,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = node.admin(method, path);
     if let Some(body) = body {
         request = request.json(&body);
@@ -24,7 +29,7 @@ async fn call(node: &TestNode, method: Method, path: &str, body: Option<Value>) 
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !done().await {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -32,7 +37,7 @@ async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
     }
 }
 
-async fn send(node: &TestNode, source: &TestSource, batch: &[Value]) -> Value {
+pub(crate) async fn send(node: &TestNode, source: &TestSource, batch: &[Value]) -> Value {
     let (status, body) = node
         .track("/v1/batch", &source.write_key, &json!({"batch": batch}))
         .await;
@@ -76,7 +81,7 @@ async fn regulate(node: &TestNode, kind: &str, subject_type: &str, ids: &[&str])
     regulation
 }
 
-fn message_ids(events: &[Value]) -> Vec<String> {
+pub(crate) fn message_ids(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .map(|e| e["messageId"].as_str().unwrap().to_owned())
@@ -84,7 +89,7 @@ fn message_ids(events: &[Value]) -> Vec<String> {
 }
 
 /// Every occurrence of each value in the files under `dir` (raw bytes).
-fn byte_scan(dir: &std::path::Path, values: &[&str]) -> Vec<String> {
+pub(crate) fn byte_scan(dir: &std::path::Path, values: &[&str]) -> Vec<String> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(path) = stack.pop() {
