@@ -22,6 +22,9 @@ use tokio::sync::Mutex;
 use crate::admin::destinations::open_settings;
 use crate::privacy::lists::Lists;
 
+/// A workspace's privacy settings, when they were saved, and its key for PII hashes.
+type WorkspacePrivacy = (PrivacySettings, Option<String>, Arc<[u8]>);
+
 /// How often the store is compared with what runs.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -61,8 +64,7 @@ impl Deliveries {
         let state = Arc::clone(&self.state);
         let destinations = match tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
-            let mut privacy: HashMap<WorkspaceId, (PrivacySettings, Option<String>, Arc<[u8]>)> =
-                HashMap::new();
+            let mut privacy: HashMap<WorkspaceId, WorkspacePrivacy> = HashMap::new();
             for destination in state.all_enabled_destinations()? {
                 let filters =
                     state.destination_filters(&destination.workspace_id, &destination.id.0)?;
