@@ -628,7 +628,8 @@ async fn consent_gpc_and_do_not_sell_decide_what_each_destination_gets() {
     .await;
     assert_eq!(status, 200, "{body}");
     let (_, read) = call(&node, Method::GET, "/api/v1/privacy/settings", None).await;
-    assert_eq!(read, json!({"require_consent": true}));
+    assert_eq!(read["require_consent"], true, "{read}");
+    assert_eq!(read["retention"]["days"], Value::Null, "defaults are filled in");
     send(
         &node,
         &web,
