@@ -15,8 +15,8 @@ use sluice_destinations::{Adapter, Outgoing, Verdict};
 use sluice_privacy::consent::{self, DestinationConsent};
 use sluice_privacy::pii::{self, Applied, Rules};
 use sluice_store::{
-    DeadLetter, DeliveryStore, EventLog, NewDeadLetter, NewEvent, Replay, ReplayState, Seq,
-    SourceScope, StoredEvent, WorkspaceId,
+    DeadLetter, Delivered, DeliveryStore, EventLog, NewDeadLetter, NewEvent, Replay, ReplayState,
+    Seq, SourceScope, StoredEvent, WorkspaceId,
 };
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
@@ -232,7 +232,13 @@ struct Runner {
     failing_streak: u32,
     /// While the tool is failing, nothing new is sent before this time, then one probe.
     paused_until: Option<Instant>,
+    /// Deliveries not yet in the ledger (written before each cursor save).
+    ledger: Vec<Delivered>,
 }
+
+/// Most unsaved ledger entries kept after a failed save (beyond, the times are lost, not the
+/// deliveries).
+const MAX_UNSAVED_LEDGER: usize = 100_000;
 
 /// Requests failing in a row before the destination as a whole backs off (one probe at a time,
 /// spaced by the same backoff), so a dead tool is not hammered and its neighbours keep the CPU.
@@ -331,6 +337,7 @@ impl Runner {
             limiter: RateLimiter::new(spec.options.rate_limit),
             failing_streak: 0,
             paused_until: None,
+            ledger: Vec::new(),
             window: Window::new(&cursors),
             acked: cursors,
             spec,
@@ -770,6 +777,11 @@ impl Runner {
                     if let Some(id) = item.dead_letter {
                         delivered_letters.push(id);
                     }
+                    self.ledger.push(Delivered {
+                        source_id: item.event.event.source_id.clone(),
+                        seq: item.event.seq,
+                        delivered_at_ms: now_ms,
+                    });
                     let latency = (now_ms - item.event.event.received_at_ms).max(0) as f64 / 1e3;
                     metrics::histogram!(m::LATENCY, "destination" => self.label()).record(latency);
                     metrics::counter!(m::EVENTS, "destination" => self.label(), "outcome" => "delivered")
@@ -994,6 +1006,7 @@ impl Runner {
 
     /// Saves cursors that moved, and replay progress.
     async fn ack(&mut self) {
+        self.save_ledger().await;
         self.save_replays().await;
         for stream in 0..self.scopes.len() {
             let cursor = self.window.cursor(stream);
@@ -1011,6 +1024,32 @@ impl Runner {
                     tracing::warn!(destination = %self.spec.id, %error, "saving the cursor failed")
                 }
             }
+        }
+    }
+
+    /// Writes the deliveries settled since the last save to the ledger (before the cursors
+    /// pass them). On failure they are kept for the next save.
+    async fn save_ledger(&mut self) {
+        if self.ledger.is_empty() {
+            return;
+        }
+        let delivered = std::mem::take(&mut self.ledger);
+        let store = Arc::clone(&self.shared.store);
+        let (workspace, id) = (self.spec.workspace_id.clone(), self.spec.id.clone());
+        let saved = tokio::task::spawn_blocking(move || {
+            let result = store.record_deliveries(&workspace, &id, &delivered);
+            (result, delivered)
+        })
+        .await;
+        match saved {
+            Ok((Ok(()), _)) => {}
+            Ok((Err(error), delivered)) => {
+                tracing::warn!(destination = %self.spec.id, %error, "saving the delivery ledger failed");
+                if self.ledger.len() < MAX_UNSAVED_LEDGER {
+                    self.ledger.extend(delivered);
+                }
+            }
+            Err(_) => {}
         }
     }
 

@@ -1,11 +1,16 @@
-//! What the delivery engine keeps besides its cursors: dead letters and replay jobs, in their
-//! own SQLite file (`delivery.db`) so that failing destinations never write into the log's
+//! What the delivery engine keeps besides its cursors: dead letters, replay jobs and the
+//! delivery ledger, in their own SQLite file (`delivery.db`) so that failing destinations never write into the log's
 //! file or wait on its writer.
 //!
 //! A dead letter is an event that a destination refused for good or that ran out of retries,
 //! kept with the last answer so a person can see why and replay it. It holds personal data:
 //! [`DeliveryStore::erase_person`] removes a person's dead letters like the log erases their
 //! events.
+//!
+//! The delivery ledger records when each event reached each destination, by the event's
+//! sequence number only (no identifier: a person's entries are found through their events in
+//! the log, and mean nothing once those are erased). Retention and a destination's deletion
+//! remove its entries.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -49,7 +54,32 @@ CREATE TABLE IF NOT EXISTS replays (
     created_at INTEGER NOT NULL,
     finished_at INTEGER
 );
+CREATE TABLE IF NOT EXISTS deliveries (
+    workspace_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    destination_id TEXT NOT NULL,
+    delivered_at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, source_id, seq, destination_id)
+) WITHOUT ROWID;
 ";
+
+/// One event delivered to a destination, for the delivery ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub source_id: String,
+    pub seq: i64,
+    pub delivered_at_ms: i64,
+}
+
+/// A delivery ledger entry as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub destination_id: String,
+    pub source_id: String,
+    pub seq: i64,
+    pub delivered_at_ms: i64,
+}
 
 /// A dead letter to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -319,6 +349,64 @@ impl DeliveryStore {
         Ok(removed)
     }
 
+    /// Adds to the delivery ledger, in one transaction.
+    pub fn record_deliveries(
+        &self,
+        workspace: &WorkspaceId,
+        destination_id: &str,
+        delivered: &[Delivered],
+    ) -> Result<(), StoreError> {
+        let mut connection = self.lock()?;
+        let tx = connection.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO deliveries(workspace_id, source_id, seq, destination_id, delivered_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT DO UPDATE SET delivered_at = excluded.delivered_at",
+            )?;
+            for entry in delivered {
+                insert.execute(params![
+                    workspace.0,
+                    entry.source_id,
+                    entry.seq,
+                    destination_id,
+                    entry.delivered_at_ms
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The ledger's entries for these events of a source (every destination).
+    pub fn deliveries_of(
+        &self,
+        workspace: &WorkspaceId,
+        source_id: &str,
+        seqs: &[i64],
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let connection = self.lock()?;
+        let mut select = connection.prepare_cached(
+            "SELECT destination_id, delivered_at FROM deliveries
+             WHERE workspace_id = ?1 AND source_id = ?2 AND seq = ?3",
+        )?;
+        let mut found = Vec::new();
+        for seq in seqs {
+            let rows = select.query_map(params![workspace.0, source_id, seq], |row| {
+                Ok(LedgerEntry {
+                    destination_id: row.get(0)?,
+                    source_id: source_id.to_owned(),
+                    seq: *seq,
+                    delivered_at_ms: row.get(1)?,
+                })
+            })?;
+            for row in rows {
+                found.push(row?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Removes every dead letter of a destination (when the destination is deleted).
     pub fn forget_destination(
         &self,
@@ -333,6 +421,10 @@ impl DeliveryStore {
         )?;
         tx.execute(
             "DELETE FROM replays WHERE workspace_id = ?1 AND destination_id = ?2",
+            params![workspace.0, destination_id],
+        )?;
+        tx.execute(
+            "DELETE FROM deliveries WHERE workspace_id = ?1 AND destination_id = ?2",
             params![workspace.0, destination_id],
         )?;
         tx.commit()?;
@@ -390,7 +482,8 @@ impl DeliveryStore {
     }
 
     /// Removes the source's dead letters of events received before `received_before_ms`
-    /// (retention), then truncates the WAL. Returns how many.
+    /// (retention) and its ledger entries of deliveries before then, then truncates the WAL.
+    /// Returns how many dead letters.
     pub fn expire(
         &self,
         workspace: &WorkspaceId,
@@ -402,6 +495,11 @@ impl DeliveryStore {
             "DELETE FROM dead_letters WHERE workspace_id = ?1 AND source_id = ?2 AND received_at < ?3",
             params![workspace.0, source_id, received_before_ms],
         )? as u64;
+        // Ledger entries of events delivered before the cut-off were received before it too.
+        connection.execute(
+            "DELETE FROM deliveries WHERE workspace_id = ?1 AND source_id = ?2 AND delivered_at < ?3",
+            params![workspace.0, source_id, received_before_ms],
+        )?;
         if removed > 0 {
             connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")?;
         }
@@ -712,5 +810,46 @@ mod tests {
         let w2 = WorkspaceId("w2".into());
         assert_eq!(store.count_dead_letters(&w2, "d1").expect("count"), 1);
         assert_eq!(store.expire(&w1, "src", 1_010).expect("expire"), 0);
+    }
+
+    #[test]
+    fn the_ledger_records_when_each_destination_got_each_event() {
+        let (_dir, store) = store();
+        let w1 = WorkspaceId("w1".into());
+        let entry = |seq, at| Delivered {
+            source_id: "src".into(),
+            seq,
+            delivered_at_ms: at,
+        };
+        store
+            .record_deliveries(&w1, "d1", &[entry(1, 100), entry(2, 200)])
+            .expect("record");
+        store
+            .record_deliveries(&w1, "d2", &[entry(2, 250)])
+            .expect("record");
+        // Recording again (a replay) keeps one entry with the latest time.
+        store
+            .record_deliveries(&w1, "d1", &[entry(1, 150)])
+            .expect("record");
+        let found = store.deliveries_of(&w1, "src", &[1, 2, 3]).expect("read");
+        let seen: Vec<(&str, i64, i64)> = found
+            .iter()
+            .map(|e| (e.destination_id.as_str(), e.seq, e.delivered_at_ms))
+            .collect();
+        assert_eq!(seen, [("d1", 1, 150), ("d1", 2, 200), ("d2", 2, 250)]);
+        let w2 = WorkspaceId("w2".into());
+        assert!(
+            store
+                .deliveries_of(&w2, "src", &[1, 2])
+                .expect("read")
+                .is_empty()
+        );
+        // Retention drops entries delivered before the cut-off; deletion drops a destination's.
+        store.expire(&w1, "src", 160).expect("expire");
+        assert_eq!(store.deliveries_of(&w1, "src", &[1]).expect("read"), vec![]);
+        store.forget_destination(&w1, "d2").expect("forget");
+        let left = store.deliveries_of(&w1, "src", &[2]).expect("read");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].destination_id, "d1");
     }
 }

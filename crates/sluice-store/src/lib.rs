@@ -39,7 +39,10 @@ pub mod conformance;
 
 mod sqlite;
 
-pub use delivery::{DeadLetter, DeliveryStore, NewDeadLetter, NewReplay, Replay, ReplayState};
+pub use delivery::{
+    DeadLetter, Delivered, DeliveryStore, LedgerEntry, NewDeadLetter, NewReplay, Replay,
+    ReplayState,
+};
 pub use destinations::{
     DeliveryOptions, Destination, DestinationChange, DestinationId, NewDestination, StoredSettings,
     settings_context,

@@ -4,9 +4,10 @@
 //! whether the person is suppressed or opted out of sale and sharing.
 //!
 //! Built from the stores' own reads (the log file read-only, so the CLI can export while a
-//! node runs). A destination's status of an event is read from its cursor and its dead
-//! letters: `processed` (its cursor passed the event: delivered, or kept away by consent,
-//! the `integrations` object or a filter), `dead_lettered` (with when and why) or `pending`.
+//! node runs). A destination's status of an event is read from the delivery ledger, its dead
+//! letters and its cursor: `delivered` (with when), `dead_lettered` (with when and why),
+//! `filtered` (its cursor passed the event without sending it: consent, the `integrations`
+//! object, a filter or the PII policy kept it away) or `pending`.
 
 use std::path::Path;
 
@@ -54,6 +55,21 @@ pub fn export(
     let events = find_person_in_file(&log_path, workspace, &values)?;
     let cursors = cursors_in_file(&log_path, workspace)?;
     let letters = delivery.find_person(workspace, &values)?;
+    let mut ledger = Vec::new();
+    let mut sources: Vec<&str> = Vec::new();
+    for stored in &events {
+        if !sources.contains(&stored.event.source_id.as_str()) {
+            sources.push(&stored.event.source_id);
+        }
+    }
+    for source in sources {
+        let seqs: Vec<i64> = events
+            .iter()
+            .filter(|stored| stored.event.source_id == source)
+            .map(|stored| stored.seq)
+            .collect();
+        ledger.extend(delivery.deliveries_of(workspace, source, &seqs)?);
+    }
     let mut destinations = Vec::new();
     for destination in state.list_destinations(workspace)? {
         let consumer = consumer_name(&destination.id.0);
@@ -70,17 +86,27 @@ pub fn export(
                 .iter()
                 .find(|(source, name, _)| *source == stored.event.source_id && *name == consumer)
                 .map_or(0, |(_, _, seq)| *seq);
-            let status = match letter {
-                Some(letter) => json!({
+            let delivered = ledger.iter().find(|entry| {
+                entry.destination_id == destination.id.0
+                    && entry.source_id == stored.event.source_id
+                    && entry.seq == stored.seq
+            });
+            let status = match (delivered, letter) {
+                (Some(entry), _) => json!({
+                    "messageId": stored.event.message_id,
+                    "status": "delivered",
+                    "deliveredAt": crate::admin::time_json(entry.delivered_at_ms),
+                }),
+                (None, Some(letter)) => json!({
                     "messageId": stored.event.message_id,
                     "status": "dead_lettered",
                     "failedAt": crate::admin::time_json(letter.letter.failed_at_ms),
                     "reason": letter.letter.reason,
                 }),
-                None if stored.seq <= cursor => {
-                    json!({"messageId": stored.event.message_id, "status": "processed"})
+                (None, None) if stored.seq <= cursor => {
+                    json!({"messageId": stored.event.message_id, "status": "filtered"})
                 }
-                None => json!({"messageId": stored.event.message_id, "status": "pending"}),
+                (None, None) => json!({"messageId": stored.event.message_id, "status": "pending"}),
             };
             statuses.push(status);
         }
