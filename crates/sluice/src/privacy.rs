@@ -1,22 +1,25 @@
 //! `sluice privacy …`: suppression and deletion requests (regulations), suppressions, a
-//! person's data export, and the verification that a person is gone, straight on the data directory. A running node carries
-//! out a new regulation within a second; `--wait` waits for it.
+//! person's data export, the verification that a person is gone, the privacy settings and the
+//! data inventory, straight on the data directory. A running node carries out a new
+//! regulation within a second (`--wait` waits for it) and applies new settings within five.
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use serde_json::json;
 use sluice_identity::Identifier;
-use sluice_privacy::{RegulationRequest, RegulationType, SubjectType};
+use sluice_privacy::{PiiClass, PrivacySettings, RegulationRequest, RegulationType, SubjectType};
 use sluice_server::Config;
-use sluice_server::admin::privacy::{regulation_json, suppression_json};
+use sluice_server::admin::privacy::{regulation_json, save_settings, suppression_json};
 use sluice_server::privacy::export::export;
 use sluice_server::privacy::lists::Lists;
 use sluice_server::privacy::regulate::record;
 use sluice_server::privacy::verify;
 use sluice_server::startup::{open_state, open_vault};
-use sluice_store::{DeliveryStore, PersonList, ProfileStore, Regulation};
+use sluice_store::{
+    DeliveryStore, InventoryQuery, InventoryStore, PersonList, ProfileStore, Regulation,
+};
 
 use crate::{Output, workspace};
 
@@ -68,6 +71,31 @@ pub(crate) enum PrivacyCommand {
         /// The workspace, by name.
         #[arg(long, default_value = "default")]
         workspace: String,
+    },
+    /// Show the privacy settings, or replace them with `--set JSON` (see docs/privacy.md).
+    Settings {
+        /// The whole settings as JSON; parts left out take their defaults.
+        #[arg(long)]
+        set: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List the data inventory: every field path seen per source and event, with its PII
+    /// class, first and last seen and count (never a value).
+    Inventory {
+        #[arg(long)]
+        source: Option<String>,
+        /// An event name, or a type such as `identify`.
+        #[arg(long)]
+        event: Option<String>,
+        /// A PII class: email, phone, payment_card, us_ssn, iban, ip_address, date_of_birth,
+        /// secret.
+        #[arg(long)]
+        class: Option<String>,
+        #[arg(long, default_value_t = 1_000)]
+        limit: usize,
+        #[command(flatten)]
+        output: Output,
     },
     /// Look for a person in every store and in the bytes of every file of the data directory.
     /// Exits with status 1 when anything is found.
@@ -166,6 +194,75 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
                     println!(
                         "{}\t{} identifier value(s)\tsince {}",
                         suppression.entry_id, suppression.values, suppression.created_at
+                    );
+                }
+            }
+        }
+        PrivacyCommand::Settings { set, output } => {
+            let workspace = workspace(&state, &output.workspace)?;
+            let settings = match set {
+                Some(text) => {
+                    let settings: PrivacySettings = serde_json::from_str(text)
+                        .map_err(|error| anyhow!("--set: invalid privacy settings: {error}"))?;
+                    if let Err(error) = save_settings(&state, &workspace, &settings)? {
+                        bail!("--set: {error}");
+                    }
+                    settings
+                }
+                None => state.privacy_settings(&workspace)?.0,
+            };
+            // The settings hold no secrets: JSON is their one form.
+            println!("{}", serde_json::to_string_pretty(&settings)?);
+        }
+        PrivacyCommand::Inventory {
+            source,
+            event,
+            class,
+            limit,
+            output,
+        } => {
+            let workspace = workspace(&state, &output.workspace)?;
+            if let Some(class) = class
+                && PiiClass::parse(class).is_none()
+            {
+                bail!("--class: unknown PII class {class}");
+            }
+            let inventory = InventoryStore::open(&config.data_dir.join("inventory.db"))
+                .context("cannot open the data inventory")?;
+            let query = InventoryQuery {
+                source: source.clone(),
+                event: event.clone(),
+                class: class.clone(),
+                limit: *limit,
+            };
+            let fields = inventory.list(&workspace, &query)?;
+            if output.json {
+                let mut list = Vec::with_capacity(fields.len());
+                for field in &fields {
+                    list.push(json!({
+                        "sourceId": field.source_id, "type": field.event_type,
+                        "event": field.event_name, "path": field.path, "class": field.class,
+                        "firstSeenMs": field.first_seen_ms, "lastSeenMs": field.last_seen_ms,
+                        "count": field.count,
+                    }));
+                }
+                println!("{}", json!({ "fields": list }));
+            } else if fields.is_empty() {
+                println!("no fields seen in workspace {}", output.workspace);
+            } else {
+                for field in fields {
+                    let event = if field.event_name.is_empty() {
+                        field.event_type
+                    } else {
+                        field.event_name
+                    };
+                    println!(
+                        "{}\t{}\t{}\t{}\t{} event(s)",
+                        field.source_id,
+                        event,
+                        field.path,
+                        field.class.as_deref().unwrap_or("-"),
+                        field.count
                     );
                 }
             }

@@ -1097,3 +1097,81 @@ async fn privacy_commands_delete_a_person_and_verify_it() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["messageId"], "d-3");
 }
+
+#[tokio::test]
+async fn privacy_settings_and_inventory_commands() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (source, key) = create_source(dir.path(), "web");
+
+    // Settings are checked whole, naming the field at fault.
+    let (ok, _, err) = cli(
+        dir.path(),
+        &[
+            "privacy",
+            "settings",
+            "--set",
+            r#"{"retention": {"sources": {"src_nope": 3}}}"#,
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("retention.sources.src_nope"), "{err}");
+    let (ok, _, err) = cli(
+        dir.path(),
+        &[
+            "privacy",
+            "settings",
+            "--set",
+            r#"{"pii": {"classes": {"email": "scramble"}}}"#,
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("invalid privacy settings"), "{err}");
+    let wanted = json!({"retention": {"days": 30, "sources": {source.clone(): 7}},
+        "pii": {"classes": {"payment_card": "block"}}});
+    let (ok, out, err) = cli(
+        dir.path(),
+        &["privacy", "settings", "--set", &wanted.to_string()],
+    );
+    assert!(ok, "{err}");
+    let saved: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(saved["retention"]["sources"][&source], 7);
+    let (ok, out, _) = cli(dir.path(), &["privacy", "settings"]);
+    assert!(ok);
+    let read: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(read, saved);
+
+    // A running node applies them (the card is blocked) and fills the inventory.
+    let server = Server::start(dir.path(), &[]);
+    let client = reqwest::Client::new();
+    let batch = json!({"batch": [
+        {"type": "identify", "userId": "inv-user", "messageId": "i-1",
+         "traits": {"email": "inv@example.org", "plan": "pro"}},
+        {"type": "track", "event": "Paid", "userId": "inv-user", "messageId": "i-2",
+         "properties": {"card": "4111 1111 1111 1111"}},
+    ]});
+    let response = client
+        .post(server.url("/v1/batch"))
+        .basic_auth(&key, Some(""))
+        .body(batch.to_string())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.expect("json");
+    assert_eq!(answer["rejected"][0]["code"], "pii_blocked", "{answer}");
+    poll_until("the inventory", || {
+        let (ok, out, _) = cli(dir.path(), &["privacy", "inventory", "--json"]);
+        ok && out.contains("traits.email")
+    })
+    .await;
+    let (ok, out, _) = cli(dir.path(), &["privacy", "inventory", "--class", "email"]);
+    assert!(ok);
+    assert!(
+        out.contains("identify\ttraits.email\temail\t1 event(s)"),
+        "{out}"
+    );
+    assert!(!out.contains("inv@example.org"), "{out}");
+    let (ok, _, err) = cli(dir.path(), &["privacy", "inventory", "--class", "shoe"]);
+    assert!(!ok);
+    assert!(err.contains("--class"), "{err}");
+}

@@ -26,8 +26,10 @@ use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sluice_privacy::regulation::subjects_from_json;
-use sluice_privacy::{PiiClass, PrivacySettings, RegulationRequest, SubjectType};
-use sluice_store::{InventoryQuery, ListEntry, PersonList, Regulation};
+use sluice_privacy::{PiiClass, PrivacySettings, RegulationRequest, SettingsError, SubjectType};
+use sluice_store::{
+    InventoryQuery, ListEntry, PersonList, Regulation, StateStore, StoreError, WorkspaceId,
+};
 
 use super::Scope;
 use super::sources::json_body;
@@ -245,28 +247,12 @@ pub async fn set_settings(
     })?;
     let state = app.state.clone();
     let saved = settings.clone();
-    store_call(move || {
-        let sources: Vec<String> = state
-            .list_sources(&scope.workspace_id)?
-            .into_iter()
-            .map(|source| source.id)
-            .collect();
-        let destinations: Vec<String> = state
-            .list_destinations(&scope.workspace_id)?
-            .into_iter()
-            .map(|destination| destination.id.0)
-            .collect();
-        if let Err(error) = saved.validate(&sources, &destinations) {
-            return Ok(Err(error));
-        }
-        state.set_privacy_settings(&scope.workspace_id, &saved)?;
-        Ok(Ok(()))
-    })
-    .await?
-    .map_err(|error| {
-        ApiError::bad_request("invalid_privacy_settings", error.to_string())
-            .with_field(&error.field)
-    })?;
+    store_call(move || save_settings(&state, &scope.workspace_id, &saved))
+        .await?
+        .map_err(|error| {
+            ApiError::bad_request("invalid_privacy_settings", error.to_string())
+                .with_field(&error.field)
+        })?;
     // The gate and the destinations apply the new policy at once; the children policy
     // looks through the profiles already held.
     app.privacy.reload_gate().await?;
@@ -280,6 +266,31 @@ pub async fn set_settings(
     }
     app.deliveries.reconcile().await;
     Ok(Json(settings))
+}
+
+/// Checks privacy settings against the workspace's sources and destinations and saves them
+/// (blocking; the admin API and the CLI). The outer error is the store's, the inner one names
+/// the setting at fault.
+pub fn save_settings(
+    state: &StateStore,
+    workspace: &WorkspaceId,
+    settings: &PrivacySettings,
+) -> Result<Result<(), SettingsError>, StoreError> {
+    let sources: Vec<String> = state
+        .list_sources(workspace)?
+        .into_iter()
+        .map(|source| source.id)
+        .collect();
+    let destinations: Vec<String> = state
+        .list_destinations(workspace)?
+        .into_iter()
+        .map(|destination| destination.id.0)
+        .collect();
+    if let Err(error) = settings.validate(&sources, &destinations) {
+        return Ok(Err(error));
+    }
+    state.set_privacy_settings(workspace, settings)?;
+    Ok(Ok(()))
 }
 
 /// `POST /api/v1/privacy/retention/run`: sweeps the workspace now (what the background job
