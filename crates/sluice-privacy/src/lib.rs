@@ -5,6 +5,7 @@
 //! - [`consent`] — whether an event may reach a destination: Segment's category rules, a
 //!   workspace that requires consent, Global Privacy Control and "do not sell" opt-outs for
 //!   advertising and sale destinations.
+//! - [`keyed`] — HMAC-SHA-256 over parts: digests, keyed hashes, derived keys.
 //! - [`pii`] — which fields of an event hold personal or secret data (emails, phones, cards,
 //!   SSNs, IBANs, IP addresses, dates of birth, secrets), by key and by value; the PII policy
 //!   (allow, hash, redact, block per class, overridden per destination) and applying it.
@@ -19,6 +20,7 @@
 
 pub mod children;
 pub mod consent;
+pub mod keyed;
 pub mod pii;
 pub mod regulation;
 pub mod settings;

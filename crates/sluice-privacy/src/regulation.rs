@@ -9,9 +9,8 @@
 //! workspace and the identifier's value, so a suppressed person's identifiers are not in the
 //! data directory after their deletion.
 
-use hmac::{Hmac, Mac};
+use crate::keyed::hmac_sha256;
 use serde_json::Value;
-use sha2::Sha256;
 use sluice_identity::Identifier;
 use sluice_identity::identifier::{ANONYMOUS_ID, EMAIL, PHONE, USER_ID};
 
@@ -349,15 +348,7 @@ pub const DIGEST_KEY_BYTES: usize = 32;
 /// HMAC-SHA-256 of the workspace and the value, cut to 128 bits. The identifier's type is left
 /// out on purpose: a value suppressed as an email also stops a `userId` that is that email.
 pub fn digest(key: &[u8], workspace: &str, value: &str) -> SubjectDigest {
-    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("hmac accepts keys of any length"),
-    };
-    mac.update(workspace.as_bytes());
-    mac.update(&[0]);
-    mac.update(value.as_bytes());
-    let full = mac.finalize().into_bytes();
+    let full = hmac_sha256(key, &[workspace.as_bytes(), &[0], value.as_bytes()]);
     let mut out = [0u8; 16];
     out.copy_from_slice(&full[..16]);
     SubjectDigest(out)

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
-use sha2::Digest;
 use sluice_delivery::{Consent, DestinationSpec, Engine, OptedOut, Options, PiiDelivery};
 use sluice_fql::DestinationFilter;
 use sluice_privacy::consent::DestinationConsent;
+use sluice_privacy::keyed::hmac_sha256;
 use sluice_privacy::{PrivacySettings, Vault};
 use sluice_store::{DeliveryStore, Destination, NewEvent, StateStore, WorkspaceId};
 use tokio::sync::Mutex;
@@ -171,10 +171,7 @@ fn opted_out_checker(lists: Arc<Lists>, workspace: WorkspaceId) -> OptedOut {
 /// The key of a workspace's keyed PII hashes, derived from its digest key so that a hash
 /// sent to a tool cannot be compared with a suppression digest.
 fn pii_hash_key(digest_key: &[u8]) -> Arc<[u8]> {
-    let mut key = Vec::with_capacity(digest_key.len() + 16);
-    key.extend_from_slice(b"sluice-pii-hash\0");
-    key.extend_from_slice(digest_key);
-    Arc::from(sha2::Sha256::digest(&key).as_slice())
+    Arc::from(hmac_sha256(digest_key, &[b"sluice-pii-hash"]).as_slice())
 }
 
 fn spec_for(

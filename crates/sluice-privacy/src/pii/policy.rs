@@ -17,13 +17,12 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Sha256;
 
 use super::PiiClass;
 use super::walk::{self, Node, Place, Step};
+use crate::keyed::hmac_sha256;
 
 /// What is done with a class of personal data, from the loosest to the strictest.
 #[derive(
@@ -381,14 +380,8 @@ fn hashed(value: &Value, class: PiiClass, key: &[u8]) -> Option<String> {
 /// Lowercase hex HMAC-SHA-256 of `text` under `key`.
 fn keyed_hash(key: &[u8], text: &str) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    // HMAC takes keys of any length: `new_from_slice` cannot fail for it.
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
-        Ok(mac) => mac,
-        Err(_) => unreachable!("hmac accepts keys of any length"),
-    };
-    mac.update(text.as_bytes());
     let mut out = String::with_capacity(64);
-    for byte in mac.finalize().into_bytes() {
+    for byte in hmac_sha256(key, &[text.as_bytes()]) {
         out.push(char::from(HEX[usize::from(byte >> 4)]));
         out.push(char::from(HEX[usize::from(byte & 0x0f)]));
     }
