@@ -59,18 +59,12 @@ pub struct InventoryQuery {
     pub limit: usize,
 }
 
-/// A field of the inventory.
+/// A field of the inventory: where it was seen, and what was counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InventoryField {
     pub workspace_id: WorkspaceId,
     pub source_id: String,
-    pub event_type: String,
-    pub event_name: String,
-    pub path: String,
-    pub class: Option<String>,
-    pub first_seen_ms: i64,
-    pub last_seen_ms: i64,
-    pub count: u64,
+    pub field: FieldSeen,
 }
 
 /// The data inventory. See the module documentation.
@@ -188,13 +182,15 @@ impl InventoryStore {
                 Ok(InventoryField {
                     workspace_id: WorkspaceId(row.get(0)?),
                     source_id: row.get(1)?,
-                    event_type: row.get(2)?,
-                    event_name: row.get(3)?,
-                    path: row.get(4)?,
-                    class: row.get(5)?,
-                    first_seen_ms: row.get(6)?,
-                    last_seen_ms: row.get(7)?,
-                    count: u64::try_from(count).unwrap_or(0),
+                    field: FieldSeen {
+                        event_type: row.get(2)?,
+                        event_name: row.get(3)?,
+                        path: row.get(4)?,
+                        class: row.get(5)?,
+                        first_seen_ms: row.get(6)?,
+                        last_seen_ms: row.get(7)?,
+                        count: u64::try_from(count).unwrap_or(0),
+                    },
                 })
             },
         )?;
@@ -272,9 +268,9 @@ mod tests {
         for field in fields {
             out.push((
                 field.source_id.clone(),
-                field.event_type.clone(),
-                field.event_name.clone(),
-                field.path.clone(),
+                field.field.event_type.clone(),
+                field.field.event_name.clone(),
+                field.field.path.clone(),
             ));
         }
         out
@@ -330,42 +326,53 @@ mod tests {
             .unwrap();
         let all = store.list(&w, &everything()).unwrap();
         assert_eq!(all.len(), 4);
-        let email = all.iter().find(|f| f.path == "properties.email").unwrap();
+        let email = all
+            .iter()
+            .find(|f| f.field.path == "properties.email")
+            .unwrap();
         assert_eq!(
             email,
             &InventoryField {
                 workspace_id: w.clone(),
                 source_id: "src_a".into(),
-                event_type: "track".into(),
-                event_name: "Order Completed".into(),
-                path: "properties.email".into(),
-                class: Some("email".into()),
-                first_seen_ms: 50,
-                last_seen_ms: 200,
-                count: 5,
+                field: FieldSeen {
+                    event_type: "track".into(),
+                    event_name: "Order Completed".into(),
+                    path: "properties.email".into(),
+                    class: Some("email".into()),
+                    first_seen_ms: 50,
+                    last_seen_ms: 200,
+                    count: 5,
+                },
             }
         );
-        let plan = all.iter().find(|f| f.path == "traits.plan").unwrap();
+        let plan = all.iter().find(|f| f.field.path == "traits.plan").unwrap();
         assert_eq!(
             (
-                plan.class.as_deref(),
-                plan.first_seen_ms,
-                plan.last_seen_ms,
-                plan.count
+                plan.field.class.as_deref(),
+                plan.field.first_seen_ms,
+                plan.field.last_seen_ms,
+                plan.field.count
             ),
             (Some("phone"), 150, 400, 5)
         );
-        let contact = all.iter().find(|f| f.path == "traits.contact").unwrap();
+        let contact = all
+            .iter()
+            .find(|f| f.field.path == "traits.contact")
+            .unwrap();
         assert_eq!(
             (
-                contact.class.as_deref(),
-                contact.first_seen_ms,
-                contact.last_seen_ms
+                contact.field.class.as_deref(),
+                contact.field.first_seen_ms,
+                contact.field.last_seen_ms
             ),
             (Some("phone"), 120, 160)
         );
-        let page = all.iter().find(|f| f.path == "context.page.url").unwrap();
-        assert_eq!((page.class.as_deref(), page.count), (None, 7));
+        let page = all
+            .iter()
+            .find(|f| f.field.path == "context.page.url")
+            .unwrap();
+        assert_eq!((page.field.class.as_deref(), page.field.count), (None, 7));
         assert_eq!(store.cursor(&w, "src_a").unwrap(), 20);
     }
 
@@ -429,8 +436,8 @@ mod tests {
                 &[seen("track", "A", "properties.x", None, 1, 1, 4)],
             )
             .unwrap();
-        assert_eq!(store.list(&w1, &everything()).unwrap()[0].count, 1);
-        assert_eq!(store.list(&w2, &everything()).unwrap()[0].count, 4);
+        assert_eq!(store.list(&w1, &everything()).unwrap()[0].field.count, 1);
+        assert_eq!(store.list(&w2, &everything()).unwrap()[0].field.count, 4);
     }
 
     #[test]
@@ -536,7 +543,11 @@ mod tests {
             .list(&w, &query(None, None, Some("email"), 100))
             .unwrap();
         assert_eq!(emails.len(), 2);
-        assert!(emails.iter().all(|f| f.class.as_deref() == Some("email")));
+        assert!(
+            emails
+                .iter()
+                .all(|f| f.field.class.as_deref() == Some("email"))
+        );
         let combined = store
             .list(
                 &w,
@@ -600,6 +611,6 @@ mod tests {
             )
             .unwrap();
         assert_eq!(rebuilt.len(), 2);
-        assert!(rebuilt.iter().all(|f| f.count == 1));
+        assert!(rebuilt.iter().all(|f| f.field.count == 1));
     }
 }

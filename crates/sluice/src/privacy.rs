@@ -11,7 +11,9 @@ use serde_json::json;
 use sluice_identity::Identifier;
 use sluice_privacy::{PiiClass, PrivacySettings, RegulationRequest, RegulationType, SubjectType};
 use sluice_server::Config;
-use sluice_server::admin::privacy::{regulation_json, save_settings, suppression_json};
+use sluice_server::admin::privacy::{
+    inventory_json, regulation_json, save_settings, suppression_json,
+};
 use sluice_server::privacy::export::export;
 use sluice_server::privacy::lists::Lists;
 use sluice_server::privacy::regulate::record;
@@ -237,28 +239,21 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
             };
             let fields = inventory.list(&workspace, &query)?;
             if output.json {
-                let mut list = Vec::with_capacity(fields.len());
-                for field in &fields {
-                    list.push(json!({
-                        "sourceId": field.source_id, "type": field.event_type,
-                        "event": field.event_name, "path": field.path, "class": field.class,
-                        "firstSeenMs": field.first_seen_ms, "lastSeenMs": field.last_seen_ms,
-                        "count": field.count,
-                    }));
-                }
+                let list: Vec<_> = fields.iter().map(inventory_json).collect();
                 println!("{}", json!({ "fields": list }));
             } else if fields.is_empty() {
                 println!("no fields seen in workspace {}", output.workspace);
             } else {
-                for field in fields {
+                for row in fields {
+                    let field = &row.field;
                     let event = if field.event_name.is_empty() {
-                        field.event_type
+                        &field.event_type
                     } else {
-                        field.event_name
+                        &field.event_name
                     };
                     println!(
                         "{}\t{}\t{}\t{}\t{} event(s)",
-                        field.source_id,
+                        row.source_id,
                         event,
                         field.path,
                         field.class.as_deref().unwrap_or("-"),

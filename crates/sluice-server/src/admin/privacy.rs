@@ -28,7 +28,8 @@ use serde_json::{Map, Value, json};
 use sluice_privacy::regulation::subjects_from_json;
 use sluice_privacy::{PiiClass, PrivacySettings, RegulationRequest, SettingsError, SubjectType};
 use sluice_store::{
-    InventoryQuery, ListEntry, PersonList, Regulation, StateStore, StoreError, WorkspaceId,
+    InventoryField, InventoryQuery, ListEntry, PersonList, Regulation, StateStore, StoreError,
+    WorkspaceId,
 };
 
 use super::Scope;
@@ -349,20 +350,23 @@ pub async fn inventory(
     };
     let store = Arc::clone(&app.inventory.store);
     let rows = store_call(move || store.list(&scope.workspace_id, &query)).await?;
-    let mut fields = Vec::with_capacity(rows.len());
-    for row in rows {
-        fields.push(json!({
-            "sourceId": row.source_id,
-            "type": row.event_type,
-            "event": row.event_name,
-            "path": row.path,
-            "class": row.class,
-            "firstSeen": super::time_json(row.first_seen_ms),
-            "lastSeen": super::time_json(row.last_seen_ms),
-            "count": row.count,
-        }));
-    }
+    let fields: Vec<Value> = rows.iter().map(inventory_json).collect();
     Ok(Json(json!({"data": {"fields": fields}})))
+}
+
+/// A field of the data inventory as the API and the CLI show it.
+pub fn inventory_json(row: &InventoryField) -> Value {
+    let field = &row.field;
+    json!({
+        "sourceId": row.source_id,
+        "type": field.event_type,
+        "event": field.event_name,
+        "path": field.path,
+        "class": field.class,
+        "firstSeen": super::time_json(field.first_seen_ms),
+        "lastSeen": super::time_json(field.last_seen_ms),
+        "count": field.count,
+    })
 }
 
 fn opt_out_subjects(body: &[u8]) -> Result<Vec<sluice_identity::Identifier>, ApiError> {

@@ -62,11 +62,6 @@ impl Profiles {
         }
         Ok(())
     }
-
-    /// One batch for every source that has new events; true when any had.
-    pub async fn pass(&self) -> Result<bool, StoreError> {
-        Consumer::pass(self).await
-    }
 }
 
 impl Consumer for Profiles {
