@@ -1,0 +1,319 @@
+//! Conditions on one value: the operators of event-property and trait conditions, and how each
+//! compares JSON values.
+//!
+//! Rules, the same everywhere:
+//! - Numbers compare as numbers; a string that reads as a number compares as that number
+//!   (`"100"` > `99`), since SDKs send prices both ways.
+//! - Text operators (`contains`, `starts_with`, `ends_with`) compare case-sensitively. On an
+//!   array, `contains` asks whether an element equals the operand.
+//! - A missing value or `null` satisfies only the negative operators (`!=`, `not_contains`,
+//!   `none_of`, `not_exists`).
+//! - Dates are ISO-8601 date-times or `YYYY-MM-DD` dates (midnight UTC).
+
+use serde_json::Value;
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Operator {
+    Equals,
+    NotEquals,
+    Greater,
+    AtLeast,
+    Less,
+    AtMost,
+    Contains,
+    NotContains,
+    StartsWith,
+    EndsWith,
+    Exists,
+    NotExists,
+    OneOf,
+    NoneOf,
+    Before,
+    After,
+    /// The value is a date no longer ago than a duration (trait conditions only: the answer
+    /// changes as time passes).
+    WithinLast,
+}
+
+/// Every operator with its name in definitions.
+pub const OPERATORS: &[(&str, Operator)] = &[
+    ("=", Operator::Equals),
+    ("!=", Operator::NotEquals),
+    (">", Operator::Greater),
+    (">=", Operator::AtLeast),
+    ("<", Operator::Less),
+    ("<=", Operator::AtMost),
+    ("contains", Operator::Contains),
+    ("not_contains", Operator::NotContains),
+    ("starts_with", Operator::StartsWith),
+    ("ends_with", Operator::EndsWith),
+    ("exists", Operator::Exists),
+    ("not_exists", Operator::NotExists),
+    ("one_of", Operator::OneOf),
+    ("none_of", Operator::NoneOf),
+    ("before", Operator::Before),
+    ("after", Operator::After),
+    ("within_last", Operator::WithinLast),
+];
+
+impl Operator {
+    /// The operator called `name` in a definition.
+    pub fn parse(name: &str) -> Option<Operator> {
+        OPERATORS
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|(_, operator)| *operator)
+    }
+
+    /// Its name in definitions.
+    pub fn name(self) -> &'static str {
+        OPERATORS
+            .iter()
+            .find(|(_, operator)| *operator == self)
+            .map_or("?", |(name, _)| name)
+    }
+}
+
+/// What an operator compares against, checked when the definition is read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operand {
+    /// `exists`, `not_exists`.
+    Nothing,
+    /// `=`, `!=`: any JSON scalar.
+    Value(Value),
+    /// `>`, `>=`, `<`, `<=`.
+    Number(f64),
+    /// `contains`, `not_contains`, `starts_with`, `ends_with`.
+    Text(String),
+    /// `one_of`, `none_of`: scalars.
+    List(Vec<Value>),
+    /// `before`, `after`: milliseconds since the epoch.
+    Time(i64),
+    /// `within_last`: milliseconds.
+    Duration(i64),
+}
+
+/// One operator and its operand.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Test {
+    pub operator: Operator,
+    pub operand: Operand,
+}
+
+impl Test {
+    /// Whether `value` (`None` when missing) passes, at `now` (milliseconds since the epoch).
+    pub fn passes(&self, value: Option<&Value>, now: i64) -> bool {
+        let value = value.filter(|value| !value.is_null());
+        let Some(value) = value else {
+            return matches!(
+                self.operator,
+                Operator::NotEquals
+                    | Operator::NotContains
+                    | Operator::NoneOf
+                    | Operator::NotExists
+            );
+        };
+        match (&self.operator, &self.operand) {
+            (Operator::Exists, _) => true,
+            (Operator::NotExists, _) => false,
+            (Operator::Equals, Operand::Value(operand)) => same(value, operand),
+            (Operator::NotEquals, Operand::Value(operand)) => !same(value, operand),
+            (Operator::Greater, Operand::Number(n)) => number(value).is_some_and(|v| v > *n),
+            (Operator::AtLeast, Operand::Number(n)) => number(value).is_some_and(|v| v >= *n),
+            (Operator::Less, Operand::Number(n)) => number(value).is_some_and(|v| v < *n),
+            (Operator::AtMost, Operand::Number(n)) => number(value).is_some_and(|v| v <= *n),
+            (Operator::Contains, Operand::Text(text)) => contains(value, text),
+            (Operator::NotContains, Operand::Text(text)) => !contains(value, text),
+            (Operator::StartsWith, Operand::Text(text)) => {
+                value.as_str().is_some_and(|v| v.starts_with(text.as_str()))
+            }
+            (Operator::EndsWith, Operand::Text(text)) => {
+                value.as_str().is_some_and(|v| v.ends_with(text.as_str()))
+            }
+            (Operator::OneOf, Operand::List(list)) => list.iter().any(|item| same(value, item)),
+            (Operator::NoneOf, Operand::List(list)) => !list.iter().any(|item| same(value, item)),
+            (Operator::Before, Operand::Time(at)) => time(value).is_some_and(|t| t < *at),
+            (Operator::After, Operand::Time(at)) => time(value).is_some_and(|t| t > *at),
+            (Operator::WithinLast, Operand::Duration(span)) => {
+                time(value).is_some_and(|t| t <= now && t > now - span)
+            }
+            // A test is only ever built with the operand its operator takes (see
+            // `definition::read_test`); any other pairing passes nothing.
+            _ => false,
+        }
+    }
+
+    /// The next moment after `now` at which the answer for `value` changes by time alone, if
+    /// it ever does (only `within_last` depends on time).
+    pub fn changes_after(&self, value: Option<&Value>, now: i64) -> Option<i64> {
+        let (Operator::WithinLast, Operand::Duration(span)) = (&self.operator, &self.operand)
+        else {
+            return None;
+        };
+        let t = time(value?)?;
+        // Passing from `t` (when `now` reaches it) until `t + span`.
+        [t, t + span].into_iter().find(|at| *at > now)
+    }
+}
+
+/// Equality of two JSON scalars, numbers by value (also when written as text).
+pub fn same(value: &Value, operand: &Value) -> bool {
+    if value == operand {
+        return true;
+    }
+    match (number(value), number(operand)) {
+        (Some(a), Some(b)) if value.is_number() || operand.is_number() => a == b,
+        _ => false,
+    }
+}
+
+/// A value as a number: JSON numbers, and strings that read as one.
+pub fn number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(number) => number.as_f64(),
+        Value::String(text) => text.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+        _ => None,
+    }
+}
+
+fn contains(value: &Value, text: &str) -> bool {
+    match value {
+        Value::String(value) => value.contains(text),
+        Value::Array(items) => items.iter().any(|item| item.as_str() == Some(text)),
+        _ => false,
+    }
+}
+
+/// A value as a time (milliseconds since the epoch): an ISO-8601 date-time or a `YYYY-MM-DD`
+/// date at midnight UTC.
+pub fn time(value: &Value) -> Option<i64> {
+    parse_time(value.as_str()?)
+}
+
+/// Reads an ISO-8601 date-time or a `YYYY-MM-DD` date (midnight UTC).
+pub fn parse_time(text: &str) -> Option<i64> {
+    if text.len() == 10 {
+        return sluice_spec::timestamp::parse(&format!("{text}T00:00:00Z"))
+            .map(sluice_spec::timestamp::to_ms);
+    }
+    sluice_spec::timestamp::parse(text).map(sluice_spec::timestamp::to_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn test(operator: Operator, operand: Operand) -> Test {
+        Test { operator, operand }
+    }
+
+    #[test]
+    fn numbers_compare_by_value_also_when_sent_as_text() {
+        let at_least = test(Operator::AtLeast, Operand::Number(100.0));
+        assert!(at_least.passes(Some(&json!(100)), 0));
+        assert!(at_least.passes(Some(&json!("150.5")), 0));
+        assert!(!at_least.passes(Some(&json!(99.99)), 0));
+        assert!(!at_least.passes(Some(&json!("lots")), 0));
+        assert!(!at_least.passes(Some(&json!(true)), 0));
+        let equals = test(Operator::Equals, Operand::Value(json!(3)));
+        assert!(equals.passes(Some(&json!("3")), 0));
+        assert!(equals.passes(Some(&json!(3.0)), 0));
+        let text = test(Operator::Equals, Operand::Value(json!("3")));
+        assert!(text.passes(Some(&json!(3)), 0));
+        let word = test(Operator::Equals, Operand::Value(json!("pro")));
+        assert!(word.passes(Some(&json!("pro")), 0));
+        assert!(!word.passes(Some(&json!("Pro")), 0));
+    }
+
+    #[test]
+    fn missing_values_pass_only_negative_operators() {
+        for (name, operator) in OPERATORS {
+            let operand = match operator {
+                Operator::Exists | Operator::NotExists => Operand::Nothing,
+                Operator::Equals | Operator::NotEquals => Operand::Value(json!("x")),
+                Operator::Greater | Operator::AtLeast | Operator::Less | Operator::AtMost => {
+                    Operand::Number(1.0)
+                }
+                Operator::OneOf | Operator::NoneOf => Operand::List(vec![json!("x")]),
+                Operator::Before | Operator::After => Operand::Time(0),
+                Operator::WithinLast => Operand::Duration(1),
+                _ => Operand::Text("x".into()),
+            };
+            let expected = matches!(*name, "!=" | "not_contains" | "none_of" | "not_exists");
+            let test = test(*operator, operand);
+            assert_eq!(test.passes(None, 0), expected, "{name} on missing");
+            assert_eq!(
+                test.passes(Some(&Value::Null), 0),
+                expected,
+                "{name} on null"
+            );
+        }
+    }
+
+    #[test]
+    fn text_and_list_operators() {
+        let contains = test(Operator::Contains, Operand::Text("shoe".into()));
+        assert!(contains.passes(Some(&json!("red shoes")), 0));
+        assert!(!contains.passes(Some(&json!("Red Shoes")), 0));
+        assert!(contains.passes(Some(&json!(["hat", "shoe"])), 0));
+        assert!(!contains.passes(Some(&json!(["shoes"])), 0));
+        let starts = test(Operator::StartsWith, Operand::Text("https://".into()));
+        assert!(starts.passes(Some(&json!("https://x.io")), 0));
+        assert!(!starts.passes(Some(&json!(42)), 0));
+        let ends = test(Operator::EndsWith, Operand::Text(".io".into()));
+        assert!(ends.passes(Some(&json!("https://x.io")), 0));
+        let one_of = test(Operator::OneOf, Operand::List(vec![json!("a"), json!(2)]));
+        assert!(one_of.passes(Some(&json!("2")), 0));
+        assert!(!one_of.passes(Some(&json!("b")), 0));
+        let none_of = test(Operator::NoneOf, Operand::List(vec![json!("a")]));
+        assert!(none_of.passes(Some(&json!("b")), 0));
+        assert!(!none_of.passes(Some(&json!("a")), 0));
+    }
+
+    #[test]
+    fn dates_and_relative_windows() {
+        let day = 86_400_000;
+        let cutoff = parse_time("2026-01-01").unwrap();
+        assert_eq!(parse_time("2026-01-01T00:00:00Z"), Some(cutoff));
+        let before = test(Operator::Before, Operand::Time(cutoff));
+        assert!(before.passes(Some(&json!("2025-12-31T23:59:59Z")), 0));
+        assert!(!before.passes(Some(&json!("2026-01-01")), 0));
+        assert!(!before.passes(Some(&json!("yesterday")), 0));
+        let after = test(Operator::After, Operand::Time(cutoff));
+        assert!(after.passes(Some(&json!("2026-01-02")), 0));
+
+        let within = test(Operator::WithinLast, Operand::Duration(7 * day));
+        let signed_up = json!("2026-01-01");
+        assert!(
+            !within.passes(Some(&signed_up), cutoff - 1),
+            "in the future"
+        );
+        assert!(within.passes(Some(&signed_up), cutoff));
+        assert!(within.passes(Some(&signed_up), cutoff + 7 * day - 1));
+        assert!(!within.passes(Some(&signed_up), cutoff + 7 * day));
+        assert_eq!(
+            within.changes_after(Some(&signed_up), cutoff - 5),
+            Some(cutoff)
+        );
+        assert_eq!(
+            within.changes_after(Some(&signed_up), cutoff),
+            Some(cutoff + 7 * day)
+        );
+        assert_eq!(
+            within.changes_after(Some(&signed_up), cutoff + 7 * day),
+            None
+        );
+        assert_eq!(before.changes_after(Some(&signed_up), 0), None);
+    }
+
+    #[test]
+    fn operator_names_round_trip() {
+        for (name, operator) in OPERATORS {
+            assert_eq!(Operator::parse(name), Some(*operator));
+            assert_eq!(operator.name(), *name);
+        }
+        assert_eq!(Operator::parse("=>"), None);
+    }
+}

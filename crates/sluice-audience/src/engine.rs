@@ -1,0 +1,730 @@
+//! The engine: a workspace's catalog compiled into aggregators, applied to one profile's events
+//! as they arrive and evaluated into computed-trait values and audience memberships.
+//!
+//! - [`Engine::apply`] adds an event to the profile's series (only the aggregators its name
+//!   selects are looked at).
+//! - [`Engine::evaluate`] drops expired buckets, computes every trait and audience at `now`
+//!   and returns what changed since the last evaluation: each entry into and exit from an
+//!   audience once, each computed trait when its value changes.
+//! - [`Engine::next_change`] says when time alone will change something (a bucket leaving a
+//!   window, a `within_last` trait condition ending), for the caller's timers.
+//! - [`Engine::merge`] combines two profiles' states when identity resolution merges them.
+//!
+//! Aggregators are shared: two audiences counting the same events over the same window read
+//! one series. A series is stored under its aggregator's id (a hash of what it counts), so a
+//! state stays valid across edits of other definitions.
+//!
+//! A backfill is the same code: apply a profile's logged events in order, then evaluate once.
+//! Because an event's contribution ends at a time fixed by its timestamp (see `series.rs`),
+//! that gives the same answer as evaluating after every event (`tests/engine.rs` checks it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::Catalog;
+use crate::compare::{Operand, Operator, Test, number};
+use crate::definition::{
+    Condition, CountOp, DefinitionError, EventKind, EventSelection, Field, Reduce,
+};
+use crate::series::{self, Data, Kind, Pick, Series, Stats};
+
+/// The call type of an event, as far as the engine cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    Track,
+    Page,
+    Screen,
+    /// identify, group, alias: only their traits matter, read from the profile.
+    Other,
+}
+
+/// The parts of an event the engine reads.
+#[derive(Clone, Copy, Debug)]
+pub struct EventRef<'a> {
+    pub call: Call,
+    /// A track event's name (empty for other calls).
+    pub name: &'a str,
+    /// `timestamp`, milliseconds since the epoch.
+    pub timestamp: i64,
+    pub message_id: &'a str,
+    pub properties: Option<&'a Value>,
+    pub context: Option<&'a Value>,
+}
+
+impl<'a> EventRef<'a> {
+    /// Reads a logged (normalized) event; `None` without a `timestamp` or `messageId`.
+    pub fn read(event: &'a Value) -> Option<EventRef<'a>> {
+        let call = match event.get("type").and_then(Value::as_str) {
+            Some("track") => Call::Track,
+            Some("page") => Call::Page,
+            Some("screen") => Call::Screen,
+            _ => Call::Other,
+        };
+        let timestamp = event
+            .get("timestamp")
+            .and_then(Value::as_str)
+            .and_then(sluice_spec::timestamp::parse)
+            .map(sluice_spec::timestamp::to_ms)?;
+        Some(EventRef {
+            call,
+            name: event.get("event").and_then(Value::as_str).unwrap_or(""),
+            timestamp,
+            message_id: event.get("messageId").and_then(Value::as_str)?,
+            properties: event.get("properties"),
+            context: event.get("context"),
+        })
+    }
+}
+
+/// What changed for a profile at an evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Change {
+    /// A computed trait took a new value (`null` when it no longer has one).
+    Trait {
+        key: String,
+        value: Value,
+    },
+    Entered(String),
+    Exited(String),
+}
+
+/// The profile's last evaluated values: computed traits (those with a value) and the
+/// audiences it belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outputs {
+    #[serde(rename = "t", default)]
+    pub traits: BTreeMap<String, Value>,
+    #[serde(rename = "a", default)]
+    pub audiences: BTreeSet<String>,
+}
+
+/// A profile's state as stored: series by aggregator id, and the last outputs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoredState {
+    #[serde(rename = "s", default)]
+    pub series: BTreeMap<String, Series>,
+    #[serde(rename = "o", default)]
+    pub outputs: Outputs,
+}
+
+/// A profile's state laid out for one engine (series by aggregator index).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfileState {
+    series: Vec<Option<Series>>,
+    pub outputs: Outputs,
+}
+
+struct Aggregator {
+    id: String,
+    selection: EventSelection,
+    property: Option<Vec<String>>,
+    kind: Kind,
+    window: Option<i64>,
+}
+
+struct TraitSlot {
+    key: String,
+    reduce: Reduce,
+    aggregator: usize,
+}
+
+struct AudienceSlot {
+    key: String,
+    condition: Node,
+}
+
+enum Node {
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Performed {
+        aggregator: usize,
+        op: CountOp,
+        count: u64,
+    },
+    /// A profile trait, or with `computed`, the computed trait of that slot (then `path` is
+    /// what follows its key).
+    Trait {
+        computed: Option<usize>,
+        path: Vec<String>,
+        test: Test,
+    },
+    /// The audience at this position of the evaluation order.
+    Audience(usize),
+}
+
+/// A compiled catalog.
+pub struct Engine {
+    aggregators: Vec<Aggregator>,
+    track: HashMap<String, Vec<usize>>,
+    pages: Vec<usize>,
+    screens: Vec<usize>,
+    traits: Vec<TraitSlot>,
+    /// In evaluation order.
+    audiences: Vec<AudienceSlot>,
+    /// Whether any audience has a `within_last` trait condition.
+    relative: bool,
+}
+
+impl Engine {
+    /// Compiles a catalog (checked here).
+    pub fn new(catalog: &Catalog) -> Result<Engine, DefinitionError> {
+        let order = catalog.check()?;
+        let mut engine = Engine {
+            aggregators: Vec::new(),
+            track: HashMap::new(),
+            pages: Vec::new(),
+            screens: Vec::new(),
+            traits: Vec::new(),
+            audiences: Vec::new(),
+            relative: false,
+        };
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for definition in &catalog.traits {
+            let kind = match definition.reduce {
+                Reduce::Count
+                | Reduce::Sum
+                | Reduce::Average
+                | Reduce::Minimum
+                | Reduce::Maximum => Kind::Stats,
+                Reduce::First => Kind::First,
+                Reduce::Last => Kind::Last,
+                Reduce::MostFrequent { .. } | Reduce::UniqueList | Reduce::UniqueCount => {
+                    Kind::Frequency
+                }
+            };
+            let aggregator = engine.aggregator(
+                &mut ids,
+                &definition.events,
+                definition.property.clone(),
+                kind,
+                definition.window.map(|w| w.millis()),
+            );
+            engine.traits.push(TraitSlot {
+                key: definition.key.clone(),
+                reduce: definition.reduce,
+                aggregator,
+            });
+        }
+        let position: HashMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(position, index)| (catalog.audiences[*index].key.as_str(), position))
+            .collect();
+        for index in order {
+            let definition = &catalog.audiences[index];
+            let condition = engine.compile(&definition.condition, &mut ids, &position);
+            engine.audiences.push(AudienceSlot {
+                key: definition.key.clone(),
+                condition,
+            });
+        }
+        Ok(engine)
+    }
+
+    /// The aggregator counting these events, shared when one exists.
+    fn aggregator(
+        &mut self,
+        ids: &mut HashMap<String, usize>,
+        selection: &EventSelection,
+        property: Option<Vec<String>>,
+        kind: Kind,
+        window: Option<i64>,
+    ) -> usize {
+        let id = aggregator_id(selection, property.as_deref(), kind, window);
+        if let Some(index) = ids.get(&id) {
+            return *index;
+        }
+        let index = self.aggregators.len();
+        match &selection.kind {
+            EventKind::Track(name) => self.track.entry(name.clone()).or_default().push(index),
+            EventKind::Page => self.pages.push(index),
+            EventKind::Screen => self.screens.push(index),
+        }
+        ids.insert(id.clone(), index);
+        self.aggregators.push(Aggregator {
+            id,
+            selection: selection.clone(),
+            property,
+            kind,
+            window,
+        });
+        index
+    }
+
+    fn compile(
+        &mut self,
+        condition: &Condition,
+        ids: &mut HashMap<String, usize>,
+        position: &HashMap<&str, usize>,
+    ) -> Node {
+        match condition {
+            Condition::And(parts) => Node::And(
+                parts
+                    .iter()
+                    .map(|part| self.compile(part, ids, position))
+                    .collect(),
+            ),
+            Condition::Or(parts) => Node::Or(
+                parts
+                    .iter()
+                    .map(|part| self.compile(part, ids, position))
+                    .collect(),
+            ),
+            Condition::Not(inner) => Node::Not(Box::new(self.compile(inner, ids, position))),
+            Condition::Performed(performed) => Node::Performed {
+                aggregator: self.aggregator(
+                    ids,
+                    &performed.events,
+                    None,
+                    Kind::Stats,
+                    performed.window.map(|w| w.millis()),
+                ),
+                op: performed.op,
+                count: performed.count,
+            },
+            Condition::Trait { path, test } => {
+                self.relative |= test.operator == Operator::WithinLast;
+                let computed = self.traits.iter().position(|slot| slot.key == path[0]);
+                let path = match computed {
+                    Some(_) => path[1..].to_vec(),
+                    None => path.clone(),
+                };
+                Node::Trait {
+                    computed,
+                    path,
+                    test: test.clone(),
+                }
+            }
+            // `Catalog::check` made sure the audience exists and comes earlier.
+            Condition::Audience(key) => {
+                Node::Audience(position.get(key.as_str()).map_or(usize::MAX, |p| *p))
+            }
+        }
+    }
+
+    /// A new profile's state.
+    pub fn fresh(&self) -> ProfileState {
+        ProfileState {
+            series: vec![None; self.aggregators.len()],
+            outputs: Outputs::default(),
+        }
+    }
+
+    /// A stored state laid out for this engine; series of aggregators it no longer has are
+    /// dropped.
+    pub fn load(&self, mut stored: StoredState) -> ProfileState {
+        let series = self
+            .aggregators
+            .iter()
+            .map(|aggregator| stored.series.remove(&aggregator.id))
+            .collect();
+        ProfileState {
+            series,
+            outputs: stored.outputs,
+        }
+    }
+
+    /// The state to store.
+    pub fn store(&self, state: ProfileState) -> StoredState {
+        let mut series = BTreeMap::new();
+        for (aggregator, kept) in self.aggregators.iter().zip(state.series) {
+            if let Some(kept) = kept {
+                series.insert(aggregator.id.clone(), kept);
+            }
+        }
+        StoredState {
+            series,
+            outputs: state.outputs,
+        }
+    }
+
+    /// Whether any definition reads events of this call and name: the caller can skip
+    /// loading a state for events no aggregator looks at.
+    pub fn wants(&self, event: &EventRef<'_>) -> bool {
+        !self.candidates(event).is_empty()
+    }
+
+    fn candidates(&self, event: &EventRef<'_>) -> &[usize] {
+        match event.call {
+            Call::Track => self.track.get(event.name).map_or(&[], Vec::as_slice),
+            Call::Page => &self.pages,
+            Call::Screen => &self.screens,
+            Call::Other => &[],
+        }
+    }
+
+    /// Adds an event to the profile's series; true when any aggregator took it. `now` only
+    /// decides whether an old event still counts anywhere.
+    pub fn apply(&self, state: &mut ProfileState, event: &EventRef<'_>, now: i64) -> bool {
+        let mut touched = false;
+        for &index in self.candidates(event) {
+            let aggregator = &self.aggregators[index];
+            let selected = aggregator
+                .selection
+                .conditions
+                .iter()
+                .all(|condition| condition.test.passes(field(event, &condition.field), now));
+            if !selected {
+                continue;
+            }
+            let Some(data) = contribution(aggregator, event) else {
+                continue;
+            };
+            // The series exists once an event matched, even one already out of its window:
+            // a count then reads 0, not "never".
+            let series = state.series[index].get_or_insert_with(Series::default);
+            touched = true;
+            if series::counts_at(event.timestamp, aggregator.window, now) {
+                series.add(event.timestamp, aggregator.window, aggregator.kind, data);
+            }
+        }
+        touched
+    }
+
+    /// Computes every trait and audience at `now`, records them as the profile's outputs and
+    /// returns what changed. `traits` are the profile's (custom) traits.
+    pub fn evaluate(
+        &self,
+        state: &mut ProfileState,
+        traits: &Map<String, Value>,
+        now: i64,
+    ) -> Vec<Change> {
+        for (aggregator, series) in self.aggregators.iter().zip(state.series.iter_mut()) {
+            if let Some(series) = series {
+                series.prune(aggregator.window, now);
+            }
+        }
+        let computed: Vec<Value> = self
+            .traits
+            .iter()
+            .map(|slot| self.reduce(slot, state, now))
+            .collect();
+        let mut members = Vec::with_capacity(self.audiences.len());
+        for slot in &self.audiences {
+            let member = self.holds(&slot.condition, state, traits, &computed, &members, now);
+            members.push(member);
+        }
+
+        let mut changes = Vec::new();
+        let outputs = &mut state.outputs;
+        for (slot, value) in self.traits.iter().zip(computed) {
+            let before = outputs.traits.get(&slot.key).unwrap_or(&Value::Null);
+            if *before == value {
+                continue;
+            }
+            if value.is_null() {
+                outputs.traits.remove(&slot.key);
+            } else {
+                outputs.traits.insert(slot.key.clone(), value.clone());
+            }
+            changes.push(Change::Trait {
+                key: slot.key.clone(),
+                value,
+            });
+        }
+        for (slot, member) in self.audiences.iter().zip(members) {
+            let was = outputs.audiences.contains(&slot.key);
+            if member && !was {
+                outputs.audiences.insert(slot.key.clone());
+                changes.push(Change::Entered(slot.key.clone()));
+            } else if !member && was {
+                outputs.audiences.remove(&slot.key);
+                changes.push(Change::Exited(slot.key.clone()));
+            }
+        }
+        // Outputs of deleted definitions go quietly.
+        outputs
+            .traits
+            .retain(|key, _| self.traits.iter().any(|slot| slot.key == *key));
+        outputs
+            .audiences
+            .retain(|key| self.audiences.iter().any(|slot| slot.key == *key));
+        changes
+    }
+
+    /// The next moment after `now` at which time alone changes something for this profile,
+    /// evaluated last with `traits`.
+    pub fn next_change(
+        &self,
+        state: &ProfileState,
+        traits: &Map<String, Value>,
+        now: i64,
+    ) -> Option<i64> {
+        let mut next: Option<i64> = None;
+        let mut consider = |at: Option<i64>| {
+            if let Some(at) = at {
+                next = Some(next.map_or(at, |next| next.min(at)));
+            }
+        };
+        for (aggregator, series) in self.aggregators.iter().zip(&state.series) {
+            if let Some(series) = series {
+                consider(series.next_expiry(aggregator.window, now));
+            }
+        }
+        if self.relative {
+            for slot in &self.audiences {
+                self.relative_changes(&slot.condition, state, traits, now, &mut consider);
+            }
+        }
+        next
+    }
+
+    fn relative_changes(
+        &self,
+        node: &Node,
+        state: &ProfileState,
+        traits: &Map<String, Value>,
+        now: i64,
+        consider: &mut impl FnMut(Option<i64>),
+    ) {
+        match node {
+            Node::And(parts) | Node::Or(parts) => {
+                for part in parts {
+                    self.relative_changes(part, state, traits, now, consider);
+                }
+            }
+            Node::Not(inner) => self.relative_changes(inner, state, traits, now, consider),
+            Node::Trait {
+                computed,
+                path,
+                test,
+            } if test.operator == Operator::WithinLast => {
+                let value = match computed {
+                    Some(slot) => state
+                        .outputs
+                        .traits
+                        .get(&self.traits[*slot].key)
+                        .and_then(|value| lookup(value, path)),
+                    None => lookup_map(traits, path),
+                };
+                consider(test.changes_after(value, now));
+            }
+            _ => {}
+        }
+    }
+
+    /// Combines `from` (a profile merged away) into `into`. Memberships of either count as
+    /// held before, so the next evaluation reports exits of the merged person.
+    pub fn merge(&self, into: &mut ProfileState, from: ProfileState) {
+        for ((aggregator, kept), other) in self
+            .aggregators
+            .iter()
+            .zip(into.series.iter_mut())
+            .zip(from.series)
+        {
+            if let Some(other) = other {
+                kept.get_or_insert_with(Series::default)
+                    .merge(other, aggregator.kind);
+            }
+        }
+        into.outputs.audiences.extend(from.outputs.audiences);
+        for (key, value) in from.outputs.traits {
+            into.outputs.traits.entry(key).or_insert(value);
+        }
+    }
+
+    /// The computed-trait keys, in definition order.
+    pub fn trait_keys(&self) -> impl Iterator<Item = &str> {
+        self.traits.iter().map(|slot| slot.key.as_str())
+    }
+
+    /// The audience keys, in evaluation order.
+    pub fn audience_keys(&self) -> impl Iterator<Item = &str> {
+        self.audiences.iter().map(|slot| slot.key.as_str())
+    }
+
+    fn reduce(&self, slot: &TraitSlot, state: &ProfileState, now: i64) -> Value {
+        let aggregator = &self.aggregators[slot.aggregator];
+        let Some(series) = &state.series[slot.aggregator] else {
+            return Value::Null;
+        };
+        if aggregator.kind == Kind::Stats {
+            let stats = series.live_stats(aggregator.window, now);
+            return match (slot.reduce, stats) {
+                (Reduce::Count, stats) => Value::from(stats.map_or(0, |s| s.count)),
+                (Reduce::Sum, stats) => number_value(stats.map_or(0.0, |s| s.sum)),
+                (_, None) => Value::Null,
+                (Reduce::Average, Some(s)) => number_value(s.sum / s.count as f64),
+                (Reduce::Minimum, Some(s)) => number_value(s.min),
+                (Reduce::Maximum, Some(s)) => number_value(s.max),
+                _ => Value::Null,
+            };
+        }
+        let live = series.live(aggregator.kind, aggregator.window, now);
+        match (slot.reduce, live) {
+            (Reduce::First | Reduce::Last, Some(Data::Pick(pick))) => parse_value(&pick.value),
+            (Reduce::MostFrequent { min_frequency }, Some(Data::Frequency(counts))) => {
+                let mut best: Option<(&String, u32)> = None;
+                for (value, count) in &counts {
+                    // Ascending keys: on a tie the alphabetically first value stays.
+                    if *count >= min_frequency && best.is_none_or(|(_, most)| *count > most) {
+                        best = Some((value, *count));
+                    }
+                }
+                best.map_or(Value::Null, |(value, _)| parse_value(value))
+            }
+            (Reduce::UniqueList, Some(Data::Frequency(counts))) => {
+                Value::Array(counts.keys().map(|value| parse_value(value)).collect())
+            }
+            (Reduce::UniqueList, None) => Value::Array(Vec::new()),
+            (Reduce::UniqueCount, Some(Data::Frequency(counts))) => Value::from(counts.len()),
+            (Reduce::UniqueCount, None) => Value::from(0),
+            _ => Value::Null,
+        }
+    }
+
+    fn holds(
+        &self,
+        node: &Node,
+        state: &ProfileState,
+        traits: &Map<String, Value>,
+        computed: &[Value],
+        members: &[bool],
+        now: i64,
+    ) -> bool {
+        match node {
+            Node::And(parts) => parts
+                .iter()
+                .all(|part| self.holds(part, state, traits, computed, members, now)),
+            Node::Or(parts) => parts
+                .iter()
+                .any(|part| self.holds(part, state, traits, computed, members, now)),
+            Node::Not(inner) => !self.holds(inner, state, traits, computed, members, now),
+            Node::Performed {
+                aggregator,
+                op,
+                count,
+            } => {
+                let window = self.aggregators[*aggregator].window;
+                let seen = state.series[*aggregator]
+                    .as_ref()
+                    .and_then(|series| series.live_stats(window, now))
+                    .map_or(0, |stats| stats.count);
+                op.holds(seen, *count)
+            }
+            Node::Trait {
+                computed: slot,
+                path,
+                test,
+            } => {
+                let value = match slot {
+                    Some(slot) => lookup(&computed[*slot], path),
+                    None => lookup_map(traits, path),
+                };
+                test.passes(value, now)
+            }
+            Node::Audience(position) => members.get(*position).copied().unwrap_or(false),
+        }
+    }
+}
+
+/// What one event adds to an aggregator, or `None` when the event lacks the property it
+/// reduces (a number for statistics, a scalar for the others).
+fn contribution(aggregator: &Aggregator, event: &EventRef<'_>) -> Option<Data> {
+    let Some(path) = &aggregator.property else {
+        return Some(Data::Stats(Stats::one(None)));
+    };
+    let value = event.properties.and_then(|p| lookup(p, path))?;
+    match aggregator.kind {
+        Kind::Stats => {
+            let n = number(value)?;
+            Some(Data::Stats(Stats::one(Some(n))))
+        }
+        Kind::First | Kind::Last => Some(Data::Pick(Pick {
+            timestamp: event.timestamp,
+            message_id: event.message_id.to_string(),
+            value: scalar_text(value)?,
+        })),
+        Kind::Frequency => {
+            let mut counts = BTreeMap::new();
+            counts.insert(scalar_text(value)?, 1);
+            Some(Data::Frequency(counts))
+        }
+    }
+}
+
+/// A scalar as JSON text (the form series keep values in).
+fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(_) | Value::Number(_) | Value::Bool(_) => serde_json::to_string(value).ok(),
+        _ => None,
+    }
+}
+
+fn parse_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or(Value::Null)
+}
+
+/// A number as JSON: whole numbers without a fraction.
+fn number_value(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+fn field<'a>(event: &EventRef<'a>, field: &Field) -> Option<&'a Value> {
+    match field {
+        Field::Property(path) => event.properties.and_then(|p| lookup(p, path)),
+        Field::Context(path) => event.context.and_then(|c| lookup(c, path)),
+    }
+}
+
+fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut at = value;
+    for segment in path {
+        at = at.get(segment)?;
+    }
+    Some(at)
+}
+
+fn lookup_map<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    lookup(map.get(first)?, rest)
+}
+
+/// An aggregator's id: a hash of what it counts, stable across restarts.
+fn aggregator_id(
+    selection: &EventSelection,
+    property: Option<&[String]>,
+    kind: Kind,
+    window: Option<i64>,
+) -> String {
+    let mut text = format!("{kind:?}|");
+    match &selection.kind {
+        EventKind::Track(name) => text.push_str(&format!("track:{name:?}")),
+        EventKind::Page => text.push_str("page"),
+        EventKind::Screen => text.push_str("screen"),
+    }
+    for condition in &selection.conditions {
+        let (side, path) = match &condition.field {
+            Field::Property(path) => ("p", path),
+            Field::Context(path) => ("c", path),
+        };
+        let operand = match &condition.test.operand {
+            Operand::Nothing => String::new(),
+            Operand::Value(value) => value.to_string(),
+            Operand::Number(n) => format!("{n:?}"),
+            Operand::Text(text) => format!("{text:?}"),
+            Operand::List(items) => Value::Array(items.clone()).to_string(),
+            Operand::Time(at) | Operand::Duration(at) => at.to_string(),
+        };
+        text.push_str(&format!(
+            "|{side}:{:?} {} {operand}",
+            path,
+            condition.test.operator.name()
+        ));
+    }
+    text.push_str(&format!("|prop:{property:?}|window:{window:?}"));
+    let digest = Sha256::digest(text.as_bytes());
+    let mut id = String::with_capacity(16);
+    for byte in &digest[..8] {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
