@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::definition::{Audience, ComputedTrait, Condition, DefinitionError};
+use crate::definition::{Audience, ComputedTrait, DefinitionError};
 
 /// Every computed trait and audience of a workspace.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -31,8 +31,7 @@ impl Catalog {
         }
         let mut references = Vec::with_capacity(self.audiences.len());
         for definition in &self.audiences {
-            let mut named = Vec::new();
-            referred(&definition.condition, &mut named);
+            let named = definition.condition.audiences();
             let mut indices = Vec::with_capacity(named.len());
             for key in named {
                 let index = audiences.get(key).ok_or_else(|| DefinitionError {
@@ -100,20 +99,6 @@ fn taken(key: &str, owner: &str) -> DefinitionError {
     DefinitionError {
         field: "key".into(),
         message: format!("{key:?} is already the key of a {owner}"),
-    }
-}
-
-/// The audience keys a condition refers to.
-fn referred<'a>(condition: &'a Condition, keys: &mut Vec<&'a str>) {
-    match condition {
-        Condition::And(parts) | Condition::Or(parts) => {
-            for part in parts {
-                referred(part, keys);
-            }
-        }
-        Condition::Not(inner) => referred(inner, keys),
-        Condition::Audience(key) => keys.push(key),
-        Condition::Performed(_) | Condition::Trait { .. } => {}
     }
 }
 

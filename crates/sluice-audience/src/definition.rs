@@ -196,6 +196,39 @@ pub enum Condition {
     Audience(String),
 }
 
+impl Condition {
+    /// The keys of the audiences this condition refers to, in order.
+    pub fn audiences(&self) -> Vec<&str> {
+        let mut keys = Vec::new();
+        let mut pending = vec![self];
+        while let Some(condition) = pending.pop() {
+            match condition {
+                Condition::And(parts) | Condition::Or(parts) => {
+                    pending.extend(parts.iter().rev());
+                }
+                Condition::Not(inner) => pending.push(inner),
+                Condition::Audience(key) => keys.push(key.as_str()),
+                Condition::Performed(_) | Condition::Trait { .. } => {}
+            }
+        }
+        keys
+    }
+
+    /// Whether this condition reads `key`: as an audience, or as the first segment of a
+    /// trait path (a computed trait).
+    pub fn refers_to(&self, key: &str) -> bool {
+        match self {
+            Condition::And(parts) | Condition::Or(parts) => {
+                parts.iter().any(|part| part.refers_to(key))
+            }
+            Condition::Not(inner) => inner.refers_to(key),
+            Condition::Audience(other) => other == key,
+            Condition::Trait { path, .. } => path.first().is_some_and(|first| first == key),
+            Condition::Performed(_) => false,
+        }
+    }
+}
+
 /// A checked audience.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Audience {

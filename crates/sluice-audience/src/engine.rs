@@ -527,6 +527,11 @@ impl Engine {
         }
     }
 
+    /// Whether the catalog defines nothing.
+    pub fn is_empty(&self) -> bool {
+        self.traits.is_empty() && self.audiences.is_empty()
+    }
+
     /// The computed-trait keys, in definition order.
     pub fn trait_keys(&self) -> impl Iterator<Item = &str> {
         self.traits.iter().map(|slot| slot.key.as_str())

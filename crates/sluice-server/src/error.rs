@@ -4,10 +4,10 @@
 //!
 //! | code | status |
 //! |---|---|
-//! | `malformed_json`, `request_too_large`, `event_too_large`, `batch_too_large`, `missing_batch`, `invalid_message`, `missing_type`, `invalid_type`, `missing_identity`, `invalid_identity`, `missing_event`, `missing_group_id`, `missing_previous_id`, `invalid_message_id`, `message_id_too_long`, `invalid_timestamp`, `invalid_field_type`, `unsupported_encoding`, `all_messages_rejected`, `invalid_request`, `invalid_settings`, `unknown_destination_type`, `unknown_source`, `invalid_filter`, `invalid_identity_settings` | 400 |
+//! | `malformed_json`, `request_too_large`, `event_too_large`, `batch_too_large`, `missing_batch`, `invalid_message`, `missing_type`, `invalid_type`, `missing_identity`, `invalid_identity`, `missing_event`, `missing_group_id`, `missing_previous_id`, `invalid_message_id`, `message_id_too_long`, `invalid_timestamp`, `invalid_field_type`, `unsupported_encoding`, `all_messages_rejected`, `invalid_request`, `invalid_settings`, `unknown_destination_type`, `unknown_source`, `invalid_filter`, `invalid_identity_settings`, `invalid_definition` | 400 |
 //! | `missing_write_key`, `invalid_write_key`, `source_disabled`, `missing_admin_token`, `invalid_admin_token` | 401 |
 //! | `not_found` | 404 |
-//! | `already_exists` | 409 |
+//! | `already_exists`, `definition_in_use` | 409 |
 //! | `request_timeout` | 408 |
 //! | `unavailable` | 503 |
 //! | `internal`, `master_key_unavailable` | 500 |
@@ -107,6 +107,12 @@ impl From<StoreError> for ApiError {
                 ApiError::internal("storage error")
             }
         }
+    }
+}
+
+impl From<sluice_audience::DefinitionError> for ApiError {
+    fn from(error: sluice_audience::DefinitionError) -> ApiError {
+        ApiError::bad_request("invalid_definition", error.to_string()).with_field(&error.field)
     }
 }
 

@@ -15,6 +15,8 @@
 //! - [`error`] — the table of public error codes every API answers with.
 
 pub mod admin;
+pub mod audiences;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod error;

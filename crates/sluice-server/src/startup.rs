@@ -20,14 +20,15 @@ use sluice_delivery::{Engine, Shared};
 use sluice_privacy::{KeyId, MasterKey, Vault};
 use sluice_spec::Limits;
 use sluice_store::{
-    AdminToken, DeliveryStore, EventLog, PersonList, ProfileStore, SqliteLog, SqliteLogConfig,
-    StateStore, StoreError, Workspace,
+    AdminToken, AudienceStore, DeliveryStore, EventLog, PersonList, ProfileStore, SqliteLog,
+    SqliteLogConfig, StateStore, StoreError, Workspace,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 
+use crate::audiences::Audiences;
 use crate::config::{self, Config, MasterKeyError};
 use crate::delivery::Deliveries;
 use crate::error::ApiError;
@@ -88,6 +89,8 @@ pub struct AppState {
     pub retention: Arc<Retention>,
     /// The data inventory and its consumer.
     pub inventory: Arc<Inventory>,
+    /// Computed traits and audiences, and their consumer.
+    pub audiences: Arc<Audiences>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -276,6 +279,13 @@ impl App {
             Arc::clone(&state),
         ));
 
+        let audiences = Arc::new(Audiences::new(
+            Arc::new(AudienceStore::open(&config.data_dir.join("audiences.db"))?),
+            Arc::clone(&profiles),
+            log.clone(),
+            Arc::clone(&state),
+        ));
+
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -297,6 +307,7 @@ impl App {
             privacy,
             retention,
             inventory,
+            audiences,
             stopping,
         };
         Ok(App {
@@ -345,6 +356,11 @@ impl App {
             Arc::clone(&self.state.log),
             self.state.stopping.clone(),
         ));
+        let audience_consumer = tokio::spawn(follow(
+            Arc::clone(&self.state.audiences),
+            Arc::clone(&self.state.log),
+            self.state.stopping.clone(),
+        ));
         let regulator = tokio::spawn(
             Arc::clone(&self.state.privacy)
                 .run(self.state.stopping.clone(), self.retention_interval),
@@ -371,6 +387,7 @@ impl App {
         // The consumer finishes its batch (one transaction) before the log closes.
         let _ = profile_consumer.await;
         let _ = inventory_consumer.await;
+        let _ = audience_consumer.await;
         // Destinations finish their requests in flight and save their cursors before the log
         // closes.
         deliveries.engine.shutdown().await;
@@ -408,6 +425,42 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         )
         .route("/api/v1/sources/{id}/rotate", post(admin::sources::rotate))
         .route("/api/v1/sources/{id}/events", get(admin::events::list))
+        .route(
+            "/api/v1/computed-traits",
+            get(admin::audiences::list_traits).post(admin::audiences::create_trait),
+        )
+        .route(
+            "/api/v1/computed-traits/{key}",
+            get(admin::audiences::show_trait)
+                .put(admin::audiences::update_trait)
+                .delete(admin::audiences::delete_trait),
+        )
+        .route(
+            "/api/v1/computed-traits/{key}/changes",
+            get(admin::audiences::trait_changes),
+        )
+        .route(
+            "/api/v1/audiences",
+            get(admin::audiences::list_audiences).post(admin::audiences::create_audience),
+        )
+        .route(
+            "/api/v1/audiences/estimate",
+            post(admin::audiences::estimate),
+        )
+        .route(
+            "/api/v1/audiences/{key}",
+            get(admin::audiences::show_audience)
+                .put(admin::audiences::update_audience)
+                .delete(admin::audiences::delete_audience),
+        )
+        .route(
+            "/api/v1/audiences/{key}/members",
+            get(admin::audiences::members),
+        )
+        .route(
+            "/api/v1/audiences/{key}/changes",
+            get(admin::audiences::audience_changes),
+        )
         .route(
             "/api/v1/destinations",
             get(admin::destinations::list).post(admin::destinations::create),

@@ -15,6 +15,10 @@
 //! - [`inventory`] — the data inventory ([`InventoryStore`]): every field path seen per
 //!   workspace, source and event, with its PII class, first and last seen and count, never a
 //!   value; built from the log, in `inventory.db`.
+//! - [`definitions`] — computed-trait and audience definitions and each workspace's catalog
+//!   version, in `state.db`.
+//! - [`audiences`] — the audience engine's per-profile state, membership, change history and
+//!   cursors ([`AudienceStore`]), built from the log, in `audiences.db`.
 //! - [`regulations`] — suppression and deletion requests (subjects sealed, and only until
 //!   done) and the suppressed digests, in `state.db`.
 //! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
@@ -23,6 +27,8 @@
 //!
 //! Architecture invariant: every read and write of personal data names a workspace.
 
+pub mod audiences;
+pub mod definitions;
 pub mod delivery;
 pub mod destinations;
 pub mod error;
@@ -39,6 +45,8 @@ pub mod conformance;
 
 mod sqlite;
 
+pub use audiences::{AudienceStore, ChangeRow, Commit, ProfileRow, Progress};
+pub use definitions::{DefinitionKind, StoredDefinition};
 pub use delivery::{
     DeadLetter, Delivered, DeliveryStore, LedgerEntry, NewDeadLetter, NewReplay, Replay,
     ReplayState,

@@ -135,6 +135,7 @@ impl StateStore {
         crate::destinations::migrate(&connection)?;
         connection.execute_batch(crate::identity::SCHEMA)?;
         connection.execute_batch(crate::regulations::SCHEMA)?;
+        connection.execute_batch(crate::definitions::SCHEMA)?;
         Ok(StateStore {
             connection: Mutex::new(connection),
         })

@@ -4,6 +4,7 @@
 //! The token decides the workspace: handlers get it only through the [`Scope`] extractor, so
 //! no admin route can reach another workspace's data.
 
+pub mod audiences;
 pub mod delivery;
 pub mod destinations;
 pub mod events;

@@ -25,6 +25,7 @@ use sluice_store::log::sqlite::cursors_in_file;
 use sluice_store::{DeliveryStore, EventLog, SourceScope, StateStore, StoreError, WorkspaceId};
 use tokio::sync::watch;
 
+use crate::clock::Clock;
 use crate::profiles::Profiles;
 use crate::store_call;
 
@@ -34,28 +35,6 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Metric name: rows removed by retention, by store.
 pub const EXPIRED: &str = "sluice_retention_expired_total";
-
-/// Wall-clock time that advances with tokio's clock: read once at start, then moved on by
-/// the monotonic clock (which tests can pause and advance).
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    wall_at_start_ms: i64,
-    started: tokio::time::Instant,
-}
-
-impl Clock {
-    pub fn start() -> Clock {
-        Clock {
-            wall_at_start_ms: sluice_spec::timestamp::now_ms(),
-            started: tokio::time::Instant::now(),
-        }
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
-        self.wall_at_start_ms.saturating_add(elapsed)
-    }
-}
 
 /// What one sweep removed from one source.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

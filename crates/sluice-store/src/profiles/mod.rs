@@ -36,6 +36,7 @@
 //! Architecture invariant: every query names a workspace, or a profile found through one.
 
 pub mod erase;
+pub mod follow;
 mod identifiers;
 pub mod ingest;
 pub mod read;
@@ -50,6 +51,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use crate::{StoreError, WorkspaceId, sqlite};
 
 pub use erase::{Expired, PersonFound};
+pub use follow::MergeEvent;
 pub use ingest::IngestReport;
 pub use read::{
     EventQuery, EventRef, ExternalId, GraphView, Link, MergeRecord, ProfileMeta, ProfileRef,

@@ -1,0 +1,272 @@
+//! The audience consumer over real stores, with paused time: incremental evaluation, timers
+//! when a window passes, backfill after an edit, merges of profiles.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sluice_store::{
+    AudienceStore, DefinitionKind, EventLog, NewEvent, ProfileStore, SqliteLog, SqliteLogConfig,
+    StateStore, WorkspaceId,
+};
+
+use super::Audiences;
+use crate::follow::Consumer;
+use crate::profiles::Profiles;
+
+struct Node {
+    _dir: tempfile::TempDir,
+    state: Arc<StateStore>,
+    log: Arc<SqliteLog>,
+    profiles: Arc<Profiles>,
+    audiences: Arc<Audiences>,
+    workspace: WorkspaceId,
+    source: String,
+    sent: std::sync::atomic::AtomicUsize,
+}
+
+fn node() -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let state = Arc::new(StateStore::open(&dir.path().join("state.db")).unwrap());
+    let (workspace, _) = state.ensure_default_workspace().unwrap();
+    let (source, _) = state.create_source(&workspace.id, "web").unwrap();
+    let log = Arc::new(SqliteLog::open(SqliteLogConfig::new(dir.path().join("log.db"))).unwrap());
+    let shared: Arc<dyn EventLog> = log.clone();
+    let profiles = Arc::new(Profiles::new(
+        Arc::new(ProfileStore::open(&dir.path().join("profiles.db")).unwrap()),
+        Arc::clone(&shared),
+        Arc::clone(&state),
+    ));
+    let audiences = Arc::new(Audiences::new(
+        Arc::new(AudienceStore::open(&dir.path().join("audiences.db")).unwrap()),
+        Arc::clone(&profiles),
+        shared,
+        Arc::clone(&state),
+    ));
+    Node {
+        _dir: dir,
+        state,
+        log,
+        profiles,
+        audiences,
+        workspace: workspace.id,
+        source: source.id,
+        sent: std::sync::atomic::AtomicUsize::new(0),
+    }
+}
+
+impl Node {
+    /// Logs a message stamped now (by the consumer's clock).
+    async fn send(&self, mut body: Value) {
+        let n = self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let now = self.audiences.clock.now_ms();
+        let message_id = format!("m{n}");
+        body["messageId"] = json!(message_id);
+        body["timestamp"] = json!(sluice_spec::timestamp::format_ms(now).unwrap());
+        let event = NewEvent {
+            workspace_id: self.workspace.clone(),
+            source_id: self.source.clone(),
+            message_id,
+            user_id: body["userId"].as_str().map(str::to_owned),
+            anonymous_id: body["anonymousId"].as_str().map(str::to_owned),
+            received_at_ms: now,
+            body: body.to_string(),
+        };
+        self.log.append(vec![event]).await.unwrap();
+    }
+
+    async fn order(&self, user: &str) {
+        self.send(
+            json!({"type": "track", "event": "Order Completed", "userId": user,
+            "properties": {"total": 30}}),
+        )
+        .await;
+    }
+
+    /// Runs the profile consumer, then the audience consumer, until both are idle.
+    async fn settle(&self) {
+        while self.profiles.pass().await.unwrap() {}
+        while self.audiences.pass().await.unwrap() {}
+    }
+
+    fn define(&self, kind: DefinitionKind, definition: Value) {
+        let key = definition["key"].as_str().unwrap().to_owned();
+        let saved = self.state.definitions(&self.workspace).unwrap().0;
+        let (_, _, name) = super::with_draft(&saved, kind, &definition).unwrap();
+        let text = definition.to_string();
+        if saved.iter().any(|d| d.key == key) {
+            self.state
+                .update_definition(&self.workspace, kind, &key, &name, &text)
+                .unwrap();
+        } else {
+            self.state
+                .create_definition(&self.workspace, kind, &key, &name, &text)
+                .unwrap();
+        }
+    }
+
+    /// The users (userId) in an audience.
+    fn members(&self, key: &str) -> Vec<String> {
+        let ids = self
+            .audiences
+            .store
+            .members(&self.workspace, key, 0, 100)
+            .unwrap();
+        let mut users: Vec<String> = ids.iter().map(|id| self.user_of(*id)).collect();
+        users.sort();
+        users
+    }
+
+    fn user_of(&self, profile: i64) -> String {
+        let found = self
+            .profiles
+            .store
+            .profile_by_id(&self.workspace, profile)
+            .unwrap()
+            .unwrap();
+        let ids = self
+            .profiles
+            .store
+            .external_ids(&found, &[], 0, 100)
+            .unwrap();
+        ids.into_iter()
+            .find(|id| id.id.kind == "user_id")
+            .map_or_else(|| "?".into(), |id| id.id.value)
+    }
+
+    /// (user, change) of the recorded changes of `key`, oldest first.
+    fn changes(&self, key: &str) -> Vec<(String, String)> {
+        let mut rows = self
+            .audiences
+            .store
+            .changes(&self.workspace, Some(key), None, 100)
+            .unwrap();
+        rows.reverse();
+        rows.into_iter()
+            .map(|row| (self.user_of(row.profile_id), row.kind))
+            .collect()
+    }
+}
+
+fn pair(user: &str, change: &str) -> (String, String) {
+    (user.to_owned(), change.to_owned())
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test(start_paused = true)]
+async fn members_enter_as_events_arrive_and_leave_when_the_window_passes() {
+    let node = node();
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2},
+            "within": {"hours": 24}}}}),
+    );
+    node.define(
+        DefinitionKind::Trait,
+        json!({"key": "orders", "name": "Orders", "type": "count", "event": "Order Completed",
+               "within": {"hours": 24}}),
+    );
+    node.order("ann").await;
+    node.order("ann").await;
+    node.order("bob").await;
+    node.settle().await;
+    assert_eq!(node.members("buyers"), ["ann"]);
+    assert_eq!(node.changes("buyers"), [pair("ann", "entered")]);
+
+    node.order("bob").await;
+    node.settle().await;
+    assert_eq!(node.members("buyers"), ["ann", "bob"]);
+
+    // A day and two hours later every order has left the window: both leave, once.
+    tokio::time::advance(26 * HOUR).await;
+    node.settle().await;
+    assert!(node.members("buyers").is_empty());
+    tokio::time::advance(HOUR).await;
+    node.settle().await;
+    let changes = node.changes("buyers");
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert_eq!(
+        changes.iter().filter(|(_, c)| c == "exited").count(),
+        2,
+        "{changes:?}"
+    );
+    let traits = node.changes("orders");
+    assert_eq!(
+        traits.iter().filter(|(user, _)| user == "ann").count(),
+        2,
+        "ann's order count went to 2 (both orders came in one batch), then to 0: {traits:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edit_backfills_from_the_log_and_reports_only_differences() {
+    let node = node();
+    node.order("ann").await;
+    node.order("ann").await;
+    node.order("bob").await;
+    node.settle().await;
+    // Defined after the events: the backfill finds them.
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2}}}}),
+    );
+    node.settle().await;
+    assert_eq!(node.members("buyers"), ["ann"]);
+    let progress = node.audiences.store.progress(&node.workspace).unwrap();
+    assert_eq!(
+        progress.catalog_version,
+        node.state.catalog_version(&node.workspace).unwrap()
+    );
+
+    // Lowered to one order: bob enters, ann is not reported again.
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed"}}}),
+    );
+    node.settle().await;
+    assert_eq!(node.members("buyers"), ["ann", "bob"]);
+    assert_eq!(
+        node.changes("buyers"),
+        [pair("ann", "entered"), pair("bob", "entered")]
+    );
+
+    // The estimate of a draft agrees with what a save would compute.
+    let saved = node.state.definitions(&node.workspace).unwrap().0;
+    let draft = json!({"key": "big", "name": "Big", "condition": {"performed": {
+        "event": "Order Completed", "count": {"op": ">=", "value": 2}}}});
+    let (catalog, key, _) = super::with_draft(&saved, DefinitionKind::Audience, &draft).unwrap();
+    let estimate = node
+        .audiences
+        .estimate(&node.workspace, &catalog, &key)
+        .await
+        .unwrap();
+    assert_eq!((estimate.members, estimate.profiles), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn merged_profiles_share_one_state() {
+    let node = node();
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2}}}}),
+    );
+    node.settle().await;
+    // One order as an anonymous visitor, one signed in: two profiles, nobody in.
+    node.send(json!({"type": "track", "event": "Order Completed", "anonymousId": "anon-1"}))
+        .await;
+    node.order("cat").await;
+    node.settle().await;
+    assert!(node.members("buyers").is_empty());
+    // The identify joins them: the merged profile has two orders.
+    node.send(json!({"type": "identify", "userId": "cat", "anonymousId": "anon-1"}))
+        .await;
+    node.settle().await;
+    assert_eq!(node.members("buyers"), ["cat"]);
+    assert_eq!(node.changes("buyers"), [pair("cat", "entered")]);
+}

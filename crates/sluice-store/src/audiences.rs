@@ -1,0 +1,567 @@
+//! The audience engine's store, `audiences.db`: each profile's state (its series and last
+//! outputs, as the engine's JSON), when time will next change something for it, which
+//! audiences it belongs to, the history of its changes, and the consumer's cursors.
+//!
+//! Everything here derives from the log and the profile store: the consumer commits each
+//! batch's states with its cursor, so after a crash it simply redoes the last batches. A
+//! change is numbered per profile (`n`), so redoing one records and announces it under the
+//! same number.
+//!
+//! Personal data: states, memberships and changes belong to a profile; `find_person` and
+//! `erase_person` take the profile ids of a person.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{StoreError, WorkspaceId, sqlite};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS states (
+    workspace_id TEXT NOT NULL,
+    profile_id INTEGER NOT NULL,
+    series TEXT NOT NULL,
+    outputs TEXT NOT NULL,
+    changes INTEGER NOT NULL,
+    next_at INTEGER,
+    PRIMARY KEY (workspace_id, profile_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS states_by_next ON states(next_at) WHERE next_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS members (
+    workspace_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    profile_id INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, key, profile_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS members_by_profile ON members(workspace_id, profile_id);
+CREATE TABLE IF NOT EXISTS changes (
+    workspace_id TEXT NOT NULL,
+    profile_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    value TEXT,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, profile_id, n)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS changes_by_key ON changes(workspace_id, key, at);
+CREATE TABLE IF NOT EXISTS cursors (
+    workspace_id TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (workspace_id, source_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS progress (
+    workspace_id TEXT PRIMARY KEY,
+    catalog_version INTEGER NOT NULL,
+    merge_id INTEGER NOT NULL
+);
+";
+
+/// One profile's stored state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProfileRow {
+    pub profile_id: i64,
+    /// The engine's series, JSON.
+    pub series: String,
+    /// The engine's last outputs, JSON.
+    pub outputs: String,
+    /// How many changes the profile has had (the next one is numbered `changes + 1`).
+    pub changes: i64,
+    /// When time alone will next change something (ms), if ever.
+    pub next_at: Option<i64>,
+    /// The audiences the profile belongs to now.
+    pub audiences: Vec<String>,
+}
+
+/// One recorded change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub profile_id: i64,
+    /// The profile's change number.
+    pub n: i64,
+    pub key: String,
+    /// `entered`, `exited` or `trait`.
+    pub kind: String,
+    /// A trait's new value (JSON), `None` for memberships.
+    pub value: Option<String>,
+    /// When it was evaluated (ms).
+    pub at: i64,
+}
+
+/// What one commit writes.
+#[derive(Debug, Default)]
+pub struct Commit<'a> {
+    pub states: Vec<ProfileRow>,
+    /// Profiles merged into others: their state goes.
+    pub removed: Vec<i64>,
+    pub changes: Vec<ChangeRow>,
+    /// A source's cursor.
+    pub cursor: Option<(&'a str, i64)>,
+    /// The last merge of the profile store applied.
+    pub merge_id: Option<i64>,
+    /// The catalog version the states now follow (after a backfill).
+    pub catalog_version: Option<i64>,
+}
+
+/// What a workspace's states follow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub catalog_version: i64,
+    pub merge_id: i64,
+}
+
+/// The audience store. See the module documentation.
+pub struct AudienceStore {
+    connection: Mutex<Connection>,
+}
+
+impl AudienceStore {
+    /// Opens (creating if needed) `audiences.db` at `path`.
+    pub fn open(path: &Path) -> Result<AudienceStore, StoreError> {
+        let connection = sqlite::open(path)?;
+        // Rebuilt from the log, cursors committed with the states: see the module docs.
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(AudienceStore {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.connection
+            .lock()
+            .map_err(|_| StoreError::CommitFailed("audience store lock poisoned".into()))
+    }
+
+    /// The last sequence number of the source applied (0 before any).
+    pub fn cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
+        let seq: Option<i64> = self
+            .lock()?
+            .query_row(
+                "SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2",
+                params![workspace.0, source],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// The catalog version and the last merge the workspace's states follow.
+    pub fn progress(&self, workspace: &WorkspaceId) -> Result<Progress, StoreError> {
+        let found = self
+            .lock()?
+            .query_row(
+                "SELECT catalog_version, merge_id FROM progress WHERE workspace_id = ?1",
+                [&workspace.0],
+                |row| {
+                    Ok(Progress {
+                        catalog_version: row.get(0)?,
+                        merge_id: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?;
+        Ok(found.unwrap_or_default())
+    }
+
+    /// The states of these profiles (those that have one).
+    pub fn load(
+        &self,
+        workspace: &WorkspaceId,
+        profiles: &[i64],
+    ) -> Result<Vec<ProfileRow>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT profile_id, series, outputs, changes, next_at FROM states
+             WHERE workspace_id = ?1 AND profile_id = ?2",
+        )?;
+        let mut rows = Vec::new();
+        for profile in profiles {
+            let row = statement
+                .query_row(params![workspace.0, profile], read_state)
+                .optional()?;
+            rows.extend(row);
+        }
+        Ok(rows)
+    }
+
+    /// States of the workspace by profile id, after `after`, at most `limit`.
+    pub fn states_after(
+        &self,
+        workspace: &WorkspaceId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ProfileRow>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT profile_id, series, outputs, changes, next_at FROM states
+             WHERE workspace_id = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
+        )?;
+        let rows = statement.query_map(
+            params![workspace.0, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            read_state,
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
+    /// Profiles whose timer is due at `now`, oldest first, at most `limit`.
+    pub fn due(&self, now: i64, limit: usize) -> Result<Vec<(WorkspaceId, i64)>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT workspace_id, profile_id FROM states
+             WHERE next_at IS NOT NULL AND next_at <= ?1 ORDER BY next_at LIMIT ?2",
+        )?;
+        let rows = statement.query_map(
+            params![now, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |row| Ok((WorkspaceId(row.get(0)?), row.get(1)?)),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
+    /// The earliest timer of any profile.
+    pub fn next_due(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.lock()?.query_row(
+            "SELECT min(next_at) FROM states WHERE next_at IS NOT NULL",
+            [],
+            |row| row.get(0),
+        )?)
+    }
+
+    /// Writes a batch in one transaction: states (with their memberships), removed states,
+    /// changes (a change already recorded under its number is kept), cursor and progress.
+    pub fn commit(&self, workspace: &WorkspaceId, commit: &Commit<'_>) -> Result<(), StoreError> {
+        let mut connection = self.lock()?;
+        let transaction = connection.transaction()?;
+        {
+            let mut upsert = transaction.prepare_cached(
+                "INSERT INTO states(workspace_id, profile_id, series, outputs, changes, next_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(workspace_id, profile_id) DO UPDATE SET series = excluded.series,
+                     outputs = excluded.outputs, changes = excluded.changes,
+                     next_at = excluded.next_at",
+            )?;
+            let mut forget = transaction.prepare_cached(
+                "DELETE FROM members WHERE workspace_id = ?1 AND profile_id = ?2",
+            )?;
+            let mut join = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO members(workspace_id, key, profile_id) VALUES (?1, ?2, ?3)",
+            )?;
+            for row in &commit.states {
+                upsert.execute(params![
+                    workspace.0,
+                    row.profile_id,
+                    row.series,
+                    row.outputs,
+                    row.changes,
+                    row.next_at
+                ])?;
+                forget.execute(params![workspace.0, row.profile_id])?;
+                for key in &row.audiences {
+                    join.execute(params![workspace.0, key, row.profile_id])?;
+                }
+            }
+            let mut remove = transaction
+                .prepare_cached("DELETE FROM states WHERE workspace_id = ?1 AND profile_id = ?2")?;
+            for profile in &commit.removed {
+                remove.execute(params![workspace.0, profile])?;
+                forget.execute(params![workspace.0, profile])?;
+            }
+            let mut record = transaction.prepare_cached(
+                "INSERT OR IGNORE INTO changes(workspace_id, profile_id, n, key, kind, value, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for change in &commit.changes {
+                record.execute(params![
+                    workspace.0,
+                    change.profile_id,
+                    change.n,
+                    change.key,
+                    change.kind,
+                    change.value,
+                    change.at
+                ])?;
+            }
+        }
+        if let Some((source, seq)) = commit.cursor {
+            transaction.execute(
+                "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)",
+                params![workspace.0, source, seq],
+            )?;
+        }
+        if commit.merge_id.is_some() || commit.catalog_version.is_some() {
+            transaction.execute(
+                "INSERT INTO progress(workspace_id, catalog_version, merge_id)
+                 VALUES (?1, coalesce(?2, 0), coalesce(?3, 0))
+                 ON CONFLICT(workspace_id) DO UPDATE SET
+                     catalog_version = coalesce(?2, catalog_version),
+                     merge_id = coalesce(?3, merge_id)",
+                params![workspace.0, commit.catalog_version, commit.merge_id],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Empties every series of the workspace (a backfill starts here; outputs are kept so it
+    /// reports only what changed).
+    pub fn clear_series(&self, workspace: &WorkspaceId) -> Result<(), StoreError> {
+        self.lock()?.execute(
+            "UPDATE states SET series = '{}' WHERE workspace_id = ?1",
+            [&workspace.0],
+        )?;
+        Ok(())
+    }
+
+    /// Profiles in the audience `key`, by profile id after `after`, at most `limit`.
+    pub fn members(
+        &self,
+        workspace: &WorkspaceId,
+        key: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT profile_id FROM members WHERE workspace_id = ?1 AND key = ?2 AND profile_id > ?3
+             ORDER BY profile_id LIMIT ?4",
+        )?;
+        let rows = statement.query_map(
+            params![
+                workspace.0,
+                key,
+                after,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |row| row.get(0),
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
+    /// How many profiles are in the audience `key`.
+    pub fn member_count(&self, workspace: &WorkspaceId, key: &str) -> Result<u64, StoreError> {
+        let count: i64 = self.lock()?.query_row(
+            "SELECT count(*) FROM members WHERE workspace_id = ?1 AND key = ?2",
+            params![workspace.0, key],
+            |row| row.get(0),
+        )?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+
+    /// Recorded changes, newest first: of one audience or trait (`key`), of one profile, or
+    /// all, at most `limit`.
+    pub fn changes(
+        &self,
+        workspace: &WorkspaceId,
+        key: Option<&str>,
+        profile: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ChangeRow>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT profile_id, n, key, kind, value, at FROM changes
+             WHERE workspace_id = ?1 AND (?2 IS NULL OR key = ?2) AND (?3 IS NULL OR profile_id = ?3)
+             ORDER BY at DESC, profile_id DESC, n DESC LIMIT ?4",
+        )?;
+        let rows = statement.query_map(
+            params![
+                workspace.0,
+                key,
+                profile,
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |row| {
+                Ok(ChangeRow {
+                    profile_id: row.get(0)?,
+                    n: row.get(1)?,
+                    key: row.get(2)?,
+                    kind: row.get(3)?,
+                    value: row.get(4)?,
+                    at: row.get(5)?,
+                })
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
+    /// Forgets the memberships of a deleted audience.
+    pub fn forget_key(&self, workspace: &WorkspaceId, key: &str) -> Result<(), StoreError> {
+        self.lock()?.execute(
+            "DELETE FROM members WHERE workspace_id = ?1 AND key = ?2",
+            params![workspace.0, key],
+        )?;
+        Ok(())
+    }
+
+    /// Rows held about these profiles: states, memberships and changes.
+    pub fn find_person(
+        &self,
+        workspace: &WorkspaceId,
+        profiles: &[i64],
+    ) -> Result<u64, StoreError> {
+        let connection = self.lock()?;
+        let mut total = 0i64;
+        for table in ["states", "members", "changes"] {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT count(*) FROM {table} WHERE workspace_id = ?1 AND profile_id = ?2"
+            ))?;
+            for profile in profiles {
+                total += statement
+                    .query_row(params![workspace.0, profile], |row| row.get::<_, i64>(0))?;
+            }
+        }
+        Ok(u64::try_from(total).unwrap_or(0))
+    }
+
+    /// Erases everything held about these profiles; returns the rows erased.
+    pub fn erase_person(
+        &self,
+        workspace: &WorkspaceId,
+        profiles: &[i64],
+    ) -> Result<u64, StoreError> {
+        let mut connection = self.lock()?;
+        let transaction = connection.transaction()?;
+        let mut erased = 0usize;
+        for table in ["states", "members", "changes"] {
+            let mut statement = transaction.prepare_cached(&format!(
+                "DELETE FROM {table} WHERE workspace_id = ?1 AND profile_id = ?2"
+            ))?;
+            for profile in profiles {
+                erased += statement.execute(params![workspace.0, profile])?;
+            }
+        }
+        transaction.commit()?;
+        // Leave no erased bytes in the WAL.
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(erased as u64)
+    }
+}
+
+fn read_state(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProfileRow> {
+    Ok(ProfileRow {
+        profile_id: row.get(0)?,
+        series: row.get(1)?,
+        outputs: row.get(2)?,
+        changes: row.get(3)?,
+        next_at: row.get(4)?,
+        audiences: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn row(profile: i64, next_at: Option<i64>, audiences: &[&str]) -> ProfileRow {
+        ProfileRow {
+            profile_id: profile,
+            series: "{\"x\":1}".into(),
+            outputs: "{}".into(),
+            changes: 2,
+            next_at,
+            audiences: audiences.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn change(profile: i64, n: i64, key: &str, kind: &str, at: i64) -> ChangeRow {
+        ChangeRow {
+            profile_id: profile,
+            n,
+            key: key.into(),
+            kind: kind.into(),
+            value: None,
+            at,
+        }
+    }
+
+    #[test]
+    fn commits_states_members_changes_cursors_and_progress_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AudienceStore::open(&dir.path().join("audiences.db")).unwrap();
+        let ws = WorkspaceId("ws".into());
+        let other = WorkspaceId("other".into());
+        store
+            .commit(
+                &ws,
+                &Commit {
+                    states: vec![row(1, Some(50), &["vip"]), row(2, None, &["vip", "new"])],
+                    changes: vec![
+                        change(1, 1, "vip", "entered", 10),
+                        change(2, 1, "vip", "entered", 11),
+                    ],
+                    cursor: Some(("src", 40)),
+                    merge_id: Some(3),
+                    ..Commit::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(store.cursor(&ws, "src").unwrap(), 40);
+        assert_eq!(store.cursor(&other, "src").unwrap(), 0);
+        assert_eq!(
+            store.progress(&ws).unwrap(),
+            Progress {
+                catalog_version: 0,
+                merge_id: 3
+            }
+        );
+        assert_eq!(store.member_count(&ws, "vip").unwrap(), 2);
+        assert_eq!(store.members(&ws, "vip", 1, 10).unwrap(), vec![2]);
+        assert_eq!(store.member_count(&other, "vip").unwrap(), 0);
+        assert_eq!(store.load(&ws, &[1, 2, 3]).unwrap().len(), 2);
+        assert!(store.load(&other, &[1]).unwrap().is_empty());
+        assert_eq!(store.due(60, 10).unwrap(), vec![(ws.clone(), 1)]);
+        assert!(store.due(49, 10).unwrap().is_empty());
+        assert_eq!(store.next_due().unwrap(), Some(50));
+
+        // Redoing a batch records each change once; a merge removes the absorbed state.
+        store
+            .commit(
+                &ws,
+                &Commit {
+                    states: vec![row(1, None, &["vip", "new"])],
+                    removed: vec![2],
+                    changes: vec![
+                        change(1, 1, "vip", "entered", 10),
+                        change(1, 2, "new", "entered", 12),
+                    ],
+                    catalog_version: Some(7),
+                    ..Commit::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(store.progress(&ws).unwrap().catalog_version, 7);
+        assert_eq!(store.progress(&ws).unwrap().merge_id, 3);
+        assert_eq!(store.members(&ws, "new", 0, 10).unwrap(), vec![1]);
+        assert_eq!(store.changes(&ws, None, Some(1), 10).unwrap().len(), 2);
+        assert_eq!(store.changes(&ws, Some("vip"), None, 10).unwrap().len(), 2);
+        assert!(store.due(i64::MAX, 10).unwrap().is_empty());
+
+        store.clear_series(&ws).unwrap();
+        assert_eq!(store.load(&ws, &[1]).unwrap()[0].series, "{}");
+        store.forget_key(&ws, "new").unwrap();
+        assert_eq!(store.member_count(&ws, "new").unwrap(), 0);
+
+        assert_eq!(store.find_person(&ws, &[1, 2]).unwrap(), 1 + 1 + 3);
+        assert_eq!(store.erase_person(&ws, &[1, 2]).unwrap(), 5);
+        assert_eq!(store.find_person(&ws, &[1, 2]).unwrap(), 0);
+    }
+}
