@@ -126,7 +126,8 @@ pub fn with_draft(
             let read = read_audience(draft)?;
             catalog.audiences.retain(|a| a.key != read.key);
             let named = (read.key.clone(), read.name.clone());
-            catalog.audiences.push(read);
+            // First, so a cycle is reported from the audience being saved.
+            catalog.audiences.insert(0, read);
             named
         }
     };

@@ -2,6 +2,7 @@
 //! directory and talks HTTP to it. One test binary (link time on 2 cores).
 
 mod admin;
+mod audiences;
 mod delivery;
 mod destinations;
 mod helpers;
