@@ -21,7 +21,8 @@
 //!
 //! Modules: [`provider`] (each platform's facts and endpoints), [`client`] (the app's
 //! credentials), [`pkce`] (RFC 7636), [`state`] (the `state` parameter and the pending
-//! authorization), [`flow`] (URLs, requests, answers), [`error`].
+//! authorization), [`flow`] (URLs, requests, answers), [`error`]. The `testkit` feature adds
+//! `testkit`, a local fake of each platform's OAuth endpoints.
 //!
 //! Architecture invariant: no token, code, verifier or client secret is ever printed: they are
 //! held as [`Secret`] (or types wrapping it) whose `Debug` is redacted, and error messages carry
@@ -35,6 +36,9 @@ pub mod provider;
 pub mod state;
 
 mod form;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use client::ClientCredentials;
 pub use error::OAuthError;
