@@ -73,6 +73,8 @@ pub struct HttpRequest {
 pub enum Method {
     Get,
     Post,
+    /// Used by OAuth revocation (Meta's `DELETE /me/permissions`), not by adapters.
+    Delete,
 }
 
 impl fmt::Debug for HttpRequest {
