@@ -249,11 +249,19 @@ impl App {
             Arc::clone(&state),
         ));
 
+        let audiences = Arc::new(Audiences::new(
+            Arc::new(AudienceStore::open(&config.data_dir.join("audiences.db"))?),
+            Arc::clone(&profiles),
+            log.clone(),
+            Arc::clone(&state),
+        ));
+
         let shared_log: Arc<dyn EventLog> = log.clone();
         let privacy = Arc::new(Privacy::new(
             Arc::clone(&state),
             shared_log,
             Arc::clone(&profiles),
+            Arc::clone(&audiences),
             Arc::clone(&deliveries),
             Arc::clone(&vault),
             config.data_dir.clone(),
@@ -275,13 +283,6 @@ impl App {
             Arc::new(sluice_store::InventoryStore::open(
                 &config.data_dir.join("inventory.db"),
             )?),
-            log.clone(),
-            Arc::clone(&state),
-        ));
-
-        let audiences = Arc::new(Audiences::new(
-            Arc::new(AudienceStore::open(&config.data_dir.join("audiences.db"))?),
-            Arc::clone(&profiles),
             log.clone(),
             Arc::clone(&state),
         ));

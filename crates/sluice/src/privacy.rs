@@ -14,13 +14,15 @@ use sluice_server::Config;
 use sluice_server::admin::privacy::{
     inventory_json, regulation_json, save_settings, suppression_json,
 };
+use sluice_server::privacy::PersonStores;
 use sluice_server::privacy::export::export;
 use sluice_server::privacy::lists::Lists;
 use sluice_server::privacy::regulate::record;
 use sluice_server::privacy::verify;
 use sluice_server::startup::{open_state, open_vault};
 use sluice_store::{
-    DeliveryStore, InventoryQuery, InventoryStore, PersonList, ProfileStore, Regulation,
+    AudienceStore, DeliveryStore, InventoryQuery, InventoryStore, PersonList, ProfileStore,
+    Regulation,
 };
 
 use crate::{Output, workspace};
@@ -272,6 +274,12 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
             let profiles = ProfileStore::open(&config.data_dir.join("profiles.db"))
                 .context("cannot open the profile store")?;
             let delivery = DeliveryStore::open(&config.data_dir.join("delivery.db"))?;
+            let audiences = AudienceStore::open(&config.data_dir.join("audiences.db"))?;
+            let stores = PersonStores {
+                profiles: &profiles,
+                delivery: &delivery,
+                audiences: &audiences,
+            };
             let suppressed = Lists::new(PersonList::Suppressed);
             suppressed.reload(&state)?;
             let do_not_sell = Lists::new(PersonList::DoNotSell);
@@ -279,8 +287,7 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
             let exported = export(
                 &config.data_dir,
                 &state,
-                &profiles,
-                &delivery,
+                &stores,
                 [&suppressed, &do_not_sell],
                 &workspace,
                 &subject,
@@ -297,8 +304,13 @@ pub(crate) fn run(config: &Config, command: &PrivacyCommand) -> Result<()> {
             let profiles = ProfileStore::open(&config.data_dir.join("profiles.db"))
                 .context("cannot open the profile store")?;
             let delivery = DeliveryStore::open(&config.data_dir.join("delivery.db"))?;
-            let findings =
-                verify::find(&config.data_dir, &profiles, &delivery, &workspace, &subject)?;
+            let audiences = AudienceStore::open(&config.data_dir.join("audiences.db"))?;
+            let stores = PersonStores {
+                profiles: &profiles,
+                delivery: &delivery,
+                audiences: &audiences,
+            };
+            let findings = verify::find(&config.data_dir, &stores, &workspace, &subject)?;
             if output.json {
                 println!("{}", findings.to_json());
             } else {

@@ -188,12 +188,17 @@ pub async fn export(
     let state = app.state.clone();
     let profiles = std::sync::Arc::clone(&app.profiles.store);
     let delivery = std::sync::Arc::clone(&app.deliveries.store);
+    let audiences = std::sync::Arc::clone(&app.audiences.store);
     let exported = store_call(move || {
+        let stores = crate::privacy::PersonStores {
+            profiles: &profiles,
+            delivery: &delivery,
+            audiences: &audiences,
+        };
         crate::privacy::export::export(
             &privacy.data_dir,
             &state,
-            &profiles,
-            &delivery,
+            &stores,
             [&privacy.suppressed, &privacy.do_not_sell],
             &scope.workspace_id,
             &subject,
@@ -212,10 +217,17 @@ pub async fn verify(
     let data_dir = app.privacy.data_dir.clone();
     let profiles = std::sync::Arc::clone(&app.profiles.store);
     let delivery = std::sync::Arc::clone(&app.deliveries.store);
+    let audiences = std::sync::Arc::clone(&app.audiences.store);
     let workspace = scope.workspace_id.clone();
-    let mut findings =
-        store_call(move || verify::find(&data_dir, &profiles, &delivery, &workspace, &subject))
-            .await?;
+    let mut findings = store_call(move || {
+        let stores = crate::privacy::PersonStores {
+            profiles: &profiles,
+            delivery: &delivery,
+            audiences: &audiences,
+        };
+        verify::find(&data_dir, &stores, &workspace, &subject)
+    })
+    .await?;
     // The recent-attempts views live in this process's memory only.
     let attempts = app
         .deliveries

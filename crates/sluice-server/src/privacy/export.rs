@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use sluice_delivery::consumer_name;
 use sluice_identity::{Collection, Identifier};
 use sluice_store::log::sqlite::{cursors_in_file, find_person_in_file};
-use sluice_store::{DeliveryStore, ProfileStore, StateStore, StoreError, WorkspaceId};
+use sluice_store::{StateStore, StoreError, WorkspaceId};
 
+use super::PersonStores;
 use super::lists::Lists;
 use crate::admin::identity::graph_json;
 
@@ -27,13 +28,13 @@ const MAX_TRAITS: usize = 10_000;
 pub fn export(
     data_dir: &Path,
     state: &StateStore,
-    profiles: &ProfileStore,
-    delivery: &DeliveryStore,
+    stores: &PersonStores<'_>,
     lists: [&Lists; 2],
     workspace: &WorkspaceId,
     subject: &Identifier,
 ) -> Result<Value, StoreError> {
     let mut values = vec![subject.value.clone()];
+    let (profiles, delivery) = (stores.profiles, stores.delivery);
     let mut profile_json = Value::Null;
     if let Some(profile) = profiles.lookup(workspace, Collection::Users, subject)? {
         let graph = profiles.graph(&profile)?;
@@ -139,8 +140,56 @@ pub fn export(
         "profile": profile_json,
         "events": event_list,
         "destinations": destinations,
-        "audiences": [],
+        "audiences": audiences(stores, workspace, subject)?,
         "suppressed": probe(suppressed),
         "doNotSell": probe(do_not_sell),
+    }))
+}
+
+/// The person's audience memberships, computed traits and the history of their changes.
+fn audiences(
+    stores: &PersonStores<'_>,
+    workspace: &WorkspaceId,
+    subject: &Identifier,
+) -> Result<Value, StoreError> {
+    let person = stores
+        .profiles
+        .find_person(workspace, std::slice::from_ref(subject))?;
+    let mut memberships: Vec<String> = Vec::new();
+    let mut computed = serde_json::Map::new();
+    for row in stores.audiences.load(workspace, &person.profile_ids)? {
+        let outputs: sluice_audience::Outputs =
+            serde_json::from_str(&row.outputs).unwrap_or_default();
+        for key in outputs.audiences {
+            if !memberships.contains(&key) {
+                memberships.push(key);
+            }
+        }
+        for (key, value) in outputs.traits {
+            computed.entry(key).or_insert(value);
+        }
+    }
+    let mut changes = Vec::new();
+    for profile in &person.profile_ids {
+        for change in stores
+            .audiences
+            .changes(workspace, None, Some(*profile), MAX_TRAITS)?
+        {
+            let mut entry = json!({
+                "key": change.key,
+                "change": change.kind,
+                "at": crate::admin::time_json(change.at),
+            });
+            if let Some(value) = change.value {
+                entry["value"] = serde_json::from_str(&value).unwrap_or(Value::Null);
+            }
+            changes.push(entry);
+        }
+    }
+    memberships.sort();
+    Ok(json!({
+        "memberships": memberships,
+        "computedTraits": computed,
+        "changes": changes,
     }))
 }

@@ -29,3 +29,14 @@ pub mod scan;
 pub mod verify;
 
 pub use regulate::Privacy;
+
+use sluice_store::{AudienceStore, DeliveryStore, ProfileStore};
+
+/// The stores a person is looked for in by `verify` and `export` (beside the log, read from
+/// its file): profiles and the identity graph, dead letters and the delivery ledger, audience
+/// states and changes.
+pub struct PersonStores<'a> {
+    pub profiles: &'a ProfileStore,
+    pub delivery: &'a DeliveryStore,
+    pub audiences: &'a AudienceStore,
+}

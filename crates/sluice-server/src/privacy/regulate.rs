@@ -31,6 +31,7 @@ use tokio::sync::{Notify, watch};
 use super::forward::{self, DestinationOutcome};
 use super::gate::Gate;
 use super::lists::Lists;
+use crate::audiences::Audiences;
 use crate::delivery::Deliveries;
 use crate::profiles::Profiles;
 use crate::store_call;
@@ -62,6 +63,7 @@ pub struct Privacy {
     state: Arc<StateStore>,
     log: Arc<dyn EventLog>,
     profiles: Arc<Profiles>,
+    audiences: Arc<Audiences>,
     deliveries: Arc<Deliveries>,
     vault: Arc<Vault>,
     pub data_dir: PathBuf,
@@ -84,6 +86,7 @@ impl Privacy {
         state: Arc<StateStore>,
         log: Arc<dyn EventLog>,
         profiles: Arc<Profiles>,
+        audiences: Arc<Audiences>,
         deliveries: Arc<Deliveries>,
         vault: Arc<Vault>,
         data_dir: PathBuf,
@@ -97,6 +100,7 @@ impl Privacy {
             state,
             log,
             profiles,
+            audiences,
             deliveries,
             vault,
             data_dir,
@@ -414,8 +418,9 @@ impl Privacy {
         identifiers: &[Identifier],
         values: &[String],
     ) -> Result<Vec<(&'static str, u64)>, StoreError> {
-        // No profile batch is read or stored while the log and the profiles are erased.
+        // No profile or audience batch is read or stored while the person is erased.
         let _held = self.profiles.gate.lock().await;
+        let _audiences_held = self.audiences.gate.lock().await;
         let message_ids: Vec<String> = self
             .log
             .find_person(workspace, values)
@@ -424,6 +429,17 @@ impl Privacy {
             .map(|found| found.event.message_id)
             .collect();
         let log = self.log.erase_person(workspace, values).await?;
+        // Audience states are keyed by profile: erased while the profiles still say which.
+        let (profiles, audiences) = (
+            Arc::clone(&self.profiles.store),
+            Arc::clone(&self.audiences.store),
+        );
+        let (ws, ids) = (workspace.clone(), identifiers.to_vec());
+        let audience_rows = store_call(move || {
+            let person = profiles.find_person(&ws, &ids)?;
+            audiences.erase_person(&ws, &person.profile_ids)
+        })
+        .await?;
         let store = Arc::clone(&self.profiles.store);
         let (ws, ids) = (workspace.clone(), identifiers.to_vec());
         let profiles = store_call(move || store.erase_person(&ws, &ids)).await?;
@@ -438,6 +454,7 @@ impl Privacy {
         Ok(vec![
             ("log", log),
             ("profiles", profiles),
+            ("audiences", audience_rows),
             ("dead_letters", dead_letters),
             ("delivery_attempts", attempts),
         ])

@@ -1,5 +1,5 @@
 //! `privacy verify`: looks for a person in every store that holds personal data, through each
-//! store's "find" (log, profiles and identity graph, dead letters), then scans the bytes of
+//! store's "find" (log, profiles and identity graph, dead letters, audience states), then scans the bytes of
 //! every file of the data directory for each of their identifier values. Used by the admin API
 //! and by the CLI (which reads the files of a node that may be running).
 
@@ -8,8 +8,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 use sluice_identity::Identifier;
 use sluice_store::log::sqlite::find_person_in_file;
-use sluice_store::{DeliveryStore, ProfileStore, StoreError, WorkspaceId};
+use sluice_store::{StoreError, WorkspaceId};
 
+use super::PersonStores;
 use super::scan::{Hit, scan_dir};
 
 /// What was found about a person.
@@ -56,12 +57,13 @@ impl Findings {
 /// Looks for the person named by `subject` in the stores of `data_dir`.
 pub fn find(
     data_dir: &Path,
-    profiles: &ProfileStore,
-    delivery: &DeliveryStore,
+    stores: &PersonStores<'_>,
     workspace: &WorkspaceId,
     subject: &Identifier,
 ) -> Result<Findings, StoreError> {
-    let person = profiles.find_person(workspace, std::slice::from_ref(subject))?;
+    let person = stores
+        .profiles
+        .find_person(workspace, std::slice::from_ref(subject))?;
     let mut values = vec![subject.value.clone()];
     for identifier in &person.identifiers {
         if !values.contains(&identifier.value) {
@@ -70,7 +72,10 @@ pub fn find(
     }
     let events = find_person_in_file(&data_dir.join("log.db"), workspace, &values)?;
     let profile_records = person.profiles.len() as u64 + person.events;
-    let dead_letters = delivery.find_person(workspace, &values)?.len() as u64;
+    let dead_letters = stores.delivery.find_person(workspace, &values)?.len() as u64;
+    let audiences = stores
+        .audiences
+        .find_person(workspace, &person.profile_ids)?;
     let files = scan_dir(data_dir, &values)?;
     Ok(Findings {
         values,
@@ -79,6 +84,7 @@ pub fn find(
             ("log", events.len() as u64),
             ("profiles", profile_records),
             ("dead_letters", dead_letters),
+            ("audiences", audiences),
         ],
         files,
     })

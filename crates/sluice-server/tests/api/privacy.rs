@@ -171,7 +171,29 @@ async fn deleting_by_email_leaves_nothing_behind_and_suppresses() {
         "+15550142987",
         "Quixotic Zelda-Vantablack",
         "77 Xylophone Crescent",
+        "SKU-QX7-ZETA",
     ];
+    // A computed trait keeps the person's last viewed product; an audience holds buyers.
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/computed-traits",
+        Some(
+            json!({"key": "last_sku", "name": "Last SKU", "type": "last",
+                    "event": "Product Viewed", "property": "sku"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/audiences",
+        Some(json!({"key": "buyers", "name": "Buyers",
+                    "condition": {"performed": {"event": "Order Completed"}}})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
     // The webhook's first answer is a 400: the person's first event becomes a dead letter.
     hook.push_answer(400, &[], r#"{"error":"bad request"}"#);
     send(
@@ -179,7 +201,7 @@ async fn deleting_by_email_leaves_nothing_behind_and_suppresses() {
         &web,
         &[
             json!({"type": "track", "event": "Product Viewed", "anonymousId": "anon-qx7-laptop",
-                 "messageId": "qx7-1", "properties": {"sku": "A-1"}}),
+                 "messageId": "qx7-1", "properties": {"sku": "SKU-QX7-ZETA"}}),
         ],
     )
     .await;
@@ -249,6 +271,11 @@ async fn deleting_by_email_leaves_nothing_behind_and_suppresses() {
             && body.to_string().contains("anon-qx7-laptop")
     })
     .await;
+    wait_until("the audience", async || {
+        let (_, shown) = call(&node, Method::GET, "/api/v1/audiences/buyers", None).await;
+        shown["size"] == 1
+    })
+    .await;
     let (_, before) = call(
         &node,
         Method::POST,
@@ -277,6 +304,10 @@ async fn deleting_by_email_leaves_nothing_behind_and_suppresses() {
     assert_eq!(erased("log"), 5, "{report}");
     assert!(erased("profiles") > 0, "{report}");
     assert_eq!(erased("dead_letters"), 1, "{report}");
+    assert!(
+        erased("audiences") >= 3,
+        "state, membership, changes: {report}"
+    );
     assert!(erased("delivery_attempts") > 0, "{report}");
     // The webhook took the deletion (Segment's `delete` event) for each user and anonymous
     // id; Slack has no deletion API.
@@ -312,6 +343,8 @@ async fn deleting_by_email_leaves_nothing_behind_and_suppresses() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(after["clean"], true, "{after}");
+    let (_, shown) = call(&node, Method::GET, "/api/v1/audiences/buyers", None).await;
+    assert_eq!(shown["size"], 0, "{shown}");
     for subject in ["user-qx7-0001", "anon-qx7-phone"] {
         let (_, found) = call(
             &node,
@@ -713,6 +746,21 @@ async fn the_export_holds_everything_ingested_about_the_person() {
     let web = node.create_source("web").await;
     let app = node.create_source("app").await;
     let hook = hook_to(&node, &web, "hook", &[], false).await;
+    for (path, definition) in [
+        (
+            "/api/v1/audiences",
+            json!({"key": "viewers", "name": "Viewers",
+                   "condition": {"performed": {"event": "Product Viewed"}}}),
+        ),
+        (
+            "/api/v1/computed-traits",
+            json!({"key": "last_sku", "name": "Last SKU", "type": "last",
+                   "event": "Product Viewed", "property": "sku"}),
+        ),
+    ] {
+        let (status, body) = call(&node, Method::POST, path, Some(definition)).await;
+        assert_eq!(status, 201, "{body}");
+    }
     let person = vec![
         json!({"type": "track", "event": "Product Viewed", "anonymousId": "exp-anon", "messageId": "e-1",
                "properties": {"sku": "X-9", "price": 12.5}}),
@@ -740,6 +788,11 @@ async fn the_export_holds_everything_ingested_about_the_person() {
         )
         .await;
         status == 200 && graph.to_string().contains("+15550100777") && hook.accepted().len() == 3
+    })
+    .await;
+    wait_until("the audience", async || {
+        let (_, shown) = call(&node, Method::GET, "/api/v1/audiences/viewers", None).await;
+        shown["size"] == 1
     })
     .await;
 
@@ -830,7 +883,21 @@ async fn the_export_holds_everything_ingested_about_the_person() {
     }
     assert_eq!(exported["suppressed"], false);
     assert_eq!(exported["doNotSell"], false);
-    assert_eq!(exported["audiences"], json!([]));
+    let audiences = &exported["audiences"];
+    assert_eq!(audiences["memberships"], json!(["viewers"]), "{audiences}");
+    assert_eq!(
+        audiences["computedTraits"],
+        json!({"last_sku": "X-9"}),
+        "{audiences}"
+    );
+    let changes: Vec<(&str, &str)> = audiences["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap(), c["change"].as_str().unwrap()))
+        .collect();
+    assert!(changes.contains(&("viewers", "entered")), "{audiences}");
+    assert!(changes.contains(&("last_sku", "trait")), "{audiences}");
 
     let (status, _) = call(
         &node,

@@ -28,6 +28,9 @@ pub struct PersonFound {
     pub identifiers: Vec<Identifier>,
     /// Recorded events in their histories.
     pub events: u64,
+    /// Internal ids of the live profiles and of every profile merged into them (other stores
+    /// key what they hold about a person by these).
+    pub profile_ids: Vec<ProfileId>,
 }
 
 impl ProfileStore {
@@ -64,6 +67,7 @@ impl ProfileStore {
             )? as u64;
         }
         found.identifiers = identifiers.into_iter().collect();
+        found.profile_ids = with_merged(&connection, &profiles)?;
         Ok(found)
     }
 
@@ -201,16 +205,27 @@ pub struct Expired {
 }
 
 /// Erases live profiles and every profile merged into them; returns the rows removed.
-fn erase_profiles(connection: &Connection, live: &[ProfileId]) -> Result<u64, StoreError> {
-    let mut all: Vec<ProfileId> = Vec::new();
-    for profile in live {
-        all.push(*profile);
-        let mut statement =
-            connection.prepare_cached("SELECT id FROM profiles WHERE merged_into = ?1")?;
-        for id in statement.query_map([*profile], |row| row.get::<_, i64>(0))? {
-            all.push(id?);
+/// The live profiles and every profile merged into them, at any depth.
+fn with_merged(connection: &Connection, live: &[ProfileId]) -> Result<Vec<ProfileId>, StoreError> {
+    let mut all: Vec<ProfileId> = live.to_vec();
+    let mut next = 0;
+    let mut statement =
+        connection.prepare_cached("SELECT id FROM profiles WHERE merged_into = ?1")?;
+    while next < all.len() {
+        let profile = all[next];
+        next += 1;
+        for id in statement.query_map([profile], |row| row.get::<_, i64>(0))? {
+            let id = id?;
+            if !all.contains(&id) {
+                all.push(id);
+            }
         }
     }
+    Ok(all)
+}
+
+fn erase_profiles(connection: &Connection, live: &[ProfileId]) -> Result<u64, StoreError> {
+    let all = with_merged(connection, live)?;
     let mut removed = 0u64;
     for profile in &all {
         for sql in [
