@@ -36,6 +36,7 @@ use crate::follow::follow;
 use crate::privacy::Privacy;
 use crate::privacy::inventory::Inventory;
 use crate::privacy::lists::Lists;
+use crate::privacy::regulate::Consumers;
 use crate::privacy::retention::Retention;
 use crate::profiles::{self, Profiles};
 use crate::tracking::auth::KeyCache;
@@ -260,8 +261,10 @@ impl App {
         let privacy = Arc::new(Privacy::new(
             Arc::clone(&state),
             shared_log,
-            Arc::clone(&profiles),
-            Arc::clone(&audiences),
+            Consumers {
+                profiles: Arc::clone(&profiles),
+                audiences: Arc::clone(&audiences),
+            },
             Arc::clone(&deliveries),
             Arc::clone(&vault),
             config.data_dir.clone(),

@@ -70,6 +70,12 @@ pub struct Privacy {
     wake: Notify,
 }
 
+/// The log consumers whose stores hold personal data derived from the log.
+pub struct Consumers {
+    pub profiles: Arc<Profiles>,
+    pub audiences: Arc<Audiences>,
+}
+
 /// Why a regulation could not be carried out in Sluice's own stores.
 #[derive(Debug, thiserror::Error)]
 enum RegulateError {
@@ -85,13 +91,16 @@ impl Privacy {
     pub fn new(
         state: Arc<StateStore>,
         log: Arc<dyn EventLog>,
-        profiles: Arc<Profiles>,
-        audiences: Arc<Audiences>,
+        consumers: Consumers,
         deliveries: Arc<Deliveries>,
         vault: Arc<Vault>,
         data_dir: PathBuf,
         suppressed: Arc<Lists>,
     ) -> Privacy {
+        let Consumers {
+            profiles,
+            audiences,
+        } = consumers;
         let do_not_sell = Arc::clone(&deliveries.do_not_sell);
         Privacy {
             suppressed,
