@@ -9,6 +9,7 @@
 //!
 //! Only loopback addresses are accepted, for both.
 
+mod audience;
 mod baseline;
 mod client;
 mod identity;
@@ -40,6 +41,8 @@ enum Command {
     IdentityFill(identity::FillArgs),
     /// GET random profiles' traits through the Profile API and print the latency.
     ProfileGet(identity::GetArgs),
+    /// The audience engine's cost per event with 50 audiences (in memory, no IO).
+    AudienceEval(audience::EvalArgs),
 }
 
 fn main() -> Result<()> {
@@ -49,5 +52,6 @@ fn main() -> Result<()> {
         Command::Sink(args) => sink::serve(args),
         Command::IdentityFill(args) => identity::fill(args),
         Command::ProfileGet(args) => identity::get(args),
+        Command::AudienceEval(args) => audience::eval(args),
     }
 }

@@ -302,20 +302,43 @@ pub async fn traits(
     )?;
     let include = list(query.get("include").map(String::as_str));
     let verbose = flag(query.get("verbose").map(String::as_str), "verbose")?;
-    match query.get("class").map(String::as_str) {
-        None | Some("trait") => {}
-        // Computed traits and audiences are not there yet: nothing of those classes exists.
-        Some("audience" | "computed_trait") => {
-            return Ok(ok(
-                json!({"traits": {}, "cursor": cursor("", &query, None, limit)}),
-            ));
-        }
+    let computed = match query.get("class").map(String::as_str) {
+        None | Some("trait") => None,
+        Some(class @ ("audience" | "computed_trait")) => Some(class == "audience"),
         Some(_) => {
             return Err(ProfileError::invalid(
                 "class",
                 "must be audience or computed_trait",
             ));
         }
+    };
+    if let Some(audiences) = computed {
+        // Computed traits and audience memberships (`<key>: true`), from the audience store.
+        let profile = find(&app, workspace, &collection, &lookup).await?;
+        let store = app.audiences.store.clone();
+        let rows = store_call(move || store.load(&profile.workspace_id, &[profile.id])).await?;
+        let outputs: sluice_audience::Outputs = rows
+            .first()
+            .and_then(|row| serde_json::from_str(&row.outputs).ok())
+            .unwrap_or_default();
+        let mut traits = Map::new();
+        let values: Vec<(String, Value)> = if audiences {
+            outputs
+                .audiences
+                .into_iter()
+                .map(|key| (key, Value::Bool(true)))
+                .collect()
+        } else {
+            outputs.traits.into_iter().collect()
+        };
+        for (key, value) in values {
+            if (include.is_empty() || include.contains(&key)) && traits.len() < limit {
+                traits.insert(key, value);
+            }
+        }
+        return Ok(ok(
+            json!({"traits": traits, "cursor": cursor("", &query, None, limit)}),
+        ));
     }
     let profile = find(&app, workspace, &collection, &lookup).await?;
     let store = app.profiles.store.clone();

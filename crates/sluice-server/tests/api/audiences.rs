@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::helpers::spawn;
 use crate::privacy::{call, send, wait_until};
+use crate::profiles::{profile_get, profile_token};
 
 fn order(id: &str, user: &str, total: i64) -> Value {
     json!({"type": "track", "event": "Order Completed", "userId": user, "messageId": id,
@@ -235,6 +236,29 @@ async fn audiences_fill_from_traffic_with_estimates_members_and_changes() {
     .await;
     assert_eq!(rest["members"].as_array().unwrap().len(), 1);
     assert_ne!(rest["members"][0], members["members"][0]);
+    // The Profile API shows memberships and computed traits by class, as Segment's does.
+    let access = profile_token(&node).await;
+    let (status, shown) = profile_get(
+        &node,
+        &access,
+        "users/profiles/user_id:ann/traits?class=audience",
+    )
+    .await;
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["traits"], json!({"big_spenders": true}));
+    let (_, shown) = profile_get(
+        &node,
+        &access,
+        "users/profiles/user_id:ann/traits?class=computed_trait",
+    )
+    .await;
+    assert_eq!(shown["traits"], json!({"spend": 200}));
+    let (_, shown) = profile_get(&node, &access, "users/profiles/user_id:bob/traits").await;
+    assert_eq!(
+        shown["traits"],
+        json!({"plan": "pro"}),
+        "custom traits by default"
+    );
     let (status, answer) = call(
         &node,
         Method::GET,

@@ -9,12 +9,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::{TestNode, TestSource, restart, spawn};
 
-struct Access {
+pub(crate) struct Access {
     space: String,
     token: String,
 }
 
-async fn profile_token(node: &TestNode) -> Access {
+pub(crate) async fn profile_token(node: &TestNode) -> Access {
     let response = node
         .admin(reqwest::Method::POST, "/api/v1/identity/tokens")
         .json(&json!({"name": "tests"}))
@@ -30,7 +30,7 @@ async fn profile_token(node: &TestNode) -> Access {
 }
 
 /// GET a Profile API path; returns status, body and whether a Request-Id came back.
-async fn profile_get(node: &TestNode, access: &Access, path: &str) -> (u16, Value) {
+pub(crate) async fn profile_get(node: &TestNode, access: &Access, path: &str) -> (u16, Value) {
     let url = node.url(&format!("/v1/spaces/{}/collections/{path}", access.space));
     let response = node
         .client
