@@ -110,11 +110,14 @@ pub struct StoredState {
     pub outputs: Outputs,
 }
 
-/// A profile's state laid out for one engine (series by aggregator index).
+/// A profile's state laid out for one engine: series by aggregator, computed-trait values
+/// (`null`: none) and memberships by position, so evaluating compares no keys.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProfileState {
     series: Vec<Option<Series>>,
-    pub outputs: Outputs,
+    values: Vec<Value>,
+    /// By position in evaluation order.
+    members: Vec<bool>,
 }
 
 struct Aggregator {
@@ -167,6 +170,16 @@ pub struct Engine {
     audiences: Vec<AudienceSlot>,
     /// Whether any audience has a `within_last` trait condition.
     relative: bool,
+}
+
+impl ProfileState {
+    fn empty(engine: &Engine) -> ProfileState {
+        ProfileState {
+            series: vec![None; engine.aggregators.len()],
+            values: vec![Value::Null; engine.traits.len()],
+            members: vec![false; engine.audiences.len()],
+        }
+    }
 }
 
 impl Engine {
@@ -308,38 +321,53 @@ impl Engine {
 
     /// A new profile's state.
     pub fn fresh(&self) -> ProfileState {
-        ProfileState {
-            series: vec![None; self.aggregators.len()],
-            outputs: Outputs::default(),
-        }
+        ProfileState::empty(self)
     }
 
     /// A stored state laid out for this engine; series of aggregators it no longer has are
-    /// dropped.
+    /// dropped, and so are outputs of deleted definitions (quietly: no exit is reported).
     pub fn load(&self, mut stored: StoredState) -> ProfileState {
-        let series = self
-            .aggregators
-            .iter()
-            .map(|aggregator| stored.series.remove(&aggregator.id))
-            .collect();
-        ProfileState {
-            series,
-            outputs: stored.outputs,
+        let mut state = ProfileState::empty(self);
+        for (index, aggregator) in self.aggregators.iter().enumerate() {
+            state.series[index] = stored.series.remove(&aggregator.id);
         }
+        for (index, slot) in self.traits.iter().enumerate() {
+            if let Some(value) = stored.outputs.traits.remove(&slot.key) {
+                state.values[index] = value;
+            }
+        }
+        for (index, slot) in self.audiences.iter().enumerate() {
+            state.members[index] = stored.outputs.audiences.contains(&slot.key);
+        }
+        state
+    }
+
+    /// The profile's computed-trait values and memberships, by key.
+    pub fn outputs(&self, state: &ProfileState) -> Outputs {
+        let mut outputs = Outputs::default();
+        for (slot, value) in self.traits.iter().zip(&state.values) {
+            if !value.is_null() {
+                outputs.traits.insert(slot.key.clone(), value.clone());
+            }
+        }
+        for (slot, member) in self.audiences.iter().zip(&state.members) {
+            if *member {
+                outputs.audiences.insert(slot.key.clone());
+            }
+        }
+        outputs
     }
 
     /// The state to store.
     pub fn store(&self, state: ProfileState) -> StoredState {
+        let outputs = self.outputs(&state);
         let mut series = BTreeMap::new();
         for (aggregator, kept) in self.aggregators.iter().zip(state.series) {
             if let Some(kept) = kept {
                 series.insert(aggregator.id.clone(), kept);
             }
         }
-        StoredState {
-            series,
-            outputs: state.outputs,
-        }
+        StoredState { series, outputs }
     }
 
     /// Whether any definition reads events of this call and name: the caller can skip
@@ -410,39 +438,23 @@ impl Engine {
         }
 
         let mut changes = Vec::new();
-        let outputs = &mut state.outputs;
-        for (slot, value) in self.traits.iter().zip(computed) {
-            let before = outputs.traits.get(&slot.key).unwrap_or(&Value::Null);
-            if *before == value {
-                continue;
+        for ((slot, value), kept) in self.traits.iter().zip(computed).zip(&mut state.values) {
+            if *kept != value {
+                changes.push(Change::Trait {
+                    key: slot.key.clone(),
+                    value: value.clone(),
+                });
+                *kept = value;
             }
-            if value.is_null() {
-                outputs.traits.remove(&slot.key);
-            } else {
-                outputs.traits.insert(slot.key.clone(), value.clone());
-            }
-            changes.push(Change::Trait {
-                key: slot.key.clone(),
-                value,
-            });
         }
-        for (slot, member) in self.audiences.iter().zip(members) {
-            let was = outputs.audiences.contains(&slot.key);
-            if member && !was {
-                outputs.audiences.insert(slot.key.clone());
+        for ((slot, member), was) in self.audiences.iter().zip(members).zip(&mut state.members) {
+            if member && !*was {
                 changes.push(Change::Entered(slot.key.clone()));
-            } else if !member && was {
-                outputs.audiences.remove(&slot.key);
+            } else if !member && *was {
                 changes.push(Change::Exited(slot.key.clone()));
             }
+            *was = member;
         }
-        // Outputs of deleted definitions go quietly.
-        outputs
-            .traits
-            .retain(|key, _| self.traits.iter().any(|slot| slot.key == *key));
-        outputs
-            .audiences
-            .retain(|key| self.audiences.iter().any(|slot| slot.key == *key));
         changes
     }
 
@@ -494,11 +506,7 @@ impl Engine {
                 test,
             } if test.operator == Operator::WithinLast => {
                 let value = match computed {
-                    Some(slot) => state
-                        .outputs
-                        .traits
-                        .get(&self.traits[*slot].key)
-                        .and_then(|value| lookup(value, path)),
+                    Some(slot) => lookup(&state.values[*slot], path),
                     None => lookup_map(traits, path),
                 };
                 consider(test.changes_after(value, now));
@@ -521,9 +529,13 @@ impl Engine {
                     .merge(other, aggregator.kind);
             }
         }
-        into.outputs.audiences.extend(from.outputs.audiences);
-        for (key, value) in from.outputs.traits {
-            into.outputs.traits.entry(key).or_insert(value);
+        for (member, other) in into.members.iter_mut().zip(from.members) {
+            *member |= other;
+        }
+        for (value, other) in into.values.iter_mut().zip(from.values) {
+            if value.is_null() {
+                *value = other;
+            }
         }
     }
 

@@ -177,9 +177,7 @@ impl Series {
             if expiry(bucket.hour, window).is_some_and(|end| end <= now) {
                 continue;
             }
-            for data in bucket.clone().into_data() {
-                combine(&mut total, data, kind);
-            }
+            combine_from(&mut total, bucket, kind);
         }
         total.into_data().into_iter().next()
     }
@@ -237,6 +235,41 @@ impl Bucket {
     }
 }
 
+/// Adds what `from` holds into `total` by the rule of `kind`, copying only what is kept.
+fn combine_from(total: &mut Bucket, from: &Bucket, kind: Kind) {
+    if let Some(stats) = &from.stats {
+        match total.stats.as_mut() {
+            Some(kept) => kept.add(stats),
+            None => total.stats = Some(*stats),
+        }
+    }
+    if let Some(counts) = &from.frequency {
+        let kept = total.frequency.get_or_insert_with(BTreeMap::new);
+        for (value, count) in counts {
+            match kept.get_mut(value) {
+                Some(seen) => *seen += count,
+                None => {
+                    kept.insert(value.clone(), *count);
+                }
+            }
+        }
+    }
+    if let Some(pick) = &from.pick
+        && replaces(total.pick.as_ref(), pick, kind)
+    {
+        total.pick = Some(pick.clone());
+    }
+}
+
+/// Whether `new` takes the place of the `kept` pick: earlier for first, later for last.
+fn replaces(kept: Option<&Pick>, new: &Pick, kind: Kind) -> bool {
+    match kept {
+        None => true,
+        Some(kept) if kind == Kind::Last => new.order() > kept.order(),
+        Some(kept) => new.order() < kept.order(),
+    }
+}
+
 /// Adds `data` into `bucket` by the rule of `kind`.
 fn combine(bucket: &mut Bucket, data: Data, kind: Kind) {
     match data {
@@ -251,12 +284,7 @@ fn combine(bucket: &mut Bucket, data: Data, kind: Kind) {
             }
         }
         Data::Pick(pick) => {
-            let replace = match bucket.pick.as_ref() {
-                None => true,
-                Some(kept) if kind == Kind::Last => pick.order() > kept.order(),
-                Some(kept) => pick.order() < kept.order(),
-            };
-            if replace {
+            if replaces(bucket.pick.as_ref(), &pick, kind) {
                 bucket.pick = Some(pick);
             }
         }

@@ -76,7 +76,7 @@ impl Audiences {
             for (profile, mut state) in states {
                 let traits = profiles.trait_map(&ws, profile)?;
                 engine.evaluate(&mut state, &traits, now);
-                if state.outputs.audiences.contains(&key) {
+                if engine.outputs(&state).audiences.contains(&key) {
                     members += 1;
                 }
             }

@@ -48,8 +48,8 @@ pub(super) fn to_row(
     changes: i64,
     next_at: Option<i64>,
 ) -> ProfileRow {
-    let audiences = state.outputs.audiences.iter().cloned().collect();
     let stored = engine.store(state);
+    let audiences = stored.outputs.audiences.iter().cloned().collect();
     ProfileRow {
         profile_id: profile,
         series: serde_json::to_string(&stored.series).unwrap_or_else(|_| "{}".into()),
