@@ -50,6 +50,7 @@ impl Client {
         let method = match request.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
+            Method::Delete => reqwest::Method::DELETE,
         };
         let mut builder = self.inner.request(method, &request.url);
         for (name, value) in &request.headers {

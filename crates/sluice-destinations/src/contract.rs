@@ -73,6 +73,8 @@ pub struct HttpRequest {
 pub enum Method {
     Get,
     Post,
+    /// With a body (Meta removes audience members with `DELETE /{audience_id}/users`).
+    Delete,
 }
 
 impl fmt::Debug for HttpRequest {

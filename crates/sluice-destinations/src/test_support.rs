@@ -166,6 +166,7 @@ pub(crate) async fn send(request: &HttpRequest) -> HttpResponse {
     let mut builder = match request.method {
         Method::Post => client.post(&request.url),
         Method::Get => client.get(&request.url),
+        Method::Delete => client.delete(&request.url),
     };
     for (name, value) in &request.headers {
         builder = builder.header(name, value);
