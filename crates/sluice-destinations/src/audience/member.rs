@@ -300,36 +300,110 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
 /// The identifiers, each from the first source and name that has it.
 fn traits<'a>(e: Event<'a>, sources: &[Option<&'a Map<String, Value>>; 2]) -> Traits<'a> {
     let mut traits = Traits::default();
-    for (field, names) in TRAIT_NAMES.iter() {
-        traits.values[*field as usize] = sources
-            .iter()
-            .flatten()
-            .find_map(|source| names.iter().find_map(|name| text_at(source, name)));
+    // One pass over each source's keys (no lookup per alias): the best rank per field wins,
+    // the first source before the second, then the order of `TRAIT_NAMES`.
+    let mut ranks = [u8::MAX; FIELDS];
+    for (source_index, source) in sources.iter().enumerate() {
+        let Some(source) = source else { continue };
+        let base = u8::try_from(source_index * 32).unwrap_or(u8::MAX);
+        for (key, value) in source.iter() {
+            if key == "address" {
+                for (key, value) in value.as_object().into_iter().flatten() {
+                    if let Some((field, rank)) = address_field_of(key) {
+                        keep(&mut traits, &mut ranks, field, base + rank, value);
+                    }
+                }
+            } else if let Some((field, rank)) = field_of(key) {
+                keep(&mut traits, &mut ranks, field, base + rank, value);
+            }
+        }
     }
+    let device = e.object_at(&["context", "device"]);
+    let device_str = |key: &str| {
+        device
+            .and_then(|device| device.get(key))
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+    };
     let tracking_off =
-        e.at(&["context", "device", "adTrackingEnabled"]) == Some(&Value::Bool(false));
-    let id = e
-        .str_at(&["context", "device", "advertisingId"])
-        .filter(|_| !tracking_off);
-    if let Some(id) = id {
-        let os = match e.str_at(&["context", "device", "type"]) {
+        device.and_then(|device| device.get("adTrackingEnabled")) == Some(&Value::Bool(false));
+    if let Some(id) = device_str("advertisingId").filter(|_| !tracking_off) {
+        let os = match device_str("type") {
             Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
             Some(kind) if kind.eq_ignore_ascii_case("android") => DeviceOs::Android,
             _ => DeviceOs::Unknown,
         };
         traits.advertising_id = Some((id, os));
     }
-    traits.user_id = e.user_id().map(Cow::Owned);
+    traits.user_id = match e.at(&["userId"]) {
+        Some(Value::String(id)) if !id.is_empty() => Some(Cow::Borrowed(id.as_str())),
+        Some(Value::Number(id)) => Some(Cow::Owned(id.to_string())),
+        _ => None,
+    };
     traits
 }
 
-/// A text value at a dotted path: a non-blank string, or a number's digits.
-fn text_at<'a>(source: &'a Map<String, Value>, path: &str) -> Option<Cow<'a, str>> {
-    let mut parts = path.split('.');
-    let mut value = source.get(parts.next()?)?;
-    for part in parts {
-        value = value.as_object()?.get(part)?;
+/// Sets `field` from `value` when it is usable text and `rank` beats what is there.
+fn keep<'a>(
+    traits: &mut Traits<'a>,
+    ranks: &mut [u8; FIELDS],
+    field: Field,
+    rank: u8,
+    value: &'a Value,
+) {
+    if rank >= ranks[field as usize] {
+        return;
     }
+    if let Some(text) = text_of(value) {
+        traits.values[field as usize] = Some(text);
+        ranks[field as usize] = rank;
+    }
+}
+
+/// The field and rank (position in [`TRAIT_NAMES`]) of a top-level trait name; the fast form
+/// of that table, which a test keeps in step with it.
+fn field_of(key: &str) -> Option<(Field, u8)> {
+    Some(match key {
+        "email" => (Field::Email, 0),
+        "phone" => (Field::Phone, 0),
+        "phone_number" => (Field::Phone, 1),
+        "phoneNumber" => (Field::Phone, 2),
+        "first_name" => (Field::FirstName, 0),
+        "firstName" => (Field::FirstName, 1),
+        "last_name" => (Field::LastName, 0),
+        "lastName" => (Field::LastName, 1),
+        "city" => (Field::City, 0),
+        "state" => (Field::State, 0),
+        "postal_code" => (Field::PostalCode, 0),
+        "postalCode" => (Field::PostalCode, 1),
+        "zip" => (Field::PostalCode, 2),
+        "zip_code" => (Field::PostalCode, 3),
+        "zipCode" => (Field::PostalCode, 4),
+        "country" => (Field::Country, 0),
+        "birthday" => (Field::Birthday, 0),
+        "birth_date" => (Field::Birthday, 1),
+        "birthDate" => (Field::Birthday, 2),
+        "date_of_birth" => (Field::Birthday, 3),
+        "gender" => (Field::Gender, 0),
+        _ => return None,
+    })
+}
+
+/// The same for the names inside `address`.
+fn address_field_of(key: &str) -> Option<(Field, u8)> {
+    Some(match key {
+        "city" => (Field::City, 1),
+        "state" => (Field::State, 1),
+        "postal_code" => (Field::PostalCode, 5),
+        "postalCode" => (Field::PostalCode, 6),
+        "zip" => (Field::PostalCode, 7),
+        "country" => (Field::Country, 1),
+        _ => return None,
+    })
+}
+
+/// A usable text value: a non-blank string, or a number's digits.
+fn text_of(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::String(text) if !text.trim().is_empty() => Some(Cow::Borrowed(text.as_str())),
         Value::Number(number) => Some(Cow::Owned(number.to_string())),
@@ -483,6 +557,49 @@ mod tests {
             traits.advertising_id.map(|(_, os)| os),
             Some(DeviceOs::Unknown)
         );
+    }
+
+    #[test]
+    fn the_fast_name_lookup_is_the_trait_table() {
+        let mut expected = Vec::new();
+        for (field, names) in TRAIT_NAMES.iter() {
+            for (rank, name) in names.iter().enumerate() {
+                let rank = u8::try_from(rank).unwrap();
+                expected.push((name.to_string(), *field, rank));
+            }
+        }
+        let mut found = Vec::new();
+        for (field, names) in TRAIT_NAMES.iter() {
+            for name in names.iter() {
+                let got = match name.strip_prefix("address.") {
+                    Some(inner) => address_field_of(inner),
+                    None => field_of(name),
+                };
+                let (got_field, rank) = got.unwrap_or_else(|| panic!("{name} not looked up"));
+                assert_eq!(got_field, *field, "{name}");
+                found.push((name.to_string(), got_field, rank));
+            }
+        }
+        assert_eq!(found, expected);
+        // Nothing else is looked up.
+        assert_eq!(field_of("name"), None);
+        assert_eq!(address_field_of("street"), None);
+    }
+
+    #[test]
+    fn earlier_sources_and_names_win() {
+        let event = json!({
+            "type": "track", "event": "Audience Entered",
+            "properties": {"audience_key": "k", "k": true, "email": "props@x.co", "zip": "2",
+                           "phone": "555"},
+            "context": {"traits": {"zipCode": "1", "postal_code": " ", "address": {"zip": "3"},
+                                   "phoneNumber": "777"},
+                        "personas": {"external_audience_id": "1"}}
+        });
+        let traits = read(&event, "advertising").unwrap().traits;
+        assert_eq!(traits.get(Field::Email), Some("props@x.co"));
+        assert_eq!(traits.get(Field::PostalCode), Some("1"));
+        assert_eq!(traits.get(Field::Phone), Some("777"));
     }
 
     #[test]

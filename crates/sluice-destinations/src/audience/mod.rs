@@ -21,6 +21,8 @@ mod tables;
 #[cfg(test)]
 mod vectors;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 use crate::contract::{HttpRequest, HttpResponse, Plan, Planned, Verdict};
@@ -140,17 +142,18 @@ pub(crate) fn no_identifier(platform: &str, traits: &Traits<'_>) -> String {
 }
 
 /// One membership mapped for a platform.
-pub(crate) struct Row<R> {
+pub(crate) struct Row<'v, R> {
     /// Index of the event in the batch.
     pub(crate) event: usize,
-    pub(crate) audience: String,
+    /// The platform's audience id, borrowed from the event when it is a string.
+    pub(crate) audience: Cow<'v, str>,
     pub(crate) action: Action,
     pub(crate) data: R,
 }
 
 /// One request's share of a run.
 pub(crate) struct Chunk<'a, R> {
-    pub(crate) rows: &'a [Row<R>],
+    pub(crate) rows: &'a [Row<'a, R>],
     /// 1-based position of this chunk in its run.
     pub(crate) seq: usize,
     /// Chunks in the run.
@@ -164,15 +167,15 @@ pub(crate) struct Chunk<'a, R> {
 /// Plans a batch: each event is read (`read` gives the audience, action and the platform's
 /// row, or why not); consecutive rows that `same_run` puts together form a run; each run is cut
 /// into chunks of at most `max` rows, one request each (`request`).
-pub(crate) fn plan_runs<R>(
-    events: &[&Value],
+pub(crate) fn plan_runs<'v, R>(
+    events: &[&'v Value],
     max: usize,
-    mut read: impl FnMut(&Value) -> Result<(String, Action, R), Refusal>,
-    same_run: impl Fn(&Row<R>, &Row<R>) -> bool,
+    mut read: impl FnMut(&'v Value) -> Result<(Cow<'v, str>, Action, R), Refusal>,
+    same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool,
     mut request: impl FnMut(&Chunk<'_, R>) -> HttpRequest,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut rows: Vec<Row<R>> = Vec::with_capacity(events.len());
+    let mut rows: Vec<Row<'v, R>> = Vec::with_capacity(events.len());
     for (event, value) in events.iter().enumerate() {
         match read(value) {
             Ok((audience, action, data)) => rows.push(Row {
@@ -277,9 +280,9 @@ mod tests {
         let refs: Vec<&Value> = events.iter().collect();
         // Audiences by event: a a a b a a x(unsupported); at most 2 rows a request.
         let audience = |value: &Value| match value["i"].as_u64() {
-            Some(3) => Ok(("b".to_string(), Action::Add, ())),
+            Some(3) => Ok((Cow::Borrowed("b"), Action::Add, ())),
             Some(6) => Err(Refusal::Unsupported("no".into())),
-            _ => Ok(("a".to_string(), Action::Add, ())),
+            _ => Ok((Cow::Borrowed("a"), Action::Add, ())),
         };
         let mut seen = Vec::new();
         let plan = plan_runs(

@@ -190,7 +190,7 @@ pub(super) fn plan(settings: &GoogleSettings, events: &[&Value]) -> Plan {
                     &member.traits,
                 )));
             };
-            Ok((member.audience_id.into_owned(), member.action, row))
+            Ok((member.audience_id, member.action, row))
         },
         |a, b| a.audience == b.audience && a.action == b.action,
         |chunk| request(settings, chunk),

@@ -115,7 +115,7 @@ pub(super) fn plan(settings: &MetaSettings, events: &[&Value]) -> Plan {
                     &member.traits,
                 )));
             }
-            Ok((member.audience_id.into_owned(), member.action, row))
+            Ok((member.audience_id, member.action, row))
         },
         |a, b| a.audience == b.audience && a.action == b.action,
         |chunk| request(settings, chunk),
@@ -182,7 +182,7 @@ fn request(settings: &MetaSettings, chunk: &Chunk<'_, MetaRow>) -> HttpRequest {
     request
 }
 
-fn push_row(body: &mut Vec<u8>, row: &Row<MetaRow>, used: &[usize]) {
+fn push_row(body: &mut Vec<u8>, row: &Row<'_, MetaRow>, used: &[usize]) {
     body.push(b'[');
     for (position, column) in used.iter().enumerate() {
         if position > 0 {

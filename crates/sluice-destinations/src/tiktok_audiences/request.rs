@@ -116,7 +116,7 @@ pub(super) fn plan(settings: &TikTokSettings, events: &[&Value]) -> Plan {
                     &member.traits,
                 )));
             }
-            Ok((member.audience_id.into_owned(), member.action, row))
+            Ok((member.audience_id, member.action, row))
         },
         |a, b| a.action == b.action,
         |chunk| request(settings, chunk),
