@@ -19,6 +19,9 @@ fn settings(kind: &str) -> Map<String, Value> {
         "mixpanel" => r#"{"api_secret": "s", "page_events": "named"}"#,
         "amplitude" => r#"{"api_key": "k", "page_events": "categorized"}"#,
         "slack" => r#"{"webhook_url": "https://hooks.slack.com/services/T/B/x"}"#,
+        "meta_audiences" => r#"{"access_token": "t", "ad_account_id": "act_1"}"#,
+        "google_audiences" => r#"{"access_token": "t", "operating_account_id": "1234567890"}"#,
+        "tiktok_audiences" => r#"{"access_token": "t", "advertiser_id": "7001", "max_batch": 2}"#,
         other => panic!("no settings for {other}"),
     };
     test_support::settings(text)
@@ -89,14 +92,33 @@ fn samples() -> Vec<Value> {
         test_support::parse(
             r#"{"type": "track", "event": "E", "anonymousId": "a", "timestamp": "2026-01-01T00:00:00Z"}"#,
         ),
+        test_support::audience_identify("m-enter", true),
+        test_support::audience_identify("m-exit", false),
+        test_support::parse(
+            r#"{"type": "track", "event": "Audience Entered", "userId": "u2", "messageId": "m-t",
+                "timestamp": "2026-01-01T00:00:00Z",
+                "properties": {"audience_key": "vip", "vip": true},
+                "context": {"traits": {"email": "x@example.com"},
+                            "personas": {"computation_class": "audience", "computation_key": "vip",
+                                         "external_audience_id": "555"}}}"#,
+        ),
     ]
+}
+
+/// A success body the tool sends for any request.
+fn ok_body(kind: &str) -> &'static str {
+    match kind {
+        // TikTok answers every call with HTTP 200 and a code.
+        "tiktok_audiences" => r#"{"code": 0, "message": "OK", "request_id": "r1", "data": {}}"#,
+        _ => "ok",
+    }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
-    fn every_event_is_placed_exactly_once_in_order(picks in proptest::collection::vec(0usize..9, 0..40)) {
+    fn every_event_is_placed_exactly_once_in_order(picks in proptest::collection::vec(0usize..12, 0..40)) {
         let samples = samples();
         let events: Vec<&Value> = picks.iter().map(|pick| &samples[*pick]).collect();
         for (kind, adapter) in adapters() {
@@ -157,7 +179,10 @@ fn without_deletion_credentials_no_type_plans_a_deletion() {
             ("webhook", true),
             ("mixpanel", false),
             ("amplitude", false),
-            ("slack", false)
+            ("slack", false),
+            ("meta_audiences", false),
+            ("google_audiences", false),
+            ("tiktok_audiences", false),
         ]
     );
     let kinds: Vec<&str> = deletion_adapters().iter().map(|(kind, _)| *kind).collect();
@@ -197,7 +222,7 @@ fn deletion_answers_read_the_same_for_every_type() {
 fn shared_answers_read_the_same_for_every_type() {
     for (kind, adapter) in adapters() {
         assert_eq!(
-            adapter.classify(&response(200, &[], "ok"), 2),
+            adapter.classify(&response(200, &[], ok_body(kind)), 2),
             Verdict::Delivered,
             "{kind}"
         );

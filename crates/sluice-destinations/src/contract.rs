@@ -73,7 +73,8 @@ pub struct HttpRequest {
 pub enum Method {
     Get,
     Post,
-    /// Used by OAuth revocation (Meta's `DELETE /me/permissions`), not by adapters.
+    /// With or without a body: Meta removes audience members with `DELETE /{audience_id}/users`
+    /// and revokes OAuth grants with `DELETE /me/permissions`.
     Delete,
 }
 

@@ -7,14 +7,21 @@
 //! Shared pieces: `settings.rs` reads and checks settings, `event.rs` reads Segment events,
 //! `page.rs` names page and screen events, `request.rs` builds and batches HTTP requests,
 //! `deletion.rs` holds what the adapters that forward deletions share, [`Secret`] keeps
-//! credentials out of `Debug`. The `testkit` feature adds `testkit`, local fakes of each tool's
+//! credentials out of `Debug`. The ad-platform audience types (`meta_audiences`,
+//! `google_audiences`, `tiktok_audiences`) share [`audience`]: reading membership events,
+//! per-platform normalization and hashing, and [`audience::AudiencePlatform`] for creating
+//! audiences. The `testkit` feature adds `testkit`, local fakes of each tool's
 //! API.
 
 pub mod contract;
 
 pub mod amplitude;
+pub mod audience;
+pub mod google_audiences;
+pub mod meta_audiences;
 pub mod mixpanel;
 pub mod slack;
+pub mod tiktok_audiences;
 pub mod webhook;
 
 mod deletion;
@@ -63,8 +70,15 @@ pub type BuildFn = fn(&Map<String, Value>) -> Result<Box<dyn Adapter>, SettingsE
 
 /// Every destination type Sluice has.
 pub fn types() -> &'static [DestinationType] {
-    static TYPES: [DestinationType; 4] =
-        [webhook::TYPE, mixpanel::TYPE, amplitude::TYPE, slack::TYPE];
+    static TYPES: [DestinationType; 7] = [
+        webhook::TYPE,
+        mixpanel::TYPE,
+        amplitude::TYPE,
+        slack::TYPE,
+        meta_audiences::TYPE,
+        google_audiences::TYPE,
+        tiktok_audiences::TYPE,
+    ];
     &TYPES
 }
 
@@ -103,6 +117,9 @@ mod tests {
                 ("mixpanel", "Mixpanel"),
                 ("amplitude", "Amplitude"),
                 ("slack", "Slack"),
+                ("meta_audiences", "Facebook Custom Audiences"),
+                ("google_audiences", "Google Customer Match"),
+                ("tiktok_audiences", "TikTok Audiences"),
             ]
         );
     }
@@ -135,6 +152,18 @@ mod tests {
                     "service_account_secret"
                 ][..]
             )
+        );
+        assert_eq!(
+            secret_fields("meta_audiences").ok(),
+            Some(&["access_token", "app_secret"][..])
+        );
+        assert_eq!(
+            secret_fields("google_audiences").ok(),
+            Some(&["access_token"][..])
+        );
+        assert_eq!(
+            secret_fields("tiktok_audiences").ok(),
+            Some(&["access_token"][..])
         );
     }
 

@@ -160,6 +160,31 @@ pub(crate) fn alias() -> Value {
     )
 }
 
+/// An audience membership identify from the audience engine: `user-42` entering (`true`) or
+/// leaving (`false`) audience `vip_buyers`, platform id `23850000000001`, with contact
+/// traits, an iOS ad id and advertising consent granted.
+pub(crate) fn audience_identify(message_id: &str, member: bool) -> Value {
+    parse(&format!(
+        r#"{{
+        "type": "identify",
+        "userId": "user-42",
+        "anonymousId": "a0fe94da-119a-4e6c-8108-4c860fd3a784",
+        "messageId": "{message_id}",
+        "timestamp": "2026-11-22T10:30:00.000Z",
+        "traits": {{"vip_buyers": {member}, "email": " Mary@Example.COM ", "phone": "(555) 987-6543",
+                    "firstName": "Mary", "lastName": "O'Brien", "birthday": "1985-07-03", "gender": "Female",
+                    "address": {{"city": "San Francisco", "state": "California", "postalCode": "94105-1234", "country": "US"}}}},
+        "context": {{
+            "personas": {{"computation_class": "audience", "computation_id": "aud_2Kx9", "computation_key": "vip_buyers",
+                          "space_id": "ws1", "external_audience_id": "23850000000001"}},
+            "device": {{"advertisingId": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "type": "ios"}},
+            "consent": {{"categoryPreferences": {{"advertising": true}}}},
+            "library": {{"name": "sluice-audiences", "version": "0.1.0"}}
+        }}
+    }}"#
+    ))
+}
+
 /// Sends `request` and reads the whole answer (headers lowercased).
 pub(crate) async fn send(request: &HttpRequest) -> HttpResponse {
     let client = reqwest::Client::new();

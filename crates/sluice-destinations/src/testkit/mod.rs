@@ -27,16 +27,28 @@
 //! # }
 //! ```
 //!
+//! The ad-platform fakes (Meta custom audiences, Google Data Manager, TikTok audience
+//! segments) keep each audience's members as the platform would after the requests it
+//! accepted ([`FakeTool::members`]: multi-key matching, so a removal by any shared identifier
+//! removes), and create audiences ([`FakeTool::created_audiences`]). [`MISSING_AUDIENCE_ID`]
+//! is an audience none of them has.
+//!
 //! `server.rs` holds the HTTP server and the scripting shared by all fakes; `webhook.rs`,
-//! `mixpanel.rs`, `amplitude.rs` and `slack.rs` each check and answer like one tool.
+//! `mixpanel.rs`, `amplitude.rs`, `slack.rs`, `meta.rs`, `google.rs` and `tiktok.rs` each check
+//! and answer like one tool; `audiences.rs` holds the ad platforms' audiences.
 
 mod amplitude;
 mod answer;
+mod audiences;
+mod google;
+mod meta;
 mod mixpanel;
 mod server;
 mod slack;
+mod tiktok;
 mod webhook;
 
+pub use audiences::{MISSING_AUDIENCE_ID, Member};
 pub use server::{FakeTool, Recorded};
 
 /// The tools there is a fake of.
@@ -46,6 +58,12 @@ pub enum Tool {
     Mixpanel,
     Amplitude,
     Slack,
+    /// Meta Marketing API custom audiences (`meta_audiences`).
+    MetaAudiences,
+    /// Google Data Manager API Customer Match (`google_audiences`).
+    GoogleAudiences,
+    /// TikTok Business API audience segments (`tiktok_audiences`).
+    TikTokAudiences,
 }
 
 impl Tool {
@@ -56,6 +74,9 @@ impl Tool {
             "mixpanel" => Some(Tool::Mixpanel),
             "amplitude" => Some(Tool::Amplitude),
             "slack" => Some(Tool::Slack),
+            "meta_audiences" => Some(Tool::MetaAudiences),
+            "google_audiences" => Some(Tool::GoogleAudiences),
+            "tiktok_audiences" => Some(Tool::TikTokAudiences),
             _ => None,
         }
     }
@@ -67,6 +88,9 @@ impl Tool {
             Tool::Mixpanel => "mixpanel",
             Tool::Amplitude => "amplitude",
             Tool::Slack => "slack",
+            Tool::MetaAudiences => "meta_audiences",
+            Tool::GoogleAudiences => "google_audiences",
+            Tool::TikTokAudiences => "tiktok_audiences",
         }
     }
 }
@@ -96,4 +120,18 @@ pub mod credentials {
     pub const AMPLITUDE_SECRET_KEY: &str = "fakeamplitudesecret0123456789abc";
     /// The path of the Slack fake's incoming webhook; any other path gets `no_service`.
     pub const SLACK_WEBHOOK_PATH: &str = "/services/T0FAKE0001/B0FAKE0001/fakeWebhookToken0123456";
+    /// Meta access token (`Authorization: Bearer`).
+    pub const META_ACCESS_TOKEN: &str = "EAAfakeMetaSystemUserToken0123456789abcdef";
+    /// Meta app secret: the fake requires `appsecret_proof` computed with it.
+    pub const META_APP_SECRET: &str = "fakemetaappsecret0123456789abcdef";
+    /// Meta ad account id (digits; settings may add `act_`).
+    pub const META_AD_ACCOUNT_ID: &str = "1234567890123456";
+    /// Google OAuth access token (`Authorization: Bearer`).
+    pub const GOOGLE_ACCESS_TOKEN: &str = "ya29.fakeGoogleAccessToken0123456789";
+    /// Google Ads operating account (ten digits; settings may write it with hyphens).
+    pub const GOOGLE_OPERATING_ACCOUNT_ID: &str = "1234567890";
+    /// TikTok Marketing API access token (`Access-Token`).
+    pub const TIKTOK_ACCESS_TOKEN: &str = "faketiktokaccesstoken0123456789abcdef01";
+    /// TikTok advertiser id.
+    pub const TIKTOK_ADVERTISER_ID: &str = "7012345678901234567";
 }

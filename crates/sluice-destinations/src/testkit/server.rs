@@ -16,7 +16,8 @@ use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
 use super::answer::Answer;
-use super::{Tool, amplitude, mixpanel, slack, webhook};
+use super::audiences::{AdState, Member};
+use super::{Tool, amplitude, google, meta, mixpanel, slack, tiktok, webhook};
 
 /// Largest body a fake reads: above every tool's limit, so the fake answers "too large" itself.
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -61,6 +62,8 @@ struct Script {
     answers: VecDeque<Answer>,
     hang: Option<(Duration, usize)>,
     rate: Option<Rate>,
+    /// The ad platforms' audiences.
+    ads: AdState,
 }
 
 /// A fixed one-second window.
@@ -170,6 +173,9 @@ impl FakeTool {
             Some(Tool::Mixpanel) => mixpanel::settings(&base),
             Some(Tool::Amplitude) => amplitude::settings(&base),
             Some(Tool::Slack) => slack::settings(&base),
+            Some(Tool::MetaAudiences) => meta::settings(&base),
+            Some(Tool::GoogleAudiences) => google::settings(&base),
+            Some(Tool::TikTokAudiences) => tiktok::settings(&base),
             None => Map::new(),
         }
     }
@@ -183,6 +189,18 @@ impl FakeTool {
     /// (Slack) of the requests it accepted, in order. Empty for the sink.
     pub fn accepted(&self) -> Vec<Value> {
         self.shared.lock().accepted.clone()
+    }
+
+    /// The members of an ad-platform audience (Meta, Google, TikTok) after the requests the
+    /// fake accepted: each a map of the platform's identifier keys (`EMAIL`, `emailAddress`,
+    /// `EMAIL_SHA256`...) to the values sent. Empty for other tools.
+    pub fn members(&self, audience_id: &str) -> Vec<Member> {
+        self.shared.lock().ads.members(audience_id)
+    }
+
+    /// The audiences created through an ad-platform fake's API, (id, name), in order.
+    pub fn created_audiences(&self) -> Vec<(String, String)> {
+        self.shared.lock().ads.created()
     }
 
     /// Every deletion request that arrived, in order, whatever it was answered (they are in
@@ -275,7 +293,7 @@ async fn handle(
         Tool::Webhook => webhook::is_deletion(&request),
         Tool::Mixpanel => mixpanel::is_deletion(&request),
         Tool::Amplitude => amplitude::is_deletion(&request),
-        Tool::Slack => false,
+        Tool::Slack | Tool::MetaAudiences | Tool::GoogleAudiences | Tool::TikTokAudiences => false,
     };
     let wait = {
         let mut script = shared.lock();
@@ -306,6 +324,9 @@ async fn handle(
             Tool::Mixpanel => mixpanel::throttled(&request),
             Tool::Amplitude => amplitude::throttled(&request),
             Tool::Slack => slack::throttled(retry_after),
+            Tool::MetaAudiences => meta::throttled(&request, retry_after),
+            Tool::GoogleAudiences => google::throttled(),
+            Tool::TikTokAudiences => tiktok::throttled(&request),
         }
     } else if let Some(answer) = script.answers.pop_front() {
         answer
@@ -317,7 +338,9 @@ async fn handle(
             Tool::Amplitude => {
                 amplitude::respond_deletion(&request, &script.accepted, &mut deleted)
             }
-            Tool::Slack => Answer::text(404, "no_service"),
+            Tool::Slack | Tool::MetaAudiences | Tool::GoogleAudiences | Tool::TikTokAudiences => {
+                Answer::text(404, "no_service")
+            }
         };
         script.deleted.extend(deleted);
         answer
@@ -328,6 +351,9 @@ async fn handle(
             Tool::Mixpanel => mixpanel::respond(&request, &mut accepted),
             Tool::Amplitude => amplitude::respond(&request, &mut accepted),
             Tool::Slack => slack::respond(&request, &mut accepted),
+            Tool::MetaAudiences => meta::respond(&request, &mut script.ads, &mut accepted),
+            Tool::GoogleAudiences => google::respond(&request, &mut script.ads, &mut accepted),
+            Tool::TikTokAudiences => tiktok::respond(&request, &mut script.ads, &mut accepted),
         };
         script.accepted_count += u64::try_from(accepted.len()).unwrap_or(u64::MAX);
         script.accepted.extend(accepted);

@@ -1,0 +1,693 @@
+//! Reading one audience membership event: which platform audience it is about, whether the
+//! person enters or leaves it, and the raw identifiers it carries (not yet normalized).
+//!
+//! The audience engine emits Segment's shapes (segment-spec §4.6):
+//!
+//! - `identify` with `context.personas.computation_class` `audience`: membership is the
+//!   boolean `traits[computation_key]`; identifiers are in `traits` (then `context.traits`).
+//! - `track` `Audience Entered` / `Audience Exited`: membership is the boolean
+//!   `properties[computation_key]` (the key from `context.personas.computation_key`, else
+//!   `properties.audience_key`), or the event name when that boolean is absent; identifiers are
+//!   in `context.traits` (then `properties`).
+//!
+//! The platform's audience id is `context.personas.external_audience_id`. Identifier names
+//! follow [`TRAIT_NAMES`] (Segment's snake_case and camelCase spellings, and `address.*`); the
+//! mobile ad id is `context.device.advertisingId` (`type` `ios` → IDFA, `android` → AAID),
+//! skipped when `context.device.adTrackingEnabled` is `false`; the external id is `userId`.
+//!
+//! A person whose `context.consent.categoryPreferences.<category>` is `false` is never added:
+//! an entered event becomes a removal ([`Membership::consent_refused`] says so).
+//!
+//! What is not a membership event is [`Refusal::Unsupported`] (filtered: another kind of
+//! event, which this destination has no use for). A membership event that can never be
+//! delivered is [`Refusal::Invalid`] (dead-lettered: no computation key, a membership value
+//! that is not a boolean, no `external_audience_id` or one that is not the platform's numeric
+//! id) — the adapters add "no usable identifier" to these.
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::event::{Event, Kind};
+
+/// Enter or leave.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    Add,
+    Remove,
+}
+
+/// The person's answer for the destination's consent category.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consent {
+    Granted,
+    Refused,
+    /// The event carries no answer for the category.
+    Unknown,
+}
+
+/// The operating system of the device whose ad id the event carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceOs {
+    /// The id is an IDFA.
+    Ios,
+    /// The id is an AAID (GAID).
+    Android,
+    Unknown,
+}
+
+/// The identifier fields read from traits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    Email,
+    Phone,
+    FirstName,
+    LastName,
+    City,
+    State,
+    PostalCode,
+    Country,
+    Birthday,
+    Gender,
+}
+
+const FIELDS: usize = 10;
+
+/// The trait names read for each field, in order of preference (`a.b` is a nested object).
+pub const TRAIT_NAMES: [(Field, &[&str]); FIELDS] = [
+    (Field::Email, &["email"]),
+    (Field::Phone, &["phone", "phone_number", "phoneNumber"]),
+    (Field::FirstName, &["first_name", "firstName"]),
+    (Field::LastName, &["last_name", "lastName"]),
+    (Field::City, &["city", "address.city"]),
+    (Field::State, &["state", "address.state"]),
+    (
+        Field::PostalCode,
+        &[
+            "postal_code",
+            "postalCode",
+            "zip",
+            "zip_code",
+            "zipCode",
+            "address.postal_code",
+            "address.postalCode",
+            "address.zip",
+        ],
+    ),
+    (Field::Country, &["country", "address.country"]),
+    (
+        Field::Birthday,
+        &["birthday", "birth_date", "birthDate", "date_of_birth"],
+    ),
+    (Field::Gender, &["gender"]),
+];
+
+/// The raw identifiers of one person.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traits<'a> {
+    values: [Option<Cow<'a, str>>; FIELDS],
+    /// `context.device.advertisingId` and what kind of id it is.
+    pub advertising_id: Option<(&'a str, DeviceOs)>,
+    /// `userId`.
+    pub user_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Traits<'a> {
+    /// The raw value of a field.
+    pub fn get(&self, field: Field) -> Option<&str> {
+        self.values[field as usize].as_deref()
+    }
+
+    /// Sets a field (tests, and callers building members by hand).
+    pub fn set(&mut self, field: Field, value: impl Into<Cow<'a, str>>) {
+        self.values[field as usize] = Some(value.into());
+    }
+
+    /// The year, month and day of `birthday` when it starts with `YYYY-MM-DD` (a date or an
+    /// ISO date-time).
+    pub fn birth_date(&self) -> Option<(&str, &str, &str)> {
+        let text = self.get(Field::Birthday)?.trim();
+        let date = text.get(..10)?;
+        let mut parts = date.split('-');
+        let (year, month, day) = (parts.next()?, parts.next()?, parts.next()?);
+        let digits =
+            |part: &str, len: usize| part.len() == len && part.bytes().all(|b| b.is_ascii_digit());
+        if !(digits(year, 4) && digits(month, 2) && digits(day, 2)) {
+            return None;
+        }
+        Some((year, month, day))
+    }
+
+    /// The names of the identifiers present (never their values), for reasons.
+    pub fn present(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = TRAIT_NAMES
+            .iter()
+            .filter(|(field, _)| self.get(*field).is_some())
+            .map(|(_, names)| names[0])
+            .collect();
+        if self.advertising_id.is_some() {
+            names.push("advertisingId");
+        }
+        if self.user_id.is_some() {
+            names.push("userId");
+        }
+        names
+    }
+}
+
+/// One person entering or leaving one platform audience.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Membership<'a> {
+    /// The platform's audience id (`external_audience_id`), ASCII digits.
+    pub audience_id: Cow<'a, str>,
+    pub action: Action,
+    /// The event said "entered" but the person refused the consent category: `action` is
+    /// `Remove`.
+    pub consent_refused: bool,
+    pub consent: Consent,
+    pub traits: Traits<'a>,
+}
+
+/// Why an event is not a membership the adapter can send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not an audience membership event (see [`crate::Plan::unsupported`]).
+    Unsupported(String),
+    /// A membership event that can never be delivered (see [`crate::Plan::invalid`]).
+    Invalid(String),
+}
+
+fn unsupported(reason: &str) -> Refusal {
+    Refusal::Unsupported(reason.to_string())
+}
+
+fn invalid(reason: impl Into<String>) -> Refusal {
+    Refusal::Invalid(reason.into())
+}
+
+/// Reads a membership event; `consent_category` is the `categoryPreferences` key that must not
+/// be `false` for the person to be added.
+pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'a>, Refusal> {
+    let e = Event(event);
+    let personas = e.object_at(&["context", "personas"]);
+    let class = personas
+        .and_then(|p| p.get("computation_class"))
+        .and_then(Value::as_str);
+    let (entered, sources) = match e.kind() {
+        Some(Kind::Identify) => {
+            if class != Some("audience") {
+                return Err(unsupported(
+                    "not an audience membership event (identify without context.personas.computation_class \"audience\")",
+                ));
+            }
+            let key = personas
+                .and_then(|p| p.get("computation_key"))
+                .and_then(Value::as_str)
+                .filter(|key| !key.is_empty())
+                .ok_or_else(|| invalid("audience event has no context.personas.computation_key"))?;
+            let entered = match e.at(&["traits", key]) {
+                Some(Value::Bool(member)) => *member,
+                Some(_) => return Err(invalid(format!("traits.{key} is not true or false"))),
+                None => return Err(invalid(format!("identify has no traits.{key} membership"))),
+            };
+            let sources = [
+                e.object_at(&["traits"]),
+                e.object_at(&["context", "traits"]),
+            ];
+            (entered, sources)
+        }
+        Some(Kind::Track) => {
+            let named = match e.str_at(&["event"]) {
+                Some("Audience Entered") => true,
+                Some("Audience Exited") => false,
+                _ => {
+                    return Err(unsupported(
+                        "not an audience membership event (track other than Audience Entered / Audience Exited)",
+                    ));
+                }
+            };
+            if class.is_some_and(|class| class != "audience") {
+                return Err(unsupported(
+                    "not an audience membership event (context.personas.computation_class is not \"audience\")",
+                ));
+            }
+            let key = personas
+                .and_then(|p| p.get("computation_key"))
+                .or_else(|| e.at(&["properties", "audience_key"]))
+                .and_then(Value::as_str)
+                .filter(|key| !key.is_empty())
+                .ok_or_else(|| {
+                    invalid("audience event names no audience (context.personas.computation_key or properties.audience_key)")
+                })?;
+            let entered = match e.at(&["properties", key]) {
+                Some(Value::Bool(member)) => *member,
+                None | Some(Value::Null) => named,
+                Some(_) => {
+                    return Err(invalid(format!("properties.{key} is not true or false")));
+                }
+            };
+            let sources = [
+                e.object_at(&["context", "traits"]),
+                e.object_at(&["properties"]),
+            ];
+            (entered, sources)
+        }
+        _ => {
+            return Err(unsupported(
+                "not an audience membership event (only identify and track calls carry them)",
+            ));
+        }
+    };
+    let audience_id = match personas.and_then(|p| p.get("external_audience_id")) {
+        Some(Value::String(id)) if !id.is_empty() => Cow::Borrowed(id.as_str()),
+        Some(Value::Number(id)) => Cow::Owned(id.to_string()),
+        _ => {
+            return Err(invalid(
+                "no context.personas.external_audience_id: the audience does not exist on the platform yet",
+            ));
+        }
+    };
+    if !audience_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(
+            "context.personas.external_audience_id is not a numeric platform audience id",
+        ));
+    }
+    let consent = match e.at(&[
+        "context",
+        "consent",
+        "categoryPreferences",
+        consent_category,
+    ]) {
+        Some(Value::Bool(true)) => Consent::Granted,
+        Some(Value::Bool(false)) => Consent::Refused,
+        _ => Consent::Unknown,
+    };
+    let consent_refused = entered && consent == Consent::Refused;
+    let action = if entered && !consent_refused {
+        Action::Add
+    } else {
+        Action::Remove
+    };
+    Ok(Membership {
+        audience_id,
+        action,
+        consent_refused,
+        consent,
+        traits: traits(e, &sources),
+    })
+}
+
+/// The identifiers, each from the first source and name that has it.
+fn traits<'a>(e: Event<'a>, sources: &[Option<&'a Map<String, Value>>; 2]) -> Traits<'a> {
+    let mut traits = Traits::default();
+    // One pass over each source's keys (no lookup per alias): the best rank per field wins,
+    // the first source before the second, then the order of `TRAIT_NAMES`.
+    let mut ranks = [u8::MAX; FIELDS];
+    for (source_index, source) in sources.iter().enumerate() {
+        let Some(source) = source else { continue };
+        let base = u8::try_from(source_index * 32).unwrap_or(u8::MAX);
+        for (key, value) in source.iter() {
+            if key == "address" {
+                for (key, value) in value.as_object().into_iter().flatten() {
+                    if let Some((field, rank)) = address_field_of(key) {
+                        keep(&mut traits, &mut ranks, field, base + rank, value);
+                    }
+                }
+            } else if let Some((field, rank)) = field_of(key) {
+                keep(&mut traits, &mut ranks, field, base + rank, value);
+            }
+        }
+    }
+    let device = e.object_at(&["context", "device"]);
+    let device_str = |key: &str| {
+        device
+            .and_then(|device| device.get(key))
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+    };
+    let tracking_off =
+        device.and_then(|device| device.get("adTrackingEnabled")) == Some(&Value::Bool(false));
+    if let Some(id) = device_str("advertisingId").filter(|_| !tracking_off) {
+        let os = match device_str("type") {
+            Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
+            Some(kind) if kind.eq_ignore_ascii_case("android") => DeviceOs::Android,
+            _ => DeviceOs::Unknown,
+        };
+        traits.advertising_id = Some((id, os));
+    }
+    traits.user_id = match e.at(&["userId"]) {
+        Some(Value::String(id)) if !id.is_empty() => Some(Cow::Borrowed(id.as_str())),
+        Some(Value::Number(id)) => Some(Cow::Owned(id.to_string())),
+        _ => None,
+    };
+    traits
+}
+
+/// Sets `field` from `value` when it is usable text and `rank` beats what is there.
+fn keep<'a>(
+    traits: &mut Traits<'a>,
+    ranks: &mut [u8; FIELDS],
+    field: Field,
+    rank: u8,
+    value: &'a Value,
+) {
+    if rank >= ranks[field as usize] {
+        return;
+    }
+    if let Some(text) = text_of(value) {
+        traits.values[field as usize] = Some(text);
+        ranks[field as usize] = rank;
+    }
+}
+
+/// The field and rank (position in [`TRAIT_NAMES`]) of a top-level trait name; the fast form
+/// of that table, which a test keeps in step with it.
+fn field_of(key: &str) -> Option<(Field, u8)> {
+    Some(match key {
+        "email" => (Field::Email, 0),
+        "phone" => (Field::Phone, 0),
+        "phone_number" => (Field::Phone, 1),
+        "phoneNumber" => (Field::Phone, 2),
+        "first_name" => (Field::FirstName, 0),
+        "firstName" => (Field::FirstName, 1),
+        "last_name" => (Field::LastName, 0),
+        "lastName" => (Field::LastName, 1),
+        "city" => (Field::City, 0),
+        "state" => (Field::State, 0),
+        "postal_code" => (Field::PostalCode, 0),
+        "postalCode" => (Field::PostalCode, 1),
+        "zip" => (Field::PostalCode, 2),
+        "zip_code" => (Field::PostalCode, 3),
+        "zipCode" => (Field::PostalCode, 4),
+        "country" => (Field::Country, 0),
+        "birthday" => (Field::Birthday, 0),
+        "birth_date" => (Field::Birthday, 1),
+        "birthDate" => (Field::Birthday, 2),
+        "date_of_birth" => (Field::Birthday, 3),
+        "gender" => (Field::Gender, 0),
+        _ => return None,
+    })
+}
+
+/// The same for the names inside `address`.
+fn address_field_of(key: &str) -> Option<(Field, u8)> {
+    Some(match key {
+        "city" => (Field::City, 1),
+        "state" => (Field::State, 1),
+        "postal_code" => (Field::PostalCode, 5),
+        "postalCode" => (Field::PostalCode, 6),
+        "zip" => (Field::PostalCode, 7),
+        "country" => (Field::Country, 1),
+        _ => return None,
+    })
+}
+
+/// A usable text value: a non-blank string, or a number's digits.
+fn text_of(value: &Value) -> Option<Cow<'_, str>> {
+    match value {
+        Value::String(text) if !text.trim().is_empty() => Some(Cow::Borrowed(text.as_str())),
+        Value::Number(number) => Some(Cow::Owned(number.to_string())),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    fn identify(member: Value, extra: Value) -> Value {
+        let mut event = json!({
+            "type": "identify",
+            "userId": "u1",
+            "anonymousId": "a1",
+            "messageId": "m1",
+            "timestamp": "2026-11-22T10:00:00Z",
+            "traits": {"vip_buyers": member, "email": "Mary@Example.com", "firstName": "Mary",
+                       "address": {"city": "San Francisco", "postalCode": 94105}},
+            "context": {
+                "personas": {"computation_class": "audience", "computation_id": "aud_1",
+                             "computation_key": "vip_buyers", "space_id": "ws",
+                             "external_audience_id": "23850000001"},
+                "device": {"advertisingId": "6D92078A-8246-4BA4-AE5B-76104861E7DC", "type": "ios"},
+                "consent": {"categoryPreferences": {"advertising": true}}
+            }
+        });
+        merge(&mut event, extra);
+        event
+    }
+
+    fn merge(target: &mut Value, extra: Value) {
+        if let (Value::Object(target), Value::Object(extra)) = (target, extra) {
+            for (key, value) in extra {
+                match (target.get_mut(&key), value) {
+                    (Some(slot @ Value::Object(_)), value @ Value::Object(_)) => merge(slot, value),
+                    (_, Value::Null) => {
+                        target.remove(&key);
+                    }
+                    (_, value) => {
+                        target.insert(key, value);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn identify_entered_and_exited() {
+        let event = identify(json!(true), json!({}));
+        let member = read(&event, "advertising").unwrap();
+        assert_eq!(member.audience_id, "23850000001");
+        assert_eq!(member.action, Action::Add);
+        assert_eq!(member.consent, Consent::Granted);
+        assert!(!member.consent_refused);
+        assert_eq!(member.traits.get(Field::Email), Some("Mary@Example.com"));
+        assert_eq!(member.traits.get(Field::FirstName), Some("Mary"));
+        assert_eq!(member.traits.get(Field::City), Some("San Francisco"));
+        assert_eq!(member.traits.get(Field::PostalCode), Some("94105"));
+        assert_eq!(
+            member.traits.advertising_id,
+            Some(("6D92078A-8246-4BA4-AE5B-76104861E7DC", DeviceOs::Ios))
+        );
+        assert_eq!(member.traits.user_id.as_deref(), Some("u1"));
+        let event = identify(json!(false), json!({}));
+        assert_eq!(read(&event, "advertising").unwrap().action, Action::Remove);
+    }
+
+    #[test]
+    fn track_entered_and_exited_with_identifiers_in_context_traits_or_properties() {
+        let event = json!({
+            "type": "track", "event": "Audience Entered", "userId": 42,
+            "properties": {"audience_key": "vip_buyers", "vip_buyers": true, "phone": "+1 555 987 6543"},
+            "context": {"traits": {"email": "a@b.co", "last_name": "Smith"},
+                        "personas": {"external_audience_id": 1234}}
+        });
+        let member = read(&event, "advertising").unwrap();
+        assert_eq!(member.action, Action::Add);
+        assert_eq!(member.audience_id, "1234");
+        assert_eq!(member.consent, Consent::Unknown);
+        assert_eq!(member.traits.get(Field::Email), Some("a@b.co"));
+        assert_eq!(member.traits.get(Field::LastName), Some("Smith"));
+        assert_eq!(member.traits.get(Field::Phone), Some("+1 555 987 6543"));
+        assert_eq!(member.traits.user_id.as_deref(), Some("42"));
+        assert_eq!(
+            member.traits.present(),
+            ["email", "phone", "last_name", "userId"]
+        );
+
+        // The boolean decides; without it the event name does.
+        let mut exited = event.clone();
+        exited["event"] = json!("Audience Exited");
+        exited["properties"]["vip_buyers"] = json!(false);
+        assert_eq!(read(&exited, "advertising").unwrap().action, Action::Remove);
+        exited["properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("vip_buyers");
+        assert_eq!(read(&exited, "advertising").unwrap().action, Action::Remove);
+    }
+
+    #[test]
+    fn a_refused_consent_turns_an_add_into_a_removal() {
+        let refused =
+            json!({"context": {"consent": {"categoryPreferences": {"advertising": false}}}});
+        let event = identify(json!(true), refused);
+        let member = read(&event, "advertising").unwrap();
+        assert_eq!(member.action, Action::Remove);
+        assert!(member.consent_refused);
+        // Another category is read when configured.
+        let member = read(&event, "marketing").unwrap();
+        assert_eq!(member.action, Action::Add);
+        assert_eq!(member.consent, Consent::Unknown);
+        // A removal stays a removal and is not flagged.
+        let event = identify(
+            json!(false),
+            json!({"context": {"consent": {"categoryPreferences": {"advertising": false}}}}),
+        );
+        let member = read(&event, "advertising").unwrap();
+        assert_eq!(member.action, Action::Remove);
+        assert!(!member.consent_refused);
+    }
+
+    #[test]
+    fn ad_ids_need_tracking_allowed_and_name_their_os() {
+        let event = identify(
+            json!(true),
+            json!({"context": {"device": {"adTrackingEnabled": false}}}),
+        );
+        assert_eq!(
+            read(&event, "advertising").unwrap().traits.advertising_id,
+            None
+        );
+        let event = identify(
+            json!(true),
+            json!({"context": {"device": {"type": "Android"}}}),
+        );
+        let traits = read(&event, "advertising").unwrap().traits;
+        assert_eq!(
+            traits.advertising_id.map(|(_, os)| os),
+            Some(DeviceOs::Android)
+        );
+        let event = identify(json!(true), json!({"context": {"device": {"type": null}}}));
+        let traits = read(&event, "advertising").unwrap().traits;
+        assert_eq!(
+            traits.advertising_id.map(|(_, os)| os),
+            Some(DeviceOs::Unknown)
+        );
+    }
+
+    #[test]
+    fn the_fast_name_lookup_is_the_trait_table() {
+        let mut expected = Vec::new();
+        for (field, names) in TRAIT_NAMES.iter() {
+            for (rank, name) in names.iter().enumerate() {
+                let rank = u8::try_from(rank).unwrap();
+                expected.push((name.to_string(), *field, rank));
+            }
+        }
+        let mut found = Vec::new();
+        for (field, names) in TRAIT_NAMES.iter() {
+            for name in names.iter() {
+                let got = match name.strip_prefix("address.") {
+                    Some(inner) => address_field_of(inner),
+                    None => field_of(name),
+                };
+                let (got_field, rank) = got.unwrap_or_else(|| panic!("{name} not looked up"));
+                assert_eq!(got_field, *field, "{name}");
+                found.push((name.to_string(), got_field, rank));
+            }
+        }
+        assert_eq!(found, expected);
+        // Nothing else is looked up.
+        assert_eq!(field_of("name"), None);
+        assert_eq!(address_field_of("street"), None);
+    }
+
+    #[test]
+    fn earlier_sources_and_names_win() {
+        let event = json!({
+            "type": "track", "event": "Audience Entered",
+            "properties": {"audience_key": "k", "k": true, "email": "props@x.co", "zip": "2",
+                           "phone": "555"},
+            "context": {"traits": {"zipCode": "1", "postal_code": " ", "address": {"zip": "3"},
+                                   "phoneNumber": "777"},
+                        "personas": {"external_audience_id": "1"}}
+        });
+        let traits = read(&event, "advertising").unwrap().traits;
+        assert_eq!(traits.get(Field::Email), Some("props@x.co"));
+        assert_eq!(traits.get(Field::PostalCode), Some("1"));
+        assert_eq!(traits.get(Field::Phone), Some("777"));
+    }
+
+    #[test]
+    fn birth_dates_split_into_parts() {
+        let mut traits = Traits::default();
+        traits.set(Field::Birthday, "1985-07-03");
+        assert_eq!(traits.birth_date(), Some(("1985", "07", "03")));
+        traits.set(Field::Birthday, "1985-07-03T00:00:00Z");
+        assert_eq!(traits.birth_date(), Some(("1985", "07", "03")));
+        for bad in ["07/03/1985", "1985-7-3", "1985", ""] {
+            traits.set(Field::Birthday, bad);
+            assert_eq!(traits.birth_date(), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn what_is_not_a_membership_is_unsupported() {
+        for event in [
+            json!({"type": "page", "name": "Home"}),
+            json!({"type": "track", "event": "Order Completed", "properties": {}}),
+            json!({"type": "identify", "userId": "u1", "traits": {"email": "a@b.co"}}),
+            identify(
+                json!(true),
+                json!({"context": {"personas": {"computation_class": "trait"}}}),
+            ),
+            json!({"type": "track", "event": "Audience Entered",
+                   "context": {"personas": {"computation_class": "journey_step"}}}),
+            json!({"type": "merge"}),
+        ] {
+            assert!(
+                matches!(read(&event, "advertising"), Err(Refusal::Unsupported(_))),
+                "{event}"
+            );
+        }
+    }
+
+    #[test]
+    fn broken_membership_events_are_invalid() {
+        let cases = [
+            (
+                identify(
+                    json!(true),
+                    json!({"context": {"personas": {"external_audience_id": null}}}),
+                ),
+                "external_audience_id",
+            ),
+            (
+                identify(
+                    json!(true),
+                    json!({"context": {"personas": {"external_audience_id": ""}}}),
+                ),
+                "external_audience_id",
+            ),
+            (
+                identify(
+                    json!(true),
+                    json!({"context": {"personas": {"external_audience_id": "../act_1/users"}}}),
+                ),
+                "numeric",
+            ),
+            (identify(json!("yes"), json!({})), "not true or false"),
+            (
+                identify(json!(null), json!({"traits": {"vip_buyers": null}})),
+                "membership",
+            ),
+            (
+                identify(
+                    json!(true),
+                    json!({"context": {"personas": {"computation_key": ""}}}),
+                ),
+                "computation_key",
+            ),
+            (
+                json!({"type": "track", "event": "Audience Entered", "properties": {}}),
+                "names no audience",
+            ),
+            (
+                json!({"type": "track", "event": "Audience Entered",
+                       "properties": {"audience_key": "k", "k": "true"},
+                       "context": {"personas": {"external_audience_id": "1"}}}),
+                "not true or false",
+            ),
+        ];
+        for (event, says) in cases {
+            match read(&event, "advertising") {
+                Err(Refusal::Invalid(reason)) => assert!(reason.contains(says), "{reason}"),
+                other => panic!("{event}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! Ad-platform audiences (Meta Custom Audiences, Google Customer Match, TikTok audiences): the
+//! parts the three destination types share, with no IO.
+//!
+//! - `member.rs` reads a membership event (audience, enter or leave, raw identifiers, consent);
+//! - `normalize.rs` is the `(platform, identifier kind) → rule` table and applies it;
+//! - `hash.rs` hashes (SHA-256, MD5) and recognises values already hashed;
+//! - `tables.rs` holds US states and the countries' calling codes;
+//! - this file: the [`AudiencePlatform`] trait (creating an audience, its minimum size) with
+//!   its lookup [`audience_platform`], the settings every audience type has, and the planner
+//!   that cuts a batch of memberships into requests.
+//!
+//! Planning keeps the contract's order: requests are made of consecutive runs of events that
+//! go to one request shape (one audience and action for Meta and Google, one action for
+//! TikTok), each run cut at the platform's request limit. The delivery engine hands a batch at
+//! most one event per person, so a person's enter and leave never share a batch.
+
+pub mod hash;
+pub mod member;
+pub mod normalize;
+mod tables;
+#[cfg(test)]
+mod vectors;
+
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
+
+use crate::contract::{HttpRequest, HttpResponse, Plan, Planned, Verdict};
+use crate::settings::{Reader, invalid};
+use crate::{SettingsError, google_audiences, meta_audiences, tiktok_audiences};
+
+use member::{Action, Refusal, Traits};
+use normalize::CountryCode;
+
+/// What an ad platform offers besides membership changes: creating the audience the
+/// memberships go to, and how small an audience may be before the platform will not use it.
+pub trait AudiencePlatform: Send + Sync {
+    /// The destination type (`meta_audiences`, `google_audiences`, `tiktok_audiences`).
+    fn kind(&self) -> &'static str;
+
+    /// The fewest matched people the platform needs before it targets an audience (Meta about
+    /// 100, Google 100 active in 30 days, TikTok 1000): below it, warn.
+    fn minimum_size(&self) -> u64;
+
+    /// The request that creates an empty audience called `name`.
+    fn plan_create_audience(&self, name: &str, description: &str) -> HttpRequest;
+
+    /// The new audience's id (what goes in `external_audience_id`) from the answer to
+    /// [`AudiencePlatform::plan_create_audience`]; else how to treat the answer (`Retry` or
+    /// `Reject`).
+    fn parse_created(&self, response: &HttpResponse) -> Result<String, Verdict>;
+}
+
+/// The audience platform of a destination of type `kind` with these settings: `Ok(None)` when
+/// `kind` is not an audience type, an error when the settings are not valid for it.
+pub fn audience_platform(
+    kind: &str,
+    settings: &Map<String, Value>,
+) -> Result<Option<Box<dyn AudiencePlatform>>, SettingsError> {
+    Ok(Some(match kind {
+        "meta_audiences" => Box::new(meta_audiences::MetaAudiences::new(settings)?),
+        "google_audiences" => Box::new(google_audiences::GoogleAudiences::new(settings)?),
+        "tiktok_audiences" => Box::new(tiktok_audiences::TikTokAudiences::new(settings)?),
+        _ => return Ok(None),
+    }))
+}
+
+/// Settings every audience type has.
+#[derive(Clone, Debug)]
+pub(crate) struct Common {
+    /// The `context.consent.categoryPreferences` key that, when `false`, keeps a person out.
+    pub(crate) consent_category: String,
+    /// The country of people whose events name none, for national phone numbers.
+    pub(crate) default_country: Option<CountryCode>,
+}
+
+/// The settings names [`Common::read`] reads.
+pub(crate) const COMMON_SETTINGS: [&str; 2] = ["consent_category", "default_country"];
+
+impl Common {
+    pub(crate) fn read(reader: &Reader<'_>) -> Result<Common, SettingsError> {
+        let consent_category = reader
+            .optional_str("consent_category")?
+            .unwrap_or("advertising");
+        if consent_category.len() > 64
+            || consent_category
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                "consent_category",
+                "must be a consent category id without spaces, at most 64 characters",
+            ));
+        }
+        let default_country = match reader.optional_str("default_country")? {
+            None => None,
+            Some(text) => {
+                let code = CountryCode::parse(text)
+                    .filter(|code| tables::country(code.as_str()).is_some())
+                    .ok_or_else(|| {
+                        let known: Vec<&str> =
+                            tables::COUNTRIES.iter().map(|c| c.code).collect();
+                        invalid(
+                            "default_country",
+                            format!(
+                                "must be one of the countries whose phone numbers Sluice completes: {}",
+                                known.join(", ")
+                            ),
+                        )
+                    })?;
+                Some(code)
+            }
+        };
+        Ok(Common {
+            consent_category: consent_category.to_string(),
+            default_country,
+        })
+    }
+
+    /// The normalizing context of one person: their own country, else the default.
+    pub(crate) fn context(&self, traits: &Traits<'_>) -> normalize::Context {
+        let own = traits
+            .get(member::Field::Country)
+            .and_then(CountryCode::parse);
+        normalize::Context {
+            country: own.or(self.default_country),
+        }
+    }
+}
+
+/// The reason for a membership with no identifier the platform can use.
+pub(crate) fn no_identifier(platform: &str, traits: &Traits<'_>) -> String {
+    let present = traits.present();
+    if present.is_empty() {
+        format!("no identifier {platform} can match on: the event carries none")
+    } else {
+        format!(
+            "no identifier {platform} can match on after normalization (present: {})",
+            present.join(", ")
+        )
+    }
+}
+
+/// One membership mapped for a platform.
+pub(crate) struct Row<'v, R> {
+    /// Index of the event in the batch.
+    pub(crate) event: usize,
+    /// The platform's audience id, borrowed from the event when it is a string.
+    pub(crate) audience: Cow<'v, str>,
+    pub(crate) action: Action,
+    pub(crate) data: R,
+}
+
+/// One request's share of a run.
+pub(crate) struct Chunk<'a, R> {
+    pub(crate) rows: &'a [Row<'a, R>],
+    /// 1-based position of this chunk in its run.
+    pub(crate) seq: usize,
+    /// Chunks in the run.
+    pub(crate) chunks: usize,
+    /// Rows in the whole run.
+    pub(crate) run_rows: usize,
+    /// The run's first event.
+    pub(crate) first_event: &'a Value,
+}
+
+/// Plans a batch: each event is read (`read` gives the audience, action and the platform's
+/// row, or why not); consecutive rows that `same_run` puts together form a run; each run is cut
+/// into chunks of at most `max` rows, one request each (`request`).
+pub(crate) fn plan_runs<'v, R>(
+    events: &[&'v Value],
+    max: usize,
+    mut read: impl FnMut(&'v Value) -> Result<(Cow<'v, str>, Action, R), Refusal>,
+    same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool,
+    mut request: impl FnMut(&Chunk<'_, R>) -> HttpRequest,
+) -> Plan {
+    let mut plan = Plan::default();
+    let mut rows: Vec<Row<'v, R>> = Vec::with_capacity(events.len());
+    for (event, value) in events.iter().enumerate() {
+        match read(value) {
+            Ok((audience, action, data)) => rows.push(Row {
+                event,
+                audience,
+                action,
+                data,
+            }),
+            Err(Refusal::Unsupported(reason)) => plan.unsupported.push((event, reason)),
+            Err(Refusal::Invalid(reason)) => plan.invalid.push((event, reason)),
+        }
+    }
+    let max = max.max(1);
+    let mut start = 0;
+    while start < rows.len() {
+        let mut end = start + 1;
+        while end < rows.len() && same_run(&rows[start], &rows[end]) {
+            end += 1;
+        }
+        let run = &rows[start..end];
+        let chunks = run.len().div_ceil(max);
+        for (index, part) in run.chunks(max).enumerate() {
+            let chunk = Chunk {
+                rows: part,
+                seq: index + 1,
+                chunks,
+                run_rows: run.len(),
+                first_event: events[run[0].event],
+            };
+            plan.requests.push(Planned {
+                request: request(&chunk),
+                events: part.iter().map(|row| row.event).collect(),
+            });
+        }
+        start = end;
+    }
+    plan
+}
+
+/// Appends `text` as a JSON string literal.
+pub(crate) fn push_json_str(out: &mut Vec<u8>, text: &str) {
+    // Writing into a Vec cannot fail, and a &str always serializes.
+    let _ = serde_json::to_writer(&mut *out, text);
+}
+
+/// Appends a string that needs no escaping (hex digits, codes) in quotes.
+pub(crate) fn push_plain_str(out: &mut Vec<u8>, text: &str) {
+    out.push(b'"');
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// The reason text of an answer's HTTP status, without its body (which may echo personal
+/// data back).
+pub(crate) fn status_reason(platform: &str, status: u16) -> String {
+    format!("{platform}: http {status}")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support;
+
+    #[test]
+    fn the_lookup_knows_the_three_audience_types() {
+        let meta = test_support::settings(r#"{"access_token": "t", "ad_account_id": "act_1"}"#);
+        let platform = audience_platform("meta_audiences", &meta).ok().flatten();
+        assert_eq!(
+            platform.map(|p| (p.kind(), p.minimum_size())),
+            Some(("meta_audiences", 100))
+        );
+        let google = test_support::settings(
+            r#"{"access_token": "t", "operating_account_id": "123-456-7890"}"#,
+        );
+        let platform = audience_platform("google_audiences", &google)
+            .ok()
+            .flatten();
+        assert_eq!(
+            platform.map(|p| (p.kind(), p.minimum_size())),
+            Some(("google_audiences", 100))
+        );
+        let tiktok = test_support::settings(r#"{"access_token": "t", "advertiser_id": "7001"}"#);
+        let platform = audience_platform("tiktok_audiences", &tiktok)
+            .ok()
+            .flatten();
+        assert_eq!(
+            platform.map(|p| (p.kind(), p.minimum_size())),
+            Some(("tiktok_audiences", 1000))
+        );
+        assert!(matches!(
+            audience_platform("webhook", &Map::new()),
+            Ok(None)
+        ));
+        assert!(audience_platform("meta_audiences", &Map::new()).is_err());
+    }
+
+    #[test]
+    fn runs_are_consecutive_and_cut_at_the_limit() {
+        let events: Vec<Value> = (0..7).map(|i| json!({"i": i})).collect();
+        let refs: Vec<&Value> = events.iter().collect();
+        // Audiences by event: a a a b a a x(unsupported); at most 2 rows a request.
+        let audience = |value: &Value| match value["i"].as_u64() {
+            Some(3) => Ok((Cow::Borrowed("b"), Action::Add, ())),
+            Some(6) => Err(Refusal::Unsupported("no".into())),
+            _ => Ok((Cow::Borrowed("a"), Action::Add, ())),
+        };
+        let mut seen = Vec::new();
+        let plan = plan_runs(
+            &refs,
+            2,
+            audience,
+            |a, b| a.audience == b.audience,
+            |chunk| {
+                seen.push((
+                    chunk.seq,
+                    chunk.chunks,
+                    chunk.run_rows,
+                    chunk.first_event["i"].clone(),
+                ));
+                crate::request::json_post("http://x".into(), Vec::new(), Vec::new())
+            },
+        );
+        let events: Vec<Vec<usize>> = plan.requests.iter().map(|p| p.events.clone()).collect();
+        assert_eq!(events, vec![vec![0, 1], vec![2], vec![3], vec![4, 5]]);
+        assert_eq!(plan.unsupported.len(), 1);
+        assert_eq!(
+            seen,
+            vec![
+                (1, 2, 3, json!(0)),
+                (2, 2, 3, json!(0)),
+                (1, 1, 1, json!(3)),
+                (1, 1, 2, json!(4)),
+            ]
+        );
+    }
+
+    #[test]
+    fn common_settings_are_checked() {
+        let read = |text: &str| {
+            let map = test_support::settings(text);
+            let reader = Reader::new(&map, &COMMON_SETTINGS).map_err(|e| e.to_string())?;
+            Common::read(&reader).map_err(|e| e.to_string())
+        };
+        let common = read("{}").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(common.consent_category, "advertising");
+        assert_eq!(common.default_country, None);
+        let common = read(r#"{"default_country": "gb", "consent_category": "C0004"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            common.default_country.map(|c| c.as_str().to_string()),
+            Some("GB".into())
+        );
+        assert_eq!(common.consent_category, "C0004");
+        assert!(read(r#"{"default_country": "ZZ"}"#).is_err());
+        assert!(read(r#"{"consent_category": "ad vertising"}"#).is_err());
+    }
+}
