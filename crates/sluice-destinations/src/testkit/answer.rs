@@ -1,4 +1,5 @@
-//! An answer a fake gives, and small readers of the request shared by the tool fakes.
+//! An answer a fake gives, and small readers of the request shared by the tool fakes (and by
+//! other crates' fakes, e.g. `sluice-oauth`'s).
 
 use axum::body::Body;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
@@ -9,14 +10,14 @@ use super::server::Recorded;
 
 /// Status, headers and body of one answer.
 #[derive(Clone, Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: u16,
-    pub(crate) headers: Vec<(String, String)>,
-    pub(crate) body: Vec<u8>,
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl Answer {
-    pub(crate) fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Answer {
+    pub fn new(status: u16, headers: Vec<(String, String)>, body: Vec<u8>) -> Answer {
         Answer {
             status,
             headers,
@@ -25,7 +26,7 @@ impl Answer {
     }
 
     /// A JSON answer.
-    pub(crate) fn json(status: u16, body: &Value) -> Answer {
+    pub fn json(status: u16, body: &Value) -> Answer {
         Answer::new(
             status,
             vec![("content-type".into(), "application/json".into())],
@@ -34,7 +35,7 @@ impl Answer {
     }
 
     /// A plain-text answer.
-    pub(crate) fn text(status: u16, body: &str) -> Answer {
+    pub fn text(status: u16, body: &str) -> Answer {
         Answer::new(
             status,
             vec![("content-type".into(), "text/plain; charset=utf-8".into())],
@@ -42,8 +43,13 @@ impl Answer {
         )
     }
 
+    /// A `302 Found` to `location`.
+    pub fn redirect(location: &str) -> Answer {
+        Answer::new(302, vec![("location".into(), location.into())], Vec::new())
+    }
+
     /// Adds a header.
-    pub(crate) fn with_header(mut self, name: &str, value: &str) -> Answer {
+    pub fn with_header(mut self, name: &str, value: &str) -> Answer {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
@@ -67,7 +73,7 @@ impl IntoResponse for Answer {
 }
 
 /// Whether the request's `Content-Type` is `expected` (parameters such as `charset` ignored).
-pub(crate) fn content_type_is(request: &Recorded, expected: &str) -> bool {
+pub fn content_type_is(request: &Recorded, expected: &str) -> bool {
     request
         .header("content-type")
         .and_then(|value| value.split(';').next())
@@ -75,7 +81,7 @@ pub(crate) fn content_type_is(request: &Recorded, expected: &str) -> bool {
 }
 
 /// The value of query parameter `name`.
-pub(crate) fn query_param<'a>(request: &'a Recorded, name: &str) -> Option<&'a str> {
+pub fn query_param<'a>(request: &'a Recorded, name: &str) -> Option<&'a str> {
     request
         .query
         .as_deref()?
@@ -86,9 +92,59 @@ pub(crate) fn query_param<'a>(request: &'a Recorded, name: &str) -> Option<&'a s
 }
 
 /// Milliseconds since the epoch, now.
-pub(crate) fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A rate limit over a fixed one-second window.
+#[derive(Debug)]
+pub struct Rate {
+    per_second: u32,
+    window_start: std::time::Instant,
+    count: u32,
+}
+
+impl Rate {
+    /// At most `per_second` requests in each second from `start`.
+    pub fn new(per_second: u32, start: std::time::Instant) -> Rate {
+        Rate {
+            per_second,
+            window_start: start,
+            count: 0,
+        }
+    }
+
+    /// Counts a request; `Some(seconds to wait)` when it is over the limit.
+    pub fn over(&mut self, now: std::time::Instant) -> Option<u64> {
+        let second = std::time::Duration::from_secs(1);
+        if now.duration_since(self.window_start) >= second {
+            self.window_start = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        if self.count <= self.per_second {
+            return None;
+        }
+        let left = second.saturating_sub(now.duration_since(self.window_start));
+        Some(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_rate_window_counts_and_resets() {
+        let start = Instant::now();
+        let mut rate = Rate::new(2, start);
+        assert_eq!(rate.over(start), None);
+        assert_eq!(rate.over(start), None);
+        assert_eq!(rate.over(start + Duration::from_millis(300)), Some(1));
+        assert_eq!(rate.over(start + Duration::from_millis(1000)), None);
+    }
 }

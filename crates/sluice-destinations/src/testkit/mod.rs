@@ -38,7 +38,7 @@
 //! and answer like one tool; `audiences.rs` holds the ad platforms' audiences.
 
 mod amplitude;
-mod answer;
+pub mod answer;
 mod audiences;
 mod google;
 mod meta;

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
-use super::answer::Answer;
+use super::answer::{Answer, Rate};
 use super::audiences::{AdState, Member};
 use super::{Tool, amplitude, google, meta, mixpanel, slack, tiktok, webhook};
 
@@ -64,29 +64,6 @@ struct Script {
     rate: Option<Rate>,
     /// The ad platforms' audiences.
     ads: AdState,
-}
-
-/// A fixed one-second window.
-struct Rate {
-    per_second: u32,
-    window_start: Instant,
-    count: u32,
-}
-
-impl Rate {
-    /// Counts a request; `Some(seconds to wait)` when it is over the limit.
-    fn over(&mut self, now: Instant) -> Option<u64> {
-        if now.duration_since(self.window_start) >= Duration::from_secs(1) {
-            self.window_start = now;
-            self.count = 0;
-        }
-        self.count += 1;
-        if self.count <= self.per_second {
-            return None;
-        }
-        let left = Duration::from_secs(1).saturating_sub(now.duration_since(self.window_start));
-        Some(left.as_secs() + u64::from(left.subsec_nanos() > 0))
-    }
 }
 
 struct Shared {
@@ -248,11 +225,7 @@ impl FakeTool {
     /// rate limited (429 and its body; `Retry-After` where the tool sends one). `0` turns the
     /// limit off.
     pub fn set_rate_limit(&self, per_second: u32) {
-        self.shared.lock().rate = (per_second > 0).then(|| Rate {
-            per_second,
-            window_start: Instant::now(),
-            count: 0,
-        });
+        self.shared.lock().rate = (per_second > 0).then(|| Rate::new(per_second, Instant::now()));
     }
 }
 
@@ -377,20 +350,6 @@ fn count_events(body: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_rate_window_counts_and_resets() {
-        let start = Instant::now();
-        let mut rate = Rate {
-            per_second: 2,
-            window_start: start,
-            count: 0,
-        };
-        assert_eq!(rate.over(start), None);
-        assert_eq!(rate.over(start), None);
-        assert_eq!(rate.over(start + Duration::from_millis(300)), Some(1));
-        assert_eq!(rate.over(start + Duration::from_millis(1000)), None);
-    }
 
     #[test]
     fn the_sink_counts_array_elements() {

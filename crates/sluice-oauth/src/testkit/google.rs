@@ -10,7 +10,9 @@
 use serde_json::json;
 use time::OffsetDateTime;
 
-use super::answer::{Answer, form_body, query};
+use sluice_destinations::testkit::answer::Answer;
+
+use super::answer::{form_body, query};
 use super::authority::{Authority, Exchange, Issued, Refusal};
 use crate::form;
 use crate::provider::paths;

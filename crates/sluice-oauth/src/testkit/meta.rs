@@ -12,7 +12,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::Recorded;
-use super::answer::{Answer, query};
+use sluice_destinations::testkit::answer::Answer;
+
+use super::answer::query;
 use super::authority::{Authority, Exchange, Issued, Refusal};
 use super::credentials::META_APP_ID;
 use crate::form;

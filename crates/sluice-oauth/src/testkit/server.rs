@@ -4,73 +4,22 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 use time::{Duration, OffsetDateTime};
 use tokio::task::JoinHandle;
 
-use super::answer::Answer;
 use super::authority::Authority;
 use super::{IssuedToken, credentials, google, meta, tiktok};
 use crate::client::ClientCredentials;
 use crate::provider::{Provider, ProviderEndpoints, paths};
-
-/// One request as it arrived.
-#[derive(Clone, Debug)]
-pub struct Recorded {
-    pub method: String,
-    /// The path, without the query.
-    pub path: String,
-    /// The query string, without `?`.
-    pub query: Option<String>,
-    /// Header names in lowercase, with their values, in arrival order.
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Recorded {
-    /// The first value of a header (`name` in lowercase).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// The body as JSON, when it is JSON.
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-}
-
-/// A fixed one-second window.
-struct Rate {
-    per_second: u32,
-    window_start: Instant,
-    count: u32,
-}
-
-impl Rate {
-    /// Counts a request; `Some(seconds to wait)` when it is over the limit.
-    fn over(&mut self, now: Instant) -> Option<u64> {
-        if now.duration_since(self.window_start) >= StdDuration::from_secs(1) {
-            self.window_start = now;
-            self.count = 0;
-        }
-        self.count += 1;
-        if self.count <= self.per_second {
-            return None;
-        }
-        let left = StdDuration::from_secs(1).saturating_sub(now.duration_since(self.window_start));
-        Some(left.as_secs() + u64::from(left.subsec_nanos() > 0))
-    }
-}
+pub use sluice_destinations::testkit::Recorded;
+use sluice_destinations::testkit::answer::{Answer, Rate};
 
 struct Script {
     authority: Authority,
@@ -234,11 +183,7 @@ impl FakeProvider {
     /// answers a rate limit (Google `429 rate_limit_exceeded`, Meta error code 4, TikTok code
     /// 40100 with HTTP 200). `0` turns the limit off.
     pub fn set_rate_limit(&self, per_second: u32) {
-        self.shared.lock().rate = (per_second > 0).then(|| Rate {
-            per_second,
-            window_start: Instant::now(),
-            count: 0,
-        });
+        self.shared.lock().rate = (per_second > 0).then(|| Rate::new(per_second, Instant::now()));
     }
 }
 
@@ -310,24 +255,5 @@ fn throttled(provider: Provider, retry_after: u64) -> Answer {
         Provider::Google => google::throttled(retry_after),
         Provider::Meta => meta::throttled(),
         Provider::TikTok => tiktok::throttled(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_rate_window_counts_and_resets() {
-        let start = Instant::now();
-        let mut rate = Rate {
-            per_second: 2,
-            window_start: start,
-            count: 0,
-        };
-        assert_eq!(rate.over(start), None);
-        assert_eq!(rate.over(start), None);
-        assert_eq!(rate.over(start + StdDuration::from_millis(300)), Some(1));
-        assert_eq!(rate.over(start + StdDuration::from_millis(1000)), None);
     }
 }

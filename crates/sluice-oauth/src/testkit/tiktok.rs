@@ -12,10 +12,10 @@ use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 
 use super::Recorded;
-use super::answer::{Answer, content_type_is};
 use super::authority::{Authority, Exchange, Refusal};
 use super::credentials::TIKTOK_ADVERTISER_IDS;
 use crate::provider::paths;
+use sluice_destinations::testkit::answer::{Answer, content_type_is};
 
 fn reply(code: i64, message: &str, data: Value) -> Answer {
     Answer::json(
