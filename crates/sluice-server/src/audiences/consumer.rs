@@ -186,10 +186,6 @@ impl Audiences {
                 workspace: &ws,
                 now,
             };
-            let mut commit = Commit {
-                merge_id: Some(last),
-                ..Commit::default()
-            };
             for merge in merges {
                 let rows = store.load(&ws, &[merge.kept, merge.absorbed])?;
                 let absorbed = rows.iter().find(|row| row.profile_id == merge.absorbed);
@@ -210,8 +206,13 @@ impl Audiences {
                     },
                 )?;
             }
-            commit.states.clear();
-            store.commit(&ws, &commit)?;
+            store.commit(
+                &ws,
+                &Commit {
+                    merge_id: Some(last),
+                    ..Commit::default()
+                },
+            )?;
             Ok(true)
         })
         .await
