@@ -137,15 +137,8 @@ impl AudienceStore {
 
     /// The last sequence number of the source applied (0 before any).
     pub fn cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
-        let seq: Option<i64> = self
-            .lock()?
-            .query_row(
-                "SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2",
-                params![workspace.0, source],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(seq.unwrap_or(0))
+        let connection = self.lock()?;
+        sqlite::read_cursor(&connection, workspace, source)
     }
 
     /// The catalog version and the last merge the workspace's states follow.
@@ -293,11 +286,7 @@ impl AudienceStore {
             }
         }
         if let Some((source, seq)) = commit.cursor {
-            transaction.execute(
-                "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)",
-                params![workspace.0, source, seq],
-            )?;
+            sqlite::save_cursor(&transaction, workspace, source, seq)?;
         }
         if commit.merge_id.is_some() || commit.catalog_version.is_some() {
             transaction.execute(

@@ -10,7 +10,7 @@
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 
 use crate::{StoreError, WorkspaceId, sqlite};
 
@@ -93,15 +93,8 @@ impl InventoryStore {
 
     /// The last sequence number of the source counted into the inventory (0 before any).
     pub fn cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
-        let seq: Option<i64> = self
-            .lock()?
-            .query_row(
-                "SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2",
-                params![workspace.0, source],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(seq.unwrap_or(0))
+        let connection = self.lock()?;
+        sqlite::read_cursor(&connection, workspace, source)
     }
 
     /// Adds a batch of the source's fields and moves its cursor to `last_seq`, in one
@@ -141,11 +134,7 @@ impl InventoryStore {
                 ])?;
             }
         }
-        transaction.execute(
-            "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
-             ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = excluded.seq",
-            params![workspace.0, source, last_seq],
-        )?;
+        sqlite::save_cursor(&transaction, workspace, source, last_seq)?;
         transaction.commit()?;
         Ok(())
     }

@@ -140,11 +140,7 @@ impl ProfileStore {
         let now = now_ms();
         // Events up to the cursor were applied already (the cursor moves in the same
         // transaction as their changes): each logged event applies exactly once.
-        let applied: i64 = transaction
-            .prepare_cached("SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2")?
-            .query_row(params![workspace.0, source_id], |row| row.get(0))
-            .optional()?
-            .unwrap_or(0);
+        let applied = crate::sqlite::read_cursor(&transaction, workspace, source_id)?;
         for stored in events {
             if stored.event.workspace_id != *workspace || stored.event.source_id != source_id {
                 return Err(StoreError::Invalid {
@@ -175,12 +171,7 @@ impl ProfileStore {
             ingest_one(&transaction, rules, &context, &body, &mut report)?;
         }
         if let Some(seq) = last_seq {
-            exec(
-                &transaction,
-                    "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
-                     ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)",
-                params![workspace.0, source_id, seq],
-            )?;
+            crate::sqlite::save_cursor(&transaction, workspace, source_id, seq)?;
         }
         transaction.commit()?;
         Ok(report)

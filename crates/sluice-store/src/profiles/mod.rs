@@ -46,7 +46,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 use crate::{StoreError, WorkspaceId, sqlite};
 
@@ -257,14 +257,7 @@ impl ProfileStore {
     /// How far the consumer got in a source (0: nothing yet).
     pub fn cursor(&self, workspace: &WorkspaceId, source_id: &str) -> Result<i64, StoreError> {
         let connection = self.reader()?;
-        let seq = connection
-            .query_row(
-                "SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2",
-                params![workspace.0.as_str(), source_id],
-                |row| row.get(0),
-            )
-            .optional()?;
-        Ok(seq.unwrap_or(0))
+        crate::sqlite::read_cursor(&connection, workspace, source_id)
     }
 }
 
