@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use sluice_destinations::audience::member::into_removal;
 use sluice_destinations::{Adapter, Outgoing, Verdict};
 use sluice_privacy::consent::{self, DestinationConsent};
 use sluice_privacy::pii::{self, Applied, Rules};
@@ -69,6 +70,10 @@ pub struct DestinationSpec {
     /// The name that switches the destination on or off in a message's `integrations`.
     pub integration_name: String,
     pub sources: Vec<String>,
+    /// The output sources of the ad-platform audience syncs among `sources`: a person whom
+    /// consent keeps away is removed from the audience (the event rewritten as a removal),
+    /// not skipped, so a withdrawal reaches the platform.
+    pub list_sources: Vec<String>,
     pub adapter: Arc<dyn Adapter>,
     pub filter: Option<EventFilter>,
     pub consent: Consent,
@@ -444,8 +449,9 @@ impl Runner {
             || consent::applies(&consent.destination)
             || body.contains("\"integrations\"");
         let mut value = None;
+        let mut rewritten = None;
         if needs_value {
-            let parsed: Value = match serde_json::from_str(body) {
+            let mut parsed: Value = match serde_json::from_str(body) {
                 Ok(parsed) => parsed,
                 Err(_) => {
                     // The log only holds bodies that parsed at ingestion; nothing to send.
@@ -468,9 +474,13 @@ impl Runner {
                     opted_out,
                 );
                 if let Err(refusal) = decided {
-                    self.window.skip(stream, seq);
-                    self.count_filtered(refusal.as_str());
-                    return;
+                    let list = self.spec.list_sources.contains(&event.event.source_id);
+                    if !(list && into_removal(&mut parsed)) {
+                        self.window.skip(stream, seq);
+                        self.count_filtered(refusal.as_str());
+                        return;
+                    }
+                    rewritten = Some(parsed.to_string());
                 }
             }
             if !enabled_by_integrations(&parsed, &self.spec.integration_name) {
@@ -480,7 +490,6 @@ impl Runner {
             }
             value = Some(parsed);
         }
-        let mut rewritten = None;
         if let Some(filter) = &self.spec.filter
             && let Some(parsed) = value.take()
         {

@@ -64,6 +64,7 @@ async fn start(fake: &FakeTool, tool: Tool) -> Run {
             workspace_id: WorkspaceId(WORKSPACE.into()),
             integration_name: kind_info.integration_name.into(),
             sources: vec![SOURCE.into()],
+            list_sources: Vec::new(),
             adapter: Arc::from(adapter),
             filter: None,
             consent: Consent::default(),

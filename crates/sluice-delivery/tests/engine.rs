@@ -220,6 +220,7 @@ fn spec(id: &str, url: &str, batch: usize, options: Options) -> DestinationSpec 
         workspace_id: WorkspaceId(WORKSPACE.into()),
         integration_name: "Sink".into(),
         sources: vec![SOURCE.into()],
+        list_sources: Vec::new(),
         adapter: Arc::new(SinkAdapter {
             url: url.into(),
             batch,

@@ -1,5 +1,6 @@
 //! Keeps the delivery engine in step with the destinations in the state store: every enabled
-//! destination runs with its current settings, sources and filters; disabled and deleted ones
+//! destination runs with its current settings, sources (its own, and the output sources of
+//! the audience and computed-trait syncs feeding it) and filters; disabled and deleted ones
 //! stop.
 //!
 //! [`Deliveries::reconcile`] compares the store with what runs and starts, restarts or stops
@@ -16,7 +17,9 @@ use sluice_fql::DestinationFilter;
 use sluice_privacy::consent::DestinationConsent;
 use sluice_privacy::keyed::hmac_sha256;
 use sluice_privacy::{PrivacySettings, Vault};
-use sluice_store::{DeliveryStore, Destination, NewEvent, StateStore, WorkspaceId};
+use sluice_store::{
+    AudienceSync, DeliveryStore, Destination, NewEvent, StateStore, SyncMode, WorkspaceId,
+};
 use tokio::sync::Mutex;
 
 use crate::admin::destinations::open_settings;
@@ -68,6 +71,8 @@ impl Deliveries {
             for destination in state.all_enabled_destinations()? {
                 let filters =
                     state.destination_filters(&destination.workspace_id, &destination.id.0)?;
+                let syncs =
+                    state.destination_syncs(&destination.workspace_id, &destination.id.0)?;
                 let workspace = destination.workspace_id.clone();
                 if !privacy.contains_key(&workspace) {
                     let (settings, saved_at) = state.privacy_settings(&workspace)?;
@@ -75,7 +80,7 @@ impl Deliveries {
                     privacy.insert(workspace.clone(), (settings, saved_at, hash_key));
                 }
                 let (settings, saved_at, hash_key) = privacy[&workspace].clone();
-                found.push((destination, filters, settings, saved_at, hash_key));
+                found.push((destination, filters, syncs, settings, saved_at, hash_key));
             }
             Ok::<_, sluice_store::StoreError>(found)
         })
@@ -90,12 +95,14 @@ impl Deliveries {
         };
         let mut running = self.running.lock().await;
         let mut wanted = HashMap::new();
-        for (destination, filters, privacy, privacy_saved_at, hash_key) in destinations {
+        for (destination, filters, syncs, privacy, privacy_saved_at, hash_key) in destinations {
             let id = destination.id.0.clone();
+            let sync_ids: Vec<&str> = syncs.iter().map(|sync| sync.id.as_str()).collect();
             let version = format!(
-                "{}|{}",
+                "{}|{}|{}",
                 destination.updated_at,
-                privacy_saved_at.unwrap_or_default()
+                privacy_saved_at.unwrap_or_default(),
+                sync_ids.join(",")
             );
             wanted.insert(id.clone(), version.clone());
             if running.get(&id) == Some(&version) {
@@ -116,7 +123,7 @@ impl Deliveries {
                 .pii
                 .for_destination(&id)
                 .map(|rules| PiiDelivery { rules, hash_key });
-            match spec_for(&destination, &filters, consent, pii, &self.vault) {
+            match spec_for(&destination, &filters, &syncs, consent, pii, &self.vault) {
                 Ok(spec) => {
                     tracing::info!(destination = %id, kind = %destination.kind, "delivering");
                     self.engine.upsert(spec).await;
@@ -177,6 +184,7 @@ fn pii_hash_key(digest_key: &[u8]) -> Arc<[u8]> {
 fn spec_for(
     destination: &Destination,
     filters: &[Value],
+    syncs: &[AudienceSync],
     consent: Consent,
     pii: Option<PiiDelivery>,
     vault: &Vault,
@@ -201,11 +209,20 @@ fn spec_for(
         }))
     };
     let delivery = &destination.delivery;
+    let mut sources = destination.sources.clone();
+    let mut list_sources = Vec::new();
+    for sync in syncs {
+        sources.push(sync.source_id());
+        if sync.mode == SyncMode::List {
+            list_sources.push(sync.source_id());
+        }
+    }
     Ok(DestinationSpec {
         id: destination.id.0.clone(),
         workspace_id: destination.workspace_id.clone(),
         integration_name: kind.integration_name.to_owned(),
-        sources: destination.sources.clone(),
+        sources,
+        list_sources,
         adapter: Arc::from(adapter),
         filter,
         consent,

@@ -9,6 +9,7 @@
 //! | `not_found` | 404 |
 //! | `already_exists`, `definition_in_use` | 409 |
 //! | `request_timeout` | 408 |
+//! | `platform_error` | 502 |
 //! | `unavailable` | 503 |
 //! | `internal`, `master_key_unavailable` | 500 |
 

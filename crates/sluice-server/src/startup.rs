@@ -440,6 +440,22 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
                 .delete(admin::audiences::delete_trait),
         )
         .route(
+            "/api/v1/computed-traits/{key}/syncs",
+            get(admin::syncs::list_trait_syncs).post(admin::syncs::create_trait_sync),
+        )
+        .route(
+            "/api/v1/computed-traits/{key}/syncs/{id}",
+            axum::routing::delete(admin::syncs::delete_trait_sync),
+        )
+        .route(
+            "/api/v1/audiences/{key}/syncs",
+            get(admin::syncs::list_audience_syncs).post(admin::syncs::create_audience_sync),
+        )
+        .route(
+            "/api/v1/audiences/{key}/syncs/{id}",
+            axum::routing::delete(admin::syncs::delete_audience_sync),
+        )
+        .route(
             "/api/v1/computed-traits/{key}/changes",
             get(admin::audiences::trait_changes),
         )

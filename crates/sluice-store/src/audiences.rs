@@ -7,6 +7,14 @@
 //! change is numbered per profile (`n`), so redoing one records and announces it under the
 //! same number.
 //!
+//! Changes also carry an id in commit order: the syncs read them after a point like an outbox
+//! (`changes_after`), each sync's progress kept in `sync_progress` (the change id it has sent
+//! up to, and while its first full sync runs, the last member sent).
+//!
+//! A state also keeps the person's latest consent (`consent`: the category preferences and
+//! Global Privacy Control signal of their latest event that had any), which the syncs copy
+//! into the events they generate; a change of it is recorded as a change of kind `consent`.
+//!
 //! Personal data: states, memberships and changes belong to a profile; `find_person` and
 //! `erase_person` take the profile ids of a person.
 
@@ -25,6 +33,7 @@ CREATE TABLE IF NOT EXISTS states (
     outputs TEXT NOT NULL,
     changes INTEGER NOT NULL,
     next_at INTEGER,
+    consent TEXT,
     PRIMARY KEY (workspace_id, profile_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS states_by_next ON states(next_at) WHERE next_at IS NOT NULL;
@@ -36,6 +45,7 @@ CREATE TABLE IF NOT EXISTS members (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_by_profile ON members(workspace_id, profile_id);
 CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     workspace_id TEXT NOT NULL,
     profile_id INTEGER NOT NULL,
     n INTEGER NOT NULL,
@@ -43,9 +53,10 @@ CREATE TABLE IF NOT EXISTS changes (
     kind TEXT NOT NULL,
     value TEXT,
     at INTEGER NOT NULL,
-    PRIMARY KEY (workspace_id, profile_id, n)
-) WITHOUT ROWID;
+    UNIQUE (workspace_id, profile_id, n)
+);
 CREATE INDEX IF NOT EXISTS changes_by_key ON changes(workspace_id, key, at);
+CREATE INDEX IF NOT EXISTS changes_by_workspace ON changes(workspace_id, id);
 CREATE TABLE IF NOT EXISTS cursors (
     workspace_id TEXT NOT NULL,
     source_id TEXT NOT NULL,
@@ -57,7 +68,29 @@ CREATE TABLE IF NOT EXISTS progress (
     catalog_version INTEGER NOT NULL,
     merge_id INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sync_progress (
+    sync_id TEXT PRIMARY KEY,
+    workspace_id TEXT NOT NULL,
+    change_id INTEGER NOT NULL,
+    initial_after INTEGER
+);
 ";
+
+/// The tables of this layout: a file with a `changes` table of an older layout (no `id`) is
+/// emptied and rebuilt from the log.
+const TABLES: [&str; 6] = [
+    "states",
+    "members",
+    "changes",
+    "cursors",
+    "progress",
+    "sync_progress",
+];
+
+/// The kind of change that records a new consent (its key is [`CONSENT_KEY`]).
+pub const CONSENT_KIND: &str = "consent";
+/// The key of consent changes: no definition key can start with `$`.
+pub const CONSENT_KEY: &str = "$consent";
 
 /// One profile's stored state.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,11 +104,13 @@ pub struct ProfileRow {
     pub changes: i64,
     /// When time alone will next change something (ms), if ever.
     pub next_at: Option<i64>,
+    /// The person's latest consent, JSON (`{"categoryPreferences": {...}, "gpc": bool}`).
+    pub consent: Option<String>,
     /// The audiences the profile belongs to now.
     pub audiences: Vec<String>,
 }
 
-/// One recorded change.
+/// One recorded change (`kind` `consent`: the person's consent changed).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChangeRow {
     pub profile_id: i64,
@@ -112,6 +147,15 @@ pub struct Progress {
     pub merge_id: i64,
 }
 
+/// How far a sync has sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// Changes up to this id are sent (or were before the first full sync began).
+    pub change_id: i64,
+    /// While the first full sync runs: the last member (profile id) sent.
+    pub initial_after: Option<i64>,
+}
+
 /// The audience store. See the module documentation.
 pub struct AudienceStore {
     connection: Mutex<Connection>,
@@ -123,6 +167,15 @@ impl AudienceStore {
         let connection = sqlite::open(path)?;
         // Rebuilt from the log, cursors committed with the states: see the module docs.
         connection.pragma_update(None, "synchronous", "NORMAL")?;
+        let old_layout = connection
+            .prepare("SELECT id FROM changes LIMIT 0")
+            .is_err()
+            && connection.prepare("SELECT 1 FROM changes LIMIT 0").is_ok();
+        if old_layout {
+            for table in TABLES {
+                connection.execute_batch(&format!("DROP TABLE IF EXISTS {table}"))?;
+            }
+        }
         connection.execute_batch(SCHEMA)?;
         Ok(AudienceStore {
             connection: Mutex::new(connection),
@@ -167,7 +220,7 @@ impl AudienceStore {
     ) -> Result<Vec<ProfileRow>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection.prepare_cached(
-            "SELECT profile_id, series, outputs, changes, next_at FROM states
+            "SELECT profile_id, series, outputs, changes, next_at, consent FROM states
              WHERE workspace_id = ?1 AND profile_id = ?2",
         )?;
         let mut rows = Vec::new();
@@ -189,7 +242,7 @@ impl AudienceStore {
     ) -> Result<Vec<ProfileRow>, StoreError> {
         let connection = self.lock()?;
         let mut statement = connection.prepare_cached(
-            "SELECT profile_id, series, outputs, changes, next_at FROM states
+            "SELECT profile_id, series, outputs, changes, next_at, consent FROM states
              WHERE workspace_id = ?1 AND profile_id > ?2 ORDER BY profile_id LIMIT ?3",
         )?;
         let rows = statement.query_map(
@@ -237,11 +290,12 @@ impl AudienceStore {
         let transaction = connection.transaction()?;
         {
             let mut upsert = transaction.prepare_cached(
-                "INSERT INTO states(workspace_id, profile_id, series, outputs, changes, next_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO states(workspace_id, profile_id, series, outputs, changes, next_at,
+                     consent)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(workspace_id, profile_id) DO UPDATE SET series = excluded.series,
                      outputs = excluded.outputs, changes = excluded.changes,
-                     next_at = excluded.next_at",
+                     next_at = excluded.next_at, consent = excluded.consent",
             )?;
             let mut forget = transaction.prepare_cached(
                 "DELETE FROM members WHERE workspace_id = ?1 AND profile_id = ?2",
@@ -256,7 +310,8 @@ impl AudienceStore {
                     row.series,
                     row.outputs,
                     row.changes,
-                    row.next_at
+                    row.next_at,
+                    row.consent
                 ])?;
                 forget.execute(params![workspace.0, row.profile_id])?;
                 for key in &row.audiences {
@@ -391,6 +446,145 @@ impl AudienceStore {
         Ok(out)
     }
 
+    /// The workspace's changes with an id after `after`, in commit order, at most `limit`.
+    pub fn changes_after(
+        &self,
+        workspace: &WorkspaceId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, ChangeRow)>, StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT id, profile_id, n, key, kind, value, at FROM changes
+             WHERE workspace_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+        )?;
+        let rows = statement.query_map(
+            params![workspace.0, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    ChangeRow {
+                        profile_id: row.get(1)?,
+                        n: row.get(2)?,
+                        key: row.get(3)?,
+                        kind: row.get(4)?,
+                        value: row.get(5)?,
+                        at: row.get(6)?,
+                    },
+                ))
+            },
+        )?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
+    }
+
+    /// The id of the workspace's latest change (0 before any).
+    pub fn last_change_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
+        let id: Option<i64> = self.lock()?.query_row(
+            "SELECT max(id) FROM changes WHERE workspace_id = ?1",
+            [&workspace.0],
+            |row| row.get(0),
+        )?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Whether the profile is in the audience `key`.
+    pub fn is_member(
+        &self,
+        workspace: &WorkspaceId,
+        key: &str,
+        profile: i64,
+    ) -> Result<bool, StoreError> {
+        let found: Option<i64> = self
+            .lock()?
+            .query_row(
+                "SELECT profile_id FROM members WHERE workspace_id = ?1 AND key = ?2
+                 AND profile_id = ?3",
+                params![workspace.0, key, profile],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    /// The person's latest consent as stored with the profile's state (JSON).
+    pub fn consent(
+        &self,
+        workspace: &WorkspaceId,
+        profile: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let found: Option<Option<String>> = self
+            .lock()?
+            .query_row(
+                "SELECT consent FROM states WHERE workspace_id = ?1 AND profile_id = ?2",
+                params![workspace.0, profile],
+                |row| row.get(0),
+            )
+            .optional()?;
+        Ok(found.flatten())
+    }
+
+    /// How far a sync has sent (`None` before its first full sync began).
+    pub fn sync_progress(&self, sync: &str) -> Result<Option<SyncProgress>, StoreError> {
+        Ok(self
+            .lock()?
+            .query_row(
+                "SELECT change_id, initial_after FROM sync_progress WHERE sync_id = ?1",
+                [sync],
+                |row| {
+                    Ok(SyncProgress {
+                        change_id: row.get(0)?,
+                        initial_after: row.get(1)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Saves how far a sync has sent.
+    pub fn save_sync_progress(
+        &self,
+        workspace: &WorkspaceId,
+        sync: &str,
+        progress: SyncProgress,
+    ) -> Result<(), StoreError> {
+        self.lock()?.execute(
+            "INSERT INTO sync_progress(sync_id, workspace_id, change_id, initial_after)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(sync_id) DO UPDATE SET change_id = ?3, initial_after = ?4",
+            params![
+                sync,
+                workspace.0,
+                progress.change_id,
+                progress.initial_after
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets the progress of the workspace's syncs not in `keep` (deleted syncs).
+    pub fn forget_syncs_except(
+        &self,
+        workspace: &WorkspaceId,
+        keep: &[String],
+    ) -> Result<(), StoreError> {
+        let connection = self.lock()?;
+        let mut statement = connection
+            .prepare_cached("SELECT sync_id FROM sync_progress WHERE workspace_id = ?1")?;
+        let known = statement
+            .query_map([&workspace.0], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        for sync in known {
+            if !keep.contains(&sync) {
+                connection.execute("DELETE FROM sync_progress WHERE sync_id = ?1", [&sync])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets the memberships of a deleted audience.
     pub fn forget_key(&self, workspace: &WorkspaceId, key: &str) -> Result<(), StoreError> {
         self.lock()?.execute(
@@ -451,6 +645,7 @@ fn read_state(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProfileRow> {
         outputs: row.get(2)?,
         changes: row.get(3)?,
         next_at: row.get(4)?,
+        consent: row.get(5)?,
         audiences: Vec::new(),
     })
 }
@@ -467,6 +662,7 @@ mod tests {
             outputs: "{}".into(),
             changes: 2,
             next_at,
+            consent: None,
             audiences: audiences.iter().map(|a| a.to_string()).collect(),
         }
     }
@@ -552,5 +748,96 @@ mod tests {
         assert_eq!(store.find_person(&ws, &[1, 2]).unwrap(), 1 + 1 + 3);
         assert_eq!(store.erase_person(&ws, &[1, 2]).unwrap(), 5);
         assert_eq!(store.find_person(&ws, &[1, 2]).unwrap(), 0);
+    }
+
+    #[test]
+    fn changes_are_an_outbox_in_commit_order_and_syncs_keep_their_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audiences.db");
+        let store = AudienceStore::open(&path).unwrap();
+        let ws = WorkspaceId("ws".into());
+        let other = WorkspaceId("other".into());
+        let mut consented = row(1, None, &["vip"]);
+        consented.consent = Some("{\"gpc\":true}".into());
+        let first = Commit {
+            states: vec![consented],
+            changes: vec![
+                change(1, 1, "vip", "entered", 10),
+                change(2, 1, "vip", "entered", 10),
+            ],
+            ..Commit::default()
+        };
+        store.commit(&ws, &first).unwrap();
+        store
+            .commit(
+                &other,
+                &Commit {
+                    changes: vec![change(9, 1, "vip", "entered", 10)],
+                    ..Commit::default()
+                },
+            )
+            .unwrap();
+        // A redone batch keeps the first ids; a new change comes after them.
+        store.commit(&ws, &first).unwrap();
+        store
+            .commit(
+                &ws,
+                &Commit {
+                    changes: vec![change(1, 2, "vip", "exited", 20)],
+                    ..Commit::default()
+                },
+            )
+            .unwrap();
+        let all = store.changes_after(&ws, 0, 10).unwrap();
+        let order: Vec<(i64, i64)> = all.iter().map(|(_, c)| (c.profile_id, c.n)).collect();
+        assert_eq!(order, vec![(1, 1), (2, 1), (1, 2)]);
+        assert!(all.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        assert_eq!(store.last_change_id(&ws).unwrap(), all[2].0);
+        assert_eq!(store.changes_after(&ws, all[1].0, 10).unwrap().len(), 1);
+        assert_eq!(store.changes_after(&other, 0, 10).unwrap().len(), 1);
+        assert!(store.is_member(&ws, "vip", 1).unwrap());
+        assert!(!store.is_member(&other, "vip", 1).unwrap());
+        assert_eq!(
+            store.consent(&ws, 1).unwrap().as_deref(),
+            Some("{\"gpc\":true}")
+        );
+        assert_eq!(store.consent(&other, 1).unwrap(), None);
+
+        assert_eq!(store.sync_progress("s1").unwrap(), None);
+        let progress = SyncProgress {
+            change_id: 2,
+            initial_after: Some(40),
+        };
+        store.save_sync_progress(&ws, "s1", progress).unwrap();
+        store.save_sync_progress(&ws, "s2", progress).unwrap();
+        assert_eq!(store.sync_progress("s1").unwrap(), Some(progress));
+        store.forget_syncs_except(&ws, &["s2".to_string()]).unwrap();
+        assert_eq!(store.sync_progress("s1").unwrap(), None);
+        assert_eq!(store.sync_progress("s2").unwrap(), Some(progress));
+    }
+
+    #[test]
+    fn a_file_of_the_older_layout_is_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audiences.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            connection
+                .execute_batch(
+                    "CREATE TABLE changes (workspace_id TEXT, profile_id INTEGER, n INTEGER,
+                     key TEXT, kind TEXT, value TEXT, at INTEGER,
+                     PRIMARY KEY (workspace_id, profile_id, n)) WITHOUT ROWID;
+                     INSERT INTO changes VALUES ('ws', 1, 1, 'vip', 'entered', NULL, 1);
+                     CREATE TABLE progress (workspace_id TEXT PRIMARY KEY,
+                     catalog_version INTEGER NOT NULL, merge_id INTEGER NOT NULL);
+                     INSERT INTO progress VALUES ('ws', 4, 0);",
+                )
+                .unwrap();
+        }
+        let store = AudienceStore::open(&path).unwrap();
+        let ws = WorkspaceId("ws".into());
+        assert!(store.changes_after(&ws, 0, 10).unwrap().is_empty());
+        // The catalog version is forgotten too, so the consumer recomputes from the log.
+        assert_eq!(store.progress(&ws).unwrap().catalog_version, 0);
     }
 }

@@ -39,13 +39,16 @@ pub mod profiles;
 pub mod regulations;
 pub mod secret;
 pub mod state;
+pub mod syncs;
 
 #[cfg(feature = "testsuite")]
 pub mod conformance;
 
 mod sqlite;
 
-pub use audiences::{AudienceStore, ChangeRow, Commit, ProfileRow, Progress};
+pub use audiences::{
+    AudienceStore, CONSENT_KEY, CONSENT_KIND, ChangeRow, Commit, ProfileRow, Progress, SyncProgress,
+};
 pub use definitions::{DefinitionKind, StoredDefinition};
 pub use delivery::{
     DeadLetter, Delivered, DeliveryStore, LedgerEntry, NewDeadLetter, NewReplay, Replay,
@@ -64,3 +67,4 @@ pub use profiles::{INGEST_BATCH, ProfileStore};
 pub use regulations::{ListEntry, PersonList, Regulation};
 pub use secret::{AdminToken, KeyHash, ProfileToken, WriteKey};
 pub use state::{Source, SourceAuth, StateStore, Workspace, WorkspaceId};
+pub use syncs::{AudienceSync, NewSync, SyncClass, SyncMode};

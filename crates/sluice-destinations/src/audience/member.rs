@@ -411,6 +411,54 @@ fn text_of(value: &Value) -> Option<Cow<'_, str>> {
     }
 }
 
+/// Turns a membership event into the removal of the same person from the same audience, in
+/// place: `traits[key]` (identify) or `properties[key]` (track) becomes `false`, a track's
+/// name `Audience Exited`. What is not a membership event is left alone (`false`). The delivery
+/// engine uses it for people consent keeps out of an ad platform: they are removed, never
+/// added.
+pub fn into_removal(event: &mut Value) -> bool {
+    let key = event
+        .pointer("/context/personas/computation_key")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            event
+                .pointer("/properties/audience_key")
+                .and_then(Value::as_str)
+        })
+        .filter(|key| !key.is_empty())
+        .map(str::to_string);
+    let Some(key) = key else {
+        return false;
+    };
+    let class = event
+        .pointer("/context/personas/computation_class")
+        .and_then(Value::as_str);
+    match event.get("type").and_then(Value::as_str) {
+        Some("identify") if class == Some("audience") => {
+            match event.get_mut("traits").and_then(Value::as_object_mut) {
+                Some(traits) => {
+                    traits.insert(key, Value::Bool(false));
+                    true
+                }
+                None => false,
+            }
+        }
+        Some("track")
+            if matches!(
+                event.get("event").and_then(Value::as_str),
+                Some("Audience Entered" | "Audience Exited")
+            ) && class.is_none_or(|class| class == "audience") =>
+        {
+            event["event"] = Value::String("Audience Exited".into());
+            if let Some(properties) = event.get_mut("properties").and_then(Value::as_object_mut) {
+                properties.insert(key, Value::Bool(false));
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -689,5 +737,39 @@ mod tests {
                 other => panic!("{event}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn removals_are_made_from_either_shape_and_read_as_removals() {
+        let mut identify = json!({"type": "identify", "userId": "u1",
+            "traits": {"vip": true, "email": "a@example.com"},
+            "context": {"personas": {"computation_class": "audience", "computation_key": "vip",
+                "external_audience_id": "123"}}});
+        assert!(into_removal(&mut identify));
+        assert_eq!(identify["traits"]["vip"], json!(false));
+        assert_eq!(
+            read(&identify, "advertising").unwrap().action,
+            Action::Remove
+        );
+
+        let mut track = json!({"type": "track", "event": "Audience Entered", "userId": "u1",
+            "properties": {"audience_key": "vip", "vip": true},
+            "context": {"traits": {"email": "a@example.com"},
+                "personas": {"computation_class": "audience", "computation_key": "vip",
+                    "external_audience_id": "123"}}});
+        assert!(into_removal(&mut track));
+        assert_eq!(track["event"], json!("Audience Exited"));
+        assert_eq!(track["properties"]["vip"], json!(false));
+        assert_eq!(read(&track, "advertising").unwrap().action, Action::Remove);
+
+        // Other events are left alone.
+        let mut other = json!({"type": "track", "event": "Order Completed",
+            "properties": {"audience_key": "vip"}});
+        let before = other.clone();
+        assert!(!into_removal(&mut other));
+        assert_eq!(other, before);
+        let mut computed = json!({"type": "identify", "traits": {"ltv": 3},
+            "context": {"personas": {"computation_class": "trait", "computation_key": "ltv"}}});
+        assert!(!into_removal(&mut computed));
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! Every definition is checked with the workspace's others (keys, references, cycles) before it
 //! is saved; a refusal names the field (`invalid_definition`). A definition another audience
-//! refers to cannot be deleted (`definition_in_use`). Saving bumps the workspace's catalog
+//! refers to, or that is sent to a destination (`admin/syncs.rs`), cannot be deleted
+//! (`definition_in_use`). Saving bumps the workspace's catalog
 //! version: the consumer then recomputes every profile from the log, and the definition's
 //! `status` reads `computing` until it has.
 
@@ -243,7 +244,7 @@ async fn saved(
 }
 
 /// The saved definition of this kind and key, or 404.
-async fn find(
+pub(super) async fn find(
     app: &AppState,
     workspace: &WorkspaceId,
     kind: DefinitionKind,
@@ -422,6 +423,19 @@ async fn delete(
             StatusCode::CONFLICT,
             "definition_in_use",
             format!("audience {user} refers to {key}; change or delete it first"),
+        ));
+    }
+    let state = app.state.clone();
+    let (ws, synced) = (scope.workspace_id.clone(), key.clone());
+    let syncs = store_call(move || state.syncs(&ws, Some(&synced))).await?;
+    if let Some(sync) = syncs.first() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "definition_in_use",
+            format!(
+                "{key} is sent to destination {} (sync {}); delete its syncs first",
+                sync.destination_id, sync.id
+            ),
         ));
     }
     let (state, store) = (app.state.clone(), app.audiences.store.clone());

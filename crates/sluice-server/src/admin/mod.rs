@@ -11,6 +11,7 @@ pub mod events;
 pub mod identity;
 pub mod privacy;
 pub mod sources;
+pub mod syncs;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;

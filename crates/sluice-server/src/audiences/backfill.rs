@@ -100,9 +100,8 @@ impl Audiences {
                         commit.removed.push(row.profile_id);
                         continue;
                     }
-                    let (state, changes) = process::load(&engine, Some(row));
-                    let (row, found) =
-                        process::evaluate_one(&context, row.profile_id, state, changes)?;
+                    let loaded = process::load(&engine, Some(row));
+                    let (row, found) = process::evaluate_one(&context, row.profile_id, loaded)?;
                     commit.states.push(row);
                     commit.changes.extend(found);
                 }

@@ -5,7 +5,8 @@
 //! 3. each source's new events, up to what the profile consumer has applied: grouped by the
 //!    live profile their identifiers lead to, applied in log order, each profile evaluated
 //!    once, stored with the source's cursor in one commit;
-//! 4. profiles whose timer is due (a window passed), re-evaluated.
+//! 4. the syncs: what destinations have not been sent yet (`sync.rs`);
+//! 5. profiles whose timer is due (a window passed), re-evaluated (sent at the next pass).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -130,6 +131,7 @@ impl Audiences {
             })
             .await?;
         }
+        progressed |= self.sync(workspace).await?;
         Ok(progressed)
     }
 
@@ -191,10 +193,13 @@ impl Audiences {
                 let absorbed = rows.iter().find(|row| row.profile_id == merge.absorbed);
                 let Some(absorbed) = absorbed else { continue };
                 let kept = rows.iter().find(|row| row.profile_id == merge.kept);
-                let (mut state, changes) = process::load(&engine, kept);
-                let (from, _) = process::load(&engine, Some(absorbed));
-                engine.merge(&mut state, from);
-                let (row, found) = process::evaluate_one(&context, merge.kept, state, changes)?;
+                let mut loaded = process::load(&engine, kept);
+                let from = process::load(&engine, Some(absorbed));
+                engine.merge(&mut loaded.state, from.state);
+                if loaded.consent.is_none() {
+                    loaded.consent = from.consent;
+                }
+                let (row, found) = process::evaluate_one(&context, merge.kept, loaded)?;
                 // Later merges in this round read the stored rows: commit each one.
                 store.commit(
                     &ws,

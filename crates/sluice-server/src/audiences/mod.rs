@@ -8,6 +8,8 @@
 //! - `backfill.rs` — clears the series, applies the logged history, evaluates every state once.
 //! - `estimate.rs` — a draft audience's size, evaluated in memory over the history.
 //! - `process.rs` — one batch of profiles: load, apply, evaluate, number the changes, store.
+//! - `sync.rs` — the changes sent to destinations: each sync's events appended to the log
+//!   under its output source (first every member, then the changes).
 //!
 //! Time comes from the node's [`Clock`], so tests let windows pass with paused time.
 
@@ -15,8 +17,10 @@ mod backfill;
 mod consumer;
 mod estimate;
 mod process;
+mod sync;
 
 pub use estimate::Estimate;
+pub use sync::SYNC_EVENTS;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

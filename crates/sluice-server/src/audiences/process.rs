@@ -1,10 +1,18 @@
 //! One batch of profiles: load each state, apply its events in log order, evaluate at `now`
 //! with the profile's traits, number the changes, and lay out what to store. Runs on a
 //! blocking thread (SQLite reads).
+//!
+//! The person's latest consent rides along: each event that carries category preferences or
+//! a Global Privacy Control signal replaces it, and a new one is recorded as a `consent`
+//! change (so `list` syncs re-send the person's memberships).
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use sluice_audience::{Change, Engine, EventRef, ProfileState, StoredState};
-use sluice_store::{AudienceStore, ChangeRow, ProfileRow, ProfileStore, StoreError, WorkspaceId};
+use sluice_privacy::consent;
+use sluice_store::{
+    AudienceStore, CONSENT_KEY, CONSENT_KIND, ChangeRow, ProfileRow, ProfileStore, StoreError,
+    WorkspaceId,
+};
 
 /// What a batch works with.
 pub(super) struct Context<'a> {
@@ -28,27 +36,81 @@ pub(super) struct Output {
     pub changes: Vec<ChangeRow>,
 }
 
+/// A profile's state as loaded: the engine's state, how many changes it has had, and the
+/// person's consent as it was stored.
+pub(super) struct Loaded {
+    pub state: ProfileState,
+    pub changes: i64,
+    pub consent: Option<String>,
+    /// The consent after this batch's events, when they changed it.
+    pub new_consent: Option<String>,
+}
+
 /// A stored row as engine state (an unreadable row starts afresh, keeping nothing).
-pub(super) fn load(engine: &Engine, row: Option<&ProfileRow>) -> (ProfileState, i64) {
+pub(super) fn load(engine: &Engine, row: Option<&ProfileRow>) -> Loaded {
     let Some(row) = row else {
-        return (engine.fresh(), 0);
+        return Loaded {
+            state: engine.fresh(),
+            changes: 0,
+            consent: None,
+            new_consent: None,
+        };
     };
     let stored = StoredState {
         series: serde_json::from_str(&row.series).unwrap_or_default(),
         outputs: serde_json::from_str(&row.outputs).unwrap_or_default(),
     };
-    (engine.load(stored), row.changes)
+    Loaded {
+        state: engine.load(stored),
+        changes: row.changes,
+        consent: row.consent.clone(),
+        new_consent: None,
+    }
+}
+
+impl Loaded {
+    /// The consent to store.
+    fn consent(&self) -> Option<String> {
+        self.new_consent.clone().or_else(|| self.consent.clone())
+    }
+
+    /// Takes the consent an event carries, if any: its category preferences (else the ones
+    /// held) and whether it signals Global Privacy Control.
+    fn see_consent(&mut self, body: &Value) {
+        let preferences = consent::preferences(body);
+        let gpc = consent::global_privacy_control(body);
+        if preferences.is_none() && !gpc {
+            return;
+        }
+        let held: Option<Value> = self
+            .consent()
+            .and_then(|text| serde_json::from_str(&text).ok());
+        let preferences = match preferences {
+            Some(given) => Some(Value::Object(given.clone())),
+            None => held
+                .as_ref()
+                .and_then(|held| held.get("categoryPreferences").cloned()),
+        };
+        let mut next = json!({ "gpc": gpc });
+        if let Some(preferences) = preferences {
+            next["categoryPreferences"] = preferences;
+        }
+        if held.as_ref() != Some(&next) {
+            self.new_consent = Some(next.to_string());
+        }
+    }
 }
 
 /// Engine state as a row to store.
 pub(super) fn to_row(
     engine: &Engine,
     profile: i64,
-    state: ProfileState,
+    loaded: Loaded,
     changes: i64,
     next_at: Option<i64>,
 ) -> ProfileRow {
-    let stored = engine.store(state);
+    let consent = loaded.consent();
+    let stored = engine.store(loaded.state);
     let audiences = stored.outputs.audiences.iter().cloned().collect();
     ProfileRow {
         profile_id: profile,
@@ -56,6 +118,7 @@ pub(super) fn to_row(
         outputs: serde_json::to_string(&stored.outputs).unwrap_or_else(|_| "{}".into()),
         changes,
         next_at,
+        consent,
         audiences,
     }
 }
@@ -71,22 +134,25 @@ pub(super) fn run(
     let mut output = Output::default();
     for item in work {
         let row = rows.iter().find(|row| row.profile_id == item.profile);
-        let (mut state, changes) = load(context.engine, row);
+        let mut loaded = load(context.engine, row);
         for body in &item.events {
+            loaded.see_consent(body);
             if let Some(event) = EventRef::read(body) {
-                context.engine.apply(&mut state, &event, context.now);
+                context.engine.apply(&mut loaded.state, &event, context.now);
             }
         }
         if evaluate {
-            let (row, changes) = evaluate_one(context, item.profile, state, changes)?;
+            let (row, changes) = evaluate_one(context, item.profile, loaded)?;
             output.states.push(row);
             output.changes.extend(changes);
         } else {
+            // A backfill replays old consents: it keeps the latest and announces nothing.
             let next_at = row.and_then(|row| row.next_at);
+            let changes = loaded.changes;
             output.states.push(to_row(
                 context.engine,
                 item.profile,
-                state,
+                loaded,
                 changes,
                 next_at,
             ));
@@ -95,19 +161,22 @@ pub(super) fn run(
     Ok(output)
 }
 
-/// Evaluates one profile's state at `now`: the row to store and the changes, numbered after
-/// the `changes` it had.
+/// Evaluates one profile's state at `now`: the row to store and the changes (a new consent
+/// last), numbered after the changes it had.
 pub(super) fn evaluate_one(
     context: &Context<'_>,
     profile: i64,
-    mut state: ProfileState,
-    changes: i64,
+    mut loaded: Loaded,
 ) -> Result<(ProfileRow, Vec<ChangeRow>), StoreError> {
     let traits = context.profiles.trait_map(context.workspace, profile)?;
-    let found = context.engine.evaluate(&mut state, &traits, context.now);
-    let next_at = context.engine.next_change(&state, &traits, context.now);
-    let mut rows = Vec::with_capacity(found.len());
-    let mut n = changes;
+    let found = context
+        .engine
+        .evaluate(&mut loaded.state, &traits, context.now);
+    let next_at = context
+        .engine
+        .next_change(&loaded.state, &traits, context.now);
+    let mut rows = Vec::with_capacity(found.len() + 1);
+    let mut n = loaded.changes;
     for change in found {
         n += 1;
         let (key, kind, value) = match change {
@@ -124,6 +193,17 @@ pub(super) fn evaluate_one(
             at: context.now,
         });
     }
+    if let Some(consent) = &loaded.new_consent {
+        n += 1;
+        rows.push(ChangeRow {
+            profile_id: profile,
+            n,
+            key: CONSENT_KEY.to_string(),
+            kind: CONSENT_KIND.to_string(),
+            value: Some(consent.clone()),
+            at: context.now,
+        });
+    }
     metrics::counter!(super::CHANGES).increment(rows.len() as u64);
-    Ok((to_row(context.engine, profile, state, n, next_at), rows))
+    Ok((to_row(context.engine, profile, loaded, n, next_at), rows))
 }

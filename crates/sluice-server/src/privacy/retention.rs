@@ -148,7 +148,16 @@ impl Retention {
         let ws = workspace.clone();
         let (settings, sources, destinations) = store_call(move || {
             let (settings, _) = state.privacy_settings(&ws)?;
-            let sources = state.list_sources(&ws)?;
+            // Syncs' output sources hold generated events with identifiers: they expire under
+            // the workspace's retention too.
+            let mut sources: Vec<String> = state
+                .list_sources(&ws)?
+                .into_iter()
+                .map(|source| source.id)
+                .collect();
+            for sync in state.syncs(&ws, None)? {
+                sources.push(sync.source_id());
+            }
             let destinations: Vec<String> = state
                 .list_destinations(&ws)?
                 .into_iter()
@@ -159,11 +168,11 @@ impl Retention {
         .await?;
         let mut sweep = Sweep::default();
         for source in sources {
-            let Some(days) = settings.retention.days_for(&source.id) else {
+            let Some(days) = settings.retention.days_for(&source) else {
                 continue;
             };
             let cutoff = now.saturating_sub(i64::from(days).saturating_mul(DAY_MS));
-            let mut line = self.expire_source(workspace, &source.id, cutoff).await?;
+            let mut line = self.expire_source(workspace, &source, cutoff).await?;
             line.days = days;
             sweep.sources.push(line);
         }

@@ -10,4 +10,5 @@ mod observability;
 mod privacy;
 mod privacy_controls;
 mod profiles;
+mod syncs;
 mod tracking;

@@ -1,13 +1,13 @@
 //! What the audience consumer reads from the profile store: the merges recorded after a
-//! point (so it can merge the states of merged profiles), a live profile by internal id, and a
-//! profile's traits as one JSON object.
+//! point (so it can merge the states of merged profiles), a live profile by internal id, a
+//! profile's traits as one JSON object, and its identifiers (for the events its syncs send).
 
 use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value};
 use sluice_identity::ProfileId;
 
 use super::ProfileStore;
-use super::read::ProfileRef;
+use super::read::{ExternalId, ProfileRef, external_ids_of};
 use crate::{StoreError, WorkspaceId};
 
 /// One recorded merge: `absorbed` went into `kept`.
@@ -117,5 +117,26 @@ impl ProfileStore {
             traits.insert(name, serde_json::from_str(&value).unwrap_or(Value::Null));
         }
         Ok(traits)
+    }
+
+    /// The identifiers of a profile of the workspace, oldest first (none for a profile of
+    /// another workspace).
+    pub fn identifiers_by_id(
+        &self,
+        workspace: &WorkspaceId,
+        profile: ProfileId,
+    ) -> Result<Vec<ExternalId>, StoreError> {
+        let connection = self.reader()?;
+        let owned: Option<i64> = connection
+            .query_row(
+                "SELECT id FROM profiles WHERE id = ?1 AND workspace_id = ?2",
+                params![profile, workspace.0],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if owned.is_none() {
+            return Ok(Vec::new());
+        }
+        external_ids_of(&connection, profile)
     }
 }
