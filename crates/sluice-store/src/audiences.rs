@@ -527,6 +527,56 @@ impl AudienceStore {
         Ok(found.flatten())
     }
 
+    /// Records a `consent` change for each of these profiles that has a state (the person's
+    /// consent or opt-outs changed outside their events, e.g. a "do not sell" request), so
+    /// `list` syncs re-send their memberships; returns how many were recorded.
+    pub fn record_consent_change(
+        &self,
+        workspace: &WorkspaceId,
+        profiles: &[i64],
+        at: i64,
+    ) -> Result<u64, StoreError> {
+        let mut connection = self.lock()?;
+        let transaction = connection.transaction()?;
+        let mut recorded = 0;
+        {
+            let mut read = transaction.prepare_cached(
+                "SELECT changes, consent FROM states WHERE workspace_id = ?1 AND profile_id = ?2",
+            )?;
+            let mut bump = transaction.prepare_cached(
+                "UPDATE states SET changes = ?3 WHERE workspace_id = ?1 AND profile_id = ?2",
+            )?;
+            let mut record = transaction.prepare_cached(
+                "INSERT INTO changes(workspace_id, profile_id, n, key, kind, value, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for profile in profiles {
+                let found: Option<(i64, Option<String>)> = read
+                    .query_row(params![workspace.0, profile], |row| {
+                        Ok((row.get(0)?, row.get(1)?))
+                    })
+                    .optional()?;
+                let Some((changes, consent)) = found else {
+                    continue;
+                };
+                let n = changes + 1;
+                bump.execute(params![workspace.0, profile, n])?;
+                record.execute(params![
+                    workspace.0,
+                    profile,
+                    n,
+                    CONSENT_KEY,
+                    CONSENT_KIND,
+                    consent,
+                    at
+                ])?;
+                recorded += 1;
+            }
+        }
+        transaction.commit()?;
+        Ok(recorded)
+    }
+
     /// How far a sync has sent (`None` before its first full sync began).
     pub fn sync_progress(&self, sync: &str) -> Result<Option<SyncProgress>, StoreError> {
         Ok(self
@@ -802,6 +852,14 @@ mod tests {
             Some("{\"gpc\":true}")
         );
         assert_eq!(store.consent(&other, 1).unwrap(), None);
+
+        // A consent change recorded from outside numbers after the profile's changes.
+        assert_eq!(store.record_consent_change(&ws, &[1, 77], 30).unwrap(), 1);
+        let last = store.changes_after(&ws, all[2].0, 10).unwrap();
+        assert_eq!(last.len(), 1);
+        assert_eq!((last[0].1.n, last[0].1.kind.as_str()), (3, CONSENT_KIND));
+        assert_eq!(last[0].1.value.as_deref(), Some("{\"gpc\":true}"));
+        assert_eq!(store.load(&ws, &[1]).unwrap()[0].changes, 3);
 
         assert_eq!(store.sync_progress("s1").unwrap(), None);
         let progress = SyncProgress {

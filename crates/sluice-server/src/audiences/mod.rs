@@ -93,6 +93,23 @@ impl Audiences {
     }
 }
 
+impl Audiences {
+    /// The consent of these profiles' person changed outside their events (a "do not sell"
+    /// opt-out or opt-in): records it, so `list` syncs re-send their memberships and the
+    /// destinations' consent rules decide again. Returns how many profiles it touched.
+    pub async fn consent_changed(
+        &self,
+        workspace: &WorkspaceId,
+        profiles: Vec<i64>,
+    ) -> Result<u64, sluice_store::StoreError> {
+        let _gate = self.gate.lock().await;
+        let store = Arc::clone(&self.store);
+        let ws = workspace.clone();
+        let now = self.clock.now_ms();
+        crate::store_call(move || store.record_consent_change(&ws, &profiles, now)).await
+    }
+}
+
 /// Reads saved definitions into a catalog (checked by `Engine::new`).
 pub fn catalog(definitions: &[StoredDefinition]) -> Result<Catalog, DefinitionError> {
     let mut catalog = Catalog::default();

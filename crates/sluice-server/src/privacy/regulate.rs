@@ -349,7 +349,8 @@ impl Privacy {
 
     /// Puts the people holding any subject (every identifier the graph joins to it) on the
     /// "do not sell or share" list, as one entry; returns the entry's id and how many values
-    /// were new. Advertising and sale destinations skip their events from now on.
+    /// were new. Advertising and sale destinations skip their events from now on, and ad-platform
+    /// audience syncs remove them.
     pub async fn opt_out(
         &self,
         workspace: &WorkspaceId,
@@ -364,7 +365,25 @@ impl Privacy {
             store_call(move || state.add_to_list(&ws, PersonList::DoNotSell, &id, &digests))
                 .await?;
         self.reload(&self.do_not_sell).await?;
+        self.audiences_consent_changed(workspace, &identifiers)
+            .await?;
         Ok((entry, added))
+    }
+
+    /// Tells the audience syncs that the person's opt-outs changed (an ad platform then
+    /// removes or re-adds them).
+    async fn audiences_consent_changed(
+        &self,
+        workspace: &WorkspaceId,
+        identifiers: &[Identifier],
+    ) -> Result<(), StoreError> {
+        let store = Arc::clone(&self.profiles.store);
+        let (ws, ids) = (workspace.clone(), identifiers.to_vec());
+        let person = store_call(move || store.find_person(&ws, &ids)).await?;
+        self.audiences
+            .consent_changed(workspace, person.profile_ids)
+            .await?;
+        Ok(())
     }
 
     /// Takes the people holding any subject off the "do not sell or share" list (each whole
@@ -381,6 +400,9 @@ impl Privacy {
             store_call(move || state.remove_from_list(&ws, PersonList::DoNotSell, &digests))
                 .await?;
         self.reload(&self.do_not_sell).await?;
+        let identifiers = self.resolve(workspace, subjects).await?;
+        self.audiences_consent_changed(workspace, &identifiers)
+            .await?;
         Ok(removed)
     }
 

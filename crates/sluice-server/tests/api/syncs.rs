@@ -424,10 +424,36 @@ async fn ad_platform_audiences_are_created_filled_and_emptied_by_consent() {
         meta.members(&audience_id).len() == 1
     })
     .await;
+
+    // ann opts out of sale and sharing: removed; she opts in again: added back.
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/do-not-sell",
+        Some(json!({"subjectType": "EMAIL", "subjectIds": ["ann@example.com"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    wait_until("ann's opt-out removes her", async || {
+        meta.members(&audience_id).is_empty()
+    })
+    .await;
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        "/api/v1/privacy/do-not-sell/remove",
+        Some(json!({"subjectType": "USER_ID", "subjectIds": ["ann"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    wait_until("ann's opt-in adds her back", async || {
+        meta.members(&audience_id).len() == 1
+    })
+    .await;
     let adds = meta
         .accepted()
         .iter()
         .filter(|row| row["action"] == "add")
         .count();
-    assert_eq!(adds, 3, "ann, bob, ann again: {:?}", meta.accepted());
+    assert_eq!(adds, 4, "ann, bob, ann twice again: {:?}", meta.accepted());
 }
