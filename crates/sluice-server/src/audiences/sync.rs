@@ -26,7 +26,7 @@
 //! number (or the first sync), and events are appended before the progress is saved, so a
 //! crash in between appends the same ids again and the log's deduplication drops them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
@@ -70,7 +70,14 @@ impl Audiences {
     pub(super) async fn sync(&self, workspace: &WorkspaceId) -> Result<bool, StoreError> {
         let (state, store) = (Arc::clone(&self.state), Arc::clone(&self.store));
         let ws = workspace.clone();
-        let targets = store_call(move || targets(&state, &store, &ws)).await?;
+        let targets = store_call(move || {
+            let targets = targets(&state, &ws)?;
+            let ids: Vec<String> = targets.iter().map(|t| t.sync.id.clone()).collect();
+            // The progress of deleted syncs goes.
+            store.forget_syncs_except(&ws, &ids)?;
+            Ok::<_, StoreError>(targets)
+        })
+        .await?;
         let mut progressed = false;
         for target in targets {
             for _ in 0..STEPS {
@@ -108,15 +115,54 @@ impl Audiences {
     }
 }
 
-/// The workspace's syncs (forgetting the progress of deleted ones).
-fn targets(
-    state: &StateStore,
-    store: &AudienceStore,
-    workspace: &WorkspaceId,
-) -> Result<Vec<Target>, StoreError> {
+impl Audiences {
+    /// The events that take a person (these profile ids) out of every ad-platform audience a
+    /// `list` sync put them in, by destination id. A deletion builds them before erasing the
+    /// person and sends them itself: logged, they would be erased with the person.
+    pub async fn removals(
+        &self,
+        workspace: &WorkspaceId,
+        profiles: Vec<i64>,
+    ) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let (state, store) = (Arc::clone(&self.state), Arc::clone(&self.store));
+        let people = Arc::clone(&self.profiles.store);
+        let ws = workspace.clone();
+        let now = self.clock.now_ms();
+        store_call(move || {
+            let stores = Stores {
+                audiences: &store,
+                profiles: &people,
+                workspace: &ws,
+                now,
+            };
+            let mut removals: HashMap<String, Vec<String>> = HashMap::new();
+            for target in targets(&state, &ws)? {
+                if target.sync.mode != SyncMode::List {
+                    continue;
+                }
+                for profile in &profiles {
+                    if !store.is_member(&ws, &target.sync.key, *profile)? {
+                        continue;
+                    }
+                    let removal = Value::Bool(false);
+                    if let Some(event) = build(&stores, &target, *profile, &removal, now, "erase")?
+                    {
+                        removals
+                            .entry(target.sync.destination_id.clone())
+                            .or_default()
+                            .push(event.body);
+                    }
+                }
+            }
+            Ok(removals)
+        })
+        .await
+    }
+}
+
+/// The workspace's syncs with their destination's integration name.
+fn targets(state: &StateStore, workspace: &WorkspaceId) -> Result<Vec<Target>, StoreError> {
     let syncs = state.syncs(workspace, None)?;
-    let ids: Vec<String> = syncs.iter().map(|sync| sync.id.clone()).collect();
-    store.forget_syncs_except(workspace, &ids)?;
     let mut targets = Vec::with_capacity(syncs.len());
     for sync in syncs {
         let destination = state.get_destination(workspace, &sync.destination_id)?;

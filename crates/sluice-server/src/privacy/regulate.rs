@@ -16,6 +16,7 @@
 //! every step is safe to repeat.
 
 use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -319,6 +320,18 @@ impl Privacy {
             report["suppressed"] = json!(added);
         }
 
+        // Removals from ad-platform audiences are built while the person's memberships and
+        // identifiers still exist, and sent with the other forwarded deletions.
+        let removals = if kind.forwards() {
+            let store = Arc::clone(&self.profiles.store);
+            let (ws, ids) = (workspace.clone(), identifiers.clone());
+            let person = store_call(move || store.find_person(&ws, &ids)).await?;
+            self.audiences
+                .removals(&workspace, person.profile_ids)
+                .await?
+        } else {
+            HashMap::new()
+        };
         if kind.deletes() {
             let stores = self.erase(&workspace, &identifiers, &values).await?;
             report["stores"] = Value::Array(
@@ -336,8 +349,15 @@ impl Privacy {
                 .filter(|id| id.kind == USER_ID || id.kind == ANONYMOUS_ID)
                 .map(|id| id.value.clone())
                 .collect();
-            let outcomes =
-                forward::forward(&self.state, &self.vault, &workspace, &user_ids, &values).await?;
+            let outcomes = forward::forward(
+                &self.state,
+                &self.vault,
+                &workspace,
+                &user_ids,
+                &removals,
+                &values,
+            )
+            .await?;
             if outcomes.iter().any(|o| o.status == Status::Failed) {
                 status = Status::PartialSuccess;
             }

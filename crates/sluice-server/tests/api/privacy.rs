@@ -46,7 +46,12 @@ pub(crate) async fn send(node: &TestNode, source: &TestSource, batch: &[Value]) 
 }
 
 /// Submits a regulation and waits for its final status; returns the regulation.
-async fn regulate(node: &TestNode, kind: &str, subject_type: &str, ids: &[&str]) -> Value {
+pub(crate) async fn regulate(
+    node: &TestNode,
+    kind: &str,
+    subject_type: &str,
+    ids: &[&str],
+) -> Value {
     let (status, body) = call(
         node,
         Method::POST,

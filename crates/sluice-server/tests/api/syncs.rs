@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use sluice_destinations::testkit::{FakeTool, Tool};
 
 use crate::helpers::{TestNode, restart, spawn};
-use crate::privacy::{call, send, wait_until};
+use crate::privacy::{call, regulate, send, wait_until};
 
 /// A destination of `tool` on no source; returns the fake and the id.
 async fn destination(node: &TestNode, tool: Tool, name: &str, extra: Value) -> (FakeTool, String) {
@@ -456,4 +456,23 @@ async fn ad_platform_audiences_are_created_filled_and_emptied_by_consent() {
         .filter(|row| row["action"] == "add")
         .count();
     assert_eq!(adds, 4, "ann, bob, ann twice again: {:?}", meta.accepted());
+
+    // Deleting ann forwards her removal to the platform, in the regulation's report.
+    let regulation = regulate(&node, "DELETE_ONLY", "EMAIL", &["ann@example.com"]).await;
+    assert_eq!(regulation["overallStatus"], "FINISHED", "{regulation}");
+    let forwarded = regulation["report"]["destinations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == meta_id.as_str())
+        .unwrap()
+        .clone();
+    assert_eq!(forwarded["status"], "FINISHED", "{forwarded}");
+    assert_eq!(forwarded["answer"], "removed from 1 platform audience(s)");
+    assert!(
+        meta.members(&audience_id).is_empty(),
+        "{:?}",
+        meta.accepted()
+    );
+    assert!(!regulation.to_string().contains("ann@"), "{regulation}");
 }
