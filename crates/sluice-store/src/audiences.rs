@@ -66,7 +66,8 @@ CREATE TABLE IF NOT EXISTS cursors (
 CREATE TABLE IF NOT EXISTS progress (
     workspace_id TEXT PRIMARY KEY,
     catalog_version INTEGER NOT NULL,
-    merge_id INTEGER NOT NULL
+    merge_id INTEGER NOT NULL,
+    unmerge_id INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS sync_progress (
     sync_id TEXT PRIMARY KEY,
@@ -136,6 +137,8 @@ pub struct Commit<'a> {
     pub cursor: Option<(&'a str, i64)>,
     /// The last merge of the profile store applied.
     pub merge_id: Option<i64>,
+    /// The last unmerge of the profile store applied.
+    pub unmerge_id: Option<i64>,
     /// The catalog version the states now follow (after a backfill).
     pub catalog_version: Option<i64>,
 }
@@ -145,6 +148,7 @@ pub struct Commit<'a> {
 pub struct Progress {
     pub catalog_version: i64,
     pub merge_id: i64,
+    pub unmerge_id: i64,
 }
 
 /// How far a sync has sent.
@@ -199,12 +203,13 @@ impl AudienceStore {
         let found = self
             .lock()?
             .query_row(
-                "SELECT catalog_version, merge_id FROM progress WHERE workspace_id = ?1",
+                "SELECT catalog_version, merge_id, unmerge_id FROM progress WHERE workspace_id = ?1",
                 [&workspace.0],
                 |row| {
                     Ok(Progress {
                         catalog_version: row.get(0)?,
                         merge_id: row.get(1)?,
+                        unmerge_id: row.get(2)?,
                     })
                 },
             )
@@ -343,14 +348,23 @@ impl AudienceStore {
         if let Some((source, seq)) = commit.cursor {
             sqlite::save_cursor(&transaction, workspace, source, seq)?;
         }
-        if commit.merge_id.is_some() || commit.catalog_version.is_some() {
+        if commit.merge_id.is_some()
+            || commit.catalog_version.is_some()
+            || commit.unmerge_id.is_some()
+        {
             transaction.execute(
-                "INSERT INTO progress(workspace_id, catalog_version, merge_id)
-                 VALUES (?1, coalesce(?2, 0), coalesce(?3, 0))
+                "INSERT INTO progress(workspace_id, catalog_version, merge_id, unmerge_id)
+                 VALUES (?1, coalesce(?2, 0), coalesce(?3, 0), coalesce(?4, 0))
                  ON CONFLICT(workspace_id) DO UPDATE SET
                      catalog_version = coalesce(?2, catalog_version),
-                     merge_id = coalesce(?3, merge_id)",
-                params![workspace.0, commit.catalog_version, commit.merge_id],
+                     merge_id = coalesce(?3, merge_id),
+                     unmerge_id = coalesce(?4, unmerge_id)",
+                params![
+                    workspace.0,
+                    commit.catalog_version,
+                    commit.merge_id,
+                    commit.unmerge_id
+                ],
             )?;
         }
         transaction.commit()?;
@@ -755,7 +769,8 @@ mod tests {
             store.progress(&ws).unwrap(),
             Progress {
                 catalog_version: 0,
-                merge_id: 3
+                merge_id: 3,
+                unmerge_id: 0
             }
         );
         assert_eq!(store.member_count(&ws, "vip").unwrap(), 2);

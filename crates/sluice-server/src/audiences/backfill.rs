@@ -32,10 +32,11 @@ impl Audiences {
         tracing::info!(workspace = %workspace, version, "audiences: recomputing from the log");
         let (store, profiles) = (Arc::clone(&self.store), Arc::clone(&self.profiles.store));
         let ws = workspace.clone();
-        // Merges up to here are reflected by reading events through today's live profiles.
-        let merges = store_call(move || {
+        // Merges and unmerges up to here are reflected by reading events through today's live
+        // profiles.
+        let (merges, unmerges) = store_call(move || {
             store.clear_series(&ws)?;
-            profiles.last_merge_id(&ws)
+            Ok::<_, StoreError>((profiles.last_merge_id(&ws)?, profiles.last_unmerge_id(&ws)?))
         })
         .await?;
         let rules = self.rules(workspace).await?;
@@ -122,6 +123,7 @@ impl Audiences {
                 &Commit {
                     catalog_version: Some(version),
                     merge_id: Some(merges),
+                    unmerge_id: Some(unmerges),
                     ..Commit::default()
                 },
             )

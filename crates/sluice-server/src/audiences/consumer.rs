@@ -2,6 +2,8 @@
 //! 1. a backfill when the saved catalog is newer than the one the states follow;
 //! 2. the profile store's new merges: the absorbed profile's state is merged into the kept
 //!    one, which is evaluated (an exit of either person is reported once);
+//!    Then its unmerges: each profile the history now falls into is recomputed from its own
+//!    events (read back from the log), and evaluated against its old outputs;
 //! 3. each source's new events, up to what the profile consumer has applied: grouped by the
 //!    live profile their identifiers lead to, applied in log order, each profile evaluated
 //!    once, stored with the source's cursor in one commit;
@@ -88,6 +90,9 @@ impl Audiences {
             return Ok(true);
         }
         let mut progressed = self.merges(workspace, &engine, progress.merge_id).await?;
+        progressed |= self
+            .unmerges(workspace, &engine, progress.unmerge_id)
+            .await?;
         let rules = self.rules(workspace).await?;
         for source in sources {
             let (store, profiles) = (Arc::clone(&self.store), Arc::clone(&self.profiles.store));
@@ -221,6 +226,89 @@ impl Audiences {
             Ok(true)
         })
         .await
+    }
+
+    /// Applies the profile store's unmerges after `after`: each resulting profile's state is
+    /// rebuilt from its own history (its outputs kept, so only differences are reported).
+    async fn unmerges(
+        &self,
+        workspace: &WorkspaceId,
+        engine: &Arc<Engine>,
+        after: i64,
+    ) -> Result<bool, StoreError> {
+        let profiles = Arc::clone(&self.profiles.store);
+        let ws = workspace.clone();
+        let unmerges = store_call(move || {
+            let mut found = Vec::new();
+            for unmerge in profiles.unmerges_after(&ws, after, MERGES)? {
+                let mut histories = Vec::new();
+                for profile in &unmerge.profiles {
+                    histories.push((*profile, profiles.history_positions(&ws, *profile)?));
+                }
+                found.push((unmerge.id, histories));
+            }
+            Ok::<_, StoreError>(found)
+        })
+        .await?;
+        let Some(last) = unmerges.last().map(|(id, _)| *id) else {
+            return Ok(false);
+        };
+        let mut work = Vec::new();
+        for (_, histories) in unmerges {
+            for (profile, positions) in histories {
+                let mut events = Vec::with_capacity(positions.len());
+                for (source, seq) in positions {
+                    let scope = SourceScope {
+                        workspace_id: workspace.clone(),
+                        source_id: source,
+                    };
+                    let found = self.log.read(&scope, seq - 1, 1).await?;
+                    for stored in found.into_iter().filter(|stored| stored.seq == seq) {
+                        if let Ok(body) = serde_json::from_str::<Value>(&stored.event.body) {
+                            events.push(body);
+                        }
+                    }
+                }
+                work.push(Work { profile, events });
+            }
+        }
+        let (store, profiles) = (Arc::clone(&self.store), Arc::clone(&self.profiles.store));
+        let (engine, ws) = (Arc::clone(engine), workspace.clone());
+        let now = self.clock.now_ms();
+        store_call(move || {
+            let ids: Vec<i64> = work.iter().map(|item| item.profile).collect();
+            let mut commit = Commit {
+                unmerge_id: Some(last),
+                ..Commit::default()
+            };
+            // Series start empty, outputs stay: the rebuilt state reports what changed.
+            let mut rows = store.load(&ws, &ids)?;
+            for row in &mut rows {
+                row.series = "{}".into();
+            }
+            let context = Context {
+                store: &store,
+                profiles: &profiles,
+                engine: &engine,
+                workspace: &ws,
+                now,
+            };
+            for item in work {
+                let row = rows.iter().find(|row| row.profile_id == item.profile);
+                let mut loaded = process::load(&engine, row);
+                for body in &item.events {
+                    if let Some(event) = sluice_audience::EventRef::read(body) {
+                        engine.apply(&mut loaded.state, &event, now);
+                    }
+                }
+                let (row, found) = process::evaluate_one(&context, item.profile, loaded)?;
+                commit.states.push(row);
+                commit.changes.extend(found);
+            }
+            store.commit(&ws, &commit)
+        })
+        .await?;
+        Ok(true)
     }
 
     /// Re-evaluates profiles whose timer is due.

@@ -270,3 +270,51 @@ async fn merged_profiles_share_one_state() {
     assert_eq!(node.members("buyers"), ["cat"]);
     assert_eq!(node.changes("buyers"), [pair("cat", "entered")]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_unmerge_splits_the_state_and_reports_the_exit() {
+    let node = node();
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2}}}}),
+    );
+    node.settle().await;
+    node.send(json!({"type": "track", "event": "Order Completed", "anonymousId": "anon-1"}))
+        .await;
+    node.order("cat").await;
+    node.send(json!({"type": "identify", "userId": "cat", "anonymousId": "anon-1"}))
+        .await;
+    node.settle().await;
+    assert_eq!(node.members("buyers"), ["cat"]);
+
+    // The merge was wrong (a shared computer): splitting it gives each profile its own
+    // history again, one order each: the merged profile leaves, neither part is in.
+    let store = &node.profiles.store;
+    let cat = store
+        .lookup(
+            &node.workspace,
+            sluice_identity::Collection::Users,
+            &sluice_identity::Identifier::new("user_id", "cat"),
+        )
+        .unwrap()
+        .unwrap();
+    let rules =
+        sluice_identity::Rules::compile(&node.state.identity_settings(&node.workspace).unwrap())
+            .unwrap();
+    let merge = store.merges_after(&node.workspace, 0, 10).unwrap()[0].id;
+    let unmerged = store.split_merge(&cat, merge, &rules).unwrap();
+    assert_eq!(unmerged.profiles.len(), 2, "{unmerged:?}");
+    node.settle().await;
+    assert!(node.members("buyers").is_empty());
+    let changes = node.changes("buyers");
+    let kinds: Vec<&str> = changes.iter().map(|(_, kind)| kind.as_str()).collect();
+    assert_eq!(kinds, ["entered", "exited"]);
+    assert_eq!(
+        changes[0].0, changes[1].0,
+        "the profile that entered leaves"
+    );
+    // Applied once: another pass changes nothing.
+    node.settle().await;
+    assert_eq!(node.changes("buyers").len(), 2);
+}

@@ -10,6 +10,13 @@ use super::ProfileStore;
 use super::read::{ExternalId, ProfileRef, external_ids_of};
 use crate::{StoreError, WorkspaceId};
 
+/// One recorded unmerge: the live profiles (internal ids) the history now falls into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnmergeEvent {
+    pub id: i64,
+    pub profiles: Vec<ProfileId>,
+}
+
 /// One recorded merge: `absorbed` went into `kept`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MergeEvent {
@@ -138,5 +145,77 @@ impl ProfileStore {
             return Ok(Vec::new());
         }
         external_ids_of(&connection, profile)
+    }
+
+    /// The workspace's unmerges recorded after unmerge `after`, oldest first, at most `limit`.
+    pub fn unmerges_after(
+        &self,
+        workspace: &WorkspaceId,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<UnmergeEvent>, StoreError> {
+        let connection = self.reader()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT id, result FROM unmerges WHERE workspace_id = ?1 AND id > ?2
+             ORDER BY id LIMIT ?3",
+        )?;
+        let rows = statement.query_map(
+            params![workspace.0, after, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
+        )?;
+        let mut found = Vec::new();
+        for row in rows {
+            found.push(row?);
+        }
+        let mut by_public = connection
+            .prepare_cached("SELECT id FROM profiles WHERE public_id = ?1 AND workspace_id = ?2")?;
+        let mut out = Vec::with_capacity(found.len());
+        for (id, result) in found {
+            let result: Value = serde_json::from_str(&result).unwrap_or(Value::Null);
+            let mut profiles = Vec::new();
+            for public in result["profiles"].as_array().into_iter().flatten() {
+                let Some(public) = public.as_str() else {
+                    continue;
+                };
+                let internal: Option<i64> = by_public
+                    .query_row(params![public, workspace.0], |row| row.get(0))
+                    .optional()?;
+                profiles.extend(internal);
+            }
+            out.push(UnmergeEvent { id, profiles });
+        }
+        Ok(out)
+    }
+
+    /// The id of the workspace's latest unmerge (0 before any).
+    pub fn last_unmerge_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
+        let connection = self.reader()?;
+        let id: Option<i64> = connection.query_row(
+            "SELECT max(id) FROM unmerges WHERE workspace_id = ?1",
+            [&workspace.0],
+            |row| row.get(0),
+        )?;
+        Ok(id.unwrap_or(0))
+    }
+
+    /// Where a profile's recorded events are in the log: `(source, seq)`, by timestamp.
+    pub fn history_positions(
+        &self,
+        workspace: &WorkspaceId,
+        profile: ProfileId,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let connection = self.reader()?;
+        let mut statement = connection.prepare_cached(
+            "SELECT source_id, seq FROM profile_events WHERE profile_id = ?1 AND workspace_id = ?2
+             ORDER BY timestamp, seq",
+        )?;
+        let rows = statement.query_map(params![profile, workspace.0], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?);
+        }
+        Ok(out)
     }
 }

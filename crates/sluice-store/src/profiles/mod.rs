@@ -51,7 +51,7 @@ use rusqlite::Connection;
 use crate::{StoreError, WorkspaceId, sqlite};
 
 pub use erase::{Expired, PersonFound};
-pub use follow::MergeEvent;
+pub use follow::{MergeEvent, UnmergeEvent};
 pub use ingest::IngestReport;
 pub use read::{
     EventQuery, EventRef, ExternalId, GraphView, Link, MergeRecord, ProfileMeta, ProfileRef,
