@@ -147,6 +147,10 @@ async fn forward_one(
                 Verdict::Retry { reason, .. } | Verdict::Reject { reason } => {
                     return (Status::Failed, status, scrub(&reason, redact));
                 }
+                Verdict::Unauthorized { reason } => {
+                    let reason = format!("the tool refused the credentials: {reason}");
+                    return (Status::Failed, status, scrub(&reason, redact));
+                }
                 Verdict::Partial(_) => {
                     return (
                         Status::Failed,
