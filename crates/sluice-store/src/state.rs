@@ -136,6 +136,7 @@ impl StateStore {
         connection.execute_batch(crate::identity::SCHEMA)?;
         connection.execute_batch(crate::regulations::SCHEMA)?;
         connection.execute_batch(crate::definitions::SCHEMA)?;
+        connection.execute_batch(crate::connections::SCHEMA)?;
         Ok(StateStore {
             connection: Mutex::new(connection),
         })
