@@ -184,6 +184,17 @@ pub struct ConnectedTokens {
     pub at_ms: i64,
 }
 
+/// The tokens of a renewal, sealed by the caller under [`tokens_context`].
+#[derive(Clone)]
+pub struct RenewedTokens {
+    pub sealed: Vec<u8>,
+    pub access_expires_at_ms: Option<i64>,
+    /// Empty: keep the stored scopes.
+    pub scopes: Vec<String>,
+    /// When they were obtained (ms since the epoch).
+    pub at_ms: i64,
+}
+
 const COLUMNS: &str = "id, workspace_id, provider, label, scopes, accounts, status, status_message, \
                        tokens_sealed, access_expires_at_ms, refreshed_at_ms, revocation, version, \
                        created_at, updated_at";
@@ -430,12 +441,11 @@ impl StateStore {
         workspace: &WorkspaceId,
         id: &str,
         version: i64,
-        sealed: &[u8],
-        access_expires_at_ms: Option<i64>,
-        scopes: &[String],
-        at_ms: i64,
+        renewed: &RenewedTokens,
     ) -> Result<Option<Connection>, StoreError> {
-        let scopes = (!scopes.is_empty()).then(|| to_json(scopes)).transpose()?;
+        let scopes = (!renewed.scopes.is_empty())
+            .then(|| to_json(&renewed.scopes))
+            .transpose()?;
         let mut sqlite = self.lock()?;
         let transaction = sqlite.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let changed = transaction.execute(
@@ -447,10 +457,10 @@ impl StateStore {
                 workspace.0,
                 id,
                 version,
-                sealed,
-                access_expires_at_ms,
+                renewed.sealed,
+                renewed.access_expires_at_ms,
                 scopes,
-                at_ms,
+                renewed.at_ms,
                 now_text(),
             ],
         )?;
@@ -586,6 +596,15 @@ mod tests {
         }
     }
 
+    fn renewal(sealed: &[u8], access_expires_at_ms: Option<i64>, at_ms: i64) -> RenewedTokens {
+        RenewedTokens {
+            sealed: sealed.to_vec(),
+            access_expires_at_ms,
+            scopes: vec![],
+            at_ms,
+        }
+    }
+
     fn pending(workspace: &WorkspaceId, expires_at_ms: i64) -> PendingRecord {
         PendingRecord {
             workspace_id: workspace.clone(),
@@ -660,7 +679,7 @@ mod tests {
 
         // Renewal: only at the version read.
         let renewed = state
-            .renew_connection(&ws, &id, 1, b"sealed-2", Some(20_000), &[], 2_000)
+            .renew_connection(&ws, &id, 1, &renewal(b"sealed-2", Some(20_000), 2_000))
             .unwrap()
             .unwrap();
         assert_eq!(renewed.version, 2);
@@ -668,12 +687,12 @@ mod tests {
         assert_eq!(renewed.refreshed_at_ms, Some(2_000));
         assert_eq!(
             state
-                .renew_connection(&ws, &id, 1, b"stale", Some(1), &[], 2_000)
+                .renew_connection(&ws, &id, 1, &renewal(b"stale", Some(1), 2_000))
                 .unwrap(),
             None
         );
         assert!(matches!(
-            state.renew_connection(&other, &id, 2, b"x", None, &[], 0),
+            state.renew_connection(&other, &id, 2, &renewal(b"x", None, 0)),
             Err(StoreError::NotFound { .. })
         ));
 
@@ -733,7 +752,7 @@ mod tests {
         assert_eq!(gone.version, 5);
         assert_eq!(
             state
-                .renew_connection(&ws, &id, 5, b"late", None, &[], 0)
+                .renew_connection(&ws, &id, 5, &renewal(b"late", None, 0))
                 .unwrap(),
             None
         );

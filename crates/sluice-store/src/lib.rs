@@ -51,7 +51,7 @@ mod sqlite;
 
 pub use audiences::{AudienceStore, ChangeRow, Commit, ProfileRow, Progress};
 pub use connections::{
-    ConnectedTokens, Connection, ConnectionStatus, PendingRecord, new_connection_id,
+    ConnectedTokens, Connection, ConnectionStatus, PendingRecord, RenewedTokens, new_connection_id,
     pending_context, tokens_context,
 };
 pub use definitions::{DefinitionKind, StoredDefinition};

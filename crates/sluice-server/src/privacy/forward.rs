@@ -55,7 +55,7 @@ impl DestinationOutcome {
 /// user ids and anonymous ids); `redact` are the values to keep out of the report.
 pub async fn forward(
     state: &std::sync::Arc<StateStore>,
-    vault: &Vault,
+    vault: &std::sync::Arc<Vault>,
     workspace: &WorkspaceId,
     user_ids: &[String],
     redact: &[String],
@@ -66,7 +66,15 @@ pub async fn forward(
     let client = Client::new(REQUEST_TIMEOUT).ok();
     let mut outcomes = Vec::with_capacity(destinations.len());
     for destination in destinations {
-        let outcome = forward_one(&destination, vault, client.as_ref(), user_ids, redact).await;
+        let outcome = forward_one(
+            state,
+            &destination,
+            vault,
+            client.as_ref(),
+            user_ids,
+            redact,
+        )
+        .await;
         outcomes.push(DestinationOutcome {
             destination,
             status: outcome.0,
@@ -79,14 +87,21 @@ pub async fn forward(
 }
 
 async fn forward_one(
+    state: &std::sync::Arc<StateStore>,
     destination: &Destination,
-    vault: &Vault,
+    vault: &std::sync::Arc<Vault>,
     client: Option<&Client>,
     user_ids: &[String],
     redact: &[String],
 ) -> (Status, Option<u16>, String) {
-    let settings = match open_settings(vault, destination) {
-        Ok(settings) => settings,
+    let (store, keys, opened) = (
+        std::sync::Arc::clone(state),
+        std::sync::Arc::clone(vault),
+        destination.clone(),
+    );
+    let settings = match store_call(move || Ok(open_settings(&store, &keys, &opened))).await {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(error)) => return (Status::Failed, None, format!("settings: {error}")),
         Err(error) => return (Status::Failed, None, format!("settings: {error}")),
     };
     let adapter = match sluice_destinations::build(&destination.kind, &settings) {
