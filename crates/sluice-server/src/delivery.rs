@@ -81,8 +81,6 @@ struct Found {
     privacy: PrivacySettings,
     privacy_saved_at: Option<String>,
     hash_key: Arc<[u8]>,
-    /// The settings for the adapter, or why they cannot be had.
-    settings: Result<Map<String, Value>, ConnectionError>,
     /// The connection it names, and that connection's version if it exists.
     connection: Option<(String, Option<i64>)>,
 }
@@ -141,7 +139,7 @@ impl Deliveries {
 
     /// Starts, restarts and stops runners so that they match the store.
     pub async fn reconcile(&self) {
-        let (state, vault) = (Arc::clone(&self.state), Arc::clone(&self.vault));
+        let state = Arc::clone(&self.state);
         let destinations = match tokio::task::spawn_blocking(move || {
             let mut found = Vec::new();
             let mut privacy: HashMap<WorkspaceId, WorkspacePrivacy> = HashMap::new();
@@ -167,14 +165,12 @@ impl Deliveries {
                     }
                     None => None,
                 };
-                let opened = open_settings(&state, &vault, &destination);
                 found.push(Found {
                     destination,
                     filters,
                     privacy: settings,
                     privacy_saved_at: saved_at,
                     hash_key,
-                    settings: opened,
                     connection,
                 });
             }
@@ -198,7 +194,6 @@ impl Deliveries {
                 privacy,
                 privacy_saved_at,
                 hash_key,
-                settings,
                 connection,
             } = found;
             let id = destination.id.0.clone();
@@ -216,11 +211,32 @@ impl Deliveries {
             if running.get(&id) == Some(&version) {
                 continue;
             }
-            let settings = match settings {
+            // Opened only for a destination that (re)starts: they hold credentials.
+            let (state, vault, opening) = (
+                Arc::clone(&self.state),
+                Arc::clone(&self.vault),
+                destination.clone(),
+            );
+            let opened =
+                tokio::task::spawn_blocking(move || open_settings(&state, &vault, &opening))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ConnectionError::Store(
+                            sluice_store::StoreError::CommitFailed("a blocking task failed".into()),
+                        ))
+                    });
+            let settings = match opened {
                 Ok(settings) => settings,
                 Err(error) => {
                     // Held until the destination or its connection changes.
-                    tracing::warn!(destination = %id, %error, "destination held: its settings cannot be used");
+                    if matches!(
+                        error,
+                        ConnectionError::Unusable { .. } | ConnectionError::Disconnected(_)
+                    ) {
+                        tracing::warn!(destination = %id, %error, "destination held: its oauth connection cannot be used");
+                    } else {
+                        tracing::error!(destination = %id, %error, "destination cannot run: its settings cannot be opened");
+                    }
                     self.engine.remove(&id).await;
                     self.set_use(&id, None);
                     if let Ok(mut held) = self.held.lock() {

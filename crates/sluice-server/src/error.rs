@@ -199,6 +199,7 @@ impl From<ConnectionError> for ApiError {
             ConnectionError::UnknownProvider(_) => {
                 ApiError::bad_request("invalid_request", message).with_field("provider")
             }
+            ConnectionError::BadCallback(_) => ApiError::bad_request("invalid_request", message),
             ConnectionError::NotConfigured { .. } => {
                 ApiError::bad_request("provider_not_configured", message).with_field("provider")
             }

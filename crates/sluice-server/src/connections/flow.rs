@@ -122,7 +122,10 @@ impl Connections {
     /// for a long-lived one) and the tokens stored, sealed.
     pub async fn callback(&self, query: &str) -> Result<Connection, ConnectionError> {
         // Nothing happens without the state of a pending authorization.
-        let first = parse_callback(Provider::Google, query)?;
+        let first = parse_callback(Provider::Google, query).map_err(|error| match error {
+            OAuthError::MalformedResponse { reason, .. } => ConnectionError::BadCallback(reason),
+            other => other.into(),
+        })?;
         let key = StateKey::of(&first.state);
         let store = Arc::clone(&self.state);
         let taken_key = key.clone();
@@ -148,6 +151,7 @@ impl Connections {
         let code = match callback.code {
             Ok(code) => code,
             Err(OAuthError::CodeInvalid { detail, .. }) if carries_error(query) => {
+                let detail = detail.trim_end_matches([':', ' ']).to_string();
                 return Err(ConnectionError::Denied { provider, detail });
             }
             Err(error) => return Err(error.into()),

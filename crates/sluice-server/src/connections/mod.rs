@@ -75,6 +75,8 @@ pub enum ConnectionError {
     NotConfigured { provider: Provider, reason: String },
     #[error("{provider} says the authorization was refused ({detail})")]
     Denied { provider: Provider, detail: String },
+    #[error("the callback is malformed: {0}")]
+    BadCallback(String),
     #[error(transparent)]
     OAuth(#[from] OAuthError),
     #[error("{provider} could not be reached: {reason}")]
@@ -96,7 +98,7 @@ pub enum ConnectionError {
 pub struct Connections {
     state: Arc<StateStore>,
     vault: Arc<Vault>,
-    settings: OAuthSettings,
+    settings: Arc<OAuthSettings>,
     /// `None` when no client could be built: every provider is then unreachable.
     client: Option<Client>,
     clock: Clock,
@@ -129,7 +131,7 @@ impl Connections {
         Connections {
             state,
             vault,
-            settings,
+            settings: Arc::new(settings),
             client,
             clock: Clock::start(),
             deliveries,
@@ -166,7 +168,7 @@ impl Connections {
     ) -> Result<settings::App, ConnectionError> {
         let (state, settings, ws) = (
             Arc::clone(&self.state),
-            self.settings.clone(),
+            Arc::clone(&self.settings),
             workspace.clone(),
         );
         store_call(move || settings.app(&state, &ws, provider))

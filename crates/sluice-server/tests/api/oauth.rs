@@ -307,6 +307,10 @@ async fn the_callback_refuses_a_missing_unknown_reused_or_forged_state() {
         assert_eq!(body["code"], "state_unknown", "{query}");
     }
 
+    // A query that is not URL-encoded is the browser's error.
+    let (status, body) = callback(&node, &format!("{REDIRECT_URI}?code=x&state=%zz")).await;
+    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")), "{body}");
+
     // The real one works once.
     let (status, body) = callback(&node, &location).await;
     assert_eq!(status, 200, "{body}");
@@ -441,6 +445,77 @@ async fn a_refused_consent_is_authorization_denied() {
         );
         assert!(fake.issued().is_empty());
     }
+}
+
+#[tokio::test]
+async fn provider_failures_at_the_exchange_are_named_without_secrets() {
+    let google = FakeProvider::start(Provider::Google).await;
+    let meta = FakeProvider::start(Provider::Meta).await;
+    let tiktok = FakeProvider::start(Provider::TikTok).await;
+    // TikTok's token endpoint is somewhere nothing listens.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let node = spawn_with(|config| {
+        configure(config, &[&google, &meta, &tiktok]);
+        if let Some(app) = config
+            .oauth
+            .workspaces
+            .get_mut("default")
+            .and_then(|a| a.meta.as_mut())
+        {
+            app.client_secret = sluice_server::SecretString::new("not-the-meta-app-secret");
+        }
+        if let Some(endpoints) = config.oauth.endpoints.tiktok.as_mut() {
+            endpoints.api_base = Some(closed.clone());
+        }
+    })
+    .await;
+
+    // Google fails on its side.
+    let started = start(&node, "google").await;
+    let location = consent(started["authorization_url"].as_str().unwrap()).await;
+    google.push_answer(500, &[], "backend error");
+    let (status, body) = callback(&node, &location).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "provider_error");
+    assert!(
+        body["message"].as_str().unwrap().contains("http 500"),
+        "{body}"
+    );
+
+    // Meta refuses the app secret (error 1), without the secret in the message.
+    let started = start(&node, "meta").await;
+    let location = consent(started["authorization_url"].as_str().unwrap()).await;
+    let (status, body) = callback(&node, &location).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "provider_error");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("client secret") && !message.contains("not-the-meta"),
+        "{message}"
+    );
+
+    // TikTok cannot be reached.
+    let started = start(&node, "tiktok").await;
+    let location = consent(started["authorization_url"].as_str().unwrap()).await;
+    let (status, body) = callback(&node, &location).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["code"], "provider_unreachable");
+    assert!(
+        !body["message"].as_str().unwrap().contains(closed.as_str()),
+        "{body}"
+    );
+
+    // Nothing was connected, and each state is used up.
+    let (_, listed) = call(&node, Method::GET, "/api/v1/connections", None).await;
+    assert_eq!(listed["connections"], json!([]));
+    let (status, body) = callback(&node, &location).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("state_unknown"))
+    );
 }
 
 #[tokio::test]
@@ -691,6 +766,38 @@ async fn delivery(node: &TestNode, destination: &str) -> Value {
     .1
 }
 
+/// The node's log lines, when this test could install the process's subscriber (under
+/// nextest each test is a process of its own; elsewhere another test may have been first).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn install() -> Option<Captured> {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_writer(move || writer.clone())
+            .try_init()
+            .ok()
+            .map(|()| captured)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
 /// The audience API fake takes exactly the tokens the OAuth fake still honours.
 fn honour(tool: &FakeTool, oauth: &Arc<FakeProvider>) {
     let oauth = Arc::clone(oauth);
@@ -699,6 +806,7 @@ fn honour(tool: &FakeTool, oauth: &Arc<FakeProvider>) {
 
 #[tokio::test]
 async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_reconnected() {
+    let logs = Captured::install();
     let oauth = Arc::new(FakeProvider::start(Provider::Meta).await);
     let tool = FakeTool::start(Tool::MetaAudiences).await;
     honour(&tool, &oauth);
@@ -796,6 +904,15 @@ async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_recon
         "nothing more was sent with the dead token"
     );
     assert!(sent_with(&tool, &fresh) >= 1);
+
+    // The warnings say what happened, never with a token or the app's secret.
+    if let Some(logs) = logs {
+        let text = logs.text();
+        assert!(text.contains("it needs reauthorization"), "{text}");
+        assert!(text.contains("delivery paused"), "{text}");
+        no_token_in(&oauth, &text);
+        assert!(!text.contains(META_APP_SECRET));
+    }
 }
 
 #[tokio::test]
