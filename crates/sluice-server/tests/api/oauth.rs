@@ -309,7 +309,11 @@ async fn the_callback_refuses_a_missing_unknown_reused_or_forged_state() {
 
     // A query that is not URL-encoded is the browser's error.
     let (status, body) = callback(&node, &format!("{REDIRECT_URI}?code=x&state=%zz")).await;
-    assert_eq!((status, body["code"].as_str()), (400, Some("invalid_request")), "{body}");
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
 
     // The real one works once.
     let (status, body) = callback(&node, &location).await;
