@@ -2,6 +2,11 @@
 //! destination must not get, send the rest through the adapter, and settle every event as
 //! delivered, retried later or dead-lettered.
 //!
+//! When the tool refuses the destination's credentials ([`Verdict::Unauthorized`]) the runner
+//! pauses: the events of that answer stay unfinished (neither dead-lettered nor dropped, so the
+//! cursors wait before them), no further request is sent, and [`Status::paused`] says why.
+//! Only a new runner, started when the destination's credentials change, sends again.
+//!
 //! The task owns its [`Window`]; requests run concurrently (up to `max_in_flight`) on the
 //! destination's own HTTP client. Nothing here is shared with another destination but the log
 //! (read-only) and the dead-letter store, so a slow or failing tool slows only itself.
@@ -120,7 +125,7 @@ pub struct Attempt {
     pub body_bytes: usize,
     pub status: Option<u16>,
     pub duration_ms: u64,
-    /// `delivered`, `retry`, `rejected`, `partial` or `transport_error`.
+    /// `delivered`, `retry`, `rejected`, `partial`, `unauthorized` or `transport_error`.
     pub outcome: &'static str,
     /// The reason, or the start of the answer.
     pub detail: String,
@@ -141,6 +146,10 @@ pub struct Status {
     pub retried: u64,
     pub dead_lettered: u64,
     pub filtered: u64,
+    /// Why the destination sends nothing: the tool refused its credentials (the reason the
+    /// adapter read in the answer). Its events wait, unfinished, until the destination is
+    /// started again with other credentials.
+    pub paused: Option<String>,
     /// The latest attempts, newest last.
     pub attempts: VecDeque<Attempt>,
 }
@@ -212,6 +221,10 @@ enum Settle {
     DeadLetter {
         reason: String,
     },
+    /// The tool refused the credentials: keep the event for a runner with new ones.
+    Hold {
+        reason: String,
+    },
 }
 
 struct Runner {
@@ -239,6 +252,8 @@ struct Runner {
     paused_until: Option<Instant>,
     /// Deliveries not yet in the ledger (written before each cursor save).
     ledger: Vec<Delivered>,
+    /// Set when the tool refused the credentials: nothing more is sent by this runner.
+    unauthorized: Option<String>,
 }
 
 /// Most unsaved ledger entries kept after a failed save (beyond, the times are lost, not the
@@ -343,6 +358,7 @@ impl Runner {
             failing_streak: 0,
             paused_until: None,
             ledger: Vec::new(),
+            unauthorized: None,
             window: Window::new(&cursors),
             acked: cursors,
             spec,
@@ -654,7 +670,7 @@ impl Runner {
         } else {
             self.spec.options.max_in_flight.max(1)
         };
-        if self.paused_until.is_some_and(|until| until > now) {
+        if self.paused_until.is_some_and(|until| until > now) || self.unauthorized.is_some() {
             return;
         }
         while self.sends.len() < max_in_flight {
@@ -753,6 +769,7 @@ impl Runner {
                     Verdict::Delivered => "delivered",
                     Verdict::Retry { .. } => "retry",
                     Verdict::Reject { .. } => "rejected",
+                    Verdict::Unauthorized { .. } => "unauthorized",
                     Verdict::Partial(_) => "partial",
                 };
                 (
@@ -836,12 +853,36 @@ impl Runner {
                         attempts,
                     });
                 }
+                Settle::Hold { reason } => {
+                    // Not a failure of the event: it stays unfinished, and is sent again only
+                    // by a runner with other credentials.
+                    self.window.retry_at(*key, now);
+                    self.pause_unauthorized(reason);
+                }
             }
         }
         self.record_attempt(&sent, status_code, detail, outcome, now);
         self.dead_letter(letters, &sent_response_excerpt(&sent))
             .await;
         self.forget_dead_letters(delivered_letters).await;
+    }
+
+    /// Stops sending: the tool refused the destination's credentials. Logged once, with the
+    /// adapter's reason (which never holds a credential).
+    fn pause_unauthorized(&mut self, reason: String) {
+        if self.unauthorized.is_some() {
+            return;
+        }
+        tracing::warn!(
+            destination = %self.spec.id,
+            %reason,
+            "the tool refused the destination's credentials: delivery paused until they change"
+        );
+        if let Ok(mut status) = self.status.lock() {
+            status.paused = Some(reason.clone());
+            status.last_error = Some(format!("the tool refused the credentials: {reason}"));
+        }
+        self.unauthorized = Some(reason);
     }
 
     /// Removes dead letters whose events were delivered (or dead-lettered again) on a retry.
@@ -1103,6 +1144,10 @@ impl Runner {
 
     fn next_wake(&self, now: Instant) -> Instant {
         let mut wake = now + Duration::from_secs(1);
+        if self.unauthorized.is_some() {
+            // Held events are ready but must not be sent: only reads and acks go on.
+            return wake;
+        }
         if let Some(until) = self.paused_until.filter(|until| *until > now) {
             return wake.min(until);
         }
@@ -1147,6 +1192,7 @@ fn per_event(verdict: Verdict, count: usize) -> Vec<Settle> {
         Verdict::Delivered => Settle::Delivered,
         Verdict::Retry { after, reason } => Settle::Retry { after, reason },
         Verdict::Reject { reason } => Settle::DeadLetter { reason },
+        Verdict::Unauthorized { reason } => Settle::Hold { reason },
         Verdict::Partial(_) => Settle::Retry {
             after: None,
             reason: "nested partial answer".into(),
@@ -1326,6 +1372,17 @@ mod tests {
         assert!(matches!(settles[0], Settle::Delivered));
         assert!(matches!(settles[1], Settle::DeadLetter { .. }));
         assert!(matches!(settles[2], Settle::Retry { .. }));
+        let held = per_event(
+            Verdict::Unauthorized {
+                reason: "token revoked".into(),
+            },
+            2,
+        );
+        assert_eq!(held.len(), 2);
+        assert!(
+            held.iter()
+                .all(|s| matches!(s, Settle::Hold { reason } if reason == "token revoked"))
+        );
     }
 
     #[test]

@@ -23,10 +23,12 @@ use sluice_store::{
 
 // ---------------------------------------------------------------- a test adapter and sink
 
-/// Posts events as a JSON array of `{messageId, userId}` to `{base}/events`.
+/// Posts events as a JSON array of `{messageId, userId}` to `{base}/events`. With
+/// `tokens`, a 401 reads as the tool refusing the credentials.
 struct SinkAdapter {
     url: String,
     batch: usize,
+    tokens: bool,
 }
 
 impl Adapter for SinkAdapter {
@@ -66,6 +68,11 @@ impl Adapter for SinkAdapter {
     }
 
     fn classify(&self, response: &HttpResponse, _events: usize) -> Verdict {
+        if self.tokens && response.status == 401 {
+            return Verdict::Unauthorized {
+                reason: "the sink refused the token".into(),
+            };
+        }
         classify_status(response)
     }
 }
@@ -224,6 +231,7 @@ fn spec(id: &str, url: &str, batch: usize, options: Options) -> DestinationSpec 
         adapter: Arc::new(SinkAdapter {
             url: url.into(),
             batch,
+            tokens: false,
         }),
         filter: None,
         consent: Consent::default(),
@@ -717,4 +725,91 @@ async fn a_tool_that_keeps_failing_is_probed_not_hammered() {
     assert_eq!(status.delivered, 0);
     assert_eq!(status.unfinished, 50, "nothing is lost while paused");
     w.engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_pause_the_destination_without_losing_events() {
+    // The sink refuses every request while the token is revoked.
+    let revoked = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let refusing = Arc::clone(&revoked);
+    let (url, sink) = start_sink(Arc::new(move |_, _| {
+        if refusing.load(std::sync::atomic::Ordering::SeqCst) {
+            Answer::Status(401, None)
+        } else {
+            Answer::Ok
+        }
+    }))
+    .await;
+    let w = world();
+    append(
+        &w.log,
+        vec![
+            event("a1", "ann", json!({})),
+            event("b1", "bob", json!({})),
+            event("a2", "ann", json!({})),
+            event("c1", "cat", json!({})),
+        ],
+    )
+    .await;
+    let with_tokens = || {
+        let mut spec = spec("d1", &url, 1, fast_options());
+        spec.adapter = Arc::new(SinkAdapter {
+            url: url.clone(),
+            batch: 1,
+            tokens: true,
+        });
+        spec
+    };
+    w.engine.upsert(with_tokens()).await;
+    let status = settled(&w.engine, "d1", |s| s.paused.is_some()).await;
+    assert_eq!(status.paused.as_deref(), Some("the sink refused the token"));
+    assert!(
+        status
+            .last_error
+            .unwrap_or_default()
+            .contains("refused the credentials")
+    );
+
+    // Paused: no more requests, nothing dead-lettered or dropped, the cursor stays put.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let asked = sink.lock().expect("lock").requests.len();
+    assert!((1..=8).contains(&asked), "{asked} requests");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(sink.lock().expect("lock").requests.len(), asked);
+    let status = settled(&w.engine, "d1", |s| s.in_flight_requests == 0).await;
+    assert_eq!(
+        (status.delivered, status.dead_lettered, status.retried),
+        (0, 0, 0)
+    );
+    assert_eq!(status.unfinished, 4);
+    assert!(status.attempts.iter().all(|a| a.outcome == "unauthorized"));
+    let workspace = WorkspaceId(WORKSPACE.into());
+    assert_eq!(w.store.count_dead_letters(&workspace, "d1").expect("n"), 0);
+    w.engine.remove("d1").await;
+    assert_eq!(
+        w.log
+            .cursor(&scope(), &consumer_name("d1"))
+            .await
+            .expect("cursor"),
+        0
+    );
+
+    // New credentials: the destination is started again and delivers everything, in order.
+    revoked.store(false, std::sync::atomic::Ordering::SeqCst);
+    w.engine.upsert(with_tokens()).await;
+    eventually("every event", || accepted_ids(&sink).len() == 4).await;
+    let accepted = accepted_ids(&sink);
+    let position = |id: &str| accepted.iter().position(|a| a == id);
+    assert!(position("a1") < position("a2"), "{accepted:?}");
+    let status = settled(&w.engine, "d1", |s| s.delivered == 4).await;
+    assert_eq!(status.paused, None);
+    assert_eq!(status.dead_lettered, 0);
+    w.engine.shutdown().await;
+    assert_eq!(
+        w.log
+            .cursor(&scope(), &consumer_name("d1"))
+            .await
+            .expect("cursor"),
+        4
+    );
 }

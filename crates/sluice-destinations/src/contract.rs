@@ -144,6 +144,12 @@ pub enum Verdict {
     },
     /// Never retry: the events go to the dead letters with this reason.
     Reject { reason: String },
+    /// The tool refused the destination's credentials (a token missing, invalid, expired or
+    /// revoked). Nothing is wrong with the events and sending them again with the same
+    /// credentials cannot help: the engine keeps them (neither dead-lettered nor dropped),
+    /// sends nothing more to the destination and shows the reason until its credentials
+    /// change.
+    Unauthorized { reason: String },
     /// One verdict per event of the request, in the request's order (only `Delivered`,
     /// `Retry` and `Reject` appear inside).
     Partial(Vec<Verdict>),
@@ -185,7 +191,9 @@ pub trait Adapter: Send + Sync {
 }
 
 /// The classification shared by most tools: 2xx delivered; 408, 429 and 5xx retried
-/// (honouring `Retry-After`); any other status rejected.
+/// (honouring `Retry-After`); any other status rejected. (A 401 is rejected too: most of these
+/// tools answer it for a wrong key in one event's payload as well; the adapters whose
+/// credentials are OAuth tokens say [`Verdict::Unauthorized`] themselves.)
 pub fn classify_status(response: &HttpResponse) -> Verdict {
     let status = response.status;
     if (200..300).contains(&status) {

@@ -285,3 +285,38 @@ impl<T: crate::Adapter + ?Sized> BuildValues for T {
         self.build(&outgoing)
     }
 }
+
+/// A platform that takes only its live token (the fake's [`FakeTool::set_token_check`]): a
+/// token it stops taking (revoked, expired) reads as [`Verdict::Unauthorized`] on every
+/// request, the same membership then goes through with the new token. `event` is a
+/// membership the fake of `tool` accepts.
+pub(crate) async fn token_rotation(tool: crate::testkit::Tool, event: &Value) {
+    use std::sync::{Arc, Mutex};
+    let fake = FakeTool::start(tool).await;
+    let live = Arc::new(Mutex::new(String::from("first-token-0123456789")));
+    let check = Arc::clone(&live);
+    fake.set_token_check(Arc::new(move |token: &str| {
+        check.lock().is_ok_and(|live| *live == token)
+    }));
+    let token = |value: &str| [("access_token", Value::String(value.to_string()))];
+    let first = adapter_for(&fake, &token("first-token-0123456789"));
+    let planned = first.build_values(&[event]).requests.remove(0);
+    deliver(&*first, &planned).await;
+
+    // The platform no longer takes the first token (the grant was revoked).
+    *live.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+        String::from("second-token-0123456789");
+    for _ in 0..2 {
+        let (answer, verdict) = round_trip(&*first, &planned).await;
+        match verdict {
+            Verdict::Unauthorized { reason } => {
+                assert!(!reason.contains("first-token"), "{reason}");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("{tool:?}: http {}: {other:?}", answer.status),
+        }
+    }
+    let second = adapter_for(&fake, &token("second-token-0123456789"));
+    let planned = second.build_values(&[event]).requests.remove(0);
+    deliver(&*second, &planned).await;
+}

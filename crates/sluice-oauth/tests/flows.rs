@@ -556,3 +556,26 @@ async fn rate_limits_and_scripted_failures_are_retryable_provider_errors() {
         assert!(limited.to_string().contains(expected), "{limited}");
     }
 }
+
+#[tokio::test]
+async fn another_registered_redirect_uri_replaces_the_default() {
+    let fake = FakeProvider::start(Provider::Meta).await;
+    let default = fake.redirect_uri();
+    fake.set_redirect_uri("https://sluice.example/oauth/callback");
+    assert_eq!(fake.redirect_uri(), "https://sluice.example/oauth/callback");
+    let url = |redirect: &str| {
+        authorization_url(
+            &fake.endpoints(),
+            &fake.client(),
+            redirect,
+            &AuthState::from_random([3; 32]),
+            &CodeVerifier::from_random([4; 32]).challenge(),
+            Provider::Meta.default_scopes(),
+        )
+    };
+    assert!(fake.authorize(&url(&default)).is_err());
+    let redirect = fake
+        .authorize(&url("https://sluice.example/oauth/callback"))
+        .unwrap();
+    assert!(redirect.starts_with("https://sluice.example/oauth/callback?code="));
+}

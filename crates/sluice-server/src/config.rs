@@ -7,7 +7,12 @@
 //! `master_key` (`ID:BASE64`, the form of `SLUICE_MASTER_KEY`), and from the data directory's
 //! `master.key` file that a first start without keys generates: [`Config::key_ring`] puts them
 //! together, [`read_key_file`] and [`write_key_file`] handle the file.
+//!
+//! OAuth connections to ad platforms read `public_url` (the redirect URI is
+//! `<public_url>/oauth/callback`) and [`OAuthConfig`]: each workspace's apps at Google, Meta
+//! and TikTok (client id and secret), and the providers' endpoints when they are replaced.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -19,9 +24,42 @@ use sluice_privacy::{KeyId, KeyRing, MasterKey, VaultError};
 use sluice_spec::Limits;
 
 /// A secret from configuration: never printed by `Debug`.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct SecretString(String);
+
+impl<'de> Deserialize<'de> for SecretString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<SecretString, D::Error> {
+        text(deserializer).map(SecretString)
+    }
+}
+
+/// Text from configuration. Numbers are taken as their digits: the environment layer reads
+/// `SLUICE_…=1234` as a number, and some ids and secrets (Meta's app id) are all digits.
+fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+            Ok(value.to_owned())
+        }
+        fn visit_string<E: serde::de::Error>(self, value: String) -> Result<String, E> {
+            Ok(value)
+        }
+        fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+        fn visit_u128<E: serde::de::Error>(self, value: u128) -> Result<String, E> {
+            Ok(value.to_string())
+        }
+    }
+    deserializer.deserialize_any(Text)
+}
 
 impl SecretString {
     pub fn new(value: impl Into<String>) -> SecretString {
@@ -118,6 +156,12 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// How often the retention job runs (expired events, the children policy's sweep).
     pub retention_interval_secs: u64,
+    /// The address users and providers reach this node at (`https://sluice.example.com`, a
+    /// path prefix allowed): OAuth providers send the browser back to
+    /// `<public_url>/oauth/callback`.
+    pub public_url: Option<String>,
+    /// OAuth connections to ad platforms.
+    pub oauth: OAuthConfig,
     pub log_format: LogFormat,
     /// A tracing filter (`info`, `sluice_server=debug`...).
     pub log_level: String,
@@ -142,10 +186,89 @@ impl Default for Config {
             max_commit_events: 4096,
             request_timeout_secs: 30,
             retention_interval_secs: 3600,
+            public_url: None,
+            oauth: OAuthConfig::default(),
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
         }
     }
+}
+
+/// OAuth connections to ad platforms: the apps (OAuth clients) each workspace registered at
+/// Google, Meta and TikTok, and the providers' endpoints when they are replaced.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// Per workspace (its name, such as `default`, or its id): its app at each provider.
+    pub workspaces: BTreeMap<String, WorkspaceApps>,
+    /// Endpoints replacing a provider's own (a proxy, or a fake in tests).
+    pub endpoints: ProviderEndpointsConfig,
+    /// Time limit of one request to a provider (token exchange, renewal, revocation).
+    pub request_timeout_secs: u64,
+    /// How often connections are checked for tokens to renew.
+    pub refresh_interval_secs: u64,
+    /// An access token is renewed at least this long before it expires (or a tenth of its
+    /// lifetime before, when that is longer: Meta's 60-day tokens six days before).
+    pub refresh_margin_secs: u64,
+}
+
+impl Default for OAuthConfig {
+    fn default() -> OAuthConfig {
+        OAuthConfig {
+            workspaces: BTreeMap::new(),
+            endpoints: ProviderEndpointsConfig::default(),
+            request_timeout_secs: 10,
+            refresh_interval_secs: 60,
+            refresh_margin_secs: 600,
+        }
+    }
+}
+
+/// A workspace's apps, one per provider at most.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkspaceApps {
+    pub google: Option<OAuthApp>,
+    pub meta: Option<OAuthApp>,
+    pub tiktok: Option<OAuthApp>,
+}
+
+/// An app registered at a provider: Google's OAuth client, Meta's app, TikTok's developer
+/// app. `Debug` hides the secret.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthApp {
+    /// The client id (Meta: the app id; TikTok: the `app_id`).
+    #[serde(deserialize_with = "text")]
+    pub client_id: String,
+    /// The client secret (Meta: the app secret; TikTok: the `secret`).
+    pub client_secret: SecretString,
+    /// Scopes to ask for instead of Sluice's defaults (Google: the Data Manager scope; Meta:
+    /// `ads_management`, `ads_read`, `business_management`; TikTok takes none).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Replacement endpoints, per provider.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderEndpointsConfig {
+    pub google: Option<EndpointOverride>,
+    pub meta: Option<EndpointOverride>,
+    pub tiktok: Option<EndpointOverride>,
+}
+
+/// Where one provider's endpoints are instead; what is left out stays the provider's own.
+/// The paths stay the provider's.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointOverride {
+    /// Origin of the consent page (`https://accounts.google.com`).
+    pub auth_base: Option<String>,
+    /// Origin of the token, refresh and revoke endpoints (`https://oauth2.googleapis.com`).
+    pub api_base: Option<String>,
+    /// Meta's Graph API version (`v25.0`).
+    pub meta_version: Option<String>,
 }
 
 impl Config {
@@ -306,6 +429,45 @@ mod tests {
 
     fn active(config: &Config, file: Option<(KeyId, MasterKey)>) -> String {
         config.key_ring(file).unwrap().active().to_string()
+    }
+
+    #[test]
+    fn oauth_apps_read_and_do_not_print() {
+        let config: Config = serde_json::from_value(serde_json::json!({
+            "public_url": "https://sluice.example.com",
+            "oauth": {
+                "workspaces": {"default": {
+                    "google": {"client_id": "123.apps.example", "client_secret": "GOCSPX-very-secret"},
+                    "meta": {"client_id": "42", "client_secret": "meta-app-secret", "scopes": ["ads_management"]}
+                }},
+                "endpoints": {"google": {"auth_base": "http://127.0.0.1:9", "api_base": "http://127.0.0.1:9"}},
+                "refresh_margin_secs": 300
+            }
+        }))
+        .unwrap();
+        let apps = &config.oauth.workspaces["default"];
+        let numeric: OAuthApp =
+            serde_json::from_value(serde_json::json!({"client_id": 424242, "client_secret": 99}))
+                .unwrap();
+        assert_eq!(numeric.client_id, "424242");
+        assert_eq!(numeric.client_secret.expose(), "99");
+        assert_eq!(apps.google.as_ref().unwrap().client_id, "123.apps.example");
+        assert_eq!(
+            apps.meta.as_ref().unwrap().scopes.as_deref(),
+            Some(&["ads_management".to_string()][..])
+        );
+        assert!(apps.tiktok.is_none());
+        assert_eq!(config.oauth.refresh_margin_secs, 300);
+        assert_eq!(config.oauth.request_timeout_secs, 10);
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("GOCSPX") && !shown.contains("meta-app-secret"),
+            "{shown}"
+        );
+        let unknown = serde_json::from_value::<Config>(serde_json::json!({
+            "oauth": {"workspaces": {"default": {"linkedin": {}}}}
+        }));
+        assert!(unknown.unwrap_err().to_string().contains("linkedin"));
     }
 
     #[test]

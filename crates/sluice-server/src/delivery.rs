@@ -6,12 +6,19 @@
 //! [`Deliveries::reconcile`] compares the store with what runs and starts, restarts or stops
 //! runners. It runs at startup, after every change made through the admin API, and every few
 //! seconds (so changes made with the CLI while the node runs are picked up too).
+//!
+//! A destination that uses an OAuth connection runs with the connection's current access
+//! token, and the connection's version is part of the destination's version: a renewed or
+//! reconnected token restarts it. While its connection cannot be used (needs
+//! reauthorization, disconnected, missing) it is held — not run — and [`Deliveries::held`]
+//! says why. [`Deliveries::paused_connections`] names the running ones a platform refused the
+//! token of, for the connections' side to act on.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sluice_delivery::{Consent, DestinationSpec, Engine, OptedOut, Options, PiiDelivery};
 use sluice_fql::DestinationFilter;
 use sluice_privacy::consent::DestinationConsent;
@@ -23,6 +30,7 @@ use sluice_store::{
 use tokio::sync::Mutex;
 
 use crate::admin::destinations::open_settings;
+use crate::connections::{CONNECTION_SETTING, ConnectionError};
 use crate::privacy::lists::Lists;
 
 /// A workspace's privacy settings, when they were saved, and its key for PII hashes.
@@ -39,9 +47,47 @@ pub struct Deliveries {
     vault: Arc<Vault>,
     /// People who opted out of sale and sharing (read by advertising destinations).
     pub do_not_sell: Arc<Lists>,
-    /// Running destination id → the version it was started with (its `updated_at` and its
-    /// workspace's privacy settings' `updated_at`).
+    /// Running destination id → the version it was started with (its `updated_at`, its
+    /// workspace's privacy settings' `updated_at`, and its connection's version).
     running: Mutex<HashMap<String, String>>,
+    /// Destinations not run because their settings cannot be opened (their connection
+    /// cannot be used), with why.
+    held: std::sync::Mutex<HashMap<String, String>>,
+    /// Running destinations that use an OAuth connection, and which version of it.
+    uses: std::sync::Mutex<HashMap<String, ConnectionUse>>,
+}
+
+/// The OAuth connection a running destination was started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ConnectionUse {
+    workspace: WorkspaceId,
+    connection: String,
+    version: i64,
+}
+
+/// A running destination paused because its platform refused its connection's token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PausedUse {
+    pub workspace: WorkspaceId,
+    pub destination: String,
+    pub connection: String,
+    /// The connection's version the destination runs with.
+    pub version: i64,
+    /// What the platform said (the adapter's reading, no credential).
+    pub reason: String,
+}
+
+/// What reconcile learnt about one enabled destination, read off the async threads.
+struct Found {
+    destination: Destination,
+    filters: Vec<Value>,
+    /// The syncs feeding it (their output sources are read too).
+    syncs: Vec<AudienceSync>,
+    privacy: PrivacySettings,
+    privacy_saved_at: Option<String>,
+    hash_key: Arc<[u8]>,
+    /// The connection it names, and that connection's version if it exists.
+    connection: Option<(String, Option<i64>)>,
 }
 
 impl Deliveries {
@@ -59,7 +105,41 @@ impl Deliveries {
             vault,
             do_not_sell,
             running: Mutex::new(HashMap::new()),
+            held: std::sync::Mutex::new(HashMap::new()),
+            uses: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Why an enabled destination is not running, when reconcile held it back (its
+    /// connection cannot be used, or its settings cannot be opened).
+    pub fn held(&self, destination: &str) -> Option<String> {
+        self.held
+            .lock()
+            .ok()
+            .and_then(|held| held.get(destination).cloned())
+    }
+
+    /// The running destinations that use an OAuth connection and are paused because the
+    /// platform refused its token.
+    pub async fn paused_connections(&self) -> Vec<PausedUse> {
+        let uses: Vec<(String, ConnectionUse)> = match self.uses.lock() {
+            Ok(uses) => uses.iter().map(|(id, u)| (id.clone(), u.clone())).collect(),
+            Err(_) => return Vec::new(),
+        };
+        let mut paused = Vec::new();
+        for (destination, using) in uses {
+            let status = self.engine.status(&using.workspace, &destination).await;
+            if let Some(reason) = status.and_then(|status| status.paused) {
+                paused.push(PausedUse {
+                    workspace: using.workspace,
+                    destination,
+                    connection: using.connection,
+                    version: using.version,
+                    reason,
+                });
+            }
+        }
+        paused
     }
 
     /// Starts, restarts and stops runners so that they match the store.
@@ -80,7 +160,27 @@ impl Deliveries {
                     privacy.insert(workspace.clone(), (settings, saved_at, hash_key));
                 }
                 let (settings, saved_at, hash_key) = privacy[&workspace].clone();
-                found.push((destination, filters, syncs, settings, saved_at, hash_key));
+                let connection = match destination
+                    .settings
+                    .plain
+                    .get(CONNECTION_SETTING)
+                    .and_then(Value::as_str)
+                {
+                    Some(id) => {
+                        let version = state.get_connection(&workspace, id).ok().map(|c| c.version);
+                        Some((id.to_string(), version))
+                    }
+                    None => None,
+                };
+                found.push(Found {
+                    destination,
+                    filters,
+                    syncs,
+                    privacy: settings,
+                    privacy_saved_at: saved_at,
+                    hash_key,
+                    connection,
+                });
             }
             Ok::<_, sluice_store::StoreError>(found)
         })
@@ -95,11 +195,25 @@ impl Deliveries {
         };
         let mut running = self.running.lock().await;
         let mut wanted = HashMap::new();
-        for (destination, filters, syncs, privacy, privacy_saved_at, hash_key) in destinations {
+        for found in destinations {
+            let Found {
+                destination,
+                filters,
+                syncs,
+                privacy,
+                privacy_saved_at,
+                hash_key,
+                connection,
+            } = found;
             let id = destination.id.0.clone();
+            let connection_version = match &connection {
+                Some((connection, Some(version))) => format!("{connection}:{version}"),
+                Some((connection, None)) => format!("{connection}:missing"),
+                None => String::new(),
+            };
             let sync_ids: Vec<&str> = syncs.iter().map(|sync| sync.id.as_str()).collect();
             let version = format!(
-                "{}|{}|{}",
+                "{}|{}|{connection_version}|{}",
                 destination.updated_at,
                 privacy_saved_at.unwrap_or_default(),
                 sync_ids.join(",")
@@ -107,6 +221,44 @@ impl Deliveries {
             wanted.insert(id.clone(), version.clone());
             if running.get(&id) == Some(&version) {
                 continue;
+            }
+            // Opened only for a destination that (re)starts: they hold credentials.
+            let (state, vault, opening) = (
+                Arc::clone(&self.state),
+                Arc::clone(&self.vault),
+                destination.clone(),
+            );
+            let opened =
+                tokio::task::spawn_blocking(move || open_settings(&state, &vault, &opening))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ConnectionError::Store(
+                            sluice_store::StoreError::CommitFailed("a blocking task failed".into()),
+                        ))
+                    });
+            let settings = match opened {
+                Ok(settings) => settings,
+                Err(error) => {
+                    // Held until the destination or its connection changes.
+                    if matches!(
+                        error,
+                        ConnectionError::Unusable { .. } | ConnectionError::Disconnected(_)
+                    ) {
+                        tracing::warn!(destination = %id, %error, "destination held: its oauth connection cannot be used");
+                    } else {
+                        tracing::error!(destination = %id, %error, "destination cannot run: its settings cannot be opened");
+                    }
+                    self.engine.remove(&id).await;
+                    self.set_use(&id, None);
+                    if let Ok(mut held) = self.held.lock() {
+                        held.insert(id.clone(), error.to_string());
+                    }
+                    running.insert(id, version);
+                    continue;
+                }
+            };
+            if let Ok(mut held) = self.held.lock() {
+                held.remove(&id);
             }
             let consent = Consent {
                 destination: DestinationConsent {
@@ -123,16 +275,29 @@ impl Deliveries {
                 .pii
                 .for_destination(&id)
                 .map(|rules| PiiDelivery { rules, hash_key });
-            match spec_for(&destination, &filters, &syncs, consent, pii, &self.vault) {
+            match spec_for(&destination, &settings, &filters, &syncs, consent, pii) {
                 Ok(spec) => {
                     tracing::info!(destination = %id, kind = %destination.kind, "delivering");
                     self.engine.upsert(spec).await;
+                    let using = match connection {
+                        Some((connection, Some(version))) => Some(ConnectionUse {
+                            workspace: destination.workspace_id.clone(),
+                            connection,
+                            version,
+                        }),
+                        _ => None,
+                    };
+                    self.set_use(&id, using);
                     running.insert(id, version);
                 }
                 Err(error) => {
                     // Not retried until the destination changes: the settings are what they are.
                     tracing::error!(destination = %id, %error, "destination cannot run");
                     self.engine.remove(&id).await;
+                    self.set_use(&id, None);
+                    if let Ok(mut held) = self.held.lock() {
+                        held.insert(id.clone(), format!("cannot run: {error}"));
+                    }
                     running.insert(id, version);
                 }
             }
@@ -146,6 +311,20 @@ impl Deliveries {
             tracing::info!(destination = %id, "delivery stopped");
             self.engine.remove(&id).await;
             running.remove(&id);
+            self.set_use(&id, None);
+            if let Ok(mut held) = self.held.lock() {
+                held.remove(&id);
+            }
+        }
+    }
+
+    /// Records which connection version a running destination uses (`None`: none).
+    fn set_use(&self, destination: &str, using: Option<ConnectionUse>) {
+        if let Ok(mut uses) = self.uses.lock() {
+            match using {
+                Some(using) => uses.insert(destination.to_string(), using),
+                None => uses.remove(destination),
+            };
         }
     }
 
@@ -164,7 +343,6 @@ impl Deliveries {
     }
 }
 
-/// What the engine needs for one destination: settings opened, adapter built, filters parsed.
 /// Whether an event's person is on the workspace's "do not sell" list, read at each call (the
 /// list changes while destinations run).
 fn opted_out_checker(lists: Arc<Lists>, workspace: WorkspaceId) -> OptedOut {
@@ -181,17 +359,18 @@ fn pii_hash_key(digest_key: &[u8]) -> Arc<[u8]> {
     Arc::from(hmac_sha256(digest_key, &[b"sluice-pii-hash"]).as_slice())
 }
 
+/// What the engine needs for one destination: adapter built from its opened settings,
+/// filters parsed.
 fn spec_for(
     destination: &Destination,
+    settings: &Map<String, Value>,
     filters: &[Value],
     syncs: &[AudienceSync],
     consent: Consent,
     pii: Option<PiiDelivery>,
-    vault: &Vault,
 ) -> Result<DestinationSpec, String> {
-    let settings = open_settings(vault, destination).map_err(|e| e.to_string())?;
     let kind = sluice_destinations::find(&destination.kind).map_err(|e| e.to_string())?;
-    let adapter = (kind.build)(&settings).map_err(|e| e.to_string())?;
+    let adapter = (kind.build)(settings).map_err(|e| e.to_string())?;
     let mut parsed = Vec::with_capacity(filters.len());
     for filter in filters {
         let filter: DestinationFilter =

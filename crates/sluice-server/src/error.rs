@@ -4,12 +4,13 @@
 //!
 //! | code | status |
 //! |---|---|
-//! | `malformed_json`, `request_too_large`, `event_too_large`, `batch_too_large`, `missing_batch`, `invalid_message`, `missing_type`, `invalid_type`, `missing_identity`, `invalid_identity`, `missing_event`, `missing_group_id`, `missing_previous_id`, `invalid_message_id`, `message_id_too_long`, `invalid_timestamp`, `invalid_field_type`, `unsupported_encoding`, `all_messages_rejected`, `invalid_request`, `invalid_settings`, `unknown_destination_type`, `unknown_source`, `invalid_filter`, `invalid_identity_settings`, `invalid_definition` | 400 |
+//! | `malformed_json`, `request_too_large`, `event_too_large`, `batch_too_large`, `missing_batch`, `invalid_message`, `missing_type`, `invalid_type`, `missing_identity`, `invalid_identity`, `missing_event`, `missing_group_id`, `missing_previous_id`, `invalid_message_id`, `message_id_too_long`, `invalid_timestamp`, `invalid_field_type`, `unsupported_encoding`, `all_messages_rejected`, `invalid_request`, `invalid_settings`, `unknown_destination_type`, `unknown_source`, `invalid_filter`, `invalid_identity_settings`, `invalid_definition`, `provider_not_configured`, `state_unknown`, `state_expired`, `state_mismatch`, `code_invalid` | 400 |
 //! | `missing_write_key`, `invalid_write_key`, `source_disabled`, `missing_admin_token`, `invalid_admin_token` | 401 |
+//! | `authorization_denied` | 403 |
 //! | `not_found` | 404 |
-//! | `already_exists`, `definition_in_use` | 409 |
+//! | `already_exists`, `definition_in_use`, `connection_disconnected`, `token_revoked`, `token_expired`, `refresh_unsupported` | 409 |
 //! | `request_timeout` | 408 |
-//! | `platform_error` | 502 |
+//! | `provider_error`, `provider_unreachable` | 502 |
 //! | `unavailable` | 503 |
 //! | `internal`, `master_key_unavailable` | 500 |
 
@@ -18,9 +19,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sluice_destinations::SettingsError;
+use sluice_oauth::OAuthError;
 use sluice_privacy::VaultError;
 use sluice_spec::Rejection;
 use sluice_store::StoreError;
+
+use crate::connections::ConnectionError;
 
 /// A refusal, ready to be answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,6 +161,61 @@ impl From<VaultError> for ApiError {
                 // Vault errors name keys and formats, never key material or secrets.
                 tracing::error!(error = %other, "vault error");
                 ApiError::internal("cannot seal or open the destination's secrets")
+            }
+        }
+    }
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(error: OAuthError) -> ApiError {
+        let status = match &error {
+            OAuthError::StateUnknown
+            | OAuthError::StateExpired
+            | OAuthError::StateMismatch
+            | OAuthError::CodeInvalid { .. } => StatusCode::BAD_REQUEST,
+            OAuthError::TokenRevoked { .. }
+            | OAuthError::TokenExpired { .. }
+            | OAuthError::RefreshUnsupported { .. } => StatusCode::CONFLICT,
+            OAuthError::ProviderError { .. } | OAuthError::MalformedResponse { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+        };
+        let code = match &error {
+            OAuthError::MalformedResponse { .. } => "provider_error",
+            other => other.code(),
+        };
+        // The library's messages carry the provider's code and a scrubbed description.
+        ApiError::new(status, code, error.to_string())
+    }
+}
+
+impl From<ConnectionError> for ApiError {
+    fn from(error: ConnectionError) -> ApiError {
+        let message = error.to_string();
+        match error {
+            ConnectionError::OAuth(error) => ApiError::from(error),
+            ConnectionError::Store(error) => ApiError::from(error),
+            ConnectionError::Vault(error) => ApiError::from(error),
+            ConnectionError::UnknownProvider(_) => {
+                ApiError::bad_request("invalid_request", message).with_field("provider")
+            }
+            ConnectionError::BadCallback(_) => ApiError::bad_request("invalid_request", message),
+            ConnectionError::NotConfigured { .. } => {
+                ApiError::bad_request("provider_not_configured", message).with_field("provider")
+            }
+            ConnectionError::Denied { .. } => {
+                ApiError::new(StatusCode::FORBIDDEN, "authorization_denied", message)
+            }
+            ConnectionError::Unreachable { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "provider_unreachable", message)
+            }
+            ConnectionError::Disconnected(_) => {
+                ApiError::new(StatusCode::CONFLICT, "connection_disconnected", message)
+            }
+            ConnectionError::Unusable { .. } => ApiError::bad_request("invalid_settings", message),
+            ConnectionError::Random(_) => {
+                tracing::error!(error = %message, "no random bytes");
+                ApiError::internal("no random bytes")
             }
         }
     }

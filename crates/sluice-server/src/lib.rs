@@ -6,6 +6,8 @@
 //! - [`admin`] — the admin API (`/api/v1/*`): sources, recent events, live tail.
 //! - [`profiles`] — the profile consumer (identity resolution from the log) and the Profile
 //!   API (`/v1/spaces/…`).
+//! - [`connections`] — OAuth connections to ad accounts (Google, Meta, TikTok): connecting,
+//!   renewal, the tokens destinations use, disconnection.
 //! - [`follow`] — the loop every log consumer runs (profiles, data inventory).
 //! - [`privacy`] — suppression and the privacy gate at the edge, the regulation worker
 //!   (suppression, deletion across every store, forwarded deletions), verification by byte
@@ -18,6 +20,7 @@ pub mod admin;
 pub mod audiences;
 pub mod clock;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod error;
 pub mod follow;

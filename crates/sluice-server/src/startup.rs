@@ -30,6 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::audiences::Audiences;
 use crate::config::{self, Config, MasterKeyError};
+use crate::connections::{Connections, OAuthConfigError, OAuthSettings};
 use crate::delivery::Deliveries;
 use crate::error::ApiError;
 use crate::follow::follow;
@@ -62,6 +63,8 @@ pub enum ServerError {
     AdminToken(StoreError),
     #[error("master keys: {0}")]
     MasterKeys(#[from] MasterKeyError),
+    #[error("oauth configuration: {0}")]
+    OAuthConfig(#[from] OAuthConfigError),
     #[error(
         "no master key is configured and {path} is missing, but {destinations} destination(s) \
          hold secrets sealed under a master key: configure that key (master_keys or SLUICE_MASTER_KEY)"
@@ -92,6 +95,8 @@ pub struct AppState {
     pub inventory: Arc<Inventory>,
     /// Computed traits and audiences, and their consumer.
     pub audiences: Arc<Audiences>,
+    /// OAuth connections to ad accounts, and their renewal.
+    pub connections: Arc<Connections>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -201,6 +206,7 @@ fn create_data_dir(config: &Config) -> Result<(), ServerError> {
 
 impl App {
     pub async fn build(config: Config) -> Result<App, ServerError> {
+        let oauth = OAuthSettings::from_config(&config)?;
         let state = Arc::new(open_state(&config)?);
         let (workspace, created_workspace) = state.ensure_default_workspace()?;
         let vault = Arc::new(open_vault(&config, &state)?);
@@ -282,6 +288,15 @@ impl App {
             retention_interval,
         ));
 
+        let shared_log: Arc<dyn EventLog> = log.clone();
+        let connections = Arc::new(Connections::new(
+            Arc::clone(&state),
+            Arc::clone(&vault),
+            oauth,
+            Arc::clone(&deliveries),
+            shared_log,
+        ));
+
         let inventory = Arc::new(Inventory::new(
             Arc::new(sluice_store::InventoryStore::open(
                 &config.data_dir.join("inventory.db"),
@@ -312,6 +327,7 @@ impl App {
             retention,
             inventory,
             audiences,
+            connections,
             stopping,
         };
         Ok(App {
@@ -371,6 +387,8 @@ impl App {
         );
         let retention =
             tokio::spawn(Arc::clone(&self.state.retention).run(self.state.stopping.clone()));
+        let renewals =
+            tokio::spawn(Arc::clone(&self.state.connections).run(self.state.stopping.clone()));
         let stop = self.stop;
         let signal = async move {
             shutdown.await;
@@ -388,6 +406,7 @@ impl App {
         // the next start.
         let _ = regulator.await;
         let _ = retention.await;
+        let _ = renewals.await;
         // The consumer finishes its batch (one transaction) before the log closes.
         let _ = profile_consumer.await;
         let _ = inventory_consumer.await;
@@ -520,6 +539,26 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
             get(admin::delivery::filters).put(admin::delivery::set_filters),
         )
         .route("/api/v1/filters/preview", post(admin::delivery::preview))
+        .route(
+            "/api/v1/connections",
+            get(admin::connections::list).post(admin::connections::create),
+        )
+        .route(
+            "/api/v1/connections/{id}",
+            get(admin::connections::show).delete(admin::connections::delete),
+        )
+        .route(
+            "/api/v1/connections/{id}/refresh",
+            post(admin::connections::refresh),
+        )
+        .route(
+            "/api/v1/connections/{id}/reconnect",
+            post(admin::connections::reconnect),
+        )
+        .route(
+            crate::connections::CALLBACK_PATH,
+            get(admin::connections::callback),
+        )
         .route(
             "/api/v1/identity/settings",
             get(admin::identity::settings).put(admin::identity::set_settings),

@@ -358,7 +358,7 @@ fn sources_of(connection: &Connection, id: &DestinationId) -> Result<Vec<String>
 }
 
 /// Every destination a query selects, with their sources.
-fn load_all(
+pub(crate) fn load_all(
     connection: &Connection,
     filter: &str,
     parameters: impl rusqlite::Params,

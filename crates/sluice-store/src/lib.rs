@@ -12,6 +12,9 @@
 //! - [`profiles`] — profiles and the identity graph ([`ProfileStore`]), built from the log by
 //!   the profile consumer, in `profiles.db`.
 //! - [`identity`] — each workspace's identity settings and Profile API tokens, in `state.db`.
+//! - [`connections`] — OAuth connections to ad accounts (tokens sealed by the caller, status,
+//!   version) and the authorizations under way (sealed, keyed by a hash of their state, single
+//!   use), in `state.db`.
 //! - [`inventory`] — the data inventory ([`InventoryStore`]): every field path seen per
 //!   workspace, source and event, with its PII class, first and last seen and count, never a
 //!   value; built from the log, in `inventory.db`.
@@ -28,6 +31,7 @@
 //! Architecture invariant: every read and write of personal data names a workspace.
 
 pub mod audiences;
+pub mod connections;
 pub mod definitions;
 pub mod delivery;
 pub mod destinations;
@@ -48,6 +52,10 @@ mod sqlite;
 
 pub use audiences::{
     AudienceStore, CONSENT_KEY, CONSENT_KIND, ChangeRow, Commit, ProfileRow, Progress, SyncProgress,
+};
+pub use connections::{
+    ConnectedTokens, Connection, ConnectionStatus, PendingRecord, RenewedTokens, new_connection_id,
+    pending_context, tokens_context,
 };
 pub use definitions::{DefinitionKind, StoredDefinition};
 pub use delivery::{

@@ -137,6 +137,7 @@ impl StateStore {
         connection.execute_batch(crate::regulations::SCHEMA)?;
         connection.execute_batch(crate::definitions::SCHEMA)?;
         connection.execute_batch(crate::syncs::SCHEMA)?;
+        connection.execute_batch(crate::connections::SCHEMA)?;
         Ok(StateStore {
             connection: Mutex::new(connection),
         })

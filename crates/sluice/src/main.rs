@@ -130,7 +130,7 @@ enum SourceCommand {
 }
 
 /// Environment variables read as configuration (`SLUICE_<KEY>`).
-const CONFIG_KEYS: [&str; 17] = [
+const CONFIG_KEYS: [&str; 19] = [
     "data_dir",
     "listen",
     "admin_token",
@@ -146,6 +146,8 @@ const CONFIG_KEYS: [&str; 17] = [
     "max_commit_events",
     "request_timeout_secs",
     "retention_interval_secs",
+    "public_url",
+    "oauth",
     "log_format",
     "log_level",
 ];
@@ -159,6 +161,13 @@ fn load_config(cli: &Cli, serve: Option<&ServeArgs>) -> Result<Config> {
         figment = figment.merge(Toml::file(path));
     }
     figment = figment.merge(Env::prefixed("SLUICE_").only(&CONFIG_KEYS));
+    // OAuth settings one by one, `__` between the parts:
+    // `SLUICE_OAUTH__WORKSPACES__DEFAULT__GOOGLE__CLIENT_SECRET=…`.
+    figment = figment.merge(
+        Env::prefixed("SLUICE_OAUTH__")
+            .split("__")
+            .map(|key| format!("oauth.{key}").into()),
+    );
     if let Some(dir) = &cli.data_dir {
         figment = figment.merge(("data_dir", dir));
     }

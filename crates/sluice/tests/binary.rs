@@ -494,8 +494,8 @@ fn sealed_destination(
     let file_key = sluice_server::config::read_key_file(&config.key_file()).expect("key file");
     let vault = sluice_privacy::Vault::new(config.key_ring(file_key).expect("ring"));
     let key_id = sluice_privacy::Vault::key_id_of(&destination.settings.sealed).expect("key id");
-    let settings =
-        sluice_server::admin::destinations::open_settings(&vault, &destination).expect("open");
+    let settings = sluice_server::admin::destinations::open_stored_settings(&vault, &destination)
+        .expect("open");
     (settings, key_id.to_string())
 }
 
@@ -1174,4 +1174,56 @@ async fn privacy_settings_and_inventory_commands() {
     let (ok, _, err) = cli(dir.path(), &["privacy", "inventory", "--class", "shoe"]);
     assert!(!ok);
     assert!(err.contains("--class"), "{err}");
+}
+
+#[tokio::test]
+async fn oauth_apps_and_the_public_url_come_from_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("SLUICE_PUBLIC_URL", "https://sluice.example.com/"),
+            (
+                "SLUICE_OAUTH__WORKSPACES__DEFAULT__META__CLIENT_ID",
+                "424242",
+            ),
+            (
+                "SLUICE_OAUTH__WORKSPACES__DEFAULT__META__CLIENT_SECRET",
+                "meta-secret-from-the-environment",
+            ),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(server.url("/api/v1/connections"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"provider": "meta"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(answer.status(), 201);
+    let text = answer.text().await.expect("text");
+    assert!(!text.contains("meta-secret"), "{text}");
+    let started: Value = serde_json::from_str(&text).expect("json");
+    let url = started["authorization_url"].as_str().expect("url");
+    assert!(
+        url.starts_with("https://www.facebook.com/v25.0/dialog/oauth?client_id=424242&"),
+        "{url}"
+    );
+    assert!(
+        url.contains("redirect_uri=https%3A%2F%2Fsluice.example.com%2Foauth%2Fcallback"),
+        "{url}"
+    );
+
+    // No Google app for this workspace.
+    let answer = client
+        .post(server.url("/api/v1/connections"))
+        .bearer_auth(TOKEN)
+        .json(&json!({"provider": "google"}))
+        .send()
+        .await
+        .expect("start");
+    assert_eq!(answer.status(), 400);
+    let refused: Value = answer.json().await.expect("json");
+    assert_eq!(refused["code"], "provider_not_configured");
 }

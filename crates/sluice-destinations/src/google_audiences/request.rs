@@ -23,8 +23,8 @@
 //!
 //! Answers ([`classify`]): a `google.rpc.Status` body's `error.code` decides over the HTTP
 //! status: 429 / `RESOURCE_EXHAUSTED`, `ABORTED` (concurrent modification) and 5xx are retried
-//! (after `RetryInfo.retryDelay` or `Retry-After`), 401 is rejected as `unauthorized: …`, the
-//! rest rejected with the status, the `ErrorInfo` reason and the offending field paths (never
+//! (after `RetryInfo.retryDelay` or `Retry-After`), 401 / `UNAUTHENTICATED` is
+//! [`Verdict::Unauthorized`] (the access token expired or was revoked), the rest rejected with the status, the `ErrorInfo` reason and the offending field paths (never
 //! Google's message text).
 
 use std::time::Duration;
@@ -465,9 +465,7 @@ pub(super) fn classify(response: &HttpResponse) -> Verdict {
         };
     }
     if code == 401 || status == "UNAUTHENTICATED" {
-        return Verdict::Reject {
-            reason: format!("unauthorized: {what}"),
-        };
+        return Verdict::Unauthorized { reason: what };
     }
     Verdict::Reject { reason: what }
 }
@@ -479,9 +477,7 @@ fn classify_status_only(response: &HttpResponse) -> Verdict {
     }
     let reason = status_reason("google", status);
     if status == 401 {
-        return Verdict::Reject {
-            reason: format!("unauthorized: {reason}"),
-        };
+        return Verdict::Unauthorized { reason };
     }
     if status == 408 || status == 429 || status >= 500 {
         return Verdict::Retry {

@@ -329,8 +329,8 @@ fn every_class_of_google_answer_reads_as_documented() {
     ));
     assert_eq!(
         classify(401, &[], &rpc(401, "UNAUTHENTICATED", json!([]))),
-        Verdict::Reject {
-            reason: "unauthorized: google: error 401 UNAUTHENTICATED".into()
+        Verdict::Unauthorized {
+            reason: "google: error 401 UNAUTHENTICATED".into()
         }
     );
     let invalid = rpc(
@@ -407,7 +407,7 @@ fn creating_a_user_list() {
     );
     assert!(matches!(
         adapter.parse_created(&response(401, &[], r#"{"error": {"code": 401, "status": "UNAUTHENTICATED"}}"#)),
-        Err(Verdict::Reject { reason }) if reason.starts_with("unauthorized:")
+        Err(Verdict::Unauthorized { reason }) if reason.contains("401")
     ));
 }
 
@@ -507,7 +507,7 @@ async fn round_trip_refusals_and_rate_limits() {
     let answer = send(&planned.request).await;
     assert_eq!(answer.status, 401);
     assert!(
-        matches!(expired.classify(&answer, 1), Verdict::Reject { reason } if reason.starts_with("unauthorized:"))
+        matches!(expired.classify(&answer, 1), Verdict::Unauthorized { reason } if reason.contains("UNAUTHENTICATED"))
     );
 
     let other_account = adapter_for(&fake, &[("operating_account_id", json!("1112223333"))]);
@@ -540,4 +540,16 @@ async fn round_trip_refusals_and_rate_limits() {
     assert!(
         matches!(adapter.classify(&answer, 1), Verdict::Retry { reason, .. } if reason.contains("RESOURCE_EXHAUSTED"))
     );
+}
+
+#[tokio::test]
+async fn a_token_the_platform_stops_taking_is_unauthorized() {
+    let event = membership(
+        "5",
+        "ann",
+        true,
+        json!({"email": "ann@example.com"}),
+        json!({}),
+    );
+    test_support::token_rotation(Tool::GoogleAudiences, &event).await;
 }

@@ -15,8 +15,8 @@
 //! Answers ([`classify`]): the error body's `code` decides, whatever the HTTP status:
 //! throttling (4, 17, 32, 613, 80003) is retried no sooner than `X-Business-Use-Case-Usage`'s
 //! `estimated_time_to_regain_access` (minutes) or `Retry-After`; transient errors (1, 2, 341,
-//! 368, 5000, 21009, or `is_transient`) are retried; 190 (bad or expired token) is rejected as
-//! `unauthorized: …`; anything else is rejected with its code and subcode — never Meta's
+//! 368, 5000, 21009, or `is_transient`) are retried; 190 (bad or expired token) and an HTTP
+//! 401 without Meta's error body are [`Verdict::Unauthorized`]; anything else is rejected with its code and subcode — never Meta's
 //! message, which can quote the rows back. A success where every row was invalid is rejected.
 
 use std::time::Duration;
@@ -286,8 +286,8 @@ pub(super) fn classify(response: &HttpResponse) -> Verdict {
         };
     }
     if code == 190 {
-        return Verdict::Reject {
-            reason: format!("unauthorized: meta error {numbers}: {what}{trace}"),
+        return Verdict::Unauthorized {
+            reason: format!("meta error {numbers}: {what}{trace}"),
         };
     }
     if TRANSIENT.contains(&code) || error.is_transient {
@@ -323,8 +323,8 @@ fn classify_without_error(response: &HttpResponse) -> Verdict {
         return Verdict::Delivered;
     }
     if status == 401 {
-        return Verdict::Reject {
-            reason: format!("unauthorized: {}", status_reason("meta", status)),
+        return Verdict::Unauthorized {
+            reason: status_reason("meta", status),
         };
     }
     if status == 408 || status == 429 || status >= 500 {

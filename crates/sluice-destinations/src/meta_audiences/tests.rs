@@ -405,8 +405,8 @@ fn every_class_of_meta_answer_reads_as_documented() {
     ));
     assert_eq!(
         classify(400, &[], &error(190, Some(460))),
-        Verdict::Reject {
-            reason: "unauthorized: meta error 190/460: the access token is invalid, expired or revoked (fbtrace_id AbC_12)".into()
+        Verdict::Unauthorized {
+            reason: "meta error 190/460: the access token is invalid, expired or revoked (fbtrace_id AbC_12)".into()
         }
     );
     for (code, subcode, says) in [
@@ -433,7 +433,7 @@ fn every_class_of_meta_answer_reads_as_documented() {
     ));
     assert!(matches!(classify(429, &[], ""), Verdict::Retry { .. }));
     assert!(
-        matches!(classify(401, &[], ""), Verdict::Reject { reason } if reason.starts_with("unauthorized:"))
+        matches!(classify(401, &[], ""), Verdict::Unauthorized { reason } if reason.contains("401"))
     );
     assert_eq!(
         classify(404, &[], "mary@example.com not found"),
@@ -571,7 +571,7 @@ async fn round_trip_refusals_and_rate_limits() {
     let planned = revoked.build_values(&[&event]).requests.remove(0);
     let verdict = revoked.classify(&send(&planned.request).await, 1);
     assert!(
-        matches!(&verdict, Verdict::Reject { reason } if reason.starts_with("unauthorized: meta error 190")),
+        matches!(&verdict, Verdict::Unauthorized { reason } if reason.starts_with("meta error 190")),
         "{verdict:?}"
     );
 
@@ -609,4 +609,15 @@ async fn round_trip_refusals_and_rate_limits() {
         Verdict::Retry { after: Some(wait), reason } if wait == Duration::from_secs(60) && reason.contains("80003")
     ));
     assert_eq!(META_AD_ACCOUNT_ID.len(), 16);
+}
+
+#[tokio::test]
+async fn a_token_the_platform_stops_taking_is_unauthorized() {
+    let event = membership(
+        "23850000000001",
+        "ann",
+        true,
+        json!({"email": "ann@example.com"}),
+    );
+    test_support::token_rotation(Tool::MetaAudiences, &event).await;
 }

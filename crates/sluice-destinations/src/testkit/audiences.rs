@@ -2,9 +2,11 @@
 //! value, in the platform's own key names), the audiences created through the API, and Meta's
 //! upload sessions. Matching is the platforms' multi-key matching: an added member that shares
 //! an identifier with one already there is merged into it, and a removal removes every member
-//! that shares an identifier with it.
+//! that shares an identifier with it. Each fake takes its fixed access token
+//! ([`credentials`](super::credentials)) unless a test gave it a [`TokenCheck`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 /// One member: identifier key (`EMAIL`, `emailAddress`, `EMAIL_SHA256`...) → value.
 pub type Member = BTreeMap<String, String>;
@@ -22,6 +24,10 @@ pub(crate) struct Session {
     pub(crate) closed_at: Option<u64>,
 }
 
+/// Which access tokens an ad-platform fake takes, in place of its fixed one: for example the
+/// live tokens of a fake OAuth provider, so that a token it revokes stops working here too.
+pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// The state of an ad-platform fake.
 #[derive(Default)]
 pub(crate) struct AdState {
@@ -29,9 +35,19 @@ pub(crate) struct AdState {
     created: Vec<(String, String)>,
     next_id: u64,
     pub(crate) sessions: HashMap<u64, Session>,
+    pub(crate) token_check: Option<TokenCheck>,
 }
 
 impl AdState {
+    /// Whether `token` is one the fake takes: `fixed` (its credential), or what the test's
+    /// [`TokenCheck`] accepts when it set one.
+    pub(crate) fn takes(&self, token: &str, fixed: &str) -> bool {
+        match &self.token_check {
+            Some(check) => check(token),
+            None => token == fixed,
+        }
+    }
+
     /// Adds a member (merged with the members it shares an identifier with).
     pub(crate) fn add(&mut self, audience: &str, member: Member) {
         if member.is_empty() {

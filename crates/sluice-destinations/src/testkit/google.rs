@@ -141,7 +141,7 @@ pub(super) fn respond(
             json!([]),
         );
     }
-    if bearer != Some(GOOGLE_ACCESS_TOKEN) {
+    if !bearer.is_some_and(|token| state.takes(token, GOOGLE_ACCESS_TOKEN)) {
         return status(
             401,
             "UNAUTHENTICATED",

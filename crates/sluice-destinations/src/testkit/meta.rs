@@ -148,7 +148,7 @@ pub(super) fn respond(
             "An access token is required to request this resource.",
         );
     };
-    if token != META_ACCESS_TOKEN {
+    if !state.takes(&token, META_ACCESS_TOKEN) {
         return error(
             request,
             190,

@@ -48,7 +48,7 @@ mod slack;
 mod tiktok;
 mod webhook;
 
-pub use audiences::{MISSING_AUDIENCE_ID, Member};
+pub use audiences::{MISSING_AUDIENCE_ID, Member, TokenCheck};
 pub use server::{FakeTool, Recorded};
 
 /// The tools there is a fake of.

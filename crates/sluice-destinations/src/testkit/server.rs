@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
 
 use super::answer::{Answer, Rate};
-use super::audiences::{AdState, Member};
+use super::audiences::{AdState, Member, TokenCheck};
 use super::{Tool, amplitude, google, meta, mixpanel, slack, tiktok, webhook};
 
 /// Largest body a fake reads: above every tool's limit, so the fake answers "too large" itself.
@@ -219,6 +219,15 @@ impl FakeTool {
     /// sender's timeout). They are recorded when they arrive.
     pub fn hang(&self, duration: Duration, requests: usize) {
         self.shared.lock().hang = Some((duration, requests));
+    }
+
+    /// The ad-platform fakes (Meta, Google, TikTok) take the access tokens `check` accepts
+    /// from now on instead of their fixed one, and answer any other the way the platform
+    /// answers a bad or revoked token. For example the live tokens of a
+    /// `sluice_oauth::testkit::FakeProvider`, so that an expired or revoked grant stops working
+    /// here as it would at the platform.
+    pub fn set_token_check(&self, check: TokenCheck) {
+        self.shared.lock().ads.token_check = Some(check);
     }
 
     /// Answers requests beyond `per_second` in a one-second window like the tool does when

@@ -78,7 +78,7 @@ pub(super) fn respond(
     }
     match request.header("access-token") {
         None | Some("") => return answer(request, 40104, "Access token is null.", json!({})),
-        Some(token) if token != TIKTOK_ACCESS_TOKEN => {
+        Some(token) if !state.takes(token, TIKTOK_ACCESS_TOKEN) => {
             return answer(
                 request,
                 40105,

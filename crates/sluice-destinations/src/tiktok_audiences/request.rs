@@ -11,7 +11,7 @@
 //! Answers ([`classify`]): TikTok answers HTTP 200 even for errors, with `code`: 0 (and 20001,
 //! partial success) delivered; 40100, 40016, 40133 (rate limits) retried after `Retry-After`;
 //! 40102, 40104, 40105, 40106 (token missing, expired, revoked, or not for this advertiser)
-//! rejected as `unauthorized: …`; 5xxxx retried; any other code rejected with the code and the
+//! and an HTTP 401 are [`Verdict::Unauthorized`]; 5xxxx retried; any other code rejected with the code and the
 //! request id (never TikTok's message). A 200 that is not TikTok's JSON is retried; other HTTP
 //! statuses read as usual (408, 429, 5xx retried).
 
@@ -252,9 +252,7 @@ pub(super) fn classify(response: &HttpResponse) -> Verdict {
                 reason,
             }
         } else if status == 401 {
-            Verdict::Reject {
-                reason: format!("unauthorized: {reason}"),
-            }
+            Verdict::Unauthorized { reason }
         } else {
             Verdict::Reject { reason }
         };
@@ -280,9 +278,9 @@ pub(super) fn classify(response: &HttpResponse) -> Verdict {
             after: retry_after(response),
             reason: format!("tiktok: rate limited, code {code}{request_id}"),
         },
-        _ if UNAUTHORIZED.contains(&code) => Verdict::Reject {
+        _ if UNAUTHORIZED.contains(&code) => Verdict::Unauthorized {
             reason: format!(
-                "unauthorized: tiktok code {code}: the access token is missing, expired, revoked or not for this advertiser{request_id}"
+                "tiktok code {code}: the access token is missing, expired, revoked or not for this advertiser{request_id}"
             ),
         },
         50000..=59999 => Verdict::Retry {

@@ -231,7 +231,7 @@ fn every_class_of_tiktok_answer_reads_as_documented() {
     }
     for code in [40102, 40104, 40105, 40106] {
         assert!(
-            matches!(coded(code), Verdict::Reject { reason } if reason.starts_with("unauthorized: tiktok code")),
+            matches!(coded(code), Verdict::Unauthorized { reason } if reason.starts_with(&format!("tiktok code {code}:")) && !reason.contains("jane")),
             "{code}"
         );
     }
@@ -299,7 +299,7 @@ fn creating_an_audience_cuts_long_names() {
     );
     assert!(matches!(
         adapter.parse_created(&response(200, &[], r#"{"code": 40105, "message": "revoked", "data": {}}"#)),
-        Err(Verdict::Reject { reason }) if reason.starts_with("unauthorized:")
+        Err(Verdict::Unauthorized { reason }) if reason.starts_with("tiktok code 40105")
     ));
 }
 
@@ -399,7 +399,7 @@ async fn round_trip_refusals_and_rate_limits() {
     let answer = send(&planned.request).await;
     assert_eq!(answer.status, 200);
     assert!(
-        matches!(revoked.classify(&answer, 1), Verdict::Reject { reason } if reason.starts_with("unauthorized: tiktok code 40105"))
+        matches!(revoked.classify(&answer, 1), Verdict::Unauthorized { reason } if reason.starts_with("tiktok code 40105"))
     );
 
     let other = adapter_for(&fake, &[("advertiser_id", json!("1"))]);
@@ -438,4 +438,16 @@ async fn round_trip_refusals_and_rate_limits() {
         matches!(adapter.classify(&answer, 1), Verdict::Retry { reason, .. } if reason.contains("40100"))
     );
     assert_eq!(TIKTOK_ADVERTISER_ID.len(), 19);
+}
+
+#[tokio::test]
+async fn a_token_the_platform_stops_taking_is_unauthorized() {
+    let event = membership(
+        "7100000001",
+        "ann",
+        true,
+        json!({"email": "ann@example.com"}),
+        json!({}),
+    );
+    test_support::token_rotation(Tool::TikTokAudiences, &event).await;
 }

@@ -82,6 +82,8 @@ struct Token {
 /// The state of one fake platform's authorization server.
 pub(super) struct Authority {
     provider: Provider,
+    /// The one redirect URI registered for the app.
+    redirect_uri: String,
     code_lifetime: Duration,
     codes: Vec<Code>,
     grants: Vec<Grant>,
@@ -100,6 +102,7 @@ impl Authority {
     pub(super) fn new(provider: Provider) -> Authority {
         Authority {
             provider,
+            redirect_uri: credentials::redirect_uri(provider),
             // Google's and Meta's codes last minutes; TikTok's auth_code an hour.
             code_lifetime: match provider {
                 Provider::TikTok => Duration::hours(1),
@@ -219,7 +222,7 @@ impl Authority {
             return Err(format!("{id_name} is not the app's"));
         }
         let redirect_uri = get("redirect_uri").ok_or("redirect_uri is required")?;
-        if redirect_uri != credentials::redirect_uri(self.provider) {
+        if redirect_uri != self.redirect_uri {
             return Err("redirect_uri is not registered for the app".into());
         }
         if self.provider != Provider::TikTok && get("response_type") != Some("code") {
@@ -420,6 +423,14 @@ impl Authority {
         for code in &mut self.codes {
             code.expires_at = now - Duration::seconds(1);
         }
+    }
+
+    pub(super) fn redirect_uri(&self) -> &str {
+        &self.redirect_uri
+    }
+
+    pub(super) fn set_redirect_uri(&mut self, uri: &str) {
+        self.redirect_uri = uri.to_string();
     }
 
     pub(super) fn set_code_lifetime(&mut self, lifetime: Duration) {

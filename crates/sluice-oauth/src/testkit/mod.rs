@@ -5,12 +5,13 @@
 //! platform's consent page, token, refresh and revoke endpoints at the platform's paths, reads
 //! requests in the platform's shapes and answers in its success and error shapes (TikTok:
 //! HTTP 200 with a non-zero `code`). It enforces what the real one does: the app's client id
-//! and secret, the registered redirect URI, a state, a single-use code that expires
-//! ([`FakeProvider::set_code_lifetime`], [`FakeProvider::expire_codes`]) and was issued for
-//! the same redirect URI, the PKCE verifier against the challenge (Google and Meta; TikTok's
-//! exchange carries no verifier, but its consent page still requires the challenge), tokens
-//! that expire ([`FakeProvider::expire_token`]) and die with their grant when revoked
-//! (Meta: every grant, the user removed the app). Reusing a code revokes what its first
+//! and secret, the registered redirect URI ([`FakeProvider::set_redirect_uri`] registers
+//! another), a state, a single-use code that expires ([`FakeProvider::set_code_lifetime`],
+//! [`FakeProvider::expire_codes`]) and was issued for the same redirect URI, the PKCE verifier
+//! against the challenge (Google and Meta; TikTok's exchange carries no verifier, but its
+//! consent page still requires the challenge), tokens that expire
+//! ([`FakeProvider::expire_token`]) and die with their grant when revoked (Meta: every grant,
+//! the user removed the app). Reusing a code revokes what its first
 //! exchange gave. A test can also queue answers and set a rate limit answered in the
 //! platform's shape.
 //!

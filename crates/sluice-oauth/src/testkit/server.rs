@@ -108,9 +108,16 @@ impl FakeProvider {
         )
     }
 
-    /// The redirect URI registered for the app.
+    /// The redirect URI registered for the app ([`credentials::redirect_uri`] unless
+    /// [`FakeProvider::set_redirect_uri`] changed it).
     pub fn redirect_uri(&self) -> String {
-        credentials::redirect_uri(self.shared.provider)
+        self.shared.lock().authority.redirect_uri().to_string()
+    }
+
+    /// Registers another redirect URI for the app in place of the default one (a server
+    /// whose callback lives elsewhere, such as Sluice's `<public_url>/oauth/callback`).
+    pub fn set_redirect_uri(&self, uri: &str) {
+        self.shared.lock().authority.set_redirect_uri(uri);
     }
 
     /// The user clicks "allow" on the consent page at `url` (an authorization URL built for

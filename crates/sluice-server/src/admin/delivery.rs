@@ -2,6 +2,10 @@
 //! status and recent attempts (the debugger's destination view), its dead letters (list, show,
 //! send again), replays, and its filters (read, replace, and a preview that tries filters on
 //! an event without saving anything).
+//!
+//! The status says when the destination is paused and why: the platform refused its token
+//! (the runner holds its events), or its OAuth connection cannot be used (it does not run);
+//! for a destination that uses a connection, the connection's status and message too.
 
 use std::time::Duration;
 
@@ -14,7 +18,9 @@ use serde_json::{Value, json};
 use sluice_delivery::Status;
 use sluice_fql::DestinationFilter;
 use sluice_spec::timestamp::{now_ms, to_ms};
-use sluice_store::{DeadLetter, DestinationId, NewReplay, Replay, ReplayState, WorkspaceId};
+use sluice_store::{
+    DeadLetter, Destination, DestinationId, NewReplay, Replay, ReplayState, WorkspaceId,
+};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -33,15 +39,25 @@ async fn check_destination(
     app: &AppState,
     workspace: &WorkspaceId,
     id: &str,
-) -> Result<(), ApiError> {
+) -> Result<Destination, ApiError> {
     let (state, workspace, id) = (app.state.clone(), workspace.clone(), id.to_owned());
-    store_call(move || state.get_destination(&workspace, &id)).await?;
-    Ok(())
+    Ok(store_call(move || state.get_destination(&workspace, &id)).await?)
 }
 
-fn status_json(status: Option<&Status>, dead_letters: u64, now_ms: i64) -> Value {
+/// The status of a destination. `held`: why it does not run although enabled.
+fn status_json(
+    status: Option<&Status>,
+    held: Option<String>,
+    dead_letters: u64,
+    now_ms: i64,
+) -> Value {
     let Some(status) = status else {
-        return json!({"running": false, "dead_letters": dead_letters});
+        return json!({
+            "running": false,
+            "paused": held.is_some(),
+            "paused_reason": held,
+            "dead_letters": dead_letters,
+        });
     };
     let oldest_age = status
         .oldest_unfinished_ms
@@ -49,6 +65,8 @@ fn status_json(status: Option<&Status>, dead_letters: u64, now_ms: i64) -> Value
     let stuck = oldest_age.is_some_and(|age| age > STUCK_AFTER.as_secs_f64());
     json!({
         "running": status.running,
+        "paused": status.paused.is_some(),
+        "paused_reason": status.paused.as_ref().map(|reason| format!("the platform refused the credentials: {reason}")),
         "unfinished_events": status.unfinished,
         "in_flight_requests": status.in_flight_requests,
         "oldest_unfinished_age_secs": oldest_age,
@@ -69,13 +87,44 @@ pub async fn status(
     scope: Scope,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    check_destination(&app, &scope.workspace_id, &id).await?;
+    let destination = check_destination(&app, &scope.workspace_id, &id).await?;
     let running = app.deliveries.engine.status(&scope.workspace_id, &id).await;
+    let held = destination
+        .enabled
+        .then(|| app.deliveries.held(&id))
+        .flatten();
     let store = app.deliveries.store.clone();
-    let (workspace, destination) = (scope.workspace_id.clone(), id.clone());
+    let (workspace, destination_id) = (scope.workspace_id.clone(), id.clone());
     let dead_letters =
-        store_call(move || store.count_dead_letters(&workspace, &destination)).await?;
-    Ok(Json(status_json(running.as_ref(), dead_letters, now_ms())))
+        store_call(move || store.count_dead_letters(&workspace, &destination_id)).await?;
+    let mut answer = status_json(running.as_ref(), held, dead_letters, now_ms());
+    let named = destination
+        .settings
+        .plain
+        .get(crate::connections::CONNECTION_SETTING)
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let (Some(connection_id), Some(object)) = (named, answer.as_object_mut()) {
+        let (state, workspace, wanted) = (
+            app.state.clone(),
+            scope.workspace_id.clone(),
+            connection_id.clone(),
+        );
+        let connection = match store_call(move || state.get_connection(&workspace, &wanted)).await {
+            Ok(connection) => json!({
+                "id": connection.id,
+                "provider": connection.provider,
+                "status": connection.status.as_str(),
+                "status_message": connection.status_message,
+            }),
+            Err(sluice_store::StoreError::NotFound { .. }) => {
+                json!({"id": connection_id, "status": "missing"})
+            }
+            Err(error) => return Err(error.into()),
+        };
+        object.insert("connection".into(), connection);
+    }
+    Ok(Json(answer))
 }
 
 #[derive(Deserialize)]
@@ -381,12 +430,33 @@ mod tests {
             oldest_unfinished_ms: Some(now - 1_000),
             ..Status::default()
         };
-        assert_eq!(status_json(Some(&status), 0, now)["stuck"], false);
+        assert_eq!(status_json(Some(&status), None, 0, now)["stuck"], false);
         status.oldest_unfinished_ms = Some(now - 16 * 60 * 1_000);
-        let view = status_json(Some(&status), 3, now);
+        let view = status_json(Some(&status), None, 3, now);
         assert_eq!(view["stuck"], true);
         assert_eq!(view["dead_letters"], 3);
-        assert_eq!(status_json(None, 0, now)["running"], false);
+        assert_eq!(view["paused"], false);
+        assert_eq!(status_json(None, None, 0, now)["running"], false);
+    }
+
+    #[test]
+    fn a_paused_or_held_destination_says_why() {
+        let status = Status {
+            running: true,
+            paused: Some("meta error 190/460: the access token is invalid".into()),
+            ..Status::default()
+        };
+        let view = status_json(Some(&status), None, 0, 0);
+        assert_eq!(view["paused"], true);
+        assert_eq!(
+            view["paused_reason"],
+            "the platform refused the credentials: meta error 190/460: the access token is invalid"
+        );
+        let held = status_json(None, Some("connection conn_1 is disconnected".into()), 2, 0);
+        assert_eq!(
+            held,
+            json!({"running": false, "paused": true, "paused_reason": "connection conn_1 is disconnected", "dead_letters": 2})
+        );
     }
 
     #[test]

@@ -4,7 +4,13 @@
 //! the type names as credentials are sealed with the vault before they reach the store, bound
 //! to the workspace and the destination, and never come back: answers show each as
 //! [`REDACTED`]. [`create_destination`] and [`update_destination`] serve the CLI too, and
-//! [`open_settings`] gives the delivery engine a destination's settings in clear.
+//! [`open_settings`] gives the delivery engine (and anyone else who builds an adapter) a
+//! destination's settings in clear.
+//!
+//! An ad-platform destination may name an OAuth connection (`"connection_id"`, a plain
+//! setting) instead of giving an `access_token`: creating or changing its settings checks that
+//! the connection exists in the workspace, is for the type's provider and is active, and
+//! [`open_settings`] puts the connection's current access token in its place.
 //! Settings are never logged.
 
 use std::sync::Arc;
@@ -18,13 +24,16 @@ use serde_json::{Map, Value};
 use sluice_delivery::consumer_name;
 use sluice_privacy::{Vault, VaultError};
 use sluice_store::{
-    DeliveryOptions, Destination, DestinationChange, DestinationId, NewDestination, StateStore,
-    StoreError, StoredSettings, WorkspaceId, settings_context,
+    Connection, DeliveryOptions, Destination, DestinationChange, DestinationId, NewDestination,
+    StateStore, StoreError, StoredSettings, WorkspaceId, settings_context,
 };
 use zeroize::Zeroizing;
 
 use super::Scope;
 use super::sources::json_body;
+use crate::connections::{
+    CONNECTION_SETTING, ConnectionError, resolve_connection, resolve_connection_with,
+};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::store_call;
@@ -126,9 +135,32 @@ pub fn on_destination_changed(app: &AppState, id: &DestinationId) {
     tokio::spawn(async move { deliveries.reconcile().await });
 }
 
-/// A destination's settings in clear: the plain ones with the secret ones opened. The answer
+/// A destination's settings as its adapter takes them, in clear: the plain ones with the
+/// secret ones opened, and, when they name an OAuth connection, that connection's current
+/// access token as `access_token` in place of `connection_id` (so adapters never see
+/// connection ids, and `sluice_destinations::audience::audience_platform` works on the
+/// answer). Every caller that builds an adapter or an audience platform uses this. Fails when
+/// the connection cannot be used (missing, for another provider, not active). The answer
 /// holds credentials: never log it.
 pub fn open_settings(
+    state: &StateStore,
+    vault: &Vault,
+    destination: &Destination,
+) -> Result<Map<String, Value>, ConnectionError> {
+    let stored = open_stored_settings(vault, destination)?;
+    resolve_connection(
+        state,
+        vault,
+        &destination.workspace_id,
+        &destination.kind,
+        stored,
+    )
+}
+
+/// A destination's settings as stored, in clear: the plain ones (`connection_id` included)
+/// with the secret ones opened. For merging updates and for looking at what is stored; to
+/// build an adapter use [`open_settings`]. The answer holds credentials: never log it.
+pub fn open_stored_settings(
     vault: &Vault,
     destination: &Destination,
 ) -> Result<Map<String, Value>, VaultError> {
@@ -230,6 +262,59 @@ macro_rules! failure_from {
 
 failure_from!(ApiError, VaultError, sluice_destinations::SettingsError);
 
+/// Checks settings with their type: those naming an OAuth connection are checked with the
+/// connection's access token in its place (the connection must exist in the workspace, be
+/// for the type's provider and be active).
+fn check_settings(
+    state: &StateStore,
+    vault: &Vault,
+    workspace: &WorkspaceId,
+    kind: &str,
+    settings: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let resolved = resolve_connection(state, vault, workspace, kind, settings.clone())
+        .map_err(connection_refusal)?;
+    sluice_destinations::build(kind, &resolved)?;
+    Ok(())
+}
+
+/// [`check_settings`] inside a state transaction: the workspace's connections were read
+/// before it.
+fn check_settings_with(
+    connections: &[Connection],
+    vault: &Vault,
+    workspace: &WorkspaceId,
+    kind: &str,
+    settings: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let find = |_: &WorkspaceId, id: &str| {
+        connections
+            .iter()
+            .find(|connection| connection.id == id)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound {
+                kind: "connection",
+                id: id.to_owned(),
+            })
+    };
+    let resolved = resolve_connection_with(vault, workspace, kind, settings.clone(), find)
+        .map_err(connection_refusal)?;
+    sluice_destinations::build(kind, &resolved)?;
+    Ok(())
+}
+
+/// A connection a destination cannot use, as the API says it.
+fn connection_refusal(error: ConnectionError) -> ApiError {
+    match error {
+        ConnectionError::Unusable { .. } => {
+            let field = format!("settings.{CONNECTION_SETTING}");
+            ApiError::bad_request("invalid_settings", format!("{field}: {error}"))
+                .with_field(&field)
+        }
+        other => ApiError::from(other),
+    }
+}
+
 /// Checks, seals and stores a new destination.
 pub fn create_destination(
     state: &StateStore,
@@ -237,7 +322,9 @@ pub fn create_destination(
     workspace: &WorkspaceId,
     request: CreateDestination,
 ) -> Result<Destination, ApiError> {
-    sluice_destinations::build(&request.kind, &request.settings)?;
+    // The type first, so an unknown one is named as such.
+    sluice_destinations::find(&request.kind)?;
+    check_settings(state, vault, workspace, &request.kind, &request.settings)?;
     // The placeholder stands for a stored value; a new destination has none.
     for field in sluice_destinations::secret_fields(&request.kind)? {
         if request
@@ -282,6 +369,13 @@ pub fn update_destination(
     request: UpdateDestination,
 ) -> Result<Destination, ApiError> {
     let sources = request.sources.clone();
+    // Read before the transaction, which holds the store (settings naming a connection are
+    // checked against it).
+    let connections = if request.settings.is_some() {
+        state.list_connections(workspace)?
+    } else {
+        Vec::new()
+    };
     let updated = state.update_destination(workspace, id, |current| -> Result<_, Failure> {
         if request
             .kind
@@ -306,7 +400,7 @@ pub fn update_destination(
         };
         if let Some(patch) = request.settings {
             let secret_names = sluice_destinations::secret_fields(&current.kind)?;
-            let mut merged = open_settings(vault, current)?;
+            let mut merged = open_stored_settings(vault, current)?;
             for (field, value) in patch {
                 let keep = secret_names.contains(&field.as_str()) && value == REDACTED;
                 if value.is_null() {
@@ -315,7 +409,7 @@ pub fn update_destination(
                     merged.insert(field, value);
                 }
             }
-            sluice_destinations::build(&current.kind, &merged)?;
+            check_settings_with(&connections, vault, workspace, &current.kind, &merged)?;
             change.settings = Some(seal_settings(
                 vault,
                 workspace,

@@ -5,6 +5,7 @@
 //! no admin route can reach another workspace's data.
 
 pub mod audiences;
+pub mod connections;
 pub mod delivery;
 pub mod destinations;
 pub mod events;

@@ -19,13 +19,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sluice_delivery::http::Client;
 use sluice_destinations::Verdict;
 use sluice_destinations::audience::{AudiencePlatform, audience_platform};
 use sluice_store::{
-    AudienceSync, DefinitionKind, Destination, DestinationId, NewSync, SourceScope, SyncClass,
-    SyncMode, WorkspaceId,
+    AudienceSync, DefinitionKind, Destination, DestinationId, NewSync, SyncClass, SyncMode,
+    WorkspaceId,
 };
 
 use super::Scope;
@@ -37,8 +37,6 @@ use crate::store_call;
 
 /// Time limit of the request that creates a platform audience.
 const CREATE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Events erased per call when a deleted sync's output is purged.
-const PURGE_CHUNK: usize = 10_000;
 
 /// The body of `POST …/syncs`.
 #[derive(Deserialize)]
@@ -133,7 +131,7 @@ async fn create(
     let destination = store_call(move || state.get_destination(&ws, &destination_id))
         .await
         .map_err(|error| ApiError::from(error).with_field("destinationId"))?;
-    let settings = open_settings(&app.vault, &destination)?;
+    let settings = settings_of(&app, &destination).await?;
     let platform = audience_platform(&destination.kind, &settings)?;
     let class = match kind {
         DefinitionKind::Audience => SyncClass::Audience,
@@ -224,7 +222,7 @@ async fn create_platform_audience(
     key: &str,
 ) -> Result<String, ApiError> {
     let failed =
-        |message: String| ApiError::new(StatusCode::BAD_GATEWAY, "platform_error", message);
+        |message: String| ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", message);
     let description = format!("Sluice audience {key}");
     let request = platform.plan_create_audience(name, &description);
     let client = Client::new(CREATE_TIMEOUT)
@@ -235,8 +233,12 @@ async fn create_platform_audience(
         .map_err(|error| failed(format!("creating the platform audience failed: {error}")))?;
     platform.parse_created(&response).map_err(|verdict| {
         let reason = match verdict {
-            Verdict::Retry { reason, .. } | Verdict::Reject { reason } => reason,
-            other => format!("{other:?}"),
+            Verdict::Retry { reason, .. }
+            | Verdict::Reject { reason }
+            | Verdict::Unauthorized { reason } => reason,
+            Verdict::Partial(_) | Verdict::Delivered => {
+                "an answer without an audience id".to_string()
+            }
         };
         failed(format!(
             "{} refused to create the audience: {reason}",
@@ -275,28 +277,8 @@ async fn delete(
         )
     })?;
     on_destination_changed(&app, &DestinationId(sync.destination_id.clone()));
-    purge_output(&app, &scope.workspace_id, &sync).await?;
+    crate::audiences::purge_output(app.log.as_ref(), &scope.workspace_id, &sync).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Erases a deleted sync's events from the log: they were generated only for its destination.
-pub(crate) async fn purge_output(
-    app: &AppState,
-    workspace: &WorkspaceId,
-    sync: &AudienceSync,
-) -> Result<u64, ApiError> {
-    let scope = SourceScope {
-        workspace_id: workspace.clone(),
-        source_id: sync.source_id(),
-    };
-    let mut erased = 0;
-    loop {
-        let removed = app.log.expire(&scope, i64::MAX, PURGE_CHUNK).await?;
-        erased += removed;
-        if removed == 0 {
-            return Ok(erased);
-        }
-    }
 }
 
 /// A sync as the API shows it, with its progress and warnings.
@@ -325,10 +307,9 @@ async fn view(
         _ => "syncing",
     };
     let mut warnings = Vec::new();
-    if sync.mode == SyncMode::List
-        && let Some(warning) = size_warning(app, &destination, size)?
-    {
-        warnings.push(warning);
+    if sync.mode == SyncMode::List {
+        let settings = settings_of(app, &destination).await?;
+        warnings.extend(size_warning(&destination, &settings, size)?);
     }
     Ok(json!({
         "id": sync.id,
@@ -345,14 +326,23 @@ async fn view(
     }))
 }
 
-/// A warning when the audience is smaller than the platform will target.
-fn size_warning(
+/// A destination's settings in clear, its connection's token filled in (never log them).
+async fn settings_of(
     app: &AppState,
     destination: &Destination,
+) -> Result<Map<String, Value>, ApiError> {
+    let (state, vault, opened) = (app.state.clone(), app.vault.clone(), destination.clone());
+    let settings = store_call(move || Ok(open_settings(&state, &vault, &opened))).await??;
+    Ok(settings)
+}
+
+/// A warning when the audience is smaller than the platform will target.
+fn size_warning(
+    destination: &Destination,
+    settings: &Map<String, Value>,
     size: u64,
 ) -> Result<Option<Value>, ApiError> {
-    let settings = open_settings(&app.vault, destination)?;
-    let Some(platform) = audience_platform(&destination.kind, &settings)? else {
+    let Some(platform) = audience_platform(&destination.kind, settings)? else {
         return Ok(None);
     };
     let minimum = platform.minimum_size();

@@ -20,7 +20,7 @@ mod process;
 mod sync;
 
 pub use estimate::Estimate;
-pub use sync::SYNC_EVENTS;
+pub use sync::{SYNC_EVENTS, purge_output};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

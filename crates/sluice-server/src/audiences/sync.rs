@@ -34,8 +34,8 @@ use sluice_audience::StoredState;
 use sluice_destinations::audience::member::TRAIT_NAMES;
 use sluice_privacy::keyed::hmac_sha256;
 use sluice_store::{
-    AudienceStore, AudienceSync, CONSENT_KIND, ChangeRow, NewEvent, ProfileStore, StateStore,
-    StoreError, SyncClass, SyncMode, SyncProgress, WorkspaceId,
+    AudienceStore, AudienceSync, CONSENT_KIND, ChangeRow, EventLog, NewEvent, ProfileStore,
+    SourceScope, StateStore, StoreError, SyncClass, SyncMode, SyncProgress, WorkspaceId,
 };
 
 use super::Audiences;
@@ -490,4 +490,28 @@ fn message_id(sync: &str, profile: i64, tag: &str) -> String {
         id.push_str(&format!("{byte:02x}"));
     }
     id
+}
+
+/// Events erased per call when a sync's output is purged.
+const PURGE_CHUNK: usize = 10_000;
+
+/// Erases a sync's generated events from the log (the sync was deleted, or its destination
+/// lost its connection): they were made only for its destination. Returns how many.
+pub async fn purge_output(
+    log: &dyn EventLog,
+    workspace: &WorkspaceId,
+    sync: &AudienceSync,
+) -> Result<u64, StoreError> {
+    let scope = SourceScope {
+        workspace_id: workspace.clone(),
+        source_id: sync.source_id(),
+    };
+    let mut erased = 0;
+    loop {
+        let removed = log.expire(&scope, i64::MAX, PURGE_CHUNK).await?;
+        erased += removed;
+        if removed == 0 {
+            return Ok(erased);
+        }
+    }
 }

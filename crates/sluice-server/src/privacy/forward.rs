@@ -60,7 +60,7 @@ impl DestinationOutcome {
 /// `redact` are the values to keep out of the report.
 pub async fn forward(
     state: &std::sync::Arc<StateStore>,
-    vault: &Vault,
+    vault: &std::sync::Arc<Vault>,
     workspace: &WorkspaceId,
     user_ids: &[String],
     removals: &HashMap<String, Vec<String>>,
@@ -74,6 +74,7 @@ pub async fn forward(
     for destination in destinations {
         let removed = removals.get(destination.id.as_str()).map(Vec::as_slice);
         let outcome = forward_one(
+            state,
             &destination,
             vault,
             client.as_ref(),
@@ -94,15 +95,22 @@ pub async fn forward(
 }
 
 async fn forward_one(
+    state: &std::sync::Arc<StateStore>,
     destination: &Destination,
-    vault: &Vault,
+    vault: &std::sync::Arc<Vault>,
     client: Option<&Client>,
     user_ids: &[String],
     removals: Option<&[String]>,
     redact: &[String],
 ) -> (Status, Option<u16>, String) {
-    let settings = match open_settings(vault, destination) {
-        Ok(settings) => settings,
+    let (store, keys, opened) = (
+        std::sync::Arc::clone(state),
+        std::sync::Arc::clone(vault),
+        destination.clone(),
+    );
+    let settings = match store_call(move || Ok(open_settings(&store, &keys, &opened))).await {
+        Ok(Ok(settings)) => settings,
+        Ok(Err(error)) => return (Status::Failed, None, format!("settings: {error}")),
         Err(error) => return (Status::Failed, None, format!("settings: {error}")),
     };
     let adapter = match sluice_destinations::build(&destination.kind, &settings) {
@@ -233,6 +241,10 @@ async fn send(
                 tokio::time::sleep(wait).await;
             }
             Verdict::Retry { reason, .. } | Verdict::Reject { reason } => {
+                return Err((Status::Failed, status, scrub(&reason, redact)));
+            }
+            Verdict::Unauthorized { reason } => {
+                let reason = format!("the tool refused the credentials: {reason}");
                 return Err((Status::Failed, status, scrub(&reason, redact)));
             }
             Verdict::Partial(_) => {

@@ -8,7 +8,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sluice_privacy::Vault;
 use sluice_server::Config;
-use sluice_server::admin::destinations::open_settings;
+use sluice_server::admin::destinations::open_stored_settings;
 use sluice_server::config::read_key_file;
 use sluice_store::{AdminToken, StateStore, WorkspaceId};
 
@@ -59,7 +59,7 @@ fn stored_settings(node: &TestNode, id: &str) -> Map<String, Value> {
     let destination = state
         .get_destination(&workspace.id, id)
         .expect("destination");
-    open_settings(&vault, &destination).expect("open")
+    open_stored_settings(&vault, &destination).expect("open")
 }
 
 async fn create(node: &TestNode, body: Value) -> Value {

@@ -6,6 +6,7 @@ mod audiences;
 mod delivery;
 mod destinations;
 mod helpers;
+mod oauth;
 mod observability;
 mod privacy;
 mod privacy_controls;
