@@ -348,9 +348,43 @@ pub fn history(args: HistoryArgs) -> Result<()> {
     Ok(())
 }
 
+/// FNV-1a, for the tables keyed by user id (the stand-in for the profile store's lookup).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type ById<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
+type Traits = ById<Map<String, Value>>;
+
+/// The `userId` of a logged event (one pass over its keys).
+fn user_id(event: &Value) -> Option<&str> {
+    event
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.as_str() == "userId")
+        .and_then(|(_, value)| value.as_str())
+}
+
 /// One thread's share of the people.
 struct Partition {
-    index: HashMap<String, usize>,
+    index: ById<usize>,
     users: Vec<String>,
     states: Vec<ProfileState>,
 }
@@ -379,10 +413,7 @@ fn parse_lines(text: &[u8], threads: usize) -> Parsed {
         let Ok(value) = serde_json::from_slice::<Value>(line) else {
             continue;
         };
-        let to = value
-            .get("userId")
-            .and_then(Value::as_str)
-            .map_or(0, |user| owner(user, threads));
+        let to = user_id(&value).map_or(0, |user| owner(user, threads));
         out[to].push(value);
     }
     out
@@ -413,7 +444,7 @@ fn piece_ranges(text: &[u8], parts: usize) -> Vec<(usize, usize)> {
 fn apply_events(engine: &Engine, partition: &mut Partition, lists: &[&Vec<Value>], now: i64) {
     for list in lists {
         for value in list.iter() {
-            let Some(user) = value.get("userId").and_then(Value::as_str) else {
+            let Some(user) = user_id(value) else {
                 continue;
             };
             let at = match partition.index.get(user) {
@@ -445,7 +476,7 @@ fn evaluate_states(
     engine: &Engine,
     keys: &[String],
     partition: &mut Partition,
-    traits: &HashMap<String, Map<String, Value>>,
+    traits: &Traits,
     now: i64,
 ) -> Tally {
     let empty = Map::new();
@@ -489,9 +520,9 @@ fn next_block(reader: &mut BufReader<File>, block: &mut Vec<u8>, size: usize) ->
     Ok(true)
 }
 
-fn read_traits(path: &Path) -> Result<HashMap<String, Map<String, Value>>> {
+fn read_traits(path: &Path) -> Result<Traits> {
     let reader = BufReader::new(File::open(path).with_context(|| format!("{}", path.display()))?);
-    let mut traits = HashMap::new();
+    let mut traits = Traits::default();
     for line in reader.lines() {
         let row: Value = serde_json::from_str(&line?)?;
         let (Some(user), Some(Value::Object(map))) =
@@ -517,7 +548,7 @@ struct Round {
 struct Shared<'a> {
     engine: &'a Engine,
     keys: &'a [String],
-    traits: &'a HashMap<String, Map<String, Value>>,
+    traits: &'a Traits,
     now: i64,
     threads: usize,
     /// The current block of lines, and where each worker's piece of it starts and ends.
@@ -535,7 +566,7 @@ struct Shared<'a> {
 /// states. The timing thread measures each phase between barriers.
 fn worker(shared: &Shared<'_>, me: usize) -> (Tally, usize) {
     let mut partition = Partition {
-        index: HashMap::new(),
+        index: ById::default(),
         users: Vec::new(),
         states: Vec::new(),
     };
@@ -587,7 +618,7 @@ fn round(
     engine: &Engine,
     keys: &[String],
     events_path: &Path,
-    traits: &HashMap<String, Map<String, Value>>,
+    traits: &Traits,
     threads: usize,
     block_size: usize,
     now: i64,

@@ -86,7 +86,7 @@ impl Pick {
     }
 }
 
-/// One bucket as stored.
+/// One bucket as stored (and the general form in memory).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Bucket {
     #[serde(rename = "h")]
@@ -99,12 +99,104 @@ struct Bucket {
     frequency: Option<BTreeMap<String, u32>>,
 }
 
+/// A bucket that holds only statistics: the compact form (a third of a [`Bucket`]'s size) of
+/// the counts and sums nearly every series is made of.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct StatsBucket {
+    hour: i64,
+    stats: Stats,
+}
+
+/// The buckets of a series, sorted by hour: statistics only (the usual case) or the general
+/// form. Both are written as the same JSON.
+#[derive(Clone, Debug, PartialEq)]
+enum Buckets {
+    Stats(Vec<StatsBucket>),
+    General(Vec<Bucket>),
+}
+
 /// A profile's buckets for one aggregator, sorted by hour. An empty series still says the
 /// aggregator saw the profile at least once.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Series {
-    #[serde(rename = "b")]
-    buckets: Vec<Bucket>,
+    buckets: Buckets,
+}
+
+impl Default for Series {
+    fn default() -> Series {
+        Series {
+            buckets: Buckets::Stats(Vec::new()),
+        }
+    }
+}
+
+/// A bucket as written (`{"h": …, "s": …}`), borrowed from either form.
+#[derive(Serialize)]
+struct BucketView<'a> {
+    #[serde(rename = "h")]
+    hour: i64,
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none")]
+    stats: Option<&'a Stats>,
+    #[serde(rename = "p", skip_serializing_if = "Option::is_none")]
+    pick: Option<&'a Pick>,
+    #[serde(rename = "f", skip_serializing_if = "Option::is_none")]
+    frequency: Option<&'a BTreeMap<String, u32>>,
+}
+
+/// The bucket list as written.
+struct BucketList<'a>(&'a Buckets);
+
+impl Serialize for BucketList<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        match self.0 {
+            Buckets::Stats(list) => {
+                let mut seq = serializer.serialize_seq(Some(list.len()))?;
+                for bucket in list {
+                    seq.serialize_element(&BucketView {
+                        hour: bucket.hour,
+                        stats: Some(&bucket.stats),
+                        pick: None,
+                        frequency: None,
+                    })?;
+                }
+                seq.end()
+            }
+            Buckets::General(list) => {
+                let mut seq = serializer.serialize_seq(Some(list.len()))?;
+                for bucket in list {
+                    seq.serialize_element(&BucketView {
+                        hour: bucket.hour,
+                        stats: bucket.stats.as_ref(),
+                        pick: bucket.pick.as_ref(),
+                        frequency: bucket.frequency.as_ref(),
+                    })?;
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+impl Serialize for Series {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut series = serializer.serialize_struct("Series", 1)?;
+        series.serialize_field("b", &BucketList(&self.buckets))?;
+        series.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Series {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Series, D::Error> {
+        #[derive(Deserialize)]
+        struct Stored {
+            #[serde(rename = "b")]
+            buckets: Vec<Bucket>,
+        }
+        let stored = Stored::deserialize(deserializer)?;
+        Ok(Series::from_buckets(stored.buckets))
+    }
 }
 
 /// When a bucket of `hour` stops counting under `window` (milliseconds), `None` for never.
@@ -126,54 +218,116 @@ pub fn counts_at(timestamp: i64, window: Option<i64>, now: i64) -> bool {
 }
 
 impl Series {
+    /// A series of these buckets (sorted by hour), in the compact form when they hold only
+    /// statistics.
+    fn from_buckets(buckets: Vec<Bucket>) -> Series {
+        let only_stats = buckets
+            .iter()
+            .all(|b| b.stats.is_some() && b.pick.is_none() && b.frequency.is_none());
+        if !only_stats {
+            return Series {
+                buckets: Buckets::General(buckets),
+            };
+        }
+        let list = buckets
+            .into_iter()
+            .filter_map(|b| b.stats.map(|stats| StatsBucket { hour: b.hour, stats }))
+            .collect();
+        Series {
+            buckets: Buckets::Stats(list),
+        }
+    }
+
+    /// Turns a compact series into the general form (once it is to hold anything but
+    /// statistics).
+    fn make_general(&mut self) {
+        if let Buckets::Stats(list) = &self.buckets {
+            let general = list
+                .iter()
+                .map(|b| Bucket {
+                    stats: Some(b.stats),
+                    ..Bucket::empty(b.hour)
+                })
+                .collect();
+            self.buckets = Buckets::General(general);
+        }
+    }
+
     /// Adds one event's `data` at `timestamp`, for an aggregator of `kind`.
     pub fn add(&mut self, timestamp: i64, window: Option<i64>, kind: Kind, data: Data) {
         let hour = hour_of(timestamp, window);
-        combine(self.bucket(hour), data, kind);
+        self.add_at(hour, data, kind);
     }
 
-    /// Adds every bucket of `other` (another profile's series of the same aggregator).
-    pub fn merge(&mut self, other: Series, kind: Kind) {
-        for bucket in other.buckets {
-            let hour = bucket.hour;
-            for data in bucket.into_data() {
-                combine(self.bucket(hour), data, kind);
+    fn add_at(&mut self, hour: i64, data: Data, kind: Kind) {
+        match (&mut self.buckets, data) {
+            (Buckets::Stats(list), Data::Stats(stats)) => match stats_bucket(list, hour) {
+                Some(kept) => kept.add(&stats),
+                None => insert_stats(list, StatsBucket { hour, stats }),
+            },
+            (Buckets::General(list), data) => combine(general_bucket(list, hour), data, kind),
+            (Buckets::Stats(_), data) => {
+                self.make_general();
+                self.add_at(hour, data, kind);
             }
         }
     }
 
-    /// The bucket of `hour`, made empty when missing.
-    fn bucket(&mut self, hour: i64) -> &mut Bucket {
-        let index = match self.buckets.binary_search_by_key(&hour, |b| b.hour) {
-            Ok(index) => index,
-            Err(index) => {
-                self.buckets.insert(index, Bucket::empty(hour));
-                index
+    /// Adds every bucket of `other` (another profile's series of the same aggregator).
+    pub fn merge(&mut self, other: Series, kind: Kind) {
+        match other.buckets {
+            Buckets::Stats(list) => {
+                for bucket in list {
+                    self.add_at(bucket.hour, Data::Stats(bucket.stats), kind);
+                }
             }
-        };
-        &mut self.buckets[index]
+            Buckets::General(list) => {
+                for bucket in list {
+                    let hour = bucket.hour;
+                    for data in bucket.into_data() {
+                        self.add_at(hour, data, kind);
+                    }
+                }
+            }
+        }
     }
 
     /// Drops the buckets that no longer count at `now`.
     pub fn prune(&mut self, window: Option<i64>, now: i64) {
-        if window.is_some() {
-            self.buckets
-                .retain(|bucket| expiry(bucket.hour, window).is_none_or(|end| end > now));
+        if window.is_none() {
+            return;
+        }
+        let counts = |hour: i64| expiry(hour, window).is_none_or(|end| end > now);
+        match &mut self.buckets {
+            Buckets::Stats(list) => {
+                // Sorted by hour: the expired buckets are a prefix.
+                let expired = list.partition_point(|b| !counts(b.hour));
+                if expired > 0 {
+                    list.drain(..expired);
+                }
+            }
+            Buckets::General(list) => list.retain(|b| counts(b.hour)),
         }
     }
 
     /// The earliest moment after `now` when a bucket stops counting.
     pub fn next_expiry(&self, window: Option<i64>, now: i64) -> Option<i64> {
-        self.buckets
-            .iter()
-            .filter_map(|bucket| expiry(bucket.hour, window))
-            .find(|end| *end > now)
+        window?;
+        let after = |hour: i64| expiry(hour, window).filter(|end| *end > now);
+        match &self.buckets {
+            Buckets::Stats(list) => list.iter().find_map(|b| after(b.hour)),
+            Buckets::General(list) => list.iter().find_map(|b| after(b.hour)),
+        }
     }
 
     /// The buckets counting at `now`, combined, or `None` when none does.
     pub fn live(&self, kind: Kind, window: Option<i64>, now: i64) -> Option<Data> {
+        let list = match &self.buckets {
+            Buckets::Stats(_) => return self.live_stats(window, now).map(Data::Stats),
+            Buckets::General(list) => list,
+        };
         let mut total = Bucket::empty(0);
-        for bucket in &self.buckets {
+        for bucket in list {
             if expiry(bucket.hour, window).is_some_and(|end| end <= now) {
                 continue;
             }
@@ -184,15 +338,25 @@ impl Series {
 
     /// The statistics counting at `now` (a fast path of [`Series::live`] for `Stats`).
     pub fn live_stats(&self, window: Option<i64>, now: i64) -> Option<Stats> {
+        let counts = |hour: i64| expiry(hour, window).is_none_or(|end| end > now);
         let mut total: Option<Stats> = None;
-        for bucket in &self.buckets {
-            if expiry(bucket.hour, window).is_some_and(|end| end <= now) {
-                continue;
+        let mut take = |stats: &Stats| match total.as_mut() {
+            Some(total) => total.add(stats),
+            None => total = Some(*stats),
+        };
+        match &self.buckets {
+            Buckets::Stats(list) => {
+                // Sorted by hour: the expired buckets are a prefix.
+                let first = list.partition_point(|b| !counts(b.hour));
+                for bucket in &list[first..] {
+                    take(&bucket.stats);
+                }
             }
-            if let Some(stats) = &bucket.stats {
-                match total.as_mut() {
-                    Some(total) => total.add(stats),
-                    None => total = Some(*stats),
+            Buckets::General(list) => {
+                for bucket in list.iter().filter(|b| counts(b.hour)) {
+                    if let Some(stats) = &bucket.stats {
+                        take(stats);
+                    }
                 }
             }
         }
@@ -201,12 +365,51 @@ impl Series {
 
     /// Number of buckets.
     pub fn len(&self) -> usize {
-        self.buckets.len()
+        match &self.buckets {
+            Buckets::Stats(list) => list.len(),
+            Buckets::General(list) => list.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.buckets.is_empty()
+        self.len() == 0
     }
+}
+
+/// The statistics of the bucket of `hour`, if there is one. Events mostly arrive in time
+/// order, so the last bucket is looked at first.
+fn stats_bucket(list: &mut [StatsBucket], hour: i64) -> Option<&mut Stats> {
+    let last = list.len().checked_sub(1)?;
+    if list[last].hour == hour {
+        return Some(&mut list[last].stats);
+    }
+    if list[last].hour < hour {
+        return None;
+    }
+    let index = list.binary_search_by_key(&hour, |b| b.hour).ok()?;
+    Some(&mut list[index].stats)
+}
+
+/// Inserts a bucket whose hour `list` does not have, keeping the order.
+fn insert_stats(list: &mut Vec<StatsBucket>, bucket: StatsBucket) {
+    if list.last().is_none_or(|last| last.hour < bucket.hour) {
+        list.push(bucket);
+    } else {
+        let index = list.partition_point(|b| b.hour < bucket.hour);
+        list.insert(index, bucket);
+    }
+}
+
+/// The general bucket of `hour`, made empty when missing.
+fn general_bucket(list: &mut Vec<Bucket>, hour: i64) -> &mut Bucket {
+    let index = match list.binary_search_by_key(&hour, |b| b.hour) {
+        Ok(index) => index,
+        Err(index) => {
+            list.insert(index, Bucket::empty(hour));
+            index
+        }
+    };
+    &mut list[index]
 }
 
 impl Bucket {
@@ -287,6 +490,102 @@ fn combine(bucket: &mut Bucket, data: Data, kind: Kind) {
             if replaces(bucket.pick.as_ref(), &pick, kind) {
                 bucket.pick = Some(pick);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const WINDOW: Option<i64> = Some(48 * HOUR_MS);
+
+    fn stats(n: f64) -> Data {
+        Data::Stats(Stats::one(Some(n)))
+    }
+
+    #[test]
+    fn statistics_are_written_as_before_the_compact_form() {
+        let mut series = Series::default();
+        series.add(5 * HOUR_MS + 1, WINDOW, Kind::Stats, stats(2.0));
+        series.add(5 * HOUR_MS + 2, WINDOW, Kind::Stats, stats(1.5));
+        series.add(HOUR_MS, WINDOW, Kind::Stats, stats(-1.0));
+        assert!(matches!(series.buckets, Buckets::Stats(_)));
+        let text = serde_json::to_string(&series).unwrap();
+        assert_eq!(
+            text,
+            r#"{"b":[{"h":1,"s":{"c":1,"s":-1.0,"l":-1.0,"h":-1.0}},{"h":5,"s":{"c":2,"s":3.5,"l":1.5,"h":2.0}}]}"#
+        );
+        let read: Series = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, series);
+        let empty: Series = serde_json::from_str(r#"{"b":[]}"#).unwrap();
+        assert_eq!(empty, Series::default());
+    }
+
+    #[test]
+    fn picks_and_frequencies_use_the_general_form() {
+        let mut series = Series::default();
+        let pick = |t: i64, v: &str| {
+            Data::Pick(Pick {
+                timestamp: t,
+                message_id: format!("m{t}"),
+                value: v.into(),
+            })
+        };
+        series.add(10, None, Kind::Last, pick(10, "\"a\""));
+        series.add(20, None, Kind::Last, pick(20, "\"b\""));
+        let text = serde_json::to_string(&series).unwrap();
+        assert_eq!(
+            text,
+            r#"{"b":[{"h":0,"p":{"t":20,"m":"m20","v":"\"b\""}}]}"#
+        );
+        let read: Series = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, series);
+        assert!(matches!(read.buckets, Buckets::General(_)));
+    }
+
+    /// The general form, as the series was kept before the compact one: the reference.
+    fn general_of(series: &Series) -> Series {
+        let mut general = series.clone();
+        general.make_general();
+        general
+    }
+
+    proptest! {
+        #[test]
+        fn the_compact_form_answers_like_the_general_one(
+            events in proptest::collection::vec((0i64..200, -50i64..50), 0..40),
+            now in 0i64..260,
+            cut in 0i64..260,
+        ) {
+            let mut compact = Series::default();
+            let mut general = Series::default();
+            general.make_general();
+            for (hour, n) in &events {
+                let at = hour * HOUR_MS + 17;
+                compact.add(at, WINDOW, Kind::Stats, stats(*n as f64));
+                general.add(at, WINDOW, Kind::Stats, stats(*n as f64));
+            }
+            prop_assert_eq!(general_of(&compact), general.clone());
+            let now = now * HOUR_MS + 5;
+            prop_assert_eq!(compact.live_stats(WINDOW, now), general.live_stats(WINDOW, now));
+            prop_assert_eq!(compact.live(Kind::Stats, WINDOW, now), general.live(Kind::Stats, WINDOW, now));
+            prop_assert_eq!(compact.next_expiry(WINDOW, now), general.next_expiry(WINDOW, now));
+            prop_assert_eq!(serde_json::to_string(&compact).unwrap(), serde_json::to_string(&general).unwrap());
+            let cut = cut * HOUR_MS;
+            compact.prune(WINDOW, cut);
+            general.prune(WINDOW, cut);
+            prop_assert_eq!(general_of(&compact), general.clone());
+            // Merging a compact series into a general one and the other way round.
+            let mut both = compact.clone();
+            both.merge(general.clone(), Kind::Stats);
+            let mut both_general = general.clone();
+            both_general.merge(compact.clone(), Kind::Stats);
+            prop_assert_eq!(general_of(&both), both_general);
         }
     }
 }
