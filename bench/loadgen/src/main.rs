@@ -6,8 +6,8 @@
 //! - `loadgen sink --listen 127.0.0.1:PORT [--behaviour ok|fail|hang]`: a destination for the
 //!   delivery benchmark (see [`sink`]).
 //! - `loadgen identity-fill` / `loadgen profile-get`: the identity benchmark (see [`identity`]).
-//! - `loadgen audience-eval`, `audience-history`, `audience-backfill`: the audience benchmarks
-//!   (see [`audience`], [`backfill`]).
+//! - `loadgen audience-eval`, `audience-history`, `audience-backfill`, `audience-sync`: the
+//!   audience benchmarks (see [`audience`], [`backfill`], [`sync`]).
 //!
 //! Only loopback addresses are accepted, for both.
 
@@ -18,6 +18,7 @@ mod client;
 mod identity;
 mod payload;
 mod sink;
+mod sync;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -55,6 +56,8 @@ enum Command {
     AudienceHistory(backfill::HistoryArgs),
     /// Time the audience engine's backfill over a history written by audience-history.
     AudienceBackfill(backfill::BackfillArgs),
+    /// Members per second each ad-platform adapter plans (normalize, hash, batch).
+    AudienceSync(sync::SyncArgs),
 }
 
 fn main() -> Result<()> {
@@ -67,5 +70,6 @@ fn main() -> Result<()> {
         Command::AudienceEval(args) => audience::eval(args),
         Command::AudienceHistory(args) => backfill::history(args),
         Command::AudienceBackfill(args) => backfill::backfill(args),
+        Command::AudienceSync(args) => sync::sync(args),
     }
 }
