@@ -65,8 +65,9 @@ pub struct BackfillArgs {
     /// Threads: the people are split between them by a hash of `userId`.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// KiB of lines read per block (about 3,300 events a MiB).
-    #[arg(long, default_value_t = 4096)]
+    /// KiB of lines read per block: 512 is about 1,650 events, near the server's backfill
+    /// batch (2,000 events), and keeps a block's parsed events in cache.
+    #[arg(long, default_value_t = 512)]
     block_kib: usize,
 }
 
@@ -370,8 +371,84 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
-type ById<V> = HashMap<String, V, std::hash::BuildHasherDefault<Fnv>>;
-type Traits = ById<Map<String, Value>>;
+type Fnv64 = std::hash::BuildHasherDefault<Fnv>;
+
+/// A user id of up to 23 bytes kept in place, so finding a person's entry follows no pointer
+/// (the profile store's index is the stand-in this replaces; longer ids go to a second table).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct UserKey {
+    len: u8,
+    bytes: [u8; 23],
+}
+
+impl UserKey {
+    fn new(user: &str) -> Option<UserKey> {
+        let len = u8::try_from(user.len()).ok().filter(|len| *len <= 23)?;
+        let mut bytes = [0u8; 23];
+        bytes[..user.len()].copy_from_slice(user.as_bytes());
+        Some(UserKey { len, bytes })
+    }
+
+    fn as_str(&self) -> &str {
+        // Copied from a &str whole.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::hash::Hash for UserKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write(&self.bytes[..usize::from(self.len)]);
+    }
+}
+
+/// People's entries by user id.
+struct ByUser<V> {
+    short: HashMap<UserKey, V, Fnv64>,
+    long: HashMap<String, V, Fnv64>,
+}
+
+impl<V> ByUser<V> {
+    fn with_capacity(capacity: usize) -> ByUser<V> {
+        ByUser {
+            short: HashMap::with_capacity_and_hasher(capacity, Fnv64::default()),
+            long: HashMap::default(),
+        }
+    }
+
+    fn get(&self, user: &str) -> Option<&V> {
+        match UserKey::new(user) {
+            Some(key) => self.short.get(&key),
+            None => self.long.get(user),
+        }
+    }
+
+    fn insert(&mut self, user: &str, value: V) {
+        match UserKey::new(user) {
+            Some(key) => self.short.insert(key, value),
+            None => self.long.insert(user.to_string(), value),
+        };
+    }
+
+    fn entry_or(&mut self, user: &str, make: impl FnOnce() -> V) -> &mut V {
+        match UserKey::new(user) {
+            Some(key) => self.short.entry(key).or_insert_with(make),
+            None => self.long.entry(user.to_string()).or_insert_with(make),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut V)> {
+        self.short
+            .iter_mut()
+            .map(|(key, value)| (key.as_str(), value))
+            .chain(self.long.iter_mut().map(|(key, value)| (key.as_str(), value)))
+    }
+}
+
+type Traits = ByUser<Map<String, Value>>;
 
 /// The `userId` of a logged event (one pass over its keys).
 fn user_id(event: &Value) -> Option<&str> {
@@ -382,11 +459,9 @@ fn user_id(event: &Value) -> Option<&str> {
         .and_then(|(_, value)| value.as_str())
 }
 
-/// One thread's share of the people.
+/// One thread's share of the people: their states by user id.
 struct Partition {
-    index: ById<usize>,
-    users: Vec<String>,
-    states: Vec<ProfileState>,
+    states: ByUser<ProfileState>,
 }
 
 /// A block's events parsed by one thread, split by the thread that owns their person.
@@ -440,25 +515,17 @@ fn piece_ranges(text: &[u8], parts: usize) -> Vec<(usize, usize)> {
     ranges
 }
 
-/// Applies a thread's events of one block, in log order, to its people's states.
+/// Applies a thread's events of one block, in log order, to its people's states (a person's
+/// state starts fresh at their first event).
 fn apply_events(engine: &Engine, partition: &mut Partition, lists: &[&Vec<Value>], now: i64) {
     for list in lists {
         for value in list.iter() {
             let Some(user) = user_id(value) else {
                 continue;
             };
-            let at = match partition.index.get(user) {
-                Some(at) => *at,
-                None => {
-                    let at = partition.states.len();
-                    partition.index.insert(user.to_string(), at);
-                    partition.users.push(user.to_string());
-                    partition.states.push(engine.fresh());
-                    at
-                }
-            };
+            let state = partition.states.entry_or(user, || engine.fresh());
             if let Some(event) = EventRef::read(value) {
-                engine.apply(&mut partition.states[at], &event, now);
+                engine.apply(state, &event, now);
             }
         }
     }
@@ -485,7 +552,7 @@ fn evaluate_states(
         sums: vec![0; keys.len()],
         next_changes: 0,
     };
-    for (user, state) in partition.users.iter().zip(partition.states.iter_mut()) {
+    for (user, state) in partition.states.iter_mut() {
         let traits = traits.get(user).unwrap_or(&empty);
         let changes = engine.evaluate(state, traits, now);
         if engine.next_change(state, traits, now).is_some() {
@@ -522,7 +589,7 @@ fn next_block(reader: &mut BufReader<File>, block: &mut Vec<u8>, size: usize) ->
 
 fn read_traits(path: &Path) -> Result<Traits> {
     let reader = BufReader::new(File::open(path).with_context(|| format!("{}", path.display()))?);
-    let mut traits = Traits::default();
+    let mut traits = Traits::with_capacity(1 << 16);
     for line in reader.lines() {
         let row: Value = serde_json::from_str(&line?)?;
         let (Some(user), Some(Value::Object(map))) =
@@ -530,7 +597,7 @@ fn read_traits(path: &Path) -> Result<Traits> {
         else {
             continue;
         };
-        traits.insert(user.to_string(), map.clone());
+        traits.insert(user, map.clone());
     }
     Ok(traits)
 }
@@ -551,6 +618,8 @@ struct Shared<'a> {
     traits: &'a Traits,
     now: i64,
     threads: usize,
+    /// People in the history.
+    profiles: usize,
     /// The current block of lines, and where each worker's piece of it starts and ends.
     block: RwLock<(Vec<u8>, Vec<(usize, usize)>)>,
     /// Each worker's parse of its piece, by owning worker.
@@ -565,10 +634,9 @@ struct Shared<'a> {
 /// piece in log order (phase 2), free its parse (phase 3, not timed); at the end evaluate its
 /// states. The timing thread measures each phase between barriers.
 fn worker(shared: &Shared<'_>, me: usize) -> (Tally, usize) {
+    // Sized for the history's people, as a profile store's index already is.
     let mut partition = Partition {
-        index: ById::default(),
-        users: Vec::new(),
-        states: Vec::new(),
+        states: ByUser::with_capacity(shared.profiles / shared.threads + 1024),
     };
     loop {
         shared.barrier.wait();
@@ -621,6 +689,7 @@ fn round(
     traits: &Traits,
     threads: usize,
     block_size: usize,
+    profiles: usize,
     now: i64,
 ) -> Result<Round> {
     let shared = Shared {
@@ -629,6 +698,7 @@ fn round(
         traits,
         now,
         threads,
+        profiles,
         block: RwLock::new((Vec::with_capacity(block_size + 4096), Vec::new())),
         parsed: (0..threads).map(|_| RwLock::new(Vec::new())).collect(),
         done: AtomicBool::new(false),
@@ -730,6 +800,7 @@ pub fn backfill(args: BackfillArgs) -> Result<()> {
     let now = meta["now_ms"]
         .as_i64()
         .ok_or_else(|| anyhow!("history.json has no now_ms"))?;
+    let people = meta["profiles"].as_u64().unwrap_or(0) as usize;
     let engine = Engine::new(&catalog()?).map_err(|e| anyhow!("{e}"))?;
     // The order results are reported in: the definitions' order.
     let keys: Vec<String> = audiences()
@@ -747,6 +818,7 @@ pub fn backfill(args: BackfillArgs) -> Result<()> {
             &traits,
             threads,
             args.block_kib.max(1) << 10,
+            people,
             now,
         )?;
         eprintln!(

@@ -99,38 +99,191 @@ struct Bucket {
     frequency: Option<BTreeMap<String, u32>>,
 }
 
-/// A bucket that holds only statistics: the compact form (a third of a [`Bucket`]'s size) of
-/// the counts and sums nearly every series is made of.
+/// A bucket that holds only statistics: a third of a [`Bucket`]'s size.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct StatsBucket {
     hour: i64,
     stats: Stats,
 }
 
-/// The buckets of a series, sorted by hour: statistics only (the usual case) or the general
-/// form. Both are written as the same JSON.
+/// A bucket of a plain count (statistics of events read without a property, whose sum,
+/// minimum and maximum stay 0): hour and count in 8 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct CountBucket {
+    hour: i32,
+    count: u32,
+}
+
+impl CountBucket {
+    /// `stats` at `hour` in this form, if they are a plain count that fits.
+    fn of(hour: i64, stats: &Stats) -> Option<CountBucket> {
+        // Bit patterns: -0.0 is not a plain count's 0.
+        let plain =
+            stats.sum.to_bits() == 0 && stats.min.to_bits() == 0 && stats.max.to_bits() == 0;
+        if !plain {
+            return None;
+        }
+        Some(CountBucket {
+            hour: i32::try_from(hour).ok()?,
+            count: u32::try_from(stats.count).ok()?,
+        })
+    }
+
+    fn stats(self) -> Stats {
+        Stats {
+            count: u64::from(self.count),
+            sum: 0.0,
+            min: 0.0,
+            max: 0.0,
+        }
+    }
+}
+
+/// Plain counts kept in place up to this many buckets (a series within a window mostly holds
+/// few hours): reading them costs no pointer to follow.
+const INLINE: usize = 4;
+
+/// Plain counts sorted by hour, the first [`INLINE`] in place.
+#[derive(Clone, Debug)]
+enum Counts {
+    Inline {
+        len: u8,
+        items: [CountBucket; INLINE],
+    },
+    Heap(Vec<CountBucket>),
+}
+
+impl Counts {
+    fn new() -> Counts {
+        Counts::Inline {
+            len: 0,
+            items: [CountBucket::default(); INLINE],
+        }
+    }
+
+    fn as_slice(&self) -> &[CountBucket] {
+        match self {
+            Counts::Inline { len, items } => &items[..usize::from(*len)],
+            Counts::Heap(list) => list,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [CountBucket] {
+        match self {
+            Counts::Inline { len, items } => &mut items[..usize::from(*len)],
+            Counts::Heap(list) => list,
+        }
+    }
+
+    fn insert(&mut self, index: usize, bucket: CountBucket) {
+        match self {
+            Counts::Inline { len, items } if usize::from(*len) < INLINE => {
+                let end = usize::from(*len);
+                items.copy_within(index..end, index + 1);
+                items[index] = bucket;
+                *len += 1;
+            }
+            Counts::Inline { items, .. } => {
+                let mut list = Vec::with_capacity(INLINE * 2);
+                list.extend_from_slice(items);
+                list.insert(index, bucket);
+                *self = Counts::Heap(list);
+            }
+            Counts::Heap(list) => list.insert(index, bucket),
+        }
+    }
+
+    /// Drops the first `n` buckets.
+    fn drop_first(&mut self, n: usize) {
+        match self {
+            Counts::Inline { len, items } => {
+                let end = usize::from(*len);
+                items.copy_within(n..end, 0);
+                // At most INLINE, so it fits.
+                *len = u8::try_from(end - n).unwrap_or(0);
+            }
+            Counts::Heap(list) => {
+                list.drain(..n);
+            }
+        }
+    }
+
+    /// Adds `bucket`'s count to its hour; false when the count would no longer fit.
+    fn add(&mut self, bucket: CountBucket) -> bool {
+        let slice = self.as_slice();
+        // Events mostly arrive in time order: a later hour goes at the end.
+        let found = if slice.last().is_none_or(|last| last.hour < bucket.hour) {
+            Err(slice.len())
+        } else {
+            slice.binary_search_by_key(&bucket.hour, |b| b.hour)
+        };
+        match found {
+            Ok(index) => {
+                let kept = &mut self.as_mut_slice()[index];
+                match kept.count.checked_add(bucket.count) {
+                    Some(count) => {
+                        kept.count = count;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Err(index) => {
+                self.insert(index, bucket);
+                true
+            }
+        }
+    }
+}
+
+impl PartialEq for Counts {
+    fn eq(&self, other: &Counts) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// The buckets of a series, sorted by hour: plain counts (most series), statistics, or the
+/// general form. All three are written as the same JSON.
 #[derive(Clone, Debug, PartialEq)]
 enum Buckets {
+    Counts(Counts),
     Stats(Vec<StatsBucket>),
     General(Vec<Bucket>),
 }
 
 /// A profile's buckets for one aggregator, sorted by hour. An empty series still says the
 /// aggregator saw the profile at least once.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Series {
     buckets: Buckets,
+}
+
+/// Equal when they hold the same buckets, whatever form each is kept in.
+impl PartialEq for Series {
+    fn eq(&self, other: &Series) -> bool {
+        match (&self.buckets, &other.buckets) {
+            (Buckets::Counts(a), Buckets::Counts(b)) => a == b,
+            (Buckets::Stats(a), Buckets::Stats(b)) => a == b,
+            (Buckets::General(a), Buckets::General(b)) => a == b,
+            _ => {
+                let (mut a, mut b) = (self.clone(), other.clone());
+                a.make_general();
+                b.make_general();
+                a.buckets == b.buckets
+            }
+        }
+    }
 }
 
 impl Default for Series {
     fn default() -> Series {
         Series {
-            buckets: Buckets::Stats(Vec::new()),
+            buckets: Buckets::Counts(Counts::new()),
         }
     }
 }
 
-/// A bucket as written (`{"h": …, "s": …}`), borrowed from either form.
+/// A bucket as written (`{"h": …, "s": …}`), borrowed from any form.
 #[derive(Serialize)]
 struct BucketView<'a> {
     #[serde(rename = "h")]
@@ -150,6 +303,20 @@ impl Serialize for BucketList<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeSeq;
         match self.0 {
+            Buckets::Counts(counts) => {
+                let list = counts.as_slice();
+                let mut seq = serializer.serialize_seq(Some(list.len()))?;
+                for bucket in list {
+                    let stats = bucket.stats();
+                    seq.serialize_element(&BucketView {
+                        hour: i64::from(bucket.hour),
+                        stats: Some(&stats),
+                        pick: None,
+                        frequency: None,
+                    })?;
+                }
+                seq.end()
+            }
             Buckets::Stats(list) => {
                 let mut seq = serializer.serialize_seq(Some(list.len()))?;
                 for bucket in list {
@@ -218,8 +385,7 @@ pub fn counts_at(timestamp: i64, window: Option<i64>, now: i64) -> bool {
 }
 
 impl Series {
-    /// A series of these buckets (sorted by hour), in the compact form when they hold only
-    /// statistics.
+    /// A series of these buckets (sorted by hour), in the most compact form that holds them.
     fn from_buckets(buckets: Vec<Bucket>) -> Series {
         let only_stats = buckets
             .iter()
@@ -229,18 +395,49 @@ impl Series {
                 buckets: Buckets::General(buckets),
             };
         }
-        let list = buckets
+        let list: Vec<StatsBucket> = buckets
             .into_iter()
             .filter_map(|b| b.stats.map(|stats| StatsBucket { hour: b.hour, stats }))
             .collect();
-        Series {
-            buckets: Buckets::Stats(list),
+        let counts: Option<Vec<CountBucket>> = list
+            .iter()
+            .map(|b| CountBucket::of(b.hour, &b.stats))
+            .collect();
+        let buckets = match counts {
+            Some(counts) if counts.len() <= INLINE => {
+                let mut items = [CountBucket::default(); INLINE];
+                items[..counts.len()].copy_from_slice(&counts);
+                Buckets::Counts(Counts::Inline {
+                    // At most INLINE.
+                    len: u8::try_from(counts.len()).unwrap_or(0),
+                    items,
+                })
+            }
+            Some(counts) => Buckets::Counts(Counts::Heap(counts)),
+            None => Buckets::Stats(list),
+        };
+        Series { buckets }
+    }
+
+    /// Turns plain counts into statistics (once a bucket is more than a count).
+    fn make_stats(&mut self) {
+        if let Buckets::Counts(counts) = &self.buckets {
+            let list = counts
+                .as_slice()
+                .iter()
+                .map(|b| StatsBucket {
+                    hour: i64::from(b.hour),
+                    stats: b.stats(),
+                })
+                .collect();
+            self.buckets = Buckets::Stats(list);
         }
     }
 
     /// Turns a compact series into the general form (once it is to hold anything but
     /// statistics).
     fn make_general(&mut self) {
+        self.make_stats();
         if let Buckets::Stats(list) = &self.buckets {
             let general = list
                 .iter()
@@ -261,12 +458,19 @@ impl Series {
 
     fn add_at(&mut self, hour: i64, data: Data, kind: Kind) {
         match (&mut self.buckets, data) {
+            (Buckets::Counts(counts), Data::Stats(stats)) => {
+                if CountBucket::of(hour, &stats).is_some_and(|bucket| counts.add(bucket)) {
+                    return;
+                }
+                self.make_stats();
+                self.add_at(hour, Data::Stats(stats), kind);
+            }
             (Buckets::Stats(list), Data::Stats(stats)) => match stats_bucket(list, hour) {
                 Some(kept) => kept.add(&stats),
                 None => insert_stats(list, StatsBucket { hour, stats }),
             },
             (Buckets::General(list), data) => combine(general_bucket(list, hour), data, kind),
-            (Buckets::Stats(_), data) => {
+            (_, data) => {
                 self.make_general();
                 self.add_at(hour, data, kind);
             }
@@ -276,6 +480,11 @@ impl Series {
     /// Adds every bucket of `other` (another profile's series of the same aggregator).
     pub fn merge(&mut self, other: Series, kind: Kind) {
         match other.buckets {
+            Buckets::Counts(counts) => {
+                for bucket in counts.as_slice() {
+                    self.add_at(i64::from(bucket.hour), Data::Stats(bucket.stats()), kind);
+                }
+            }
             Buckets::Stats(list) => {
                 for bucket in list {
                     self.add_at(bucket.hour, Data::Stats(bucket.stats), kind);
@@ -298,9 +507,17 @@ impl Series {
             return;
         }
         let counts = |hour: i64| expiry(hour, window).is_none_or(|end| end > now);
+        // Sorted by hour: the expired buckets are a prefix.
         match &mut self.buckets {
+            Buckets::Counts(list) => {
+                let expired = list
+                    .as_slice()
+                    .partition_point(|b| !counts(i64::from(b.hour)));
+                if expired > 0 {
+                    list.drop_first(expired);
+                }
+            }
             Buckets::Stats(list) => {
-                // Sorted by hour: the expired buckets are a prefix.
                 let expired = list.partition_point(|b| !counts(b.hour));
                 if expired > 0 {
                     list.drain(..expired);
@@ -315,6 +532,10 @@ impl Series {
         window?;
         let after = |hour: i64| expiry(hour, window).filter(|end| *end > now);
         match &self.buckets {
+            Buckets::Counts(list) => list
+                .as_slice()
+                .iter()
+                .find_map(|b| after(i64::from(b.hour))),
             Buckets::Stats(list) => list.iter().find_map(|b| after(b.hour)),
             Buckets::General(list) => list.iter().find_map(|b| after(b.hour)),
         }
@@ -323,7 +544,9 @@ impl Series {
     /// The buckets counting at `now`, combined, or `None` when none does.
     pub fn live(&self, kind: Kind, window: Option<i64>, now: i64) -> Option<Data> {
         let list = match &self.buckets {
-            Buckets::Stats(_) => return self.live_stats(window, now).map(Data::Stats),
+            Buckets::Counts(_) | Buckets::Stats(_) => {
+                return self.live_stats(window, now).map(Data::Stats);
+            }
             Buckets::General(list) => list,
         };
         let mut total = Bucket::empty(0);
@@ -339,33 +562,45 @@ impl Series {
     /// The statistics counting at `now` (a fast path of [`Series::live`] for `Stats`).
     pub fn live_stats(&self, window: Option<i64>, now: i64) -> Option<Stats> {
         let counts = |hour: i64| expiry(hour, window).is_none_or(|end| end > now);
-        let mut total: Option<Stats> = None;
-        let mut take = |stats: &Stats| match total.as_mut() {
-            Some(total) => total.add(stats),
-            None => total = Some(*stats),
-        };
+        // Sorted by hour: the expired buckets are a prefix.
         match &self.buckets {
+            Buckets::Counts(list) => {
+                let list = list.as_slice();
+                let first = list.partition_point(|b| !counts(i64::from(b.hour)));
+                let live = &list[first..];
+                (!live.is_empty()).then(|| Stats {
+                    count: live.iter().map(|b| u64::from(b.count)).sum(),
+                    sum: 0.0,
+                    min: 0.0,
+                    max: 0.0,
+                })
+            }
             Buckets::Stats(list) => {
-                // Sorted by hour: the expired buckets are a prefix.
                 let first = list.partition_point(|b| !counts(b.hour));
-                for bucket in &list[first..] {
-                    take(&bucket.stats);
+                let mut live = list[first..].iter().map(|b| b.stats);
+                let mut total = live.next()?;
+                for stats in live {
+                    total.add(&stats);
                 }
+                Some(total)
             }
             Buckets::General(list) => {
-                for bucket in list.iter().filter(|b| counts(b.hour)) {
-                    if let Some(stats) = &bucket.stats {
-                        take(stats);
+                let mut total: Option<Stats> = None;
+                for stats in list.iter().filter(|b| counts(b.hour)).filter_map(|b| b.stats) {
+                    match total.as_mut() {
+                        Some(total) => total.add(&stats),
+                        None => total = Some(stats),
                     }
                 }
+                total
             }
         }
-        total
     }
 
     /// Number of buckets.
     pub fn len(&self) -> usize {
         match &self.buckets {
+            Buckets::Counts(list) => list.as_slice().len(),
             Buckets::Stats(list) => list.len(),
             Buckets::General(list) => list.len(),
         }
@@ -527,6 +762,48 @@ mod tests {
     }
 
     #[test]
+    fn plain_counts_are_kept_in_place_and_written_as_statistics() {
+        let mut series = Series::default();
+        for hour in [3, 1, 2, 2, 5] {
+            series.add(hour * HOUR_MS + 9, WINDOW, Kind::Stats, Data::Stats(Stats::one(None)));
+        }
+        assert!(matches!(
+            series.buckets,
+            Buckets::Counts(Counts::Inline { len: 4, .. })
+        ));
+        let text = serde_json::to_string(&series).unwrap();
+        assert_eq!(
+            text,
+            concat!(
+                r#"{"b":[{"h":1,"s":{"c":1,"s":0.0,"l":0.0,"h":0.0}},"#,
+                r#"{"h":2,"s":{"c":2,"s":0.0,"l":0.0,"h":0.0}},"#,
+                r#"{"h":3,"s":{"c":1,"s":0.0,"l":0.0,"h":0.0}},"#,
+                r#"{"h":5,"s":{"c":1,"s":0.0,"l":0.0,"h":0.0}}]}"#
+            )
+        );
+        let read: Series = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, series);
+        assert!(matches!(read.buckets, Buckets::Counts(_)));
+        // A fifth hour moves them to the heap; a number turns them into statistics.
+        series.add(7 * HOUR_MS, WINDOW, Kind::Stats, Data::Stats(Stats::one(None)));
+        assert!(matches!(series.buckets, Buckets::Counts(Counts::Heap(_))));
+        series.add(7 * HOUR_MS, WINDOW, Kind::Stats, stats(2.5));
+        assert!(matches!(series.buckets, Buckets::Stats(_)));
+        assert_eq!(series.live_stats(WINDOW, 0).map(|s| (s.count, s.sum)), Some((7, 2.5)));
+        // Hours past what 32 bits hold, and -0.0, are kept as statistics.
+        let mut far = Series::default();
+        far.add(i64::from(i32::MAX) * 2 * HOUR_MS, WINDOW, Kind::Stats, Data::Stats(Stats::one(None)));
+        assert!(matches!(far.buckets, Buckets::Stats(_)));
+        let mut negative_zero = Series::default();
+        negative_zero.add(0, WINDOW, Kind::Stats, stats(-0.0));
+        assert!(matches!(negative_zero.buckets, Buckets::Stats(_)));
+        assert_eq!(
+            serde_json::to_string(&negative_zero).unwrap(),
+            r#"{"b":[{"h":0,"s":{"c":1,"s":-0.0,"l":-0.0,"h":-0.0}}]}"#
+        );
+    }
+
+    #[test]
     fn picks_and_frequencies_use_the_general_form() {
         let mut series = Series::default();
         let pick = |t: i64, v: &str| {
@@ -567,8 +844,10 @@ mod tests {
             general.make_general();
             for (hour, n) in &events {
                 let at = hour * HOUR_MS + 17;
-                compact.add(at, WINDOW, Kind::Stats, stats(*n as f64));
-                general.add(at, WINDOW, Kind::Stats, stats(*n as f64));
+                // Mostly plain counts (as `performed` adds), some numbers.
+                let data = if n.abs() < 40 { Data::Stats(Stats::one(None)) } else { stats(*n as f64) };
+                compact.add(at, WINDOW, Kind::Stats, data.clone());
+                general.add(at, WINDOW, Kind::Stats, data);
             }
             prop_assert_eq!(general_of(&compact), general.clone());
             let now = now * HOUR_MS + 5;
