@@ -12,8 +12,9 @@
 //! in a hundred refused advertising consent (an entry sent as a removal). Since a request
 //! holds one run (one audience and action), those are what cut the batches into requests.
 //!
-//! Each round hands every adapter the same batches of its `max_batch` (10,000) members, on one
-//! thread (the delivery engine builds one batch at a time per destination), twice:
+//! Each round hands every adapter the same batches of its `max_batch` (10,000) members, or of
+//! `--batch`, on one thread (the delivery engine builds one batch at a time per destination),
+//! twice:
 //! - "from parsed events": each event's `Outgoing` already holds its parsed value (parsed
 //!   before the clock starts, as the delivery engine does for an advertising destination's
 //!   consent check), so only the adapter's own work is timed;
@@ -39,6 +40,9 @@ pub struct SyncArgs {
     /// Rounds (the median is reported).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Members per batch handed to `build` (default: each adapter's `max_batch`, 10,000).
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 /// splitmix64.
@@ -221,8 +225,13 @@ impl Planned {
 
 /// Plans every batch once; with `parsed` each batch's events are parsed (outside the clock)
 /// before the adapter gets them. Returns the time spent in `build` and what was planned.
-fn round(adapter: &dyn Adapter, texts: &[String], parsed: bool) -> (Duration, Planned) {
-    let batch = adapter.max_batch().max(1);
+fn round(
+    adapter: &dyn Adapter,
+    texts: &[String],
+    batch: Option<usize>,
+    parsed: bool,
+) -> (Duration, Planned) {
+    let batch = batch.unwrap_or(adapter.max_batch()).max(1);
     let mut spent = Duration::ZERO;
     let mut planned = Planned::default();
     for texts in texts.chunks(batch) {
@@ -276,7 +285,7 @@ pub fn sync(args: SyncArgs) -> Result<()> {
         let mut seen: [Option<Planned>; 2] = [None, None];
         for _ in 0..args.rounds.max(1) {
             for (way, parsed) in [(0, true), (1, false)] {
-                let (spent, planned) = round(adapter.as_ref(), &texts, parsed);
+                let (spent, planned) = round(adapter.as_ref(), &texts, args.batch, parsed);
                 if seen[way].is_some_and(|seen| seen != planned) || planned.rows == 0 {
                     bail!("{}: rounds planned different work", platform.name);
                 }
@@ -302,7 +311,7 @@ pub fn sync(args: SyncArgs) -> Result<()> {
     }
     println!(
         "{}",
-        json!({"members": args.members, "rounds": args.rounds.max(1),
+        json!({"members": args.members, "rounds": args.rounds.max(1), "batch": args.batch,
                "event_bytes": bytes, "platforms": results})
     );
     Ok(())
