@@ -303,7 +303,7 @@ fn history_event(n: usize, events: usize, profiles: usize, out: &mut String) {
 fn profile_traits(p: usize) -> Value {
     let r = mix(p as u64 ^ 0x5851_F42D_4C95_7F2D);
     let mut traits = Map::new();
-    if r % 5 != 0 {
+    if !r.is_multiple_of(5) {
         traits.insert("plan".into(), json!(PLANS[((r >> 8) % 4) as usize]));
     }
     traits.insert("country".into(), json!(COUNTRIES[((r >> 16) % 4) as usize]));
@@ -444,7 +444,11 @@ impl<V> ByUser<V> {
         self.short
             .iter_mut()
             .map(|(key, value)| (key.as_str(), value))
-            .chain(self.long.iter_mut().map(|(key, value)| (key.as_str(), value)))
+            .chain(
+                self.long
+                    .iter_mut()
+                    .map(|(key, value)| (key.as_str(), value)),
+            )
     }
 }
 
@@ -611,6 +615,9 @@ struct Round {
     tally: Tally,
 }
 
+/// A block of lines and each worker's piece of it (start and end).
+type Block = (Vec<u8>, Vec<(usize, usize)>);
+
 /// What the workers share for one round.
 struct Shared<'a> {
     engine: &'a Engine,
@@ -621,7 +628,7 @@ struct Shared<'a> {
     /// People in the history.
     profiles: usize,
     /// The current block of lines, and where each worker's piece of it starts and ends.
-    block: RwLock<(Vec<u8>, Vec<(usize, usize)>)>,
+    block: RwLock<Block>,
     /// Each worker's parse of its piece, by owning worker.
     parsed: Vec<RwLock<Parsed>>,
     /// Set when the file is consumed: the workers evaluate instead of parsing.
@@ -675,23 +682,36 @@ fn worker(shared: &Shared<'_>, me: usize) -> (Tally, usize) {
 
 fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     // A poisoned lock means a worker panicked; its join reports it.
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn round(
-    engine: &Engine,
-    keys: &[String],
-    events_path: &Path,
-    traits: &Traits,
+/// What every round works with.
+struct Setup<'a> {
+    engine: &'a Engine,
+    keys: &'a [String],
+    traits: &'a Traits,
     threads: usize,
     block_size: usize,
     profiles: usize,
     now: i64,
-) -> Result<Round> {
+}
+
+fn round(setup: &Setup<'_>, events_path: &Path) -> Result<Round> {
+    let Setup {
+        engine,
+        keys,
+        traits,
+        threads,
+        block_size,
+        profiles,
+        now,
+    } = *setup;
     let shared = Shared {
         engine,
         keys,
@@ -809,18 +829,18 @@ pub fn backfill(args: BackfillArgs) -> Result<()> {
         .collect();
     let traits = read_traits(&args.data.join("profiles.jsonl"))?;
     let threads = args.threads.max(1);
+    let setup = Setup {
+        engine: &engine,
+        keys: &keys,
+        traits: &traits,
+        threads,
+        block_size: args.block_kib.max(1) << 10,
+        profiles: people,
+        now,
+    };
     let mut rounds = Vec::new();
     for _ in 0..args.rounds.max(1) {
-        let result = round(
-            &engine,
-            &keys,
-            &args.data.join("events.jsonl"),
-            &traits,
-            threads,
-            args.block_kib.max(1) << 10,
-            people,
-            now,
-        )?;
+        let result = round(&setup, &args.data.join("events.jsonl"))?;
         eprintln!(
             "   sluice round: parse {:.3} s, apply {:.3} s, evaluate {:.3} s",
             result.parse.as_secs_f64(),

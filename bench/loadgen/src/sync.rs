@@ -87,13 +87,13 @@ fn member_event(n: usize) -> Value {
     let r = |salt: u64| mix((n as u64) ^ salt.wrapping_mul(0xA24B_AED4_963E_E407));
     let first = FIRST[(r(1) % 8) as usize];
     let last = LAST[(r(2) % 8) as usize];
-    let (audience_key, audience_id) = if (n / 500) % 2 == 0 {
+    let (audience_key, audience_id) = if (n / 500).is_multiple_of(2) {
         ("vip_buyers", "23850000001")
     } else {
         ("cart_abandoners", "23850000002")
     };
     // Exits come in runs (a window sliding past many people at once): one run in ten.
-    let entered = mix((n / 250) as u64 ^ 0x3C6E_F372_FE94_F82B) % 10 != 0;
+    let entered = !mix((n / 250) as u64 ^ 0x3C6E_F372_FE94_F82B).is_multiple_of(10);
     let mut traits = Map::new();
     traits.insert(audience_key.into(), json!(entered));
     let email = if r(4) % 50 == 0 {
@@ -218,7 +218,11 @@ impl Planned {
     fn add(&mut self, plan: &Plan) {
         self.requests += plan.requests.len();
         self.rows += plan.requests.iter().map(|p| p.events.len()).sum::<usize>();
-        self.bytes += plan.requests.iter().map(|p| p.request.body.len()).sum::<usize>();
+        self.bytes += plan
+            .requests
+            .iter()
+            .map(|p| p.request.body.len())
+            .sum::<usize>();
         self.refused += plan.unsupported.len() + plan.invalid.len();
     }
 }

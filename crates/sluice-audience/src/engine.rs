@@ -93,9 +93,8 @@ impl<'a> EventRef<'a> {
 /// (`2026-11-22T10:08:09.231Z`) is read directly; anything else goes through the full
 /// ISO-8601 reader.
 pub fn timestamp_ms(text: &str) -> Option<i64> {
-    logged_timestamp_ms(text).or_else(|| {
-        sluice_spec::timestamp::parse(text).map(sluice_spec::timestamp::to_ms)
-    })
+    logged_timestamp_ms(text)
+        .or_else(|| sluice_spec::timestamp::parse(text).map(sluice_spec::timestamp::to_ms))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in milliseconds, `None` for any other text (or an impossible
@@ -324,8 +323,10 @@ impl Engine {
         for (new, old) in order.iter().enumerate() {
             moved[*old] = new;
         }
-        let mut aggregators: Vec<Option<Aggregator>> =
-            std::mem::take(&mut self.aggregators).into_iter().map(Some).collect();
+        let mut aggregators: Vec<Option<Aggregator>> = std::mem::take(&mut self.aggregators)
+            .into_iter()
+            .map(Some)
+            .collect();
         self.aggregators = order
             .iter()
             .filter_map(|old| aggregators[*old].take())

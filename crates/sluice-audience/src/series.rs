@@ -397,7 +397,12 @@ impl Series {
         }
         let list: Vec<StatsBucket> = buckets
             .into_iter()
-            .filter_map(|b| b.stats.map(|stats| StatsBucket { hour: b.hour, stats }))
+            .filter_map(|b| {
+                b.stats.map(|stats| StatsBucket {
+                    hour: b.hour,
+                    stats,
+                })
+            })
             .collect();
         let counts: Option<Vec<CountBucket>> = list
             .iter()
@@ -586,7 +591,11 @@ impl Series {
             }
             Buckets::General(list) => {
                 let mut total: Option<Stats> = None;
-                for stats in list.iter().filter(|b| counts(b.hour)).filter_map(|b| b.stats) {
+                for stats in list
+                    .iter()
+                    .filter(|b| counts(b.hour))
+                    .filter_map(|b| b.stats)
+                {
                     match total.as_mut() {
                         Some(total) => total.add(&stats),
                         None => total = Some(stats),
@@ -765,7 +774,12 @@ mod tests {
     fn plain_counts_are_kept_in_place_and_written_as_statistics() {
         let mut series = Series::default();
         for hour in [3, 1, 2, 2, 5] {
-            series.add(hour * HOUR_MS + 9, WINDOW, Kind::Stats, Data::Stats(Stats::one(None)));
+            series.add(
+                hour * HOUR_MS + 9,
+                WINDOW,
+                Kind::Stats,
+                Data::Stats(Stats::one(None)),
+            );
         }
         assert!(matches!(
             series.buckets,
@@ -785,14 +799,27 @@ mod tests {
         assert_eq!(read, series);
         assert!(matches!(read.buckets, Buckets::Counts(_)));
         // A fifth hour moves them to the heap; a number turns them into statistics.
-        series.add(7 * HOUR_MS, WINDOW, Kind::Stats, Data::Stats(Stats::one(None)));
+        series.add(
+            7 * HOUR_MS,
+            WINDOW,
+            Kind::Stats,
+            Data::Stats(Stats::one(None)),
+        );
         assert!(matches!(series.buckets, Buckets::Counts(Counts::Heap(_))));
         series.add(7 * HOUR_MS, WINDOW, Kind::Stats, stats(2.5));
         assert!(matches!(series.buckets, Buckets::Stats(_)));
-        assert_eq!(series.live_stats(WINDOW, 0).map(|s| (s.count, s.sum)), Some((7, 2.5)));
+        assert_eq!(
+            series.live_stats(WINDOW, 0).map(|s| (s.count, s.sum)),
+            Some((7, 2.5))
+        );
         // Hours past what 32 bits hold, and -0.0, are kept as statistics.
         let mut far = Series::default();
-        far.add(i64::from(i32::MAX) * 2 * HOUR_MS, WINDOW, Kind::Stats, Data::Stats(Stats::one(None)));
+        far.add(
+            i64::from(i32::MAX) * 2 * HOUR_MS,
+            WINDOW,
+            Kind::Stats,
+            Data::Stats(Stats::one(None)),
+        );
         assert!(matches!(far.buckets, Buckets::Stats(_)));
         let mut negative_zero = Series::default();
         negative_zero.add(0, WINDOW, Kind::Stats, stats(-0.0));

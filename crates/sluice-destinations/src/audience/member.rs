@@ -28,7 +28,6 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-
 /// Enter or leave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -187,7 +186,10 @@ fn invalid(reason: impl Into<String>) -> Refusal {
 /// The values of `keys` in one pass over `map` (what `map.get` gives for each). The objects of
 /// an event are small: comparing their keys, lengths first, is cheaper than hashing every key
 /// looked for.
-fn scan<'a, const N: usize>(map: &'a Map<String, Value>, keys: [&str; N]) -> [Option<&'a Value>; N] {
+fn scan<'a, const N: usize>(
+    map: &'a Map<String, Value>,
+    keys: [&str; N],
+) -> [Option<&'a Value>; N] {
     let mut found = [None; N];
     for (key, value) in map {
         if let Some(at) = keys.iter().position(|wanted| key == wanted) {
@@ -219,7 +221,11 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
         scan_value(context, ["personas", "traits", "consent", "device"]);
     let [class, computation_key, external_id] = scan_value(
         personas,
-        ["computation_class", "computation_key", "external_audience_id"],
+        [
+            "computation_class",
+            "computation_key",
+            "external_audience_id",
+        ],
     );
     let non_empty =
         |value: Option<&'a Value>| value.and_then(Value::as_str).filter(|s| !s.is_empty());
@@ -347,8 +353,11 @@ fn traits<'a>(
         Some(device) => scan(device, ["advertisingId", "type", "adTrackingEnabled"]),
         None => [None; 3],
     };
-    let device_str =
-        |value: Option<&'a Value>| value.and_then(Value::as_str).filter(|text| !text.is_empty());
+    let device_str = |value: Option<&'a Value>| {
+        value
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty())
+    };
     let tracking_off = tracking == Some(&Value::Bool(false));
     if let Some(id) = device_str(advertising_id).filter(|_| !tracking_off) {
         let os = match device_str(kind) {

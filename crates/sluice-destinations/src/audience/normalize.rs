@@ -313,7 +313,11 @@ fn push_lower(text: &str, out: &mut String, keep: impl Fn(char) -> bool) {
         );
     } else if is_nfc_quick(text.chars()) == IsNormalized::Yes {
         // Already NFC, as text from an SDK nearly always is: no need to recompose.
-        out.extend(text.chars().flat_map(char::to_lowercase).filter(|c| keep(*c)));
+        out.extend(
+            text.chars()
+                .flat_map(char::to_lowercase)
+                .filter(|c| keep(*c)),
+        );
     } else {
         out.extend(text.nfc().flat_map(char::to_lowercase).filter(|c| keep(*c)));
     }
@@ -1020,8 +1024,19 @@ mod tests {
     #[test]
     fn countries_by_name_and_code_match_the_reference() {
         for name in [
-            "us", "U.S.A.", "United States", "united states of america", "UK", "Great Britain",
-            "Deutschland", "  de ", "Korea", "nowhere", "", "a", "x".repeat(40).as_str(),
+            "us",
+            "U.S.A.",
+            "United States",
+            "united states of america",
+            "UK",
+            "Great Britain",
+            "Deutschland",
+            "  de ",
+            "Korea",
+            "nowhere",
+            "",
+            "a",
+            "x".repeat(40).as_str(),
         ] {
             assert_eq!(CountryCode::parse(name), reference::country(name), "{name}");
         }
