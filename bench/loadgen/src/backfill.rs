@@ -14,8 +14,9 @@
 //!   the events and evaluating the states, and per audience the members and the sum of their
 //!   user numbers (a checksum the DuckDB side computes too).
 //!
-//! What is timed. The file is read in blocks of about 32 MiB; reading a block is not timed
-//! (neither is DuckDB's file reading, see the script). Each block is then, on `--threads`
+//! What is timed. The file is read in blocks of `--block-kib` (512 KiB, about 1,650 events, by
+//! default); reading a block is not timed (neither is DuckDB's loading of the file, see the
+//! script). Each block is then, on `--threads`
 //! threads: parsed (each line into a `serde_json::Value`, as the server parses a logged body,
 //! and routed to a thread by a hash of `userId`) — the "parse" time; then each thread applies
 //! its people's events in log order to their states (the `userId` → state lookup, reading the
