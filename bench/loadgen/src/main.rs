@@ -6,18 +6,27 @@
 //! - `loadgen sink --listen 127.0.0.1:PORT [--behaviour ok|fail|hang]`: a destination for the
 //!   delivery benchmark (see [`sink`]).
 //! - `loadgen identity-fill` / `loadgen profile-get`: the identity benchmark (see [`identity`]).
+//! - `loadgen audience-eval`, `audience-history`, `audience-backfill`, `audience-sync`: the
+//!   audience benchmarks (see [`audience`], [`backfill`], [`sync`]).
 //!
 //! Only loopback addresses are accepted, for both.
 
 mod audience;
+mod backfill;
 mod baseline;
 mod client;
 mod identity;
 mod payload;
 mod sink;
+mod sync;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
+
+// The allocator `sluice serve` runs with (crates/sluice/src/main.rs), so the audience
+// benchmarks, which time the server's own code in this process, allocate as the server does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +52,12 @@ enum Command {
     ProfileGet(identity::GetArgs),
     /// The audience engine's cost per event with 50 audiences (in memory, no IO).
     AudienceEval(audience::EvalArgs),
+    /// Write a synthetic event history (JSON lines) for the backfill benchmark.
+    AudienceHistory(backfill::HistoryArgs),
+    /// Time the audience engine's backfill over a history written by audience-history.
+    AudienceBackfill(backfill::BackfillArgs),
+    /// Members per second each ad-platform adapter plans (normalize, hash, batch).
+    AudienceSync(sync::SyncArgs),
 }
 
 fn main() -> Result<()> {
@@ -53,5 +68,8 @@ fn main() -> Result<()> {
         Command::IdentityFill(args) => identity::fill(args),
         Command::ProfileGet(args) => identity::get(args),
         Command::AudienceEval(args) => audience::eval(args),
+        Command::AudienceHistory(args) => backfill::history(args),
+        Command::AudienceBackfill(args) => backfill::backfill(args),
+        Command::AudienceSync(args) => sync::sync(args),
     }
 }

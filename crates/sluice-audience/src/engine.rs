@@ -57,26 +57,88 @@ pub struct EventRef<'a> {
 impl<'a> EventRef<'a> {
     /// Reads a logged (normalized) event; `None` without a `timestamp` or `messageId`.
     pub fn read(event: &'a Value) -> Option<EventRef<'a>> {
-        let call = match event.get("type").and_then(Value::as_str) {
+        let map = event.as_object()?;
+        let (mut kind, mut name, mut timestamp, mut message_id) = (None, None, None, None);
+        let (mut properties, mut context) = (None, None);
+        // One pass over the keys (a logged event has a dozen) instead of a hashed lookup each.
+        for (key, value) in map {
+            match key.as_str() {
+                "type" => kind = value.as_str(),
+                "event" => name = value.as_str(),
+                "timestamp" => timestamp = value.as_str(),
+                "messageId" => message_id = value.as_str(),
+                "properties" => properties = Some(value),
+                "context" => context = Some(value),
+                _ => {}
+            }
+        }
+        let call = match kind {
             Some("track") => Call::Track,
             Some("page") => Call::Page,
             Some("screen") => Call::Screen,
             _ => Call::Other,
         };
-        let timestamp = event
-            .get("timestamp")
-            .and_then(Value::as_str)
-            .and_then(sluice_spec::timestamp::parse)
-            .map(sluice_spec::timestamp::to_ms)?;
         Some(EventRef {
             call,
-            name: event.get("event").and_then(Value::as_str).unwrap_or(""),
-            timestamp,
-            message_id: event.get("messageId").and_then(Value::as_str)?,
-            properties: event.get("properties"),
-            context: event.get("context"),
+            name: name.unwrap_or(""),
+            timestamp: timestamp_ms(timestamp?)?,
+            message_id: message_id?,
+            properties,
+            context,
         })
     }
+}
+
+/// A timestamp in milliseconds since the epoch. The form Sluice writes to the log
+/// (`2026-11-22T10:08:09.231Z`) is read directly; anything else goes through the full
+/// ISO-8601 reader.
+pub fn timestamp_ms(text: &str) -> Option<i64> {
+    logged_timestamp_ms(text)
+        .or_else(|| sluice_spec::timestamp::parse(text).map(sluice_spec::timestamp::to_ms))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in milliseconds, `None` for any other text (or an impossible
+/// date, left to the full reader to refuse).
+fn logged_timestamp_ms(text: &str) -> Option<i64> {
+    let b = text.as_bytes();
+    if b.len() != 24
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let digits = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (year, month, day) = (digits(0, 4)?, digits(5, 7)?, digits(8, 10)?);
+    let (hour, minute, second) = (digits(11, 13)?, digits(14, 16)?, digits(17, 19)?);
+    let millis = digits(20, 23)?;
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
 }
 
 /// What changed for a profile at an evaluation.
@@ -162,7 +224,7 @@ enum Node {
 /// A compiled catalog.
 pub struct Engine {
     aggregators: Vec<Aggregator>,
-    track: HashMap<String, Vec<usize>>,
+    track: Names,
     pages: Vec<usize>,
     screens: Vec<usize>,
     traits: Vec<TraitSlot>,
@@ -188,7 +250,7 @@ impl Engine {
         let order = catalog.check()?;
         let mut engine = Engine {
             aggregators: Vec::new(),
-            track: HashMap::new(),
+            track: Names::default(),
             pages: Vec::new(),
             screens: Vec::new(),
             traits: Vec::new(),
@@ -235,7 +297,69 @@ impl Engine {
                 condition,
             });
         }
+        engine.group_by_event();
         Ok(engine)
+    }
+
+    /// Orders the aggregators by the events they read, so the series one event feeds lie side
+    /// by side in a profile's state (an event then touches one or two cache lines of it, not
+    /// one per aggregator). Series are stored by aggregator id, so the order is free.
+    fn group_by_event(&mut self) {
+        let mut order: Vec<usize> = (0..self.aggregators.len()).collect();
+        order.sort_by(|a, b| {
+            let key = |index: usize| {
+                let aggregator = &self.aggregators[index];
+                let (rank, name) = match &aggregator.selection.kind {
+                    EventKind::Track(name) => (0, name.as_str()),
+                    EventKind::Page => (1, ""),
+                    EventKind::Screen => (2, ""),
+                };
+                (rank, name, index)
+            };
+            key(*a).cmp(&key(*b))
+        });
+        // `moved[old] = new`.
+        let mut moved = vec![0; order.len()];
+        for (new, old) in order.iter().enumerate() {
+            moved[*old] = new;
+        }
+        let mut aggregators: Vec<Option<Aggregator>> = std::mem::take(&mut self.aggregators)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.aggregators = order
+            .iter()
+            .filter_map(|old| aggregators[*old].take())
+            .collect();
+        let renumber = |list: &mut Vec<usize>| {
+            for index in list.iter_mut() {
+                *index = moved[*index];
+            }
+            list.sort_unstable();
+        };
+        for list in self.track.values_mut() {
+            renumber(list);
+        }
+        renumber(&mut self.pages);
+        renumber(&mut self.screens);
+        for slot in &mut self.traits {
+            slot.aggregator = moved[slot.aggregator];
+        }
+        fn walk(node: &mut Node, moved: &[usize]) {
+            match node {
+                Node::And(parts) | Node::Or(parts) => {
+                    for part in parts {
+                        walk(part, moved);
+                    }
+                }
+                Node::Not(inner) => walk(inner, moved),
+                Node::Performed { aggregator, .. } => *aggregator = moved[*aggregator],
+                Node::Trait { .. } | Node::Audience(_) => {}
+            }
+        }
+        for slot in &mut self.audiences {
+            walk(&mut slot.condition, &moved);
+        }
     }
 
     /// The aggregator counting these events, shared when one exists.
@@ -695,15 +819,56 @@ fn field<'a>(event: &EventRef<'a>, field: &Field) -> Option<&'a Value> {
 fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut at = value;
     for segment in path {
-        at = at.get(segment)?;
+        at = child(at, segment)?;
     }
     Some(at)
 }
 
+/// `value[key]` for an object. Event properties are small objects: comparing a handful of
+/// keys is cheaper than hashing the one looked for.
+fn child<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    let map = value.as_object()?;
+    if map.len() <= 16 {
+        map.iter().find(|(k, _)| k.as_str() == key).map(|(_, v)| v)
+    } else {
+        map.get(key)
+    }
+}
+
 fn lookup_map<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
     let (first, rest) = path.split_first()?;
-    lookup(map.get(first)?, rest)
+    let value = if map.len() <= 16 {
+        map.iter().find(|(k, _)| *k == first).map(|(_, v)| v)?
+    } else {
+        map.get(first)?
+    };
+    lookup(value, rest)
 }
+
+/// FNV-1a: the hash of the event-name table, whose keys are few, short, and chosen by the
+/// workspace's definitions (lookups of other names only probe it).
+#[derive(Default)]
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for byte in bytes {
+            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type Names = HashMap<String, Vec<usize>, std::hash::BuildHasherDefault<Fnv>>;
 
 /// An aggregator's id: a hash of what it counts, stable across restarts.
 fn aggregator_id(
@@ -744,4 +909,64 @@ fn aggregator_id(
         id.push_str(&format!("{byte:02x}"));
     }
     id
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn full(text: &str) -> Option<i64> {
+        sluice_spec::timestamp::parse(text).map(sluice_spec::timestamp::to_ms)
+    }
+
+    #[test]
+    fn logged_timestamps_are_read_directly_and_agree_with_the_full_reader() {
+        for text in [
+            "2026-11-22T10:08:09.231Z",
+            "1970-01-01T00:00:00.000Z",
+            "1969-12-31T23:59:59.999Z",
+            "2024-02-29T23:59:59.999Z",
+            "2000-03-01T00:00:00.001Z",
+            "0001-01-01T00:00:00.000Z",
+            "9999-12-31T23:59:59.999Z",
+        ] {
+            assert_eq!(logged_timestamp_ms(text), full(text), "{text}");
+            assert!(logged_timestamp_ms(text).is_some(), "{text}");
+        }
+        // Other forms go to the full reader, which takes what it takes.
+        for text in [
+            "2026-11-22T10:08:09Z",
+            "2026-11-22T10:08:09.231+00:00",
+            "2026-11-22T10:08:09.231456Z",
+            "2026-11-22T10:08:09.231z",
+            "2023-02-29T00:00:00.000Z",
+            "2026-04-31T00:00:00.000Z",
+            "2026-11-22T24:00:00.000Z",
+            "2026-11-22T10:08:60.000Z",
+            "2026-13-01T00:00:00.000Z",
+            "+026-11-22T10:08:09.231Z",
+            "not a time at all, 24 b.",
+        ] {
+            assert_eq!(logged_timestamp_ms(text), None, "{text}");
+            assert_eq!(timestamp_ms(text), full(text), "{text}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn the_direct_reader_agrees_with_the_full_one(ms in -62_135_596_800_000i64..253_402_300_800_000) {
+            let text = sluice_spec::timestamp::format_ms(ms).unwrap();
+            prop_assert_eq!(logged_timestamp_ms(&text), Some(ms));
+            prop_assert_eq!(timestamp_ms(&text), full(&text));
+        }
+
+        #[test]
+        fn any_24_characters_read_the_same(text in "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z") {
+            prop_assert_eq!(timestamp_ms(&text), full(&text));
+        }
+    }
 }

@@ -28,8 +28,6 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use crate::event::{Event, Kind};
-
 /// Enter or leave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -185,39 +183,75 @@ fn invalid(reason: impl Into<String>) -> Refusal {
     Refusal::Invalid(reason.into())
 }
 
+/// The values of `keys` in one pass over `map` (what `map.get` gives for each). The objects of
+/// an event are small: comparing their keys, lengths first, is cheaper than hashing every key
+/// looked for.
+fn scan<'a, const N: usize>(
+    map: &'a Map<String, Value>,
+    keys: [&str; N],
+) -> [Option<&'a Value>; N] {
+    let mut found = [None; N];
+    for (key, value) in map {
+        if let Some(at) = keys.iter().position(|wanted| key == wanted) {
+            found[at] = Some(value);
+        }
+    }
+    found
+}
+
+/// `scan` of a value that may not be an object.
+fn scan_value<'a, const N: usize>(
+    value: Option<&'a Value>,
+    keys: [&str; N],
+) -> [Option<&'a Value>; N] {
+    match value.and_then(Value::as_object) {
+        Some(map) => scan(map, keys),
+        None => [None; N],
+    }
+}
+
 /// Reads a membership event; `consent_category` is the `categoryPreferences` key that must not
 /// be `false` for the person to be added.
 pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'a>, Refusal> {
-    let e = Event(event);
-    let personas = e.object_at(&["context", "personas"]);
-    let class = personas
-        .and_then(|p| p.get("computation_class"))
-        .and_then(Value::as_str);
-    let (entered, sources) = match e.kind() {
-        Some(Kind::Identify) => {
+    let [kind, name, user_id, own_traits, properties, context] = scan_value(
+        Some(event),
+        ["type", "event", "userId", "traits", "properties", "context"],
+    );
+    let [personas, context_traits, consent, device] =
+        scan_value(context, ["personas", "traits", "consent", "device"]);
+    let [class, computation_key, external_id] = scan_value(
+        personas,
+        [
+            "computation_class",
+            "computation_key",
+            "external_audience_id",
+        ],
+    );
+    let non_empty =
+        |value: Option<&'a Value>| value.and_then(Value::as_str).filter(|s| !s.is_empty());
+    let object = |value: Option<&'a Value>| value.and_then(Value::as_object);
+    let class = class.and_then(Value::as_str);
+    let (entered, sources) = match non_empty(kind) {
+        Some("identify") => {
             if class != Some("audience") {
                 return Err(unsupported(
                     "not an audience membership event (identify without context.personas.computation_class \"audience\")",
                 ));
             }
-            let key = personas
-                .and_then(|p| p.get("computation_key"))
+            let key = computation_key
                 .and_then(Value::as_str)
                 .filter(|key| !key.is_empty())
                 .ok_or_else(|| invalid("audience event has no context.personas.computation_key"))?;
-            let entered = match e.at(&["traits", key]) {
+            let [member] = scan_value(own_traits, [key]);
+            let entered = match member {
                 Some(Value::Bool(member)) => *member,
                 Some(_) => return Err(invalid(format!("traits.{key} is not true or false"))),
                 None => return Err(invalid(format!("identify has no traits.{key} membership"))),
             };
-            let sources = [
-                e.object_at(&["traits"]),
-                e.object_at(&["context", "traits"]),
-            ];
-            (entered, sources)
+            (entered, [object(own_traits), object(context_traits)])
         }
-        Some(Kind::Track) => {
-            let named = match e.str_at(&["event"]) {
+        Some("track") => {
+            let named = match non_empty(name) {
                 Some("Audience Entered") => true,
                 Some("Audience Exited") => false,
                 _ => {
@@ -231,26 +265,22 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
                     "not an audience membership event (context.personas.computation_class is not \"audience\")",
                 ));
             }
-            let key = personas
-                .and_then(|p| p.get("computation_key"))
-                .or_else(|| e.at(&["properties", "audience_key"]))
+            let key = computation_key
+                .or_else(|| scan_value(properties, ["audience_key"])[0])
                 .and_then(Value::as_str)
                 .filter(|key| !key.is_empty())
                 .ok_or_else(|| {
                     invalid("audience event names no audience (context.personas.computation_key or properties.audience_key)")
                 })?;
-            let entered = match e.at(&["properties", key]) {
+            let [member] = scan_value(properties, [key]);
+            let entered = match member {
                 Some(Value::Bool(member)) => *member,
                 None | Some(Value::Null) => named,
                 Some(_) => {
                     return Err(invalid(format!("properties.{key} is not true or false")));
                 }
             };
-            let sources = [
-                e.object_at(&["context", "traits"]),
-                e.object_at(&["properties"]),
-            ];
-            (entered, sources)
+            (entered, [object(context_traits), object(properties)])
         }
         _ => {
             return Err(unsupported(
@@ -258,7 +288,7 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
             ));
         }
     };
-    let audience_id = match personas.and_then(|p| p.get("external_audience_id")) {
+    let audience_id = match external_id {
         Some(Value::String(id)) if !id.is_empty() => Cow::Borrowed(id.as_str()),
         Some(Value::Number(id)) => Cow::Owned(id.to_string()),
         _ => {
@@ -272,12 +302,9 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
             "context.personas.external_audience_id is not a numeric platform audience id",
         ));
     }
-    let consent = match e.at(&[
-        "context",
-        "consent",
-        "categoryPreferences",
-        consent_category,
-    ]) {
+    let [preferences] = scan_value(consent, ["categoryPreferences"]);
+    let [answer] = scan_value(preferences, [consent_category]);
+    let consent = match answer {
         Some(Value::Bool(true)) => Consent::Granted,
         Some(Value::Bool(false)) => Consent::Refused,
         _ => Consent::Unknown,
@@ -293,12 +320,16 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
         action,
         consent_refused,
         consent,
-        traits: traits(e, &sources),
+        traits: traits(&sources, object(device), user_id),
     })
 }
 
 /// The identifiers, each from the first source and name that has it.
-fn traits<'a>(e: Event<'a>, sources: &[Option<&'a Map<String, Value>>; 2]) -> Traits<'a> {
+fn traits<'a>(
+    sources: &[Option<&'a Map<String, Value>>; 2],
+    device: Option<&'a Map<String, Value>>,
+    user_id: Option<&'a Value>,
+) -> Traits<'a> {
     let mut traits = Traits::default();
     // One pass over each source's keys (no lookup per alias): the best rank per field wins,
     // the first source before the second, then the order of `TRAIT_NAMES`.
@@ -318,24 +349,25 @@ fn traits<'a>(e: Event<'a>, sources: &[Option<&'a Map<String, Value>>; 2]) -> Tr
             }
         }
     }
-    let device = e.object_at(&["context", "device"]);
-    let device_str = |key: &str| {
-        device
-            .and_then(|device| device.get(key))
+    let [advertising_id, kind, tracking] = match device {
+        Some(device) => scan(device, ["advertisingId", "type", "adTrackingEnabled"]),
+        None => [None; 3],
+    };
+    let device_str = |value: Option<&'a Value>| {
+        value
             .and_then(Value::as_str)
             .filter(|text| !text.is_empty())
     };
-    let tracking_off =
-        device.and_then(|device| device.get("adTrackingEnabled")) == Some(&Value::Bool(false));
-    if let Some(id) = device_str("advertisingId").filter(|_| !tracking_off) {
-        let os = match device_str("type") {
+    let tracking_off = tracking == Some(&Value::Bool(false));
+    if let Some(id) = device_str(advertising_id).filter(|_| !tracking_off) {
+        let os = match device_str(kind) {
             Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
             Some(kind) if kind.eq_ignore_ascii_case("android") => DeviceOs::Android,
             _ => DeviceOs::Unknown,
         };
         traits.advertising_id = Some((id, os));
     }
-    traits.user_id = match e.at(&["userId"]) {
+    traits.user_id = match user_id {
         Some(Value::String(id)) if !id.is_empty() => Some(Cow::Borrowed(id.as_str())),
         Some(Value::Number(id)) => Some(Cow::Owned(id.to_string())),
         _ => None,

@@ -167,6 +167,9 @@ pub(crate) struct Chunk<'a, R> {
 /// Plans a batch: each event is read (`read` gives the audience, action and the platform's
 /// row, or why not); consecutive rows that `same_run` puts together form a run; each run is cut
 /// into chunks of at most `max` rows, one request each (`request`).
+///
+/// Runs are planned as they end, so only one run's rows are held at a time (a batch's rows
+/// all at once would be megabytes of fresh memory for every batch).
 pub(crate) fn plan_runs<'v, R>(
     events: &[&'v Value],
     max: usize,
@@ -175,27 +178,11 @@ pub(crate) fn plan_runs<'v, R>(
     mut request: impl FnMut(&Chunk<'_, R>) -> HttpRequest,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut rows: Vec<Row<'v, R>> = Vec::with_capacity(events.len());
-    for (event, value) in events.iter().enumerate() {
-        match read(value) {
-            Ok((audience, action, data)) => rows.push(Row {
-                event,
-                audience,
-                action,
-                data,
-            }),
-            Err(Refusal::Unsupported(reason)) => plan.unsupported.push((event, reason)),
-            Err(Refusal::Invalid(reason)) => plan.invalid.push((event, reason)),
-        }
-    }
     let max = max.max(1);
-    let mut start = 0;
-    while start < rows.len() {
-        let mut end = start + 1;
-        while end < rows.len() && same_run(&rows[start], &rows[end]) {
-            end += 1;
-        }
-        let run = &rows[start..end];
+    let mut run: Vec<Row<'v, R>> = Vec::new();
+    let mut flush = |run: &mut Vec<Row<'v, R>>, plan: &mut Plan| {
+        let Some(first) = run.first() else { return };
+        let first_event = events[first.event];
         let chunks = run.len().div_ceil(max);
         for (index, part) in run.chunks(max).enumerate() {
             let chunk = Chunk {
@@ -203,15 +190,34 @@ pub(crate) fn plan_runs<'v, R>(
                 seq: index + 1,
                 chunks,
                 run_rows: run.len(),
-                first_event: events[run[0].event],
+                first_event,
             };
             plan.requests.push(Planned {
                 request: request(&chunk),
                 events: part.iter().map(|row| row.event).collect(),
             });
         }
-        start = end;
+        run.clear();
+    };
+    for (event, value) in events.iter().enumerate() {
+        match read(value) {
+            Ok((audience, action, data)) => {
+                let row = Row {
+                    event,
+                    audience,
+                    action,
+                    data,
+                };
+                if run.first().is_some_and(|first| !same_run(first, &row)) {
+                    flush(&mut run, &mut plan);
+                }
+                run.push(row);
+            }
+            Err(Refusal::Unsupported(reason)) => plan.unsupported.push((event, reason)),
+            Err(Refusal::Invalid(reason)) => plan.invalid.push((event, reason)),
+        }
     }
+    flush(&mut run, &mut plan);
     plan
 }
 

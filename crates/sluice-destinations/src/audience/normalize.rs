@@ -14,7 +14,7 @@
 //! Normalizers write into a caller's buffer, and hashes stay on the stack ([`Hex`]): reading a
 //! member allocates only the raw identifiers it keeps.
 
-use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
 use super::hash::{Hex, is_sha256_hex, md5_hex, sha256_hex};
 use super::tables;
@@ -78,21 +78,27 @@ impl CountryCode {
     /// A country written as a two-letter code or an English name (`us`, `United States`,
     /// `UK`...).
     pub fn parse(text: &str) -> Option<CountryCode> {
-        let mut key = String::with_capacity(text.len());
-        key.extend(
-            text.chars()
-                .filter(char::is_ascii_alphabetic)
-                .map(|c| c.to_ascii_lowercase()),
-        );
+        // The letters, lowercased, on the stack: longer than any name in the tables means no
+        // country.
+        let mut key = [0u8; 32];
+        let mut len = 0;
+        for byte in text.bytes().filter(u8::is_ascii_alphabetic) {
+            if len == key.len() {
+                return None;
+            }
+            key[len] = byte.to_ascii_lowercase();
+            len += 1;
+        }
+        let key = &key[..len];
         // `UK` is only reserved in ISO 3166: the United Kingdom is `GB`.
-        if key.len() == 2 && key != "uk" {
-            let bytes = key.as_bytes();
+        if len == 2 && key != b"uk" {
             return Some(CountryCode([
-                bytes[0].to_ascii_uppercase(),
-                bytes[1].to_ascii_uppercase(),
+                key[0].to_ascii_uppercase(),
+                key[1].to_ascii_uppercase(),
             ]));
         }
-        let code = tables::country_code(&key)?.as_bytes();
+        // ASCII letters only, so always UTF-8.
+        let code = tables::country_code(std::str::from_utf8(key).ok()?)?.as_bytes();
         Some(CountryCode([code[0], code[1]]))
     }
 
@@ -191,12 +197,24 @@ pub const RULES: &[(Platform, IdentifierKind, Rule)] = &[
     ),
 ];
 
+/// Identifier kinds.
+const KINDS: usize = IdentifierKind::ExternalId as usize + 1;
+
+/// [`RULES`] by platform and kind, so a lookup is an index.
+static BY_KIND: [[Option<Rule>; KINDS]; 3] = {
+    let mut table = [[None; KINDS]; 3];
+    let mut index = 0;
+    while index < RULES.len() {
+        let (platform, kind, rule) = RULES[index];
+        table[platform as usize][kind as usize] = Some(rule);
+        index += 1;
+    }
+    table
+};
+
 /// How `platform` takes `kind`, or `None` when it does not take it.
 pub fn rule(platform: Platform, kind: IdentifierKind) -> Option<&'static Rule> {
-    RULES
-        .iter()
-        .find(|(p, k, _)| *p == platform && *k == kind)
-        .map(|(_, _, rule)| rule)
+    BY_KIND[platform as usize][kind as usize].as_ref()
 }
 
 /// The normalized text of a value (before hashing), `None` when the platform does not take the
@@ -293,6 +311,13 @@ fn push_lower(text: &str, out: &mut String, keep: impl Fn(char) -> bool) {
                 .map(|c| c.to_ascii_lowercase())
                 .filter(|c| keep(*c)),
         );
+    } else if is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        // Already NFC, as text from an SDK nearly always is: no need to recompose.
+        out.extend(
+            text.chars()
+                .flat_map(char::to_lowercase)
+                .filter(|c| keep(*c)),
+        );
     } else {
         out.extend(text.nfc().flat_map(char::to_lowercase).filter(|c| keep(*c)));
     }
@@ -339,10 +364,16 @@ fn google_email(value: &str, _: &Context, out: &mut String) {
     };
     let domain = &out[at + 1..];
     if domain == "gmail.com" || domain == "googlemail.com" {
-        let local = &out[..at];
-        let local = local.split_once('+').map_or(local, |(kept, _)| kept);
-        let cleaned: String = local.chars().filter(|c| *c != '.').collect();
-        out.replace_range(..at, &cleaned);
+        // In place: the `+suffix` cut, then the dots of the local part.
+        let mut at = at;
+        if let Some(plus) = out[..at].find('+') {
+            out.replace_range(plus..at, "");
+            at = plus;
+        }
+        while let Some(dot) = out[..at].rfind('.') {
+            out.remove(dot);
+            at -= 1;
+        }
     }
     if !email_ok(out) {
         out.clear();
@@ -478,6 +509,20 @@ const NAME_SUFFIXES: &[&str] = &[
 
 /// Lowercase, punctuation dropped, inner whitespace collapsed to single spaces, trimmed.
 fn google_name_words(value: &str, out: &mut String) {
+    if value.is_ascii() {
+        // Word by word, straight into `out`: a word of punctuation alone leaves nothing.
+        for word in value.split_whitespace() {
+            let letters = word.bytes().filter(u8::is_ascii_alphabetic);
+            if letters.clone().next().is_none() {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.extend(letters.map(|b| char::from(b.to_ascii_lowercase())));
+        }
+        return;
+    }
     let mut lowered = String::with_capacity(value.len());
     push_lower(value, &mut lowered, |c| {
         c.is_alphabetic() || c.is_whitespace()
@@ -516,12 +561,15 @@ fn google_family_name(value: &str, _: &Context, out: &mut String) {
 
 /// `m` or `f`; anything else is dropped (not guessed).
 fn meta_gender(value: &str, _: &Context, out: &mut String) {
-    let mut lowered = String::with_capacity(value.len());
-    push_lower(value.trim(), &mut lowered, |_| true);
-    match lowered.as_str() {
-        "m" | "male" | "man" => out.push('m'),
-        "f" | "female" | "woman" => out.push('f'),
-        _ => {}
+    // Every accepted word is ASCII, and no other text lowercases to one of them (the one
+    // non-ASCII letter that lowercases to ASCII is the Kelvin sign, to `k`), so an ASCII
+    // comparison ignoring case decides.
+    let text = value.trim();
+    let is = |word: &str| text.eq_ignore_ascii_case(word);
+    if is("m") || is("male") || is("man") {
+        out.push('m');
+    } else if is("f") || is("female") || is("woman") {
+        out.push('f');
     }
 }
 
@@ -534,12 +582,20 @@ fn small_number(value: &str, max_digits: usize) -> Option<u32> {
     text.parse().ok()
 }
 
+/// Pushes `n` as exactly `digits` decimal digits (zero-padded; `n` has no more).
+fn push_number(out: &mut String, n: u32, digits: u32) {
+    for place in (0..digits).rev() {
+        let digit = (n / 10u32.pow(place)) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
+}
+
 /// `YYYY`, from 1900 to this year.
 fn birth_year(value: &str, _: &Context, out: &mut String) {
     let this_year = u32::try_from(time::OffsetDateTime::now_utc().year()).unwrap_or(u32::MAX);
     match small_number(value, 4) {
         Some(year) if value.trim().len() == 4 && (1900..=this_year).contains(&year) => {
-            out.push_str(&year.to_string());
+            push_number(out, year, 4);
         }
         _ => {}
     }
@@ -548,14 +604,14 @@ fn birth_year(value: &str, _: &Context, out: &mut String) {
 /// `MM`, 01 to 12.
 fn birth_month(value: &str, _: &Context, out: &mut String) {
     if let Some(month) = small_number(value, 2).filter(|m| (1..=12).contains(m)) {
-        out.push_str(&format!("{month:02}"));
+        push_number(out, month, 2);
     }
 }
 
 /// `DD`, 01 to 31.
 fn birth_day(value: &str, _: &Context, out: &mut String) {
     if let Some(day) = small_number(value, 2).filter(|d| (1..=31).contains(d)) {
-        out.push_str(&format!("{day:02}"));
+        push_number(out, day, 2);
     }
 }
 
@@ -579,8 +635,8 @@ fn meta_state(value: &str, context: &Context, out: &mut String) {
 /// area, district and sector (`SW1A 1AA` → `sw1a1`).
 fn meta_zip(value: &str, context: &Context, out: &mut String) {
     push_lower(value.trim(), out, |c| !c.is_whitespace());
-    let country = context.country.map(|code| code.as_str().to_string());
-    match country.as_deref() {
+    let country = context.country.as_ref().map(CountryCode::as_str);
+    match country {
         None | Some("US") => {
             let bytes = out.as_bytes();
             let digits = |range: std::ops::Range<usize>| {
@@ -857,5 +913,132 @@ mod tests {
             ),
             None
         );
+    }
+
+    /// The allocating forms these normalizers had before they wrote in place: the reference
+    /// the property tests hold them to.
+    mod reference {
+        use super::super::*;
+
+        pub(super) fn google_name_words(value: &str, out: &mut String) {
+            let mut lowered = String::with_capacity(value.len());
+            push_lower(value, &mut lowered, |c| {
+                c.is_alphabetic() || c.is_whitespace()
+            });
+            for word in lowered.split_whitespace() {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(word);
+            }
+        }
+
+        pub(super) fn meta_gender(value: &str, out: &mut String) {
+            let mut lowered = String::with_capacity(value.len());
+            push_lower(value.trim(), &mut lowered, |_| true);
+            match lowered.as_str() {
+                "m" | "male" | "man" => out.push('m'),
+                "f" | "female" | "woman" => out.push('f'),
+                _ => {}
+            }
+        }
+
+        pub(super) fn google_email(value: &str, out: &mut String) {
+            push_lower(value, out, |c| !c.is_whitespace());
+            let Some(at) = out.rfind('@') else {
+                out.clear();
+                return;
+            };
+            let domain = &out[at + 1..];
+            if domain == "gmail.com" || domain == "googlemail.com" {
+                let local = &out[..at];
+                let local = local.split_once('+').map_or(local, |(kept, _)| kept);
+                let cleaned: String = local.chars().filter(|c| *c != '.').collect();
+                out.replace_range(..at, &cleaned);
+            }
+            if !email_ok(out) {
+                out.clear();
+            }
+        }
+
+        pub(super) fn country(text: &str) -> Option<CountryCode> {
+            let mut key = String::with_capacity(text.len());
+            key.extend(
+                text.chars()
+                    .filter(char::is_ascii_alphabetic)
+                    .map(|c| c.to_ascii_lowercase()),
+            );
+            if key.len() == 2 && key != "uk" {
+                let bytes = key.as_bytes();
+                return Some(CountryCode([
+                    bytes[0].to_ascii_uppercase(),
+                    bytes[1].to_ascii_uppercase(),
+                ]));
+            }
+            let code = tables::country_code(&key)?.as_bytes();
+            Some(CountryCode([code[0], code[1]]))
+        }
+    }
+
+    /// Text with the characters that matter here: letters (some accented, the Kelvin sign),
+    /// punctuation, every kind of whitespace, dots, `+` and `@`.
+    fn text() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::string::string_regex(
+            "[a-zA-Z .+@'\\-\t\n\u{0B}\u{0C}\r\u{A0}\u{2003}éÉöß\u{301}\u{212A}İ]{0,24}",
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn in_place_normalizers_match_the_reference(
+            value in text(),
+            gmail in proptest::bool::ANY,
+            word in proptest::sample::select(vec![
+                "m", "Male", " MAN ", "f", "FEMALE", "Woman", "x", "mâle", "\u{212A}", "",
+            ]),
+        ) {
+            let context = Context::default();
+            let (mut got, mut want) = (String::new(), String::new());
+            google_name_words(&value, &mut got);
+            reference::google_name_words(&value, &mut want);
+            proptest::prop_assert_eq!(&got, &want);
+
+            for value in [value.as_str(), word] {
+                let (mut got, mut want) = (String::new(), String::new());
+                meta_gender(value, &context, &mut got);
+                reference::meta_gender(value, &mut want);
+                proptest::prop_assert_eq!(&got, &want);
+            }
+
+            let email = if gmail { format!("{value}@GMail.com") } else { value.clone() };
+            let (mut got, mut want) = (String::new(), String::new());
+            google_email(&email, &context, &mut got);
+            reference::google_email(&email, &mut want);
+            proptest::prop_assert_eq!(&got, &want);
+
+            proptest::prop_assert_eq!(CountryCode::parse(&value), reference::country(&value));
+        }
+    }
+
+    #[test]
+    fn countries_by_name_and_code_match_the_reference() {
+        for name in [
+            "us",
+            "U.S.A.",
+            "United States",
+            "united states of america",
+            "UK",
+            "Great Britain",
+            "Deutschland",
+            "  de ",
+            "Korea",
+            "nowhere",
+            "",
+            "a",
+            "x".repeat(40).as_str(),
+        ] {
+            assert_eq!(CountryCode::parse(name), reference::country(name), "{name}");
+        }
     }
 }

@@ -152,7 +152,23 @@ fn request(settings: &MetaSettings, chunk: &Chunk<'_, MetaRow>) -> HttpRequest {
         "last_batch_flag": chunk.seq == chunk.chunks,
         "estimated_num_total": chunk.run_rows,
     });
-    let mut body = Vec::with_capacity(64 + chunk.rows.len() * (used.len() * 67 + 2));
+    // Sized for what is written (hashes 64 digits, plain values their length): a buffer much
+    // larger than its body costs fresh pages for nothing.
+    let cells: usize = chunk
+        .rows
+        .iter()
+        .map(|row| {
+            used.iter()
+                .map(|column| match &row.data[*column] {
+                    Some(Identifier::Hashed(_)) => 67,
+                    Some(Identifier::Plain(text)) => text.len() + 3,
+                    None => 3,
+                })
+                .sum::<usize>()
+                + 2
+        })
+        .sum();
+    let mut body = Vec::with_capacity(256 + cells);
     body.extend_from_slice(b"{\"session\":");
     body.extend_from_slice(&to_bytes(&session));
     body.extend_from_slice(b",\"payload\":{\"schema\":[");
