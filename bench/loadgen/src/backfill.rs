@@ -350,29 +350,9 @@ pub fn history(args: HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-/// FNV-1a, for the tables keyed by user id (the stand-in for the profile store's lookup).
-#[derive(Default)]
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
-}
-
-type Fnv64 = std::hash::BuildHasherDefault<Fnv>;
+/// FNV-1a (the engine's), for the tables keyed by user id (the stand-in for the profile
+/// store's lookup).
+type Fnv64 = std::hash::BuildHasherDefault<sluice_audience::Fnv>;
 
 /// A user id of up to 23 bytes kept in place, so finding a person's entry follows no pointer
 /// (the profile store's index is the stand-in this replaces; longer ids go to a second table).

@@ -846,9 +846,10 @@ fn lookup_map<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<&'a Va
 }
 
 /// FNV-1a: the hash of the event-name table, whose keys are few, short, and chosen by the
-/// workspace's definitions (lookups of other names only probe it).
+/// workspace's definitions (lookups of other names only probe it). Public for tables keyed by
+/// short ids elsewhere (the backfill benchmark's).
 #[derive(Default)]
-struct Fnv(u64);
+pub struct Fnv(u64);
 
 impl std::hash::Hasher for Fnv {
     fn finish(&self) -> u64 {

@@ -22,4 +22,4 @@ pub use catalog::Catalog;
 pub use definition::{
     Audience, ComputedTrait, Condition, DefinitionError, read_audience, read_trait,
 };
-pub use engine::{Call, Change, Engine, EventRef, Outputs, ProfileState, StoredState};
+pub use engine::{Call, Change, Engine, EventRef, Fnv, Outputs, ProfileState, StoredState};
