@@ -296,11 +296,7 @@ impl Audiences {
             for item in work {
                 let row = rows.iter().find(|row| row.profile_id == item.profile);
                 let mut loaded = process::load(&engine, row);
-                for body in &item.events {
-                    if let Some(event) = sluice_audience::EventRef::read(body) {
-                        engine.apply(&mut loaded.state, &event, now);
-                    }
-                }
+                loaded.apply(&engine, &item.events, now);
                 let (row, found) = process::evaluate_one(&context, item.profile, loaded)?;
                 commit.states.push(row);
                 commit.changes.extend(found);

@@ -74,6 +74,16 @@ impl Loaded {
         self.new_consent.clone().or_else(|| self.consent.clone())
     }
 
+    /// Applies events in order: each to the engine's state, and its consent, if any.
+    pub fn apply(&mut self, engine: &Engine, events: &[Value], now: i64) {
+        for body in events {
+            self.see_consent(body);
+            if let Some(event) = EventRef::read(body) {
+                engine.apply(&mut self.state, &event, now);
+            }
+        }
+    }
+
     /// Takes the consent an event carries, if any: its category preferences (else the ones
     /// held) and whether it signals Global Privacy Control.
     fn see_consent(&mut self, body: &Value) {
@@ -135,12 +145,7 @@ pub(super) fn run(
     for item in work {
         let row = rows.iter().find(|row| row.profile_id == item.profile);
         let mut loaded = load(context.engine, row);
-        for body in &item.events {
-            loaded.see_consent(body);
-            if let Some(event) = EventRef::read(body) {
-                context.engine.apply(&mut loaded.state, &event, context.now);
-            }
-        }
+        loaded.apply(context.engine, &item.events, context.now);
         if evaluate {
             let (row, changes) = evaluate_one(context, item.profile, loaded)?;
             output.states.push(row);

@@ -50,6 +50,7 @@ const STEPS: usize = 20;
 pub const SYNC_EVENTS: &str = "sluice_audiences_sync_events_total";
 
 /// A sync with what its events need to know about the destination.
+#[derive(Clone)]
 struct Target {
     sync: AudienceSync,
     /// The destination type's integration name (for the `integrations` object).
@@ -84,10 +85,7 @@ impl Audiences {
                 let (store, profiles) = (Arc::clone(&self.store), Arc::clone(&self.profiles.store));
                 let ws = workspace.clone();
                 let now = self.clock.now_ms();
-                let step_target = Target {
-                    sync: target.sync.clone(),
-                    integration: target.integration.clone(),
-                };
+                let step_target = target.clone();
                 let step = store_call(move || {
                     let stores = Stores {
                         audiences: &store,
