@@ -9,7 +9,8 @@
 #   (a) the baseline (loadgen baseline: reads the body, answers 200) under batch and single load;
 #   (b) Sluice on a fresh data directory under batch and single load at full speed;
 #   (c) Sluice at half the request rate measured in (b), for latency (open loop, --rate);
-# and Sluice's memory: VmRSS idle after start, VmHWM (peak) under load, VmRSS once load stops.
+# and Sluice's memory: VmRSS idle after start, VmHWM (peak) under load, VmRSS once the load has
+# stopped and the log consumers have caught up (idle: no requests, no background work).
 #
 # Everything runs on this machine over 127.0.0.1; the generator and the server share its cores.
 # Settings (environment): PHASE_SECS, WARMUP_SECS, BATCH_CONNECTIONS, SINGLE_CONNECTIONS,
@@ -130,6 +131,25 @@ memory() { # memory NAME VALUE_KIB
     echo "   sluice $1: $(($2 / 1024)) MiB" >&2
 }
 
+caught_up() { # caught_up PORT -> waits (at most 10 min) until the profile and audience consumers
+    # have applied every accepted event, and prints how many seconds that took
+    python3 - "$1" <<'PY'
+import re, sys, time, urllib.request
+
+url = f"http://127.0.0.1:{sys.argv[1]}/metrics"
+started = time.monotonic()
+while time.monotonic() - started < 600:
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    def total(name):
+        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
+    accepted = total("sluice_events_accepted_total")
+    if total("sluice_profiles_events_total") >= accepted and total("sluice_audiences_events_total") >= accepted:
+        break
+    time.sleep(1)
+print(f"{time.monotonic() - started:.0f}")
+PY
+}
+
 # (0) the disk alone
 echo "== (0) fsync latency of the disk under $WORK" >&2
 python3 - "$WORK/fsync-probe" >>"$RESULTS" <<'PY'
@@ -187,6 +207,11 @@ echo "== (c) sluice at half rate: batch $BATCH_HALF req/s, single $SINGLE_HALF r
 load sluice half "$SLUICE_PORT" "$KEY" batch "$BATCH_CONNECTIONS" --rate "$BATCH_HALF"
 load sluice half "$SLUICE_PORT" "$KEY" single "$SINGLE_CONNECTIONS" --rate "$SINGLE_HALF"
 memory peak_under_load "$(kib "$SLUICE_PID" VmHWM)"
+# Idle means no requests and no background work: the consumers (profiles, audiences) catch up on
+# what the load left them first; then the node gives its caches back after 2 s of quiet
+# (crates/sluice-server/src/idle.rs).
+CATCH_UP=$(caught_up "$SLUICE_PORT")
+echo "   consumers caught up $CATCH_UP s after the load" >&2
 sleep 5
 memory idle_after_load "$(kib "$SLUICE_PID" VmRSS)"
 echo "{\"data_dir_bytes\":$(du -sb "$WORK/data" | cut -f1)}" >>"$RESULTS"

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use sluice_store::{EventLog, StoreError, StoredEvent};
 use tokio::sync::{broadcast, watch};
 
+use crate::idle::Activity;
+
 /// How long an idle consumer waits before looking again without a signal from the log.
 const IDLE_WAIT: Duration = Duration::from_millis(500);
 /// Above this ingestion rate consumers hold back.
@@ -30,9 +32,11 @@ pub trait Consumer: Send + Sync + 'static {
 }
 
 /// Runs `consumer`'s passes until `stopping` turns true; a batch in progress finishes first.
+/// Each pass that applied something is recorded in `activity`.
 pub async fn follow<C: Consumer>(
     consumer: Arc<C>,
     log: Arc<dyn EventLog>,
+    activity: Arc<Activity>,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut committed = log.subscribe();
@@ -64,6 +68,7 @@ pub async fn follow<C: Consumer>(
             }
         };
         if progressed {
+            activity.record();
             continue;
         }
         tokio::select! {
@@ -74,7 +79,7 @@ pub async fn follow<C: Consumer>(
 }
 
 /// Events committed since the last call, without waiting.
-fn drain(committed: &mut broadcast::Receiver<Arc<StoredEvent>>) -> u64 {
+pub(crate) fn drain(committed: &mut broadcast::Receiver<Arc<StoredEvent>>) -> u64 {
     let mut count = 0u64;
     loop {
         match committed.try_recv() {

@@ -25,6 +25,7 @@ pub mod delivery;
 pub mod error;
 pub mod follow;
 pub mod health;
+pub mod idle;
 pub mod privacy;
 pub mod profiles;
 pub mod startup;

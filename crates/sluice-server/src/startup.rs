@@ -34,6 +34,7 @@ use crate::connections::{Connections, OAuthConfigError, OAuthSettings};
 use crate::delivery::Deliveries;
 use crate::error::ApiError;
 use crate::follow::follow;
+use crate::idle::{self, Activity};
 use crate::privacy::Privacy;
 use crate::privacy::inventory::Inventory;
 use crate::privacy::lists::Lists;
@@ -97,6 +98,8 @@ pub struct AppState {
     pub audiences: Arc<Audiences>,
     /// OAuth connections to ad accounts, and their renewal.
     pub connections: Arc<Connections>,
+    /// Background work done, for the idle watcher.
+    pub activity: Arc<Activity>,
     /// Turns true when the node begins to shut down (ends live tails).
     pub stopping: watch::Receiver<bool>,
 }
@@ -118,6 +121,8 @@ pub struct App {
     report: StartupReport,
     request_timeout: Duration,
     retention_interval: Duration,
+    /// See [`App::on_idle`].
+    on_idle: Option<fn()>,
 }
 
 /// Opens the stores of a data directory (also used by the CLI's admin commands).
@@ -328,6 +333,7 @@ impl App {
             inventory,
             audiences,
             connections,
+            activity: Arc::new(Activity::default()),
             stopping,
         };
         Ok(App {
@@ -341,6 +347,7 @@ impl App {
                 generated_admin_token,
             },
             request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
+            on_idle: None,
         })
     }
 
@@ -349,6 +356,13 @@ impl App {
         self.listener
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Called after the stores give their caches back when the node goes idle (the binary
+    /// uses it to return freed memory to the OS; see `idle`).
+    pub fn on_idle(mut self, hook: fn()) -> App {
+        self.on_idle = Some(hook);
+        self
     }
 
     pub fn report(&self) -> &StartupReport {
@@ -369,16 +383,19 @@ impl App {
         let inventory_consumer = tokio::spawn(follow(
             Arc::clone(&self.state.inventory),
             Arc::clone(&self.state.log),
+            Arc::clone(&self.state.activity),
             self.state.stopping.clone(),
         ));
         let profile_consumer = tokio::spawn(follow(
             Arc::clone(&self.state.profiles),
             Arc::clone(&self.state.log),
+            Arc::clone(&self.state.activity),
             self.state.stopping.clone(),
         ));
         let audience_consumer = tokio::spawn(follow(
             Arc::clone(&self.state.audiences),
             Arc::clone(&self.state.log),
+            Arc::clone(&self.state.activity),
             self.state.stopping.clone(),
         ));
         let regulator = tokio::spawn(
@@ -389,6 +406,11 @@ impl App {
             tokio::spawn(Arc::clone(&self.state.retention).run(self.state.stopping.clone()));
         let renewals =
             tokio::spawn(Arc::clone(&self.state.connections).run(self.state.stopping.clone()));
+        let idle = tokio::spawn(idle::watch(
+            self.state.clone(),
+            self.on_idle,
+            self.state.stopping.clone(),
+        ));
         let stop = self.stop;
         let signal = async move {
             shutdown.await;
@@ -407,6 +429,7 @@ impl App {
         let _ = regulator.await;
         let _ = retention.await;
         let _ = renewals.await;
+        let _ = idle.await;
         // The consumer finishes its batch (one transaction) before the log closes.
         let _ = profile_consumer.await;
         let _ = inventory_consumer.await;

@@ -192,6 +192,11 @@ impl AudienceStore {
             .map_err(|_| StoreError::CommitFailed("audience store lock poisoned".into()))
     }
 
+    /// Gives back the memory SQLite holds for this store (see `sqlite::release_memory`).
+    pub fn release_memory(&self) -> Result<(), StoreError> {
+        sqlite::release_memory(&self.connection)
+    }
+
     /// The last sequence number of the source applied (0 before any).
     pub fn cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
         let connection = self.lock()?;

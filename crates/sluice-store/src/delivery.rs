@@ -184,6 +184,11 @@ impl DeliveryStore {
             .map_err(|_| StoreError::CommitFailed("delivery store lock poisoned".into()))
     }
 
+    /// Gives back the memory SQLite holds for this store (see `sqlite::release_memory`).
+    pub fn release_memory(&self) -> Result<(), StoreError> {
+        sqlite::release_memory(&self.connection)
+    }
+
     /// Records dead letters in one transaction; returns their ids in order.
     pub fn add_dead_letters(&self, letters: &[NewDeadLetter]) -> Result<Vec<i64>, StoreError> {
         let mut connection = self.lock()?;

@@ -91,6 +91,11 @@ impl InventoryStore {
             .map_err(|_| StoreError::CommitFailed("inventory store lock poisoned".into()))
     }
 
+    /// Gives back the memory SQLite holds for this store (see `sqlite::release_memory`).
+    pub fn release_memory(&self) -> Result<(), StoreError> {
+        sqlite::release_memory(&self.connection)
+    }
+
     /// The last sequence number of the source counted into the inventory (0 before any).
     pub fn cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
         let connection = self.lock()?;

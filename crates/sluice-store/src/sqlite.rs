@@ -1,6 +1,7 @@
 //! Opening SQLite files the way every store here wants them.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -17,6 +18,17 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
     connection.pragma_update(None, "secure_delete", "ON")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     Ok(connection)
+}
+
+/// Gives back the page cache and other memory SQLite holds for a connection that is not in
+/// use; it fills again from the file (and the OS page cache) on the next query. Called when the
+/// node goes idle.
+pub(crate) fn release_memory(connection: &Mutex<Connection>) -> Result<(), StoreError> {
+    let connection = connection
+        .lock()
+        .map_err(|_| StoreError::CommitFailed("connection lock poisoned".into()))?;
+    connection.release_memory()?;
+    Ok(())
 }
 
 /// A log consumer's cursor for one source, from the `cursors` table its store keeps beside

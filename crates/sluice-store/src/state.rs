@@ -149,6 +149,11 @@ impl StateStore {
             .map_err(|_| StoreError::CommitFailed("state lock poisoned".into()))
     }
 
+    /// Gives back the memory SQLite holds for this store (see `sqlite::release_memory`).
+    pub fn release_memory(&self) -> Result<(), StoreError> {
+        sqlite::release_memory(&self.connection)
+    }
+
     /// The default workspace, created on first call. The flag says whether it was created now.
     pub fn ensure_default_workspace(&self) -> Result<(Workspace, bool), StoreError> {
         if let Some(existing) = self.workspace_by_name(DEFAULT_WORKSPACE)? {

@@ -31,6 +31,8 @@ use sluice_store::{Source, StateStore, WorkspaceId, WriteKey};
 
 // mimalloc: the ingest path allocates many small JSON values; glibc's malloc took about a
 // fifth of the server's CPU under batch load (bench/RESULTS.md).
+mod memory;
+
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -196,6 +198,7 @@ fn init_logging(config: &Config) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    memory::configure();
     let cli = Cli::parse();
     match &cli.command {
         Command::Serve(args) => {
@@ -251,7 +254,8 @@ async fn serve(config: Config) -> Result<()> {
         );
     }
     tracing::info!(%addr, data_dir = %data_dir.display(), "listening");
-    app.run(shutdown_signal())
+    app.on_idle(memory::give_back)
+        .run(shutdown_signal())
         .await
         .context("server stopped with an error")?;
     Ok(())

@@ -36,12 +36,18 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestNode {
         ..Config::default()
     };
     adjust(&mut config);
-    start(config, dir).await
+    start(config, dir, None).await
+}
+
+/// Starts a node that calls `hook` each time it has given its caches back when idle.
+pub async fn spawn_with_idle_hook(hook: fn()) -> TestNode {
+    let dir = tempfile::tempdir().expect("tempdir");
+    start(restart_config(&dir, |_| {}), dir, Some(hook)).await
 }
 
 /// Starts a new node on the data directory of a stopped one.
 pub async fn restart(dir: tempfile::TempDir) -> TestNode {
-    start(restart_config(&dir, |_| {}), dir).await
+    start(restart_config(&dir, |_| {}), dir, None).await
 }
 
 /// The configuration [`restart`] uses, adjusted (to build the app by hand).
@@ -58,11 +64,14 @@ pub fn restart_config(dir: &tempfile::TempDir, adjust: impl FnOnce(&mut Config))
 
 /// Restarts on the data directory of a stopped node with an adjusted configuration.
 pub async fn restart_with(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> TestNode {
-    start(restart_config(&dir, adjust), dir).await
+    start(restart_config(&dir, adjust), dir, None).await
 }
 
-async fn start(config: Config, dir: tempfile::TempDir) -> TestNode {
-    let app = App::build(config).await.expect("build app");
+async fn start(config: Config, dir: tempfile::TempDir, idle_hook: Option<fn()>) -> TestNode {
+    let mut app = App::build(config).await.expect("build app");
+    if let Some(hook) = idle_hook {
+        app = app.on_idle(hook);
+    }
     let addr = app.local_addr();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

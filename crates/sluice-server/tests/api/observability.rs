@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{spawn, track_message};
+use crate::helpers::{spawn, spawn_with_idle_hook, track_message};
 
 #[tokio::test]
 async fn health_and_ready() {
@@ -113,4 +113,54 @@ async fn shutdown_finishes_in_flight_requests_and_their_commits() {
             "{id} was answered 200 before shutdown but is not stored"
         );
     }
+}
+
+static GIVEN_BACK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_give_back() {
+    GIVEN_BACK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Waits (at most 20 s) until the node has given its caches back `times` times in all.
+async fn given_back(times: usize) -> usize {
+    for _ in 0..200 {
+        let now = GIVEN_BACK.load(std::sync::atomic::Ordering::SeqCst);
+        if now >= times {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    GIVEN_BACK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn an_idle_node_gives_its_caches_back_once_per_quiet_spell_and_keeps_working() {
+    let node = spawn_with_idle_hook(count_give_back).await;
+    let source = node.create_source("web").await;
+    // Nothing was done yet: there is nothing to give back.
+    tokio::time::sleep(sluice_server::idle::QUIET * 2).await;
+    assert_eq!(GIVEN_BACK.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let event = json!({"userId": "u1", "event": "Signed Up"});
+    assert_eq!(
+        node.track("/v1/track", &source.write_key, &event).await.0,
+        200
+    );
+    assert_eq!(given_back(1).await, 1);
+    // Still quiet: not again.
+    tokio::time::sleep(sluice_server::idle::QUIET * 2).await;
+    assert_eq!(GIVEN_BACK.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+    // Work after the caches were dropped is served as before, and the next quiet spell gives
+    // them back again.
+    let event = json!({"userId": "u2", "event": "Signed Up"});
+    assert_eq!(
+        node.track("/v1/track", &source.write_key, &event).await.0,
+        200
+    );
+    assert_eq!(given_back(2).await, 2);
+    let events = node.events_all(&source).await;
+    let users: Vec<&str> = events.iter().filter_map(|e| e["userId"].as_str()).collect();
+    assert_eq!(users, ["u1", "u2"]);
+    node.stop().await;
 }

@@ -131,6 +131,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// Checks that the log can still write durably (for readiness).
     async fn check_writable(&self) -> Result<(), StoreError>;
 
+    /// Gives back memory held only to go faster (page caches), for when the node is idle.
+    /// Never waits: a backend busy writing may skip it.
+    fn release_memory(&self) {}
+
     /// Finishes every write already queued, then stops accepting writes.
     async fn close(&self);
 }

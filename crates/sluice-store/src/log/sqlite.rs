@@ -98,6 +98,8 @@ enum Command {
     Probe {
         reply: Reply<()>,
     },
+    /// Give back the writer connection's page cache once the group is committed.
+    ReleaseMemory,
     Shutdown,
 }
 
@@ -441,6 +443,14 @@ impl EventLog for SqliteLog {
         self.call(|reply| Command::Probe { reply }).await
     }
 
+    fn release_memory(&self) {
+        // A full queue means the writer is busy: its cache is in use, so skip it.
+        let _ = self.commands.try_send(Command::ReleaseMemory);
+        if let Err(error) = crate::sqlite::release_memory(&self.reader) {
+            tracing::warn!(%error, "releasing the log reader's memory failed");
+        }
+    }
+
     async fn close(&self) {
         let _ = self.commands.send(Command::Shutdown).await;
         let handle = match self.writer.lock() {
@@ -541,14 +551,19 @@ impl Writer {
                 }
             }
             let mut work = Vec::with_capacity(group.len());
+            let mut release = false;
             for command in group {
                 match command {
                     Command::Shutdown => stopping = true,
+                    Command::ReleaseMemory => release = true,
                     other => work.push(other),
                 }
             }
             if !work.is_empty() {
                 self.commit_group(work);
+            }
+            if release && let Err(error) = self.connection.release_memory() {
+                tracing::warn!(%error, "releasing the log writer's memory failed");
             }
         }
         tracing::debug!("log writer stopped");
@@ -583,7 +598,7 @@ impl Writer {
                     waiters.push(Waiter::Done(reply));
                     operations.push(Operation::Probe);
                 }
-                Command::Shutdown => {}
+                Command::Shutdown | Command::ReleaseMemory => {}
             }
         }
         let erasing = operations

@@ -254,6 +254,16 @@ impl ProfileStore {
             .map_err(|_| StoreError::CommitFailed("profile store lock poisoned".into()))
     }
 
+    /// Gives back the memory SQLite holds for the writer and the readers (see
+    /// `sqlite::release_memory`).
+    pub fn release_memory(&self) -> Result<(), StoreError> {
+        crate::sqlite::release_memory(&self.writer)?;
+        for reader in &self.readers {
+            crate::sqlite::release_memory(reader)?;
+        }
+        Ok(())
+    }
+
     /// How far the consumer got in a source (0: nothing yet).
     pub fn cursor(&self, workspace: &WorkspaceId, source_id: &str) -> Result<i64, StoreError> {
         let connection = self.reader()?;
