@@ -173,8 +173,15 @@ pub fn open_vault(config: &Config, state: &StateStore) -> Result<Vault, ServerEr
     }
     let vault = Vault::new(config.key_ring(file_key)?);
     let mut missing = std::collections::BTreeSet::new();
+    let mut sealed: Vec<Vec<u8>> = Vec::new();
     for destination in state.all_destinations()? {
-        match Vault::key_id_of(&destination.settings.sealed) {
+        sealed.push(destination.settings.sealed);
+    }
+    for connection in state.all_connections_with_tokens()? {
+        sealed.extend(connection.tokens);
+    }
+    for sealed in &sealed {
+        match Vault::key_id_of(sealed) {
             Ok(id) if vault.ring().contains(&id) => {}
             Ok(id) => {
                 missing.insert(id.to_string());
@@ -187,8 +194,8 @@ pub fn open_vault(config: &Config, state: &StateStore) -> Result<Vault, ServerEr
     if !missing.is_empty() {
         tracing::warn!(
             keys = ?missing,
-            "destinations are sealed under master keys that are not configured; their secrets \
-             cannot be opened until those keys are added"
+            "destinations or OAuth connections are sealed under master keys that are not \
+             configured; their secrets cannot be opened until those keys are added"
         );
     }
     Ok(vault)

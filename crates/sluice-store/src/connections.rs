@@ -425,6 +425,37 @@ impl StateStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every workspace's connections that still hold tokens (for resealing them all).
+    pub fn all_connections_with_tokens(&self) -> Result<Vec<Connection>, StoreError> {
+        let sqlite = self.lock()?;
+        let mut statement = sqlite.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM oauth_connections WHERE tokens_sealed IS NOT NULL
+             ORDER BY workspace_id, created_at, id"
+        ))?;
+        let rows = statement.query_map([], row_to_connection)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The same tokens sealed again (under another master key), written only if the
+    /// connection is still at `version` and holds tokens; `false` otherwise (a renewal or a
+    /// disconnection came first). Nothing else changes, the version included: the tokens
+    /// are the same.
+    pub fn reseal_connection(
+        &self,
+        workspace: &WorkspaceId,
+        id: &str,
+        version: i64,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        let sqlite = self.lock()?;
+        let changed = sqlite.execute(
+            "UPDATE oauth_connections SET tokens_sealed = ?4
+             WHERE workspace_id = ?1 AND id = ?2 AND version = ?3 AND tokens_sealed IS NOT NULL",
+            params![workspace.0, id, version, sealed],
+        )?;
+        Ok(changed == 1)
+    }
+
     pub fn get_connection(
         &self,
         workspace: &WorkspaceId,
@@ -767,6 +798,52 @@ mod tests {
             Err(StoreError::NotFound { .. })
         ));
         assert_eq!(state.list_connections(&ws).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn resealing_swaps_the_sealed_tokens_only_at_the_version_read() {
+        let (_dir, state, ws, other) = store();
+        let kept = new_connection_id().unwrap();
+        state.connect(&ws, tokens(&kept, "meta", b"old-a")).unwrap();
+        let second = new_connection_id().unwrap();
+        state
+            .connect(&other, tokens(&second, "google", b"old-b"))
+            .unwrap();
+        let gone = new_connection_id().unwrap();
+        state
+            .connect(&ws, tokens(&gone, "tiktok", b"old-c"))
+            .unwrap();
+        state
+            .disconnect_connection(&ws, &gone, "disconnected by an admin", "revoked")
+            .unwrap();
+
+        // Every workspace's connections with tokens; the disconnected one has none.
+        let all = state.all_connections_with_tokens().unwrap();
+        let mut ids: Vec<&str> = all.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        let mut expected = vec![kept.as_str(), second.as_str()];
+        expected.sort_unstable();
+        assert_eq!(ids, expected);
+
+        assert!(state.reseal_connection(&ws, &kept, 1, b"new-a").unwrap());
+        let after = state.get_connection(&ws, &kept).unwrap();
+        assert_eq!(after.tokens.as_deref(), Some(&b"new-a"[..]));
+        assert_eq!(after.version, 1, "the same tokens: the version stays");
+        // A renewal came first: the reseal writes nothing.
+        state
+            .renew_connection(&other, &second, 1, &renewal(b"renewed", None, 5))
+            .unwrap();
+        assert!(
+            !state
+                .reseal_connection(&other, &second, 1, b"stale")
+                .unwrap()
+        );
+        let renewed = state.get_connection(&other, &second).unwrap();
+        assert_eq!(renewed.tokens.as_deref(), Some(&b"renewed"[..]));
+        // Nor across workspaces, nor on a disconnected connection.
+        assert!(!state.reseal_connection(&other, &kept, 1, b"x").unwrap());
+        assert!(!state.reseal_connection(&ws, &gone, 2, b"x").unwrap());
+        assert_eq!(state.get_connection(&ws, &gone).unwrap().tokens, None);
     }
 
     #[test]

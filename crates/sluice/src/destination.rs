@@ -126,8 +126,9 @@ pub(crate) enum DestinationCommand {
         #[command(flatten)]
         output: Output,
     },
-    /// Seal every destination's secrets, in every workspace, under the active master key (the
-    /// step of a key rotation before the old key is removed).
+    /// Seal every destination's secrets and every OAuth connection's tokens, in every
+    /// workspace, under the active master key (the step of a key rotation before the old key
+    /// is removed).
     Reseal {
         /// Print JSON (for scripts).
         #[arg(long)]
@@ -679,24 +680,97 @@ fn reseal(config: &Config, as_json: bool) -> Result<()> {
             })),
         }
     }
+    let connections = reseal_connections(&state, &vault)?;
+    failed.extend(connections.failed.iter().cloned());
     if as_json {
         println!(
             "{}",
-            json!({"active_key": active.as_str(), "resealed": resealed, "current": current, "failed": failed})
+            json!({
+                "active_key": active.as_str(),
+                "resealed": resealed,
+                "current": current,
+                "connections": {"resealed": connections.resealed, "current": connections.current},
+                "failed": failed,
+            })
         );
     } else {
         println!(
             "resealed {resealed} destination(s) under master key {active}; {current} already were"
         );
+        println!(
+            "resealed {} OAuth connection(s); {} already were",
+            connections.resealed, connections.current
+        );
         for failure in &failed {
-            eprintln!(
-                "cannot reseal destination {} ({}) of workspace {}: {}",
-                failure["name"], failure["id"], failure["workspace_id"], failure["error"]
-            );
+            match failure.get("connection") {
+                Some(connection) => eprintln!(
+                    "cannot reseal OAuth connection {} ({}) of workspace {}: {}",
+                    connection, failure["provider"], failure["workspace_id"], failure["error"]
+                ),
+                None => eprintln!(
+                    "cannot reseal destination {} ({}) of workspace {}: {}",
+                    failure["name"], failure["id"], failure["workspace_id"], failure["error"]
+                ),
+            }
         }
     }
     if !failed.is_empty() {
-        bail!("{} destination(s) could not be resealed", failed.len());
+        bail!(
+            "{} destination(s) or connection(s) could not be resealed",
+            failed.len()
+        );
     }
     Ok(())
+}
+
+/// What resealing the OAuth connections' tokens did.
+struct ConnectionsResealed {
+    resealed: usize,
+    current: usize,
+    failed: Vec<Value>,
+}
+
+/// Seals every OAuth connection's tokens not yet under the active key again. A connection
+/// renewed or disconnected meanwhile is left as it is: its new tokens were sealed under the
+/// active key, or it has none.
+fn reseal_connections(state: &StateStore, vault: &Vault) -> Result<ConnectionsResealed> {
+    let active = vault.ring().active().clone();
+    let mut done = ConnectionsResealed {
+        resealed: 0,
+        current: 0,
+        failed: Vec::new(),
+    };
+    for connection in state.all_connections_with_tokens()? {
+        let Some(sealed) = &connection.tokens else {
+            continue;
+        };
+        if Vault::key_id_of(sealed).ok().as_ref() == Some(&active) {
+            done.current += 1;
+            continue;
+        }
+        let context = sluice_store::tokens_context(&connection.workspace_id, &connection.id);
+        let outcome = match vault.reseal(sealed, &context) {
+            Ok(Some(resealed)) => state
+                .reseal_connection(
+                    &connection.workspace_id,
+                    &connection.id,
+                    connection.version,
+                    &resealed,
+                )
+                .map_err(anyhow::Error::from),
+            Ok(None) => Ok(false),
+            Err(error) => Err(error.into()),
+        };
+        match outcome {
+            Ok(true) => done.resealed += 1,
+            Ok(false) => done.current += 1,
+            Err(error) => done.failed.push(json!({
+                "connection": connection.id,
+                "workspace_id": connection.workspace_id.0,
+                "provider": connection.provider,
+                "error": error.to_string(),
+            })),
+        }
+    }
+    Ok(done)
 }

@@ -722,6 +722,35 @@ fn master_keys_come_from_the_environment_and_rotate() {
         "k1"
     );
 
+    // An OAuth connection's tokens, sealed under k1 as the node seals them.
+    let vault_of = |config: sluice_server::Config| {
+        let file_key = sluice_server::config::read_key_file(&config.key_file()).expect("key");
+        sluice_privacy::Vault::new(config.key_ring(file_key).expect("ring"))
+    };
+    const TOKENS: &[u8] = br#"{"access_token":"oauth-token-never-shown"}"#;
+    let state = sluice_store::StateStore::open(&dir.path().join("state.db")).expect("state");
+    let (workspace, _) = state.ensure_default_workspace().expect("workspace");
+    let connection_id = sluice_store::new_connection_id().expect("id");
+    let context = sluice_store::tokens_context(&workspace.id, &connection_id);
+    let sealed = vault_of(config(vec![key("k1", K1)], "k1"))
+        .seal(TOKENS, &context)
+        .expect("seal");
+    state
+        .connect(
+            &workspace.id,
+            sluice_store::ConnectedTokens {
+                id: connection_id.clone(),
+                provider: "meta".into(),
+                label: None,
+                scopes: vec![],
+                accounts: vec![],
+                sealed,
+                access_expires_at_ms: None,
+                at_ms: 0,
+            },
+        )
+        .expect("connect");
+
     // Rotation: add k2, make it active, reseal, then retire k1.
     let file = dir.path().join("sluice.toml");
     std::fs::write(
@@ -741,8 +770,29 @@ fn master_keys_come_from_the_environment_and_rotate() {
     let report: Value = serde_json::from_str(stdout.trim()).expect("json");
     assert_eq!(
         report,
-        json!({"active_key": "k2", "resealed": 1, "current": 0, "failed": []})
+        json!({
+            "active_key": "k2",
+            "resealed": 1,
+            "current": 0,
+            "connections": {"resealed": 1, "current": 0},
+            "failed": [],
+        })
     );
+    // The connection's tokens now open with k2 alone.
+    let connection = state
+        .get_connection(&workspace.id, &connection_id)
+        .expect("connection");
+    let sealed = connection.tokens.expect("tokens");
+    assert_eq!(
+        sluice_privacy::Vault::key_id_of(&sealed)
+            .expect("key id")
+            .to_string(),
+        "k2"
+    );
+    let opened = vault_of(config(vec![key("k2", K2)], "k2"))
+        .open(&sealed, &context)
+        .expect("open");
+    assert_eq!(&opened[..], TOKENS);
     let (opened, key_id) = sealed_destination(dir.path(), config(vec![key("k2", K2)], "k2"));
     assert_eq!(
         (opened["secret"].as_str(), key_id.as_str()),
@@ -750,7 +800,8 @@ fn master_keys_come_from_the_environment_and_rotate() {
     );
     let (ok, stdout, _) = with_file(&["destination", "reseal"]);
     assert!(
-        ok && stdout.contains("resealed 0") && stdout.contains("1 already were"),
+        ok && stdout.contains("resealed 0 destination")
+            && stdout.contains("resealed 0 OAuth connection(s); 1 already were"),
         "{stdout}"
     );
 
