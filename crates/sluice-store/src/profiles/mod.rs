@@ -18,9 +18,10 @@
 //!   profile it went into, so merges can be explained. `updated_at` moves on creation, merge
 //!   and unmerge; the latest event (its time, message and source) is the newest history row,
 //!   so an event does not rewrite its profile's row.
-//! - `identifiers(id, key, workspace_id, collection, kind, value, profile_id, source_id,
-//!   first_message_id, first_seen, last_seen)`, found by `key`, a hash of the four parts
-//!   ([`identifiers`]); `last_seen` moves when it is an hour old.
+//! - `identifiers(id, workspace_id, collection, kind, value, profile_id, source_id,
+//!   first_message_id, first_seen, last_seen)`, indexed by profile only: an identifier is
+//!   found through the in-memory index of [`identifiers`], rebuilt from this table;
+//!   `last_seen` moves when it is an hour old.
 //! - `traits(profile_id, name → value, timestamp, source_id, updated_at)`.
 //! - `profile_events(id, workspace_id, profile_id, collection, message_id, source_id, seq,
 //!   timestamp, applied_at, type, event, ids, traits, linked)`: the history, pointing at the
@@ -30,6 +31,8 @@
 //! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
 //!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
 //! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
+//! - `meta(name → value)`: `graph_version`, moved by every transaction that changes
+//!   identifiers, so the in-memory index knows when another process changed the file.
 //! - `cursors(workspace_id, source_id, seq)`: how far the consumer got, moved in the same
 //!   transaction as the changes it made.
 //!
@@ -46,9 +49,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use sluice_identity::{Collection, Identifier};
 
 use crate::{StoreError, WorkspaceId, sqlite};
+use identifiers::{Found, IdChanges, IdIndex};
 
 pub use erase::{Expired, PersonFound};
 pub use follow::{MergeEvent, UnmergeEvent};
@@ -75,7 +80,6 @@ CREATE TABLE IF NOT EXISTS profiles (
 CREATE INDEX IF NOT EXISTS profiles_by_merged_into ON profiles(merged_into) WHERE merged_into IS NOT NULL;
 CREATE TABLE IF NOT EXISTS identifiers (
     id INTEGER PRIMARY KEY,
-    key INTEGER NOT NULL,
     workspace_id TEXT NOT NULL,
     collection TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -86,7 +90,6 @@ CREATE TABLE IF NOT EXISTS identifiers (
     first_seen INTEGER NOT NULL,
     last_seen INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS identifiers_by_key ON identifiers(key);
 CREATE INDEX IF NOT EXISTS identifiers_by_profile ON identifiers(profile_id);
 CREATE TABLE IF NOT EXISTS traits (
     profile_id INTEGER NOT NULL,
@@ -147,6 +150,11 @@ CREATE TABLE IF NOT EXISTS links (
     PRIMARY KEY (user_profile, account_profile)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS links_by_account ON links(account_profile);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(name, value) VALUES ('graph_version', 0);
 CREATE TABLE IF NOT EXISTS cursors (
     workspace_id TEXT NOT NULL,
     source_id TEXT NOT NULL,
@@ -157,7 +165,7 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 /// The layout above. A file of another layout is emptied and rebuilt from the log (the cursors
 /// go with it), since everything here derives from the log; recorded unmerges are lost then.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Events the consumer hands to [`ProfileStore::ingest`] at once: one transaction each. Large
 /// batches write a page the batch changes many times once; 10,000 events are a few MiB.
@@ -201,6 +209,8 @@ pub struct ProfileStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Every identifier, in memory (loaded at first use).
+    ids: IdIndex,
 }
 
 impl ProfileStore {
@@ -233,7 +243,59 @@ impl ProfileStore {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            ids: IdIndex::new(),
         })
+    }
+
+    /// Runs `work` in one write transaction and commits it; the identifier changes it made
+    /// reach the in-memory index only once committed (see [`identifiers`]).
+    pub(crate) fn write<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>, &mut IdChanges<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.writer()?;
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.ids.refresh(&transaction)?;
+        let mut changes = IdChanges::new(&self.ids);
+        let value = work(&transaction, &mut changes)?;
+        let version = identifiers::bump_graph_version(&transaction)?;
+        self.ids.committing(Some(version))?;
+        if let Err(error) = transaction.commit() {
+            self.ids.invalidate();
+            return Err(error.into());
+        }
+        self.ids.apply(changes, version)?;
+        Ok(value)
+    }
+
+    /// The live profile holding `id`, read through a reader connection (its version of the
+    /// file decides whether the in-memory index may answer).
+    pub(crate) fn find_id(
+        &self,
+        connection: &Connection,
+        workspace: &str,
+        collection: Collection,
+        id: &Identifier,
+    ) -> Result<Option<Found>, StoreError> {
+        let key = self.ids.id_key(workspace, collection, id);
+        for _ in 0..3 {
+            let version = identifiers::graph_version(connection)?;
+            if let Some(state) = self.ids.current(version)? {
+                return Ok(state.get(&key).map(|entry| Found {
+                    key,
+                    row: entry.row,
+                    profile: entry.profile,
+                    last_seen_ms: entry.last_seen_ms,
+                }));
+            }
+            // Not loaded yet, or another process changed the file: reload, between two of
+            // the writer's transactions.
+            let writer = self.writer()?;
+            self.ids.refresh(&writer)?;
+        }
+        Err(StoreError::CommitFailed(
+            "the identity graph keeps changing under the reader".into(),
+        ))
     }
 
     pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {

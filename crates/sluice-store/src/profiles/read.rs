@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use sluice_identity::{Collection, Identifier, ProfileId};
 
-use super::{ProfileStore, identifiers};
+use super::ProfileStore;
 use crate::{StoreError, WorkspaceId};
 
 /// The lookup type that names a profile by its public id (`segment_id:use_…`).
@@ -151,14 +151,20 @@ impl ProfileStore {
         id: &Identifier,
     ) -> Result<Option<ProfileRef>, StoreError> {
         let connection = self.reader()?;
-        let Some(found) = identifiers::find(&connection, &workspace.0, collection, id)? else {
+        let Some(found) = self.find_id(&connection, &workspace.0, collection, id)? else {
             return Ok(None);
         };
-        let public_id: String = connection
-            .prepare_cached("SELECT public_id FROM profiles WHERE id = ?1")?
-            .query_row([found.profile], |row| row.get(0))?;
-        Ok(Some(ProfileRef {
-            id: found.profile,
+        // The index may be a moment behind this connection's view (a commit whose changes it
+        // is about to take): follow a merge, and miss a profile deleted since.
+        let profile: Option<(i64, String)> = connection
+            .prepare_cached(
+                "SELECT coalesce(m.id, p.id), coalesce(m.public_id, p.public_id)
+                 FROM profiles p LEFT JOIN profiles m ON m.id = p.merged_into WHERE p.id = ?1",
+            )?
+            .query_row([found.profile], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        Ok(profile.map(|(id, public_id)| ProfileRef {
+            id,
             public_id,
             collection,
             workspace_id: workspace.clone(),

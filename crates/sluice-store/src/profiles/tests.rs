@@ -683,3 +683,101 @@ proptest! {
         prop_assert_eq!(store.count_profiles(&ws(), Collection::Users).unwrap() as usize, graph.profiles().count());
     }
 }
+
+/// The in-memory identifier index equals what the table holds, keyed the index's way.
+fn assert_index_matches_table(store: &ProfileStore) {
+    let connection = store.writer().unwrap();
+    let mut statement = connection
+        .prepare("SELECT id, workspace_id, collection, kind, value, profile_id, last_seen FROM identifiers")
+        .unwrap();
+    let mut expected = std::collections::HashMap::new();
+    let mut rows = statement.query([]).unwrap();
+    while let Some(row) = rows.next().unwrap() {
+        let collection = Collection::parse(&row.get::<_, String>(2).unwrap()).unwrap();
+        let key = store.ids.key(
+            &row.get::<_, String>(1).unwrap(),
+            collection,
+            &row.get::<_, String>(3).unwrap(),
+            &row.get::<_, String>(4).unwrap(),
+        );
+        let entry = identifiers::Entry {
+            row: row.get(0).unwrap(),
+            profile: row.get(5).unwrap(),
+            last_seen_ms: row.get(6).unwrap(),
+        };
+        assert!(
+            expected.insert(key, entry).is_none(),
+            "one row per identifier"
+        );
+    }
+    assert_eq!(store.ids.snapshot(), expected);
+}
+
+#[test]
+fn the_identifier_index_follows_merges_unmerges_erasure_and_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.db");
+    let rules = default_rules();
+    let store = ProfileStore::open(&path).unwrap();
+    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+    assert_index_matches_table(&store);
+    assert_eq!(store.ids.len(), 4, "laptop, phone, u1 and the email");
+    assert!(profile_of(&store, "user_id", "bob").is_none());
+    // A later event (a day on) sees its identifiers again: last_seen moves in both places.
+    let later = vec![
+        event(
+            6,
+            T0 + DAY,
+            json!({"type": "track", "event": "Product Viewed", "userId": "u1", "anonymousId": "phone"}),
+        ),
+        event(
+            7,
+            T0 + DAY,
+            json!({"type": "track", "event": "Product Viewed", "userId": "bob", "anonymousId": "tablet"}),
+        ),
+    ];
+    store.ingest(&ws(), &rules, "src_web", &later).unwrap();
+    assert_index_matches_table(&store);
+
+    let jane = profile_of(&store, "user_id", "u1").unwrap();
+    let merge = store.graph(&jane).unwrap().merges[0].clone();
+    store.split_merge(&jane, merge.id, &rules).unwrap();
+    assert_index_matches_table(&store);
+
+    // Another process (the CLI) removes an identifier: this store's index notices at its next
+    // lookup, without any write of its own.
+    {
+        let other = ProfileStore::open(&path).unwrap();
+        let jane = profile_of(&other, "user_id", "u1").unwrap();
+        other
+            .remove_identifier(&jane, &id("email", "jane@example.com"), &rules)
+            .unwrap();
+    }
+    assert!(profile_of(&store, "email", "jane@example.com").is_none());
+    assert_index_matches_table(&store);
+
+    // A failed write leaves the index as the file is.
+    let foreign = vec![StoredEvent {
+        event: NewEvent {
+            source_id: "src_other".into(),
+            ..journey()[0].event.clone()
+        },
+        seq: 99,
+    }];
+    assert!(store.ingest(&ws(), &rules, "src_web", &foreign).is_err());
+    assert_index_matches_table(&store);
+
+    store
+        .erase_person(&ws(), &[id("anonymous_id", "phone")])
+        .unwrap();
+    assert!(profile_of(&store, "anonymous_id", "phone").is_none());
+    assert_index_matches_table(&store);
+    drop(store);
+
+    let reopened = ProfileStore::open(&path).unwrap();
+    assert_eq!(reopened.ids.len(), 0, "loaded at first use");
+    assert!(profile_of(&reopened, "user_id", "bob").is_some());
+    assert!(profile_of(&reopened, "anonymous_id", "phone").is_none());
+    assert_eq!(reopened.ids.len(), 2, "bob and his tablet");
+    assert_index_matches_table(&reopened);
+}
