@@ -16,8 +16,8 @@ use rusqlite::Connection;
 use sluice_identity::{Collection, Identifier, ProfileId};
 use sluice_privacy::children::trait_shows_child;
 
-use super::ProfileStore;
 use super::identifiers::IdChanges;
+use super::{ProfileStore, history};
 use crate::{StoreError, WorkspaceId};
 
 /// What the store holds about a person.
@@ -70,7 +70,7 @@ impl ProfileStore {
                 identifiers.insert(id?);
             }
             found.events += connection.query_row(
-                "SELECT count(*) FROM profile_events WHERE profile_id = ?1",
+                &format!("SELECT count(*) FROM ({})", history::rows_of("?1")),
                 [*profile],
                 |row| row.get::<_, i64>(0),
             )? as u64;
@@ -138,8 +138,9 @@ fn expire_in(
     let mut touched: Vec<ProfileId> = Vec::new();
     {
         let mut statement = transaction.prepare_cached(
-            "SELECT DISTINCT profile_id FROM profile_events
-                 WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3",
+            "SELECT DISTINCT coalesce(p.merged_into, p.id) FROM profile_events e
+             JOIN profiles p ON p.id = e.profile_id
+             WHERE e.workspace_id = ?1 AND e.source_id = ?2 AND e.applied_at < ?3",
         )?;
         let rows = statement.query_map(
             rusqlite::params![workspace.0, source_id, applied_before_ms],
@@ -149,14 +150,26 @@ fn expire_in(
             touched.push(row?);
         }
     }
-    let events = transaction.execute(
-        "DELETE FROM profile_events WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3",
-        rusqlite::params![workspace.0, source_id, applied_before_ms],
-    )? as u64;
+    let mut deleted: Vec<(ProfileId, i64)> = Vec::new();
+    {
+        let mut statement = transaction.prepare(
+            "DELETE FROM profile_events WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3
+             RETURNING profile_id, id",
+        )?;
+        let mut rows =
+            statement.query(rusqlite::params![workspace.0, source_id, applied_before_ms])?;
+        while let Some(row) = rows.next()? {
+            deleted.push((row.get(0)?, row.get(1)?));
+        }
+    }
+    for (profile, row) in &deleted {
+        history::forget_row(transaction, *profile, *row)?;
+    }
+    let events = deleted.len() as u64;
     let mut emptied = Vec::new();
     for profile in touched {
         let left: bool = transaction.query_row(
-            "SELECT EXISTS(SELECT 1 FROM profile_events WHERE profile_id = ?1)",
+            &format!("SELECT EXISTS({})", history::rows_of("?1")),
             [profile],
             |row| row.get(0),
         )?;
@@ -265,9 +278,9 @@ fn erase_profiles(
     let mut removed = 0u64;
     for profile in &all {
         removed += changes.delete_profile(connection, *profile)?;
+        removed += history::delete_profile(connection, *profile)?;
         for sql in [
             "DELETE FROM traits WHERE profile_id = ?1",
-            "DELETE FROM profile_events WHERE profile_id = ?1",
             "DELETE FROM merges WHERE kept = ?1 OR absorbed = ?1",
             "DELETE FROM unmerges WHERE profile_id = ?1",
             "DELETE FROM links WHERE user_profile = ?1 OR account_profile = ?1",

@@ -11,6 +11,7 @@ use sluice_identity::{
 
 use sluice_spec::timestamp::now_ms;
 
+use super::history;
 use super::identifiers::{self, IdChanges};
 use super::{ProfileStore, new_public_id};
 use crate::{StoreError, StoredEvent, WorkspaceId};
@@ -193,6 +194,7 @@ fn ingest_batch(
     if let Some(seq) = last_seq {
         crate::sqlite::save_cursor(transaction, workspace, source_id, seq)?;
     }
+    history::fold_if_due(transaction)?;
     Ok(report)
 }
 
@@ -452,11 +454,7 @@ pub(crate) fn move_profile_rows(
         "DELETE FROM traits WHERE profile_id = ?1",
         [from],
     )?;
-    exec(
-        connection,
-        "UPDATE profile_events SET profile_id = ?1 WHERE profile_id = ?2",
-        params![to, from],
-    )?;
+
     for (column, other) in [
         ("user_profile", "account_profile"),
         ("account_profile", "user_profile"),
@@ -560,6 +558,7 @@ fn insert_event(
             linked
         ],
     )?;
+    history::append(connection, profile, connection.last_insert_rowid())?;
     Ok(())
 }
 

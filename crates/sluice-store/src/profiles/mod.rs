@@ -27,7 +27,8 @@
 //!   timestamp, applied_at, type, event, ids, traits, linked)`: the history, pointing at the
 //!   log for the body; `ids` and `traits` are kept so that an unmerge can resolve the history
 //!   again, and `linked` (a group call's profile in the other collection) so that links can be
-//!   rebuilt. Appended in row order, indexed by profile (so a profile's rows come in order).
+//!   rebuilt. Appended in row order with no index: `history_recent` and `history_index`
+//!   say which rows are a profile's ([`history`]).
 //! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
 //!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
 //! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
@@ -40,6 +41,7 @@
 
 pub mod erase;
 pub mod follow;
+mod history;
 mod identifiers;
 pub mod ingest;
 pub mod read;
@@ -116,7 +118,16 @@ CREATE TABLE IF NOT EXISTS profile_events (
     traits TEXT,
     linked INTEGER
 );
-CREATE INDEX IF NOT EXISTS profile_events_by_profile ON profile_events(profile_id);
+CREATE TABLE IF NOT EXISTS history_recent (
+    profile_id INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, row)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_index (
+    profile_id INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, row)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS merges (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     workspace_id TEXT NOT NULL,
@@ -165,7 +176,7 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 /// The layout above. A file of another layout is emptied and rebuilt from the log (the cursors
 /// go with it), since everything here derives from the log; recorded unmerges are lost then.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Events the consumer hands to [`ProfileStore::ingest`] at once: one transaction each. Large
 /// batches write a page the batch changes many times once; 10,000 events are a few MiB.

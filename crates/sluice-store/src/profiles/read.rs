@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use sluice_identity::{Collection, Identifier, ProfileId};
 
-use super::ProfileStore;
+use super::{ProfileStore, history};
 use crate::{StoreError, WorkspaceId};
 
 /// The lookup type that names a profile by its public id (`segment_id:use_…`).
@@ -278,8 +278,9 @@ impl ProfileStore {
         let comparison = if query.ascending { ">" } else { "<" };
         let sql = format!(
             "SELECT id, message_id, source_id, seq, timestamp, type, event, ids FROM profile_events
-             WHERE profile_id = ?1 AND collection = ?2 AND id {comparison} ?3 AND timestamp >= ?4 AND timestamp < ?5
-             ORDER BY id {order}"
+             WHERE id IN ({rows}) AND collection = ?2 AND id {comparison} ?3 AND timestamp >= ?4 AND timestamp < ?5
+             ORDER BY id {order}",
+            rows = history::rows_of("?1")
         );
         let mut statement = connection.prepare_cached(&sql)?;
         let mut rows = statement.query(params![
@@ -406,10 +407,11 @@ pub(crate) fn metadata_of(
     // The latest event is the newest history row: the consumer does not rewrite the profile's
     // row for every event.
     let latest: Option<(String, String, i64)> = connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT message_id, source_id, applied_at FROM profile_events
-             WHERE profile_id = ?1 ORDER BY id DESC LIMIT 1",
-        )?
+                 WHERE id = (SELECT max(row) FROM ({}))",
+            history::rows_of("?1")
+        ))?
         .query_row([profile], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
     if let Some((message_id, source_id, applied_at)) = latest {

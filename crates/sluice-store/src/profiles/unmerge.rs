@@ -24,8 +24,8 @@ use super::ingest::{EventContext, create_profile};
 use super::read::{ProfileRef, parse_ids};
 use sluice_spec::timestamp::now_ms;
 
-use super::ProfileStore;
 use super::identifiers::{self, IdChanges};
+use super::{ProfileStore, history};
 use crate::StoreError;
 
 /// What an unmerge produced.
@@ -49,6 +49,8 @@ enum Cut<'a> {
 
 struct HistoryEvent {
     row: i64,
+    /// The profile the row was recorded for (this one, or one merged into it).
+    recorded_for: ProfileId,
     message_id: String,
     source_id: String,
     timestamp_ms: i64,
@@ -269,13 +271,19 @@ fn rebuild(
     let mut traits: HashMap<ProfileId, BTreeMap<String, (i64, Value, String)>> = HashMap::new();
     let mut firsts: HashMap<ProfileId, &HistoryEvent> = HashMap::new();
     for (event, p) in history.iter().zip(&event_profile) {
-        let Some(real_id) = real.get(&final_of(*p)).copied() else {
+        // Every row is recorded for the live profile it belongs to now (one left without
+        // identifiers stays with this profile), so no row depends on the merged-away
+        // profiles' new `merged_into`.
+        let real_id = real.get(&final_of(*p)).copied();
+        history::repoint_row(
+            transaction,
+            event.row,
+            event.recorded_for,
+            real_id.unwrap_or(profile.id),
+        )?;
+        let Some(real_id) = real_id else {
             continue;
         };
-        transaction.execute(
-            "UPDATE profile_events SET profile_id = ?1 WHERE id = ?2",
-            params![real_id, event.row],
-        )?;
         firsts.entry(real_id).or_insert(event);
         if let Some(event_traits) = &event.traits {
             let merged = traits.entry(real_id).or_default();
@@ -382,10 +390,11 @@ fn load_history(
     connection: &Connection,
     profile: &ProfileRef,
 ) -> Result<Vec<HistoryEvent>, StoreError> {
-    let mut statement = connection.prepare(
-        "SELECT id, message_id, source_id, timestamp, ids, traits FROM profile_events
-         WHERE profile_id = ?1 AND collection = ?2 ORDER BY id",
-    )?;
+    let mut statement = connection.prepare(&format!(
+        "SELECT id, message_id, source_id, timestamp, ids, traits, profile_id FROM profile_events
+         WHERE id IN ({}) AND collection = ?2 ORDER BY id",
+        history::rows_of("?1")
+    ))?;
     let rows = statement
         .query_map(params![profile.id, profile.collection.as_str()], |row| {
             let ids: String = row.get(4)?;
@@ -397,6 +406,7 @@ fn load_history(
                 timestamp_ms: row.get(3)?,
                 ids: parse_ids(&ids),
                 traits: traits.and_then(|t| serde_json::from_str(&t).ok()),
+                recorded_for: row.get(6)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -482,8 +492,9 @@ fn relink(
                 "INSERT INTO links(workspace_id, {column}, {other}, first_seen, last_seen, source_id)
                  SELECT ?1, ?2, coalesce(p.merged_into, p.id), min(e.timestamp), max(e.timestamp), min(e.source_id)
                  FROM profile_events e JOIN profiles p ON p.id = e.linked
-                 WHERE e.profile_id = ?2 AND e.collection = ?3
-                 GROUP BY coalesce(p.merged_into, p.id)"
+                 WHERE e.id IN ({rows}) AND e.collection = ?3
+                 GROUP BY coalesce(p.merged_into, p.id)",
+                rows = history::rows_of("?2")
             ),
             params![workspace, profile, collection.as_str()],
         )?;
