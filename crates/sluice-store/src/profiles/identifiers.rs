@@ -373,11 +373,12 @@ impl<'a> IdChanges<'a> {
         from: ProfileId,
         to: ProfileId,
     ) -> Result<(), StoreError> {
+        // Read, then update: a RETURNING clause would cost a temporary table per statement.
         let mut statement = connection.prepare_cached(
-            "UPDATE identifiers SET profile_id = ?1 WHERE profile_id = ?2
-             RETURNING id, workspace_id, collection, kind, value, last_seen",
+            "SELECT id, workspace_id, collection, kind, value, last_seen FROM identifiers
+             WHERE profile_id = ?1",
         )?;
-        let mut rows = statement.query(params![to, from])?;
+        let mut rows = statement.query([from])?;
         while let Some(row) = rows.next()? {
             let (key, row_id, last_seen_ms) = self.row_key(row)?;
             self.changes.insert(
@@ -389,6 +390,9 @@ impl<'a> IdChanges<'a> {
                 }),
             );
         }
+        connection
+            .prepare_cached("UPDATE identifiers SET profile_id = ?1 WHERE profile_id = ?2")?
+            .execute(params![to, from])?;
         Ok(())
     }
 
@@ -399,17 +403,18 @@ impl<'a> IdChanges<'a> {
         profile: ProfileId,
     ) -> Result<u64, StoreError> {
         let mut statement = connection.prepare_cached(
-            "DELETE FROM identifiers WHERE profile_id = ?1
-             RETURNING id, workspace_id, collection, kind, value, last_seen",
+            "SELECT id, workspace_id, collection, kind, value, last_seen FROM identifiers
+             WHERE profile_id = ?1",
         )?;
         let mut rows = statement.query([profile])?;
-        let mut removed = 0;
         while let Some(row) = rows.next()? {
             let (key, _, _) = self.row_key(row)?;
             self.changes.insert(key, None);
-            removed += 1;
         }
-        Ok(removed)
+        let removed = connection
+            .prepare_cached("DELETE FROM identifiers WHERE profile_id = ?1")?
+            .execute([profile])?;
+        Ok(removed as u64)
     }
 
     /// The key, row and last seen of a row of (id, workspace_id, collection, kind, value,

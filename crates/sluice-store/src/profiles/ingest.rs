@@ -370,7 +370,7 @@ pub(crate) fn create_profile(
     collection: Collection,
     context: &EventContext<'_>,
 ) -> Result<ProfileId, StoreError> {
-    let public_id = new_public_id(collection)?;
+    let public_id = new_public_id(collection, context.now_ms)?;
     exec(
         connection,
         "INSERT INTO profiles(workspace_id, public_id, collection, created_at, updated_at,

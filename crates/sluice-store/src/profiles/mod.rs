@@ -334,14 +334,36 @@ impl ProfileStore {
     }
 }
 
-/// A fresh public profile id: `use_` (users) or `acc_` (accounts) and 27 random letters and
-/// digits, like Segment's.
-pub(crate) fn new_public_id(collection: sluice_identity::Collection) -> Result<String, StoreError> {
+/// A fresh public profile id: `use_` (users) or `acc_` (accounts) and 27 letters and digits,
+/// like Segment's: the creation time in ms (7 digits of base 62, in ASCII order) and 20 random
+/// ones (119 bits). Like Segment's KSUIDs, ids therefore sort by creation time, so each new
+/// profile's entry lands at the end of the unique index on `public_id`, not on a random page.
+pub(crate) fn new_public_id(
+    collection: sluice_identity::Collection,
+    now_ms: i64,
+) -> Result<String, StoreError> {
     let prefix = match collection {
         sluice_identity::Collection::Users => "use_",
         sluice_identity::Collection::Accounts => "acc_",
     };
-    crate::secret::random_id_text(prefix, 27)
+    let mut id = String::with_capacity(prefix.len() + 27);
+    id.push_str(prefix);
+    id.push_str(&time_digits(now_ms));
+    id.push_str(&crate::secret::random_id_text("", 20)?);
+    Ok(id)
+}
+
+/// `ms` as 7 base-62 digits in ASCII order (`0`–`9`, `A`–`Z`, `a`–`z`), so the text sorts as
+/// the number does (until the year 2081; later times wrap).
+fn time_digits(ms: i64) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut value = ms.max(0) as u64;
+    let mut digits = [b'0'; 7];
+    for digit in digits.iter_mut().rev() {
+        *digit = DIGITS[(value % 62) as usize];
+        value /= 62;
+    }
+    digits.iter().map(|d| char::from(*d)).collect()
 }
 
 #[cfg(test)]

@@ -781,3 +781,24 @@ fn the_identifier_index_follows_merges_unmerges_erasure_and_other_processes() {
     assert_eq!(reopened.ids.len(), 2, "bob and his tablet");
     assert_index_matches_table(&reopened);
 }
+
+#[test]
+fn public_ids_sort_by_creation_time_and_stay_unguessable() {
+    let early = new_public_id(Collection::Users, T0).unwrap();
+    let late = new_public_id(Collection::Users, T0 + 1).unwrap();
+    let much_later = new_public_id(Collection::Users, T0 + 1_000 * DAY).unwrap();
+    assert!(
+        early < late && late < much_later,
+        "{early} {late} {much_later}"
+    );
+    assert_eq!(early.len(), "use_".len() + 27);
+    assert!(
+        new_public_id(Collection::Accounts, T0)
+            .unwrap()
+            .starts_with("acc_")
+    );
+    let twin = new_public_id(Collection::Users, T0).unwrap();
+    assert_eq!(early[..11], twin[..11], "same time, same prefix");
+    assert_ne!(early, twin, "the random part differs");
+    assert!(early[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+}
