@@ -59,11 +59,11 @@ pub(crate) fn append(
 }
 
 /// Moves the pairs to `history_index` once `history_recent` is full (once per batch).
-pub(crate) fn fold_if_due(connection: &Connection) -> Result<bool, StoreError> {
+pub(crate) fn fold_if_due(connection: &Connection, fold_at: i64) -> Result<bool, StoreError> {
     let recent: i64 = connection
         .prepare_cached("SELECT count(*) FROM history_recent")?
         .query_row([], |row| row.get(0))?;
-    if recent < FOLD_AT {
+    if recent < fold_at {
         return Ok(false);
     }
     exec(

@@ -141,8 +141,17 @@ impl ProfileStore {
         source_id: &str,
         events: &[StoredEvent],
     ) -> Result<IngestReport, StoreError> {
+        let fold_at = self.history_fold_at;
         self.write(|transaction, ids| {
-            ingest_batch(transaction, ids, workspace, rules, source_id, events)
+            ingest_batch(
+                transaction,
+                ids,
+                workspace,
+                rules,
+                source_id,
+                events,
+                fold_at,
+            )
         })
     }
 }
@@ -155,6 +164,7 @@ fn ingest_batch(
     rules: &Rules,
     source_id: &str,
     events: &[StoredEvent],
+    fold_at: i64,
 ) -> Result<IngestReport, StoreError> {
     let mut report = IngestReport::default();
     let mut last_seq = None;
@@ -194,7 +204,7 @@ fn ingest_batch(
     if let Some(seq) = last_seq {
         crate::sqlite::save_cursor(transaction, workspace, source_id, seq)?;
     }
-    history::fold_if_due(transaction)?;
+    history::fold_if_due(transaction, fold_at)?;
     Ok(report)
 }
 

@@ -222,6 +222,8 @@ pub struct ProfileStore {
     next_reader: AtomicUsize,
     /// Every identifier, in memory (loaded at first use).
     ids: IdIndex,
+    /// Pairs `history_recent` holds before a batch folds them ([`history::FOLD_AT`]).
+    history_fold_at: i64,
 }
 
 impl ProfileStore {
@@ -255,6 +257,7 @@ impl ProfileStore {
             readers,
             next_reader: AtomicUsize::new(0),
             ids: IdIndex::new(),
+            history_fold_at: history::FOLD_AT,
         })
     }
 

@@ -802,3 +802,121 @@ fn public_ids_sort_by_creation_time_and_stay_unguessable() {
     assert_ne!(early, twin, "the random part differs");
     assert!(early[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
 }
+
+/// Everything the store shows of the journey's profiles, for comparing two stores.
+fn journey_view(store: &ProfileStore) -> Vec<String> {
+    let mut seen = Vec::new();
+    for (kind, value) in [
+        ("user_id", "u1"),
+        ("anonymous_id", "phone"),
+        ("user_id", "bob"),
+    ] {
+        let Some(profile) = profile_of(store, kind, value) else {
+            seen.push(format!("{kind}:{value} none"));
+            continue;
+        };
+        for ascending in [true, false] {
+            let events = store
+                .events(
+                    &profile,
+                    &EventQuery {
+                        limit: 100,
+                        ascending,
+                        ..EventQuery::default()
+                    },
+                )
+                .unwrap();
+            let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+            seen.push(format!("{kind}:{value} events {ids:?}"));
+        }
+        let meta = store.metadata(&profile).unwrap();
+        seen.push(format!(
+            "{kind}:{value} last {} merges {}",
+            meta.last_message_id, meta.merges
+        ));
+        let positions = store.history_positions(&ws(), profile.id).unwrap();
+        seen.push(format!("{kind}:{value} positions {positions:?}"));
+        seen.push(format!(
+            "{kind}:{value} traits {:?}",
+            traits_of(store, &profile)
+        ));
+    }
+    seen
+}
+
+#[test]
+fn history_folded_into_the_index_reads_like_recent_history() {
+    let rules = default_rules();
+    let mut events = journey();
+    events.push(event(
+        6,
+        T0 + 5000,
+        json!({"type": "track", "event": "Product Viewed", "userId": "bob", "anonymousId": "tablet"}),
+    ));
+    let (_dir, folded) = open();
+    let mut folded = folded;
+    folded.history_fold_at = 3;
+    let (_other, recent) = open();
+    // Two batches: the first folds (its pairs go to history_index), the second stays recent.
+    for store in [&folded, &recent] {
+        store
+            .ingest(&ws(), &rules, "src_web", &events[..4])
+            .unwrap();
+        store
+            .ingest(&ws(), &rules, "src_web", &events[4..])
+            .unwrap();
+    }
+    let count = |store: &ProfileStore, table: &str| -> i64 {
+        store
+            .writer()
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(count(&folded, "history_index"), 4);
+    assert_eq!(count(&folded, "history_recent"), 2);
+    assert_eq!(count(&recent, "history_index"), 0);
+    assert_eq!(journey_view(&folded), journey_view(&recent));
+
+    // An unmerge moves rows between profiles in both tables alike.
+    for store in [&folded, &recent] {
+        let jane = profile_of(store, "user_id", "u1").unwrap();
+        let merge = store.graph(&jane).unwrap().merges[0].clone();
+        store.split_merge(&jane, merge.id, &rules).unwrap();
+    }
+    assert_eq!(journey_view(&folded), journey_view(&recent));
+    let phone = profile_of(&folded, "anonymous_id", "phone").unwrap();
+    let phone_events = folded
+        .events(
+            &phone,
+            &EventQuery {
+                limit: 10,
+                ascending: true,
+                ..EventQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        phone_events
+            .iter()
+            .map(|e| e.message_id.as_str())
+            .collect::<Vec<_>>(),
+        ["m2", "m5"]
+    );
+
+    // Erasure and retention find rows in both tables.
+    for store in [&folded, &recent] {
+        let found = store.find_person(&ws(), &[id("user_id", "u1")]).unwrap();
+        assert_eq!(found.events, 3, "m1, m3 and m4 stay with Jane");
+        store.erase_person(&ws(), &[id("user_id", "u1")]).unwrap();
+        let expired = store.expire(&ws(), "src_web", i64::MAX).unwrap();
+        assert_eq!(expired.events, 3, "the phone's two and bob's one");
+        assert_eq!(count(store, "profile_events"), 0);
+        assert_eq!(
+            count(store, "history_index") + count(store, "history_recent"),
+            0
+        );
+    }
+}
