@@ -11,11 +11,15 @@
 //! - [`unmerge`] — removing an identifier or splitting at a merge: the profile's recorded
 //!   events are resolved again without it and the profile is rewritten from the result.
 //! - [`erase`] — the erase/find contract for a person.
+//! - [`identifiers`] — every identifier in memory, so lookups never read the file; kept equal
+//!   to the table across commits, failures and other processes.
+//! - [`history`] — which history rows are a profile's, without an index entry per event.
 //!
 //! # On disk
 //! - `profiles(id, workspace_id, public_id, collection, merged_into, merges, created_at,
 //!   updated_at, first message and source)`: a merged-away profile stays, pointing at the
-//!   profile it went into, so merges can be explained. `updated_at` moves on creation, merge
+//!   profile it went into, so merges can be explained. Public ids begin with the creation
+//!   time, so the unique index on them is appended to. `updated_at` moves on creation, merge
 //!   and unmerge; the latest event (its time, message and source) is the newest history row,
 //!   so an event does not rewrite its profile's row.
 //! - `identifiers(id, workspace_id, collection, kind, value, profile_id, source_id,
@@ -28,7 +32,9 @@
 //!   log for the body; `ids` and `traits` are kept so that an unmerge can resolve the history
 //!   again, and `linked` (a group call's profile in the other collection) so that links can be
 //!   rebuilt. Appended in row order with no index: `history_recent` and `history_index`
-//!   say which rows are a profile's ([`history`]).
+//!   (`profile_id, row` pairs) say which rows are a profile's ([`history`]). A row stays
+//!   recorded for the profile it was applied to; a live profile's history is its family's
+//!   (itself and the profiles merged into it), so a merge does not rewrite history.
 //! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
 //!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
 //! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
@@ -176,6 +182,9 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 /// The layout above. A file of another layout is emptied and rebuilt from the log (the cursors
 /// go with it), since everything here derives from the log; recorded unmerges are lost then.
+/// 3: identifiers found in memory (no key column); 4: history pairs instead of an index on
+/// `profile_events`. (Public ids that sort by creation time need no new layout: older random
+/// ids keep working beside them.)
 const SCHEMA_VERSION: i64 = 4;
 
 /// Events the consumer hands to [`ProfileStore::ingest`] at once: one transaction each. Large
