@@ -16,7 +16,8 @@ use rusqlite::Connection;
 use sluice_identity::{Collection, Identifier, ProfileId};
 use sluice_privacy::children::trait_shows_child;
 
-use super::{ProfileStore, identifiers};
+use super::identifiers::IdChanges;
+use super::{ProfileStore, history};
 use crate::{StoreError, WorkspaceId};
 
 /// What the store holds about a person.
@@ -41,7 +42,15 @@ impl ProfileStore {
         ids: &[Identifier],
     ) -> Result<PersonFound, StoreError> {
         let connection = self.reader()?;
-        let profiles = live_profiles(&connection, &workspace.0, ids)?;
+        let mut profiles = Vec::new();
+        for id in ids {
+            let owner = self.find_id(&connection, &workspace.0, Collection::Users, id)?;
+            if let Some(owner) = owner.map(|found| found.profile)
+                && !profiles.contains(&owner)
+            {
+                profiles.push(owner);
+            }
+        }
         let mut found = PersonFound::default();
         let mut identifiers = BTreeSet::new();
         for profile in &profiles {
@@ -61,7 +70,7 @@ impl ProfileStore {
                 identifiers.insert(id?);
             }
             found.events += connection.query_row(
-                "SELECT count(*) FROM profile_events WHERE profile_id = ?1",
+                &format!("SELECT count(*) FROM ({})", history::rows_of("?1")),
                 [*profile],
                 |row| row.get::<_, i64>(0),
             )? as u64;
@@ -77,13 +86,12 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         ids: &[Identifier],
     ) -> Result<u64, StoreError> {
-        let mut connection = self.writer()?;
-        let transaction = connection.transaction()?;
-        let live = live_profiles(&transaction, &workspace.0, ids)?;
-        let removed = erase_profiles(&transaction, &live)?;
-        transaction.commit()?;
+        let removed = self.write(|transaction, changes| {
+            let live = live_profiles(changes, &workspace.0, ids)?;
+            erase_profiles(transaction, changes, &live)
+        })?;
         if removed > 0 {
-            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+            self.checkpoint()?;
         }
         Ok(removed)
     }
@@ -96,45 +104,82 @@ impl ProfileStore {
         source_id: &str,
         applied_before_ms: i64,
     ) -> Result<Expired, StoreError> {
-        let mut connection = self.writer()?;
-        let transaction = connection.transaction()?;
-        let mut touched: Vec<ProfileId> = Vec::new();
-        {
-            let mut statement = transaction.prepare_cached(
-                "SELECT DISTINCT profile_id FROM profile_events
-                 WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3",
-            )?;
-            let rows = statement.query_map(
-                rusqlite::params![workspace.0, source_id, applied_before_ms],
-                |row| row.get::<_, i64>(0),
-            )?;
-            for row in rows {
-                touched.push(row?);
-            }
+        let expired = self.write(|transaction, changes| {
+            expire_in(
+                transaction,
+                changes,
+                workspace,
+                source_id,
+                applied_before_ms,
+            )
+        })?;
+        if expired.events > 0 {
+            self.checkpoint()?;
         }
-        let events = transaction.execute(
-            "DELETE FROM profile_events WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3",
-            rusqlite::params![workspace.0, source_id, applied_before_ms],
-        )? as u64;
-        let mut emptied = Vec::new();
-        for profile in touched {
-            let left: bool = transaction.query_row(
-                "SELECT EXISTS(SELECT 1 FROM profile_events WHERE profile_id = ?1)",
-                [profile],
-                |row| row.get(0),
-            )?;
-            if !left {
-                emptied.push(profile);
-            }
-        }
-        let profiles = emptied.len() as u64;
-        erase_profiles(&transaction, &emptied)?;
-        transaction.commit()?;
-        if events > 0 {
-            connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        }
-        Ok(Expired { events, profiles })
+        Ok(expired)
     }
+
+    /// Folds the WAL into the file and truncates it, so deleted rows leave no old page.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        let connection = self.writer()?;
+        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// [`ProfileStore::expire`] inside its transaction.
+fn expire_in(
+    transaction: &Connection,
+    changes: &mut IdChanges<'_>,
+    workspace: &WorkspaceId,
+    source_id: &str,
+    applied_before_ms: i64,
+) -> Result<Expired, StoreError> {
+    let mut touched: Vec<ProfileId> = Vec::new();
+    {
+        let mut statement = transaction.prepare_cached(
+            "SELECT DISTINCT coalesce(p.merged_into, p.id) FROM profile_events e
+             JOIN profiles p ON p.id = e.profile_id
+             WHERE e.workspace_id = ?1 AND e.source_id = ?2 AND e.applied_at < ?3",
+        )?;
+        let rows = statement.query_map(
+            rusqlite::params![workspace.0, source_id, applied_before_ms],
+            |row| row.get::<_, i64>(0),
+        )?;
+        for row in rows {
+            touched.push(row?);
+        }
+    }
+    let mut deleted: Vec<(ProfileId, i64)> = Vec::new();
+    {
+        let mut statement = transaction.prepare(
+            "DELETE FROM profile_events WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3
+             RETURNING profile_id, id",
+        )?;
+        let mut rows =
+            statement.query(rusqlite::params![workspace.0, source_id, applied_before_ms])?;
+        while let Some(row) = rows.next()? {
+            deleted.push((row.get(0)?, row.get(1)?));
+        }
+    }
+    for (profile, row) in &deleted {
+        history::forget_row(transaction, *profile, *row)?;
+    }
+    let events = deleted.len() as u64;
+    let mut emptied = Vec::new();
+    for profile in touched {
+        let left: bool = transaction.query_row(
+            &format!("SELECT EXISTS({})", history::rows_of("?1")),
+            [profile],
+            |row| row.get(0),
+        )?;
+        if !left {
+            emptied.push(profile);
+        }
+    }
+    let profiles = emptied.len() as u64;
+    erase_profiles(transaction, changes, &emptied)?;
+    Ok(Expired { events, profiles })
 }
 
 impl ProfileStore {
@@ -224,14 +269,18 @@ fn with_merged(connection: &Connection, live: &[ProfileId]) -> Result<Vec<Profil
     Ok(all)
 }
 
-fn erase_profiles(connection: &Connection, live: &[ProfileId]) -> Result<u64, StoreError> {
+fn erase_profiles(
+    connection: &Connection,
+    changes: &mut IdChanges<'_>,
+    live: &[ProfileId],
+) -> Result<u64, StoreError> {
     let all = with_merged(connection, live)?;
     let mut removed = 0u64;
     for profile in &all {
+        removed += changes.delete_profile(connection, *profile)?;
+        removed += history::delete_profile(connection, *profile)?;
         for sql in [
-            "DELETE FROM identifiers WHERE profile_id = ?1",
             "DELETE FROM traits WHERE profile_id = ?1",
-            "DELETE FROM profile_events WHERE profile_id = ?1",
             "DELETE FROM merges WHERE kept = ?1 OR absorbed = ?1",
             "DELETE FROM unmerges WHERE profile_id = ?1",
             "DELETE FROM links WHERE user_profile = ?1 OR account_profile = ?1",
@@ -244,13 +293,13 @@ fn erase_profiles(connection: &Connection, live: &[ProfileId]) -> Result<u64, St
 }
 
 fn live_profiles(
-    connection: &Connection,
+    changes: &IdChanges<'_>,
     workspace: &str,
     ids: &[Identifier],
 ) -> Result<Vec<ProfileId>, StoreError> {
     let mut profiles = Vec::new();
     for id in ids {
-        let owner = identifiers::find(connection, workspace, Collection::Users, id)?;
+        let owner = changes.find(workspace, Collection::Users, id)?;
         if let Some(owner) = owner.map(|found| found.profile)
             && !profiles.contains(&owner)
         {

@@ -205,10 +205,11 @@ impl ProfileStore {
         profile: ProfileId,
     ) -> Result<Vec<(String, i64)>, StoreError> {
         let connection = self.reader()?;
-        let mut statement = connection.prepare_cached(
-            "SELECT source_id, seq FROM profile_events WHERE profile_id = ?1 AND workspace_id = ?2
+        let mut statement = connection.prepare_cached(&format!(
+            "SELECT source_id, seq FROM profile_events WHERE id IN ({}) AND workspace_id = ?2
              ORDER BY timestamp, seq",
-        )?;
+            super::history::rows_of("?1")
+        ))?;
         let rows = statement.query_map(params![profile, workspace.0], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })?;

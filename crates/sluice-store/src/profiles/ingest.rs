@@ -11,7 +11,9 @@ use sluice_identity::{
 
 use sluice_spec::timestamp::now_ms;
 
-use super::{ProfileStore, identifiers, new_public_id};
+use super::history;
+use super::identifiers::{self, IdChanges};
+use super::{ProfileStore, new_public_id};
 use crate::{StoreError, StoredEvent, WorkspaceId};
 
 /// `last_seen` of an identifier is rewritten only when it is older than this: an hour is
@@ -39,20 +41,27 @@ pub struct IngestReport {
     pub identifiers_dropped: u64,
 }
 
-/// The identity graph as the resolver sees it, read inside the batch's transaction.
-pub(crate) struct SqlGraph<'c> {
+/// The identity graph as the resolver sees it, inside the batch's transaction: identifiers
+/// found in memory, profiles' identifiers read from the file.
+pub(crate) struct SqlGraph<'c, 'i> {
     pub(crate) connection: &'c Connection,
     pub(crate) workspace: &'c str,
-    /// The rows of the identifiers found so far, so that applying the decision rewrites only
-    /// the stale `last_seen` ones without looking them up again.
+    pub(crate) ids: &'c mut IdChanges<'i>,
+    /// The identifiers found so far, so that applying the decision rewrites only the stale
+    /// `last_seen` ones without looking them up again.
     pub(crate) found: Vec<(Identifier, identifiers::Found)>,
 }
 
-impl<'c> SqlGraph<'c> {
-    pub(crate) fn new(connection: &'c Connection, workspace: &'c str) -> SqlGraph<'c> {
+impl<'c, 'i> SqlGraph<'c, 'i> {
+    pub(crate) fn new(
+        connection: &'c Connection,
+        workspace: &'c str,
+        ids: &'c mut IdChanges<'i>,
+    ) -> SqlGraph<'c, 'i> {
         SqlGraph {
             connection,
             workspace,
+            ids,
             found: Vec::new(),
         }
     }
@@ -67,16 +76,15 @@ impl<'c> SqlGraph<'c> {
     }
 }
 
-impl Graph for SqlGraph<'_> {
-    type Error = rusqlite::Error;
+impl Graph for SqlGraph<'_, '_> {
+    type Error = StoreError;
 
     fn find(
         &mut self,
         collection: Collection,
         id: &Identifier,
     ) -> Result<Option<ProfileId>, Self::Error> {
-        let Some(found) = identifiers::find(self.connection, self.workspace, collection, id)?
-        else {
+        let Some(found) = self.ids.find(self.workspace, collection, id)? else {
             return Ok(None);
         };
         if self.found(id).is_none() {
@@ -133,49 +141,71 @@ impl ProfileStore {
         source_id: &str,
         events: &[StoredEvent],
     ) -> Result<IngestReport, StoreError> {
-        let mut connection = self.writer()?;
-        let transaction = connection.transaction()?;
-        let mut report = IngestReport::default();
-        let mut last_seq = None;
-        let now = now_ms();
-        // Events up to the cursor were applied already (the cursor moves in the same
-        // transaction as their changes): each logged event applies exactly once.
-        let applied = crate::sqlite::read_cursor(&transaction, workspace, source_id)?;
-        for stored in events {
-            if stored.event.workspace_id != *workspace || stored.event.source_id != source_id {
-                return Err(StoreError::Invalid {
-                    field: "events",
-                    message:
-                        "an event of another workspace or source was handed to the profile consumer"
-                            .into(),
-                });
-            }
-            last_seq = Some(stored.seq);
-            report.events += 1;
-            if stored.seq <= applied {
-                report.duplicates += 1;
-                continue;
-            }
-            let Ok(body) = serde_json::from_str::<Value>(&stored.event.body) else {
-                report.unreadable += 1;
-                continue;
-            };
-            let context = EventContext {
-                workspace: &workspace.0,
+        let fold_at = self.history_fold_at;
+        self.write(|transaction, ids| {
+            ingest_batch(
+                transaction,
+                ids,
+                workspace,
+                rules,
                 source_id,
-                message_id: &stored.event.message_id,
-                seq: stored.seq,
-                at_ms: event_time(&body).unwrap_or(stored.event.received_at_ms),
-                now_ms: now,
-            };
-            ingest_one(&transaction, rules, &context, &body, &mut report)?;
-        }
-        if let Some(seq) = last_seq {
-            crate::sqlite::save_cursor(&transaction, workspace, source_id, seq)?;
-        }
-        transaction.commit()?;
-        Ok(report)
+                events,
+                fold_at,
+            )
+        })
     }
+}
+
+/// [`ProfileStore::ingest`] inside its transaction.
+fn ingest_batch(
+    transaction: &Connection,
+    ids: &mut IdChanges<'_>,
+    workspace: &WorkspaceId,
+    rules: &Rules,
+    source_id: &str,
+    events: &[StoredEvent],
+    fold_at: i64,
+) -> Result<IngestReport, StoreError> {
+    let mut report = IngestReport::default();
+    let mut last_seq = None;
+    let now = now_ms();
+    // Events up to the cursor were applied already (the cursor moves in the same
+    // transaction as their changes): each logged event applies exactly once.
+    let applied = crate::sqlite::read_cursor(transaction, workspace, source_id)?;
+    for stored in events {
+        if stored.event.workspace_id != *workspace || stored.event.source_id != source_id {
+            return Err(StoreError::Invalid {
+                field: "events",
+                message:
+                    "an event of another workspace or source was handed to the profile consumer"
+                        .into(),
+            });
+        }
+        last_seq = Some(stored.seq);
+        report.events += 1;
+        if stored.seq <= applied {
+            report.duplicates += 1;
+            continue;
+        }
+        let Ok(body) = serde_json::from_str::<Value>(&stored.event.body) else {
+            report.unreadable += 1;
+            continue;
+        };
+        let context = EventContext {
+            workspace: &workspace.0,
+            source_id,
+            message_id: &stored.event.message_id,
+            seq: stored.seq,
+            at_ms: event_time(&body).unwrap_or(stored.event.received_at_ms),
+            now_ms: now,
+        };
+        ingest_one(transaction, ids, rules, &context, &body, &mut report)?;
+    }
+    if let Some(seq) = last_seq {
+        crate::sqlite::save_cursor(transaction, workspace, source_id, seq)?;
+    }
+    history::fold_if_due(transaction, fold_at)?;
+    Ok(report)
 }
 
 /// The event's corrected `timestamp` in ms.
@@ -192,6 +222,7 @@ struct Recorded<'a> {
 
 fn ingest_one(
     connection: &Connection,
+    ids: &mut IdChanges<'_>,
     rules: &Rules,
     context: &EventContext<'_>,
     body: &Value,
@@ -200,7 +231,7 @@ fn ingest_one(
     let mut extracted = extract(body, rules);
     let mut user_ids = std::mem::take(&mut extracted.user_ids);
     if let Some(previous) = &extracted.alias_previous {
-        let mut graph = SqlGraph::new(connection, context.workspace);
+        let mut graph = SqlGraph::new(connection, context.workspace, ids);
         let id = alias_identifier(&mut graph, previous)?;
         if !user_ids.contains(&id) {
             user_ids.push(id);
@@ -208,6 +239,7 @@ fn ingest_one(
     }
     let user = resolve_and_apply(
         connection,
+        ids,
         rules,
         Collection::Users,
         &user_ids,
@@ -219,6 +251,7 @@ fn ingest_one(
     } else {
         resolve_and_apply(
             connection,
+            ids,
             rules,
             Collection::Accounts,
             &extracted.account_ids,
@@ -272,20 +305,21 @@ fn ingest_one(
 /// Resolves identifiers and writes the decision; returns the profile the event joined.
 pub(crate) fn resolve_and_apply(
     connection: &Connection,
+    ids: &mut IdChanges<'_>,
     rules: &Rules,
     collection: Collection,
-    ids: &[Identifier],
+    event_ids: &[Identifier],
     context: &EventContext<'_>,
     report: &mut IngestReport,
 ) -> Result<Option<ProfileId>, StoreError> {
-    let mut graph = SqlGraph::new(connection, context.workspace);
-    let decision = resolve(&mut graph, rules, collection, ids, context.at_ms)?;
+    let mut graph = SqlGraph::new(connection, context.workspace, ids);
+    let decision = resolve(&mut graph, rules, collection, event_ids, context.at_ms)?;
     report.identifiers_dropped += decision.dropped.len() as u64;
-    apply(&graph, collection, &decision, context, report)
+    apply(&mut graph, collection, &decision, context, report)
 }
 
 fn apply(
-    graph: &SqlGraph<'_>,
+    graph: &mut SqlGraph<'_, '_>,
     collection: Collection,
     decision: &Decision,
     context: &EventContext<'_>,
@@ -307,7 +341,9 @@ fn apply(
             .filter(|(_, owner)| owner == absorbed)
             .map(|(id, _)| id)
             .collect();
-        absorb(connection, collection, target, *absorbed, &bridge, context)?;
+        absorb(
+            connection, graph.ids, collection, target, *absorbed, &bridge, context,
+        )?;
         report.merges += 1;
     }
     let origin = identifiers::Origin {
@@ -317,7 +353,7 @@ fn apply(
         last_seen_ms: context.at_ms,
     };
     for id in &decision.added {
-        identifiers::insert(
+        graph.ids.insert(
             connection,
             context.workspace,
             collection,
@@ -334,11 +370,7 @@ fn apply(
         if found.last_seen_ms >= context.at_ms - LAST_SEEN_PRECISION_MS {
             continue;
         }
-        exec(
-            connection,
-            "UPDATE identifiers SET last_seen = ?2 WHERE id = ?1",
-            params![found.row, context.at_ms],
-        )?;
+        graph.ids.touch(connection, &found, context.at_ms)?;
     }
     Ok(Some(target))
 }
@@ -348,7 +380,7 @@ pub(crate) fn create_profile(
     collection: Collection,
     context: &EventContext<'_>,
 ) -> Result<ProfileId, StoreError> {
-    let public_id = new_public_id(collection)?;
+    let public_id = new_public_id(collection, context.now_ms)?;
     exec(
         connection,
         "INSERT INTO profiles(workspace_id, public_id, collection, created_at, updated_at,
@@ -369,13 +401,14 @@ pub(crate) fn create_profile(
 /// Moves everything of `absorbed` into `kept` and records the merge.
 fn absorb(
     connection: &Connection,
+    ids: &mut IdChanges<'_>,
     collection: Collection,
     kept: ProfileId,
     absorbed: ProfileId,
     bridge: &[&Identifier],
     context: &EventContext<'_>,
 ) -> Result<(), StoreError> {
-    move_profile_rows(connection, kept, absorbed)?;
+    move_profile_rows(connection, ids, kept, absorbed)?;
     exec(
         connection,
         "UPDATE profiles SET merges = merges + 1 + (SELECT merges FROM profiles WHERE id = ?2),
@@ -412,14 +445,11 @@ fn absorb(
 /// Re-points identifiers, traits (newer wins), events and links of `from` to `to`.
 pub(crate) fn move_profile_rows(
     connection: &Connection,
+    ids: &mut IdChanges<'_>,
     to: ProfileId,
     from: ProfileId,
 ) -> Result<(), StoreError> {
-    exec(
-        connection,
-        "UPDATE identifiers SET profile_id = ?1 WHERE profile_id = ?2",
-        params![to, from],
-    )?;
+    ids.repoint(connection, from, to)?;
     exec(
         connection,
         "INSERT INTO traits(profile_id, name, value, timestamp, source_id, updated_at)
@@ -434,11 +464,7 @@ pub(crate) fn move_profile_rows(
         "DELETE FROM traits WHERE profile_id = ?1",
         [from],
     )?;
-    exec(
-        connection,
-        "UPDATE profile_events SET profile_id = ?1 WHERE profile_id = ?2",
-        params![to, from],
-    )?;
+
     for (column, other) in [
         ("user_profile", "account_profile"),
         ("account_profile", "user_profile"),
@@ -542,6 +568,7 @@ fn insert_event(
             linked
         ],
     )?;
+    history::append(connection, profile, connection.last_insert_rowid())?;
     Ok(())
 }
 

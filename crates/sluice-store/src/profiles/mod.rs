@@ -11,25 +11,35 @@
 //! - [`unmerge`] — removing an identifier or splitting at a merge: the profile's recorded
 //!   events are resolved again without it and the profile is rewritten from the result.
 //! - [`erase`] — the erase/find contract for a person.
+//! - [`identifiers`] — every identifier in memory, so lookups never read the file; kept equal
+//!   to the table across commits, failures and other processes.
+//! - [`history`] — which history rows are a profile's, without an index entry per event.
 //!
 //! # On disk
 //! - `profiles(id, workspace_id, public_id, collection, merged_into, merges, created_at,
 //!   updated_at, first message and source)`: a merged-away profile stays, pointing at the
-//!   profile it went into, so merges can be explained. `updated_at` moves on creation, merge
+//!   profile it went into, so merges can be explained. Public ids begin with the creation
+//!   time, so the unique index on them is appended to. `updated_at` moves on creation, merge
 //!   and unmerge; the latest event (its time, message and source) is the newest history row,
 //!   so an event does not rewrite its profile's row.
-//! - `identifiers(id, key, workspace_id, collection, kind, value, profile_id, source_id,
-//!   first_message_id, first_seen, last_seen)`, found by `key`, a hash of the four parts
-//!   ([`identifiers`]); `last_seen` moves when it is an hour old.
+//! - `identifiers(id, workspace_id, collection, kind, value, profile_id, source_id,
+//!   first_message_id, first_seen, last_seen)`, indexed by profile only: an identifier is
+//!   found through the in-memory index of [`identifiers`], rebuilt from this table;
+//!   `last_seen` moves when it is an hour old.
 //! - `traits(profile_id, name → value, timestamp, source_id, updated_at)`.
 //! - `profile_events(id, workspace_id, profile_id, collection, message_id, source_id, seq,
 //!   timestamp, applied_at, type, event, ids, traits, linked)`: the history, pointing at the
 //!   log for the body; `ids` and `traits` are kept so that an unmerge can resolve the history
 //!   again, and `linked` (a group call's profile in the other collection) so that links can be
-//!   rebuilt. Appended in row order, indexed by profile (so a profile's rows come in order).
+//!   rebuilt. Appended in row order with no index: `history_recent` and `history_index`
+//!   (`profile_id, row` pairs) say which rows are a profile's ([`history`]). A row stays
+//!   recorded for the profile it was applied to; a live profile's history is its family's
+//!   (itself and the profiles merged into it), so a merge does not rewrite history.
 //! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
 //!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
 //! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
+//! - `meta(name → value)`: `graph_version`, moved by every transaction that changes
+//!   identifiers, so the in-memory index knows when another process changed the file.
 //! - `cursors(workspace_id, source_id, seq)`: how far the consumer got, moved in the same
 //!   transaction as the changes it made.
 //!
@@ -37,6 +47,7 @@
 
 pub mod erase;
 pub mod follow;
+mod history;
 mod identifiers;
 pub mod ingest;
 pub mod read;
@@ -46,9 +57,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use sluice_identity::{Collection, Identifier};
 
 use crate::{StoreError, WorkspaceId, sqlite};
+use identifiers::{Found, IdChanges, IdIndex};
 
 pub use erase::{Expired, PersonFound};
 pub use follow::{MergeEvent, UnmergeEvent};
@@ -75,7 +88,6 @@ CREATE TABLE IF NOT EXISTS profiles (
 CREATE INDEX IF NOT EXISTS profiles_by_merged_into ON profiles(merged_into) WHERE merged_into IS NOT NULL;
 CREATE TABLE IF NOT EXISTS identifiers (
     id INTEGER PRIMARY KEY,
-    key INTEGER NOT NULL,
     workspace_id TEXT NOT NULL,
     collection TEXT NOT NULL,
     kind TEXT NOT NULL,
@@ -86,7 +98,6 @@ CREATE TABLE IF NOT EXISTS identifiers (
     first_seen INTEGER NOT NULL,
     last_seen INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS identifiers_by_key ON identifiers(key);
 CREATE INDEX IF NOT EXISTS identifiers_by_profile ON identifiers(profile_id);
 CREATE TABLE IF NOT EXISTS traits (
     profile_id INTEGER NOT NULL,
@@ -113,7 +124,16 @@ CREATE TABLE IF NOT EXISTS profile_events (
     traits TEXT,
     linked INTEGER
 );
-CREATE INDEX IF NOT EXISTS profile_events_by_profile ON profile_events(profile_id);
+CREATE TABLE IF NOT EXISTS history_recent (
+    profile_id INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, row)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS history_index (
+    profile_id INTEGER NOT NULL,
+    row INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, row)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS merges (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     workspace_id TEXT NOT NULL,
@@ -147,6 +167,11 @@ CREATE TABLE IF NOT EXISTS links (
     PRIMARY KEY (user_profile, account_profile)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS links_by_account ON links(account_profile);
+CREATE TABLE IF NOT EXISTS meta (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta(name, value) VALUES ('graph_version', 0);
 CREATE TABLE IF NOT EXISTS cursors (
     workspace_id TEXT NOT NULL,
     source_id TEXT NOT NULL,
@@ -157,7 +182,10 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 /// The layout above. A file of another layout is emptied and rebuilt from the log (the cursors
 /// go with it), since everything here derives from the log; recorded unmerges are lost then.
-const SCHEMA_VERSION: i64 = 2;
+/// 3: identifiers found in memory (no key column); 4: history pairs instead of an index on
+/// `profile_events`. (Public ids that sort by creation time need no new layout: older random
+/// ids keep working beside them.)
+const SCHEMA_VERSION: i64 = 4;
 
 /// Events the consumer hands to [`ProfileStore::ingest`] at once: one transaction each. Large
 /// batches write a page the batch changes many times once; 10,000 events are a few MiB.
@@ -201,6 +229,10 @@ pub struct ProfileStore {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Every identifier, in memory (loaded at first use).
+    ids: IdIndex,
+    /// Pairs `history_recent` holds before a batch folds them ([`history::FOLD_AT`]).
+    history_fold_at: i64,
 }
 
 impl ProfileStore {
@@ -233,7 +265,60 @@ impl ProfileStore {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            ids: IdIndex::new(),
+            history_fold_at: history::FOLD_AT,
         })
+    }
+
+    /// Runs `work` in one write transaction and commits it; the identifier changes it made
+    /// reach the in-memory index only once committed (see [`identifiers`]).
+    pub(crate) fn write<T>(
+        &self,
+        work: impl FnOnce(&Transaction<'_>, &mut IdChanges<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self.writer()?;
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.ids.refresh(&transaction)?;
+        let mut changes = IdChanges::new(&self.ids);
+        let value = work(&transaction, &mut changes)?;
+        let version = identifiers::bump_graph_version(&transaction)?;
+        self.ids.committing(Some(version))?;
+        if let Err(error) = transaction.commit() {
+            self.ids.invalidate();
+            return Err(error.into());
+        }
+        self.ids.apply(changes, version)?;
+        Ok(value)
+    }
+
+    /// The live profile holding `id`, read through a reader connection (its version of the
+    /// file decides whether the in-memory index may answer).
+    pub(crate) fn find_id(
+        &self,
+        connection: &Connection,
+        workspace: &str,
+        collection: Collection,
+        id: &Identifier,
+    ) -> Result<Option<Found>, StoreError> {
+        let key = self.ids.id_key(workspace, collection, id);
+        for _ in 0..3 {
+            let version = identifiers::graph_version(connection)?;
+            if let Some(state) = self.ids.current(version)? {
+                return Ok(state.get(&key).map(|entry| Found {
+                    key,
+                    row: entry.row,
+                    profile: entry.profile,
+                    last_seen_ms: entry.last_seen_ms,
+                }));
+            }
+            // Not loaded yet, or another process changed the file: reload, between two of
+            // the writer's transactions.
+            let writer = self.writer()?;
+            self.ids.refresh(&writer)?;
+        }
+        Err(StoreError::CommitFailed(
+            "the identity graph keeps changing under the reader".into(),
+        ))
     }
 
     pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -271,14 +356,36 @@ impl ProfileStore {
     }
 }
 
-/// A fresh public profile id: `use_` (users) or `acc_` (accounts) and 27 random letters and
-/// digits, like Segment's.
-pub(crate) fn new_public_id(collection: sluice_identity::Collection) -> Result<String, StoreError> {
+/// A fresh public profile id: `use_` (users) or `acc_` (accounts) and 27 letters and digits,
+/// like Segment's: the creation time in ms (7 digits of base 62, in ASCII order) and 20 random
+/// ones (119 bits). Like Segment's KSUIDs, ids therefore sort by creation time, so each new
+/// profile's entry lands at the end of the unique index on `public_id`, not on a random page.
+pub(crate) fn new_public_id(
+    collection: sluice_identity::Collection,
+    now_ms: i64,
+) -> Result<String, StoreError> {
     let prefix = match collection {
         sluice_identity::Collection::Users => "use_",
         sluice_identity::Collection::Accounts => "acc_",
     };
-    crate::secret::random_id_text(prefix, 27)
+    let mut id = String::with_capacity(prefix.len() + 27);
+    id.push_str(prefix);
+    id.push_str(&time_digits(now_ms));
+    id.push_str(&crate::secret::random_id_text("", 20)?);
+    Ok(id)
+}
+
+/// `ms` as 7 base-62 digits in ASCII order (`0`–`9`, `A`–`Z`, `a`–`z`), so the text sorts as
+/// the number does (until the year 2081; later times wrap).
+fn time_digits(ms: i64) -> String {
+    const DIGITS: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut value = ms.max(0) as u64;
+    let mut digits = [b'0'; 7];
+    for digit in digits.iter_mut().rev() {
+        *digit = DIGITS[(value % 62) as usize];
+        value /= 62;
+    }
+    digits.iter().map(|d| char::from(*d)).collect()
 }
 
 #[cfg(test)]

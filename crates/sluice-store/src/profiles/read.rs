@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 use sluice_identity::{Collection, Identifier, ProfileId};
 
-use super::{ProfileStore, identifiers};
+use super::{ProfileStore, history};
 use crate::{StoreError, WorkspaceId};
 
 /// The lookup type that names a profile by its public id (`segment_id:use_…`).
@@ -151,14 +151,20 @@ impl ProfileStore {
         id: &Identifier,
     ) -> Result<Option<ProfileRef>, StoreError> {
         let connection = self.reader()?;
-        let Some(found) = identifiers::find(&connection, &workspace.0, collection, id)? else {
+        let Some(found) = self.find_id(&connection, &workspace.0, collection, id)? else {
             return Ok(None);
         };
-        let public_id: String = connection
-            .prepare_cached("SELECT public_id FROM profiles WHERE id = ?1")?
-            .query_row([found.profile], |row| row.get(0))?;
-        Ok(Some(ProfileRef {
-            id: found.profile,
+        // The index may be a moment behind this connection's view (a commit whose changes it
+        // is about to take): follow a merge, and miss a profile deleted since.
+        let profile: Option<(i64, String)> = connection
+            .prepare_cached(
+                "SELECT coalesce(m.id, p.id), coalesce(m.public_id, p.public_id)
+                 FROM profiles p LEFT JOIN profiles m ON m.id = p.merged_into WHERE p.id = ?1",
+            )?
+            .query_row([found.profile], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?;
+        Ok(profile.map(|(id, public_id)| ProfileRef {
+            id,
             public_id,
             collection,
             workspace_id: workspace.clone(),
@@ -272,8 +278,9 @@ impl ProfileStore {
         let comparison = if query.ascending { ">" } else { "<" };
         let sql = format!(
             "SELECT id, message_id, source_id, seq, timestamp, type, event, ids FROM profile_events
-             WHERE profile_id = ?1 AND collection = ?2 AND id {comparison} ?3 AND timestamp >= ?4 AND timestamp < ?5
-             ORDER BY id {order}"
+             WHERE id IN ({rows}) AND collection = ?2 AND id {comparison} ?3 AND timestamp >= ?4 AND timestamp < ?5
+             ORDER BY id {order}",
+            rows = history::rows_of("?1")
         );
         let mut statement = connection.prepare_cached(&sql)?;
         let mut rows = statement.query(params![
@@ -400,10 +407,11 @@ pub(crate) fn metadata_of(
     // The latest event is the newest history row: the consumer does not rewrite the profile's
     // row for every event.
     let latest: Option<(String, String, i64)> = connection
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT message_id, source_id, applied_at FROM profile_events
-             WHERE profile_id = ?1 ORDER BY id DESC LIMIT 1",
-        )?
+                 WHERE id = (SELECT max(row) FROM ({}))",
+            history::rows_of("?1")
+        ))?
         .query_row([profile], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
         .optional()?;
     if let Some((message_id, source_id, applied_at)) = latest {

@@ -683,3 +683,240 @@ proptest! {
         prop_assert_eq!(store.count_profiles(&ws(), Collection::Users).unwrap() as usize, graph.profiles().count());
     }
 }
+
+/// The in-memory identifier index equals what the table holds, keyed the index's way.
+fn assert_index_matches_table(store: &ProfileStore) {
+    let connection = store.writer().unwrap();
+    let mut statement = connection
+        .prepare("SELECT id, workspace_id, collection, kind, value, profile_id, last_seen FROM identifiers")
+        .unwrap();
+    let mut expected = std::collections::HashMap::new();
+    let mut rows = statement.query([]).unwrap();
+    while let Some(row) = rows.next().unwrap() {
+        let collection = Collection::parse(&row.get::<_, String>(2).unwrap()).unwrap();
+        let key = store.ids.key(
+            &row.get::<_, String>(1).unwrap(),
+            collection,
+            &row.get::<_, String>(3).unwrap(),
+            &row.get::<_, String>(4).unwrap(),
+        );
+        let entry = identifiers::Entry {
+            row: row.get(0).unwrap(),
+            profile: row.get(5).unwrap(),
+            last_seen_ms: row.get(6).unwrap(),
+        };
+        assert!(
+            expected.insert(key, entry).is_none(),
+            "one row per identifier"
+        );
+    }
+    assert_eq!(store.ids.snapshot(), expected);
+}
+
+#[test]
+fn the_identifier_index_follows_merges_unmerges_erasure_and_other_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.db");
+    let rules = default_rules();
+    let store = ProfileStore::open(&path).unwrap();
+    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+    assert_index_matches_table(&store);
+    assert_eq!(store.ids.len(), 4, "laptop, phone, u1 and the email");
+    assert!(profile_of(&store, "user_id", "bob").is_none());
+    // A later event (a day on) sees its identifiers again: last_seen moves in both places.
+    let later = vec![
+        event(
+            6,
+            T0 + DAY,
+            json!({"type": "track", "event": "Product Viewed", "userId": "u1", "anonymousId": "phone"}),
+        ),
+        event(
+            7,
+            T0 + DAY,
+            json!({"type": "track", "event": "Product Viewed", "userId": "bob", "anonymousId": "tablet"}),
+        ),
+    ];
+    store.ingest(&ws(), &rules, "src_web", &later).unwrap();
+    assert_index_matches_table(&store);
+
+    let jane = profile_of(&store, "user_id", "u1").unwrap();
+    let merge = store.graph(&jane).unwrap().merges[0].clone();
+    store.split_merge(&jane, merge.id, &rules).unwrap();
+    assert_index_matches_table(&store);
+
+    // Another process (the CLI) removes an identifier: this store's index notices at its next
+    // lookup, without any write of its own.
+    {
+        let other = ProfileStore::open(&path).unwrap();
+        let jane = profile_of(&other, "user_id", "u1").unwrap();
+        other
+            .remove_identifier(&jane, &id("email", "jane@example.com"), &rules)
+            .unwrap();
+    }
+    assert!(profile_of(&store, "email", "jane@example.com").is_none());
+    assert_index_matches_table(&store);
+
+    // A failed write leaves the index as the file is.
+    let foreign = vec![StoredEvent {
+        event: NewEvent {
+            source_id: "src_other".into(),
+            ..journey()[0].event.clone()
+        },
+        seq: 99,
+    }];
+    assert!(store.ingest(&ws(), &rules, "src_web", &foreign).is_err());
+    assert_index_matches_table(&store);
+
+    store
+        .erase_person(&ws(), &[id("anonymous_id", "phone")])
+        .unwrap();
+    assert!(profile_of(&store, "anonymous_id", "phone").is_none());
+    assert_index_matches_table(&store);
+    drop(store);
+
+    let reopened = ProfileStore::open(&path).unwrap();
+    assert_eq!(reopened.ids.len(), 0, "loaded at first use");
+    assert!(profile_of(&reopened, "user_id", "bob").is_some());
+    assert!(profile_of(&reopened, "anonymous_id", "phone").is_none());
+    assert_eq!(reopened.ids.len(), 2, "bob and his tablet");
+    assert_index_matches_table(&reopened);
+}
+
+#[test]
+fn public_ids_sort_by_creation_time_and_stay_unguessable() {
+    let early = new_public_id(Collection::Users, T0).unwrap();
+    let late = new_public_id(Collection::Users, T0 + 1).unwrap();
+    let much_later = new_public_id(Collection::Users, T0 + 1_000 * DAY).unwrap();
+    assert!(
+        early < late && late < much_later,
+        "{early} {late} {much_later}"
+    );
+    assert_eq!(early.len(), "use_".len() + 27);
+    assert!(
+        new_public_id(Collection::Accounts, T0)
+            .unwrap()
+            .starts_with("acc_")
+    );
+    let twin = new_public_id(Collection::Users, T0).unwrap();
+    assert_eq!(early[..11], twin[..11], "same time, same prefix");
+    assert_ne!(early, twin, "the random part differs");
+    assert!(early[4..].bytes().all(|b| b.is_ascii_alphanumeric()));
+}
+
+/// Everything the store shows of the journey's profiles, for comparing two stores.
+fn journey_view(store: &ProfileStore) -> Vec<String> {
+    let mut seen = Vec::new();
+    for (kind, value) in [
+        ("user_id", "u1"),
+        ("anonymous_id", "phone"),
+        ("user_id", "bob"),
+    ] {
+        let Some(profile) = profile_of(store, kind, value) else {
+            seen.push(format!("{kind}:{value} none"));
+            continue;
+        };
+        for ascending in [true, false] {
+            let events = store
+                .events(
+                    &profile,
+                    &EventQuery {
+                        limit: 100,
+                        ascending,
+                        ..EventQuery::default()
+                    },
+                )
+                .unwrap();
+            let ids: Vec<&str> = events.iter().map(|e| e.message_id.as_str()).collect();
+            seen.push(format!("{kind}:{value} events {ids:?}"));
+        }
+        let meta = store.metadata(&profile).unwrap();
+        seen.push(format!(
+            "{kind}:{value} last {} merges {}",
+            meta.last_message_id, meta.merges
+        ));
+        let positions = store.history_positions(&ws(), profile.id).unwrap();
+        seen.push(format!("{kind}:{value} positions {positions:?}"));
+        seen.push(format!(
+            "{kind}:{value} traits {:?}",
+            traits_of(store, &profile)
+        ));
+    }
+    seen
+}
+
+#[test]
+fn history_folded_into_the_index_reads_like_recent_history() {
+    let rules = default_rules();
+    let mut events = journey();
+    events.push(event(
+        6,
+        T0 + 5000,
+        json!({"type": "track", "event": "Product Viewed", "userId": "bob", "anonymousId": "tablet"}),
+    ));
+    let (_dir, folded) = open();
+    let mut folded = folded;
+    folded.history_fold_at = 3;
+    let (_other, recent) = open();
+    // Two batches: the first folds (its pairs go to history_index), the second stays recent.
+    for store in [&folded, &recent] {
+        store
+            .ingest(&ws(), &rules, "src_web", &events[..4])
+            .unwrap();
+        store
+            .ingest(&ws(), &rules, "src_web", &events[4..])
+            .unwrap();
+    }
+    let count = |store: &ProfileStore, table: &str| -> i64 {
+        store
+            .writer()
+            .unwrap()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                row.get(0)
+            })
+            .unwrap()
+    };
+    assert_eq!(count(&folded, "history_index"), 4);
+    assert_eq!(count(&folded, "history_recent"), 2);
+    assert_eq!(count(&recent, "history_index"), 0);
+    assert_eq!(journey_view(&folded), journey_view(&recent));
+
+    // An unmerge moves rows between profiles in both tables alike.
+    for store in [&folded, &recent] {
+        let jane = profile_of(store, "user_id", "u1").unwrap();
+        let merge = store.graph(&jane).unwrap().merges[0].clone();
+        store.split_merge(&jane, merge.id, &rules).unwrap();
+    }
+    assert_eq!(journey_view(&folded), journey_view(&recent));
+    let phone = profile_of(&folded, "anonymous_id", "phone").unwrap();
+    let phone_events = folded
+        .events(
+            &phone,
+            &EventQuery {
+                limit: 10,
+                ascending: true,
+                ..EventQuery::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        phone_events
+            .iter()
+            .map(|e| e.message_id.as_str())
+            .collect::<Vec<_>>(),
+        ["m2", "m5"]
+    );
+
+    // Erasure and retention find rows in both tables.
+    for store in [&folded, &recent] {
+        let found = store.find_person(&ws(), &[id("user_id", "u1")]).unwrap();
+        assert_eq!(found.events, 3, "m1, m3 and m4 stay with Jane");
+        store.erase_person(&ws(), &[id("user_id", "u1")]).unwrap();
+        let expired = store.expire(&ws(), "src_web", i64::MAX).unwrap();
+        assert_eq!(expired.events, 3, "the phone's two and bob's one");
+        assert_eq!(count(store, "profile_events"), 0);
+        assert_eq!(
+            count(store, "history_index") + count(store, "history_recent"),
+            0
+        );
+    }
+}
