@@ -131,23 +131,26 @@ memory() { # memory NAME VALUE_KIB
     echo "   sluice $1: $(($2 / 1024)) MiB" >&2
 }
 
-caught_up() { # caught_up PORT -> waits (at most 10 min) until the profile and audience consumers
-    # have applied every accepted event, and prints how many seconds that took
-    python3 - "$1" <<'PY'
+idle_after() { # idle_after PORT RELEASES -> waits (at most 10 min) until the node has given its
+    # caches back more than RELEASES times (it does once no request came and no consumer had work
+    # for 2 s), and prints how many seconds that took
+    python3 - "$1" "$2" <<'PY'
 import re, sys, time, urllib.request
 
-url = f"http://127.0.0.1:{sys.argv[1]}/metrics"
+url, before = f"http://127.0.0.1:{sys.argv[1]}/metrics", float(sys.argv[2])
 started = time.monotonic()
 while time.monotonic() - started < 600:
     text = urllib.request.urlopen(url, timeout=5).read().decode()
-    def total(name):
-        return sum(float(v) for v in re.findall(rf"^{name}(?:{{[^}}]*}})? (\S+)$", text, re.M))
-    accepted = total("sluice_events_accepted_total")
-    if total("sluice_profiles_events_total") >= accepted and total("sluice_audiences_events_total") >= accepted:
+    found = re.search(r"^sluice_idle_releases_total (\S+)$", text, re.M)
+    if found and float(found.group(1)) > before:
         break
-    time.sleep(1)
+    time.sleep(0.5)
 print(f"{time.monotonic() - started:.0f}")
 PY
+}
+
+releases() { # releases PORT -> sluice_idle_releases_total now (0 before the first)
+    curl -s "http://127.0.0.1:$1/metrics" | awk '$1 == "sluice_idle_releases_total" { print $2; found = 1 } END { if (!found) print 0 }'
 }
 
 # (0) the disk alone
@@ -207,12 +210,12 @@ echo "== (c) sluice at half rate: batch $BATCH_HALF req/s, single $SINGLE_HALF r
 load sluice half "$SLUICE_PORT" "$KEY" batch "$BATCH_CONNECTIONS" --rate "$BATCH_HALF"
 load sluice half "$SLUICE_PORT" "$KEY" single "$SINGLE_CONNECTIONS" --rate "$SINGLE_HALF"
 memory peak_under_load "$(kib "$SLUICE_PID" VmHWM)"
-# Idle means no requests and no background work: the consumers (profiles, audiences) catch up on
-# what the load left them first; then the node gives its caches back after 2 s of quiet
-# (crates/sluice-server/src/idle.rs).
-CATCH_UP=$(caught_up "$SLUICE_PORT")
-echo "   consumers caught up $CATCH_UP s after the load" >&2
-sleep 5
+# Idle means no requests and no background work: the log consumers (profiles, audiences,
+# inventory) catch up on what the load left them first; the node gives its caches back after 2 s
+# of quiet (crates/sluice-server/src/idle.rs), which /metrics counts.
+IDLE_AFTER=$(idle_after "$SLUICE_PORT" "$(releases "$SLUICE_PORT")")
+echo "   node idle $IDLE_AFTER s after the load" >&2
+sleep 2
 memory idle_after_load "$(kib "$SLUICE_PID" VmRSS)"
 echo "{\"data_dir_bytes\":$(du -sb "$WORK/data" | cut -f1)}" >>"$RESULTS"
 

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 
 use crate::follow::drain;
 use crate::startup::AppState;
+use crate::telemetry;
 
 /// How long the node must be quiet before its caches are given back.
 pub const QUIET: Duration = Duration::from_secs(2);
@@ -68,6 +69,7 @@ pub async fn watch(state: AppState, hook: Option<fn()>, mut stopping: watch::Rec
             }
         })
         .await;
+        metrics::counter!(telemetry::IDLE_RELEASES).increment(1);
         tracing::debug!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "node idle: gave back the stores' caches"

@@ -22,6 +22,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 pub const EVENTS_ACCEPTED: &str = "sluice_events_accepted_total";
 pub const EVENTS_REJECTED: &str = "sluice_events_rejected_total";
 pub const EVENTS_DEDUPLICATED: &str = "sluice_events_deduplicated_total";
+/// Times the idle node gave its caches back (`idle.rs`).
+pub const IDLE_RELEASES: &str = "sluice_idle_releases_total";
 pub const HTTP_REQUEST_DURATION: &str = "sluice_http_request_duration_seconds";
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
