@@ -23,7 +23,7 @@ use serde_json::{Value, json};
 use sluice_identity::{Collection, MemoryGraph, Rules, extract, resolve};
 use sluice_store::{
     EventLog, INGEST_BATCH, NewEvent, ProfileStore, SourceScope, SqliteLog, SqliteLogConfig,
-    StateStore,
+    StateStore, WorkspaceId,
 };
 
 #[derive(Args)]
@@ -137,25 +137,9 @@ pub fn fill(args: FillArgs) -> Result<()> {
     // The consumer's work, timed: read from the log, resolve, write, move the cursor.
     let profiles = ProfileStore::open(&args.data_dir.join("profiles.db"))?;
     let rules = Rules::compile(&state.identity_settings(&workspace.id)?)?;
-    let scope = SourceScope {
-        workspace_id: workspace.id.clone(),
-        source_id: source.id.clone(),
-    };
-    let started = Instant::now();
-    let mut cursor = 0;
-    let mut merges = 0;
-    let mut consumed = 0;
-    loop {
-        let events = runtime.block_on(log.read(&scope, cursor, INGEST_BATCH))?;
-        let Some(last) = events.last() else { break };
-        cursor = last.seq;
-        let report = profiles.ingest(&workspace.id, &rules, &source.id, &events)?;
-        merges += report.merges;
-        consumed += events.len();
-    }
-    let consumer_secs = started.elapsed().as_secs_f64();
-    let users = profiles.count_profiles(&workspace.id, Collection::Users)?;
-    runtime.block_on(log.close());
+    let timed = consume(&runtime, &log, &profiles, &workspace.id, &rules, &source.id)?;
+    let (consumed, merges, consumer_secs, users) =
+        (timed.events, timed.merges, timed.secs, timed.profiles);
 
     // The same identifier sets, rules off, in memory; and for networkx.
     let unlimited = Rules::unlimited();
@@ -197,6 +181,51 @@ pub fn fill(args: FillArgs) -> Result<()> {
     Ok(())
 }
 
+/// What the timed consumer did.
+struct Consumed {
+    events: usize,
+    merges: u64,
+    secs: f64,
+    profiles: u64,
+}
+
+/// The consumer's work, timed: read the source from the log, resolve, write, move the cursor;
+/// then closes the log.
+fn consume(
+    runtime: &tokio::runtime::Runtime,
+    log: &SqliteLog,
+    profiles: &ProfileStore,
+    workspace: &WorkspaceId,
+    rules: &Rules,
+    source_id: &str,
+) -> Result<Consumed> {
+    let scope = SourceScope {
+        workspace_id: workspace.clone(),
+        source_id: source_id.to_owned(),
+    };
+    let started = Instant::now();
+    let mut cursor = 0;
+    let mut merges = 0;
+    let mut events_read = 0;
+    loop {
+        let events = runtime.block_on(log.read(&scope, cursor, INGEST_BATCH))?;
+        let Some(last) = events.last() else { break };
+        cursor = last.seq;
+        let report = profiles.ingest(workspace, rules, source_id, &events)?;
+        merges += report.merges;
+        events_read += events.len();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let users = profiles.count_profiles(workspace, Collection::Users)?;
+    runtime.block_on(log.close());
+    Ok(Consumed {
+        events: events_read,
+        merges,
+        secs,
+        profiles: users,
+    })
+}
+
 /// `--reuse`: the consumer's work again over a log filled before.
 fn refill(args: &FillArgs) -> Result<()> {
     for name in ["profiles.db", "profiles.db-wal", "profiles.db-shm"] {
@@ -218,23 +247,9 @@ fn refill(args: &FillArgs) -> Result<()> {
     let log = SqliteLog::open(SqliteLogConfig::new(args.data_dir.join("log.db")))?;
     let profiles = ProfileStore::open(&args.data_dir.join("profiles.db"))?;
     let rules = Rules::compile(&state.identity_settings(&workspace.id)?)?;
-    let scope = SourceScope {
-        workspace_id: workspace.id.clone(),
-        source_id: source.id.clone(),
-    };
-    let started = Instant::now();
-    let (mut cursor, mut merges, mut consumed) = (0, 0, 0);
-    loop {
-        let events = runtime.block_on(log.read(&scope, cursor, INGEST_BATCH))?;
-        let Some(last) = events.last() else { break };
-        cursor = last.seq;
-        let report = profiles.ingest(&workspace.id, &rules, &source.id, &events)?;
-        merges += report.merges;
-        consumed += events.len();
-    }
-    let consumer_secs = started.elapsed().as_secs_f64();
-    let users = profiles.count_profiles(&workspace.id, Collection::Users)?;
-    runtime.block_on(log.close());
+    let timed = consume(&runtime, &log, &profiles, &workspace.id, &rules, &source.id)?;
+    let (consumed, merges, consumer_secs, users) =
+        (timed.events, timed.merges, timed.secs, timed.profiles);
     println!(
         "{}",
         json!({
