@@ -25,7 +25,7 @@ pub use settings::appsecret_proof;
 pub const TYPE: DestinationType = DestinationType {
     kind: "meta_audiences",
     integration_name: "Facebook Custom Audiences",
-    secret_fields: &["access_token", "app_secret"],
+    secret_fields: &["access_token", "app_secret", "appsecret_proof"],
     build,
 };
 

@@ -1,8 +1,10 @@
 //! Meta Custom Audiences settings: `access_token` (a token with `ads_management`), the
 //! `ad_account_id` (with or without `act_`), `api_version` (default `v25.0`), an `api_url`
 //! override (default `https://graph.facebook.com`), an optional `app_secret` for
-//! `appsecret_proof`, `customer_file_source` for new audiences, and the shared
-//! `consent_category` and `default_country`.
+//! `appsecret_proof` (or the proof itself, `appsecret_proof`: what Sluice gives for a
+//! destination on an OAuth connection, whose proof it made with the connected app's secret),
+//! `customer_file_source` for new audiences, and the shared `consent_category` and
+//! `default_country`.
 
 use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
@@ -40,6 +42,7 @@ impl MetaSettings {
             "api_version",
             "api_url",
             "app_secret",
+            "appsecret_proof",
             "customer_file_source",
         ];
         known.extend(COMMON_SETTINGS);
@@ -65,12 +68,34 @@ impl MetaSettings {
         let api_url = reader
             .optional_url("api_url")?
             .unwrap_or_else(|| "https://graph.facebook.com".to_string());
-        let proof_query = reader.optional_secret("app_secret")?.map(|secret| {
-            Secret::new(format!(
-                "appsecret_proof={}",
-                appsecret_proof(secret.expose(), token.expose())
-            ))
-        });
+        let proof = match (
+            reader.optional_secret("app_secret")?,
+            reader.optional_secret("appsecret_proof")?,
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "appsecret_proof",
+                    "is given together with app_secret: give one or the other",
+                ));
+            }
+            (Some(secret), None) => Some(appsecret_proof(secret.expose(), token.expose())),
+            (None, Some(proof)) => {
+                let proof = proof.expose();
+                if proof.len() != 64
+                    || !proof
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                {
+                    return Err(invalid(
+                        "appsecret_proof",
+                        "must be 64 lowercase hex digits (the hmac-sha256 of the access token)",
+                    ));
+                }
+                Some(proof.to_string())
+            }
+            (None, None) => None,
+        };
+        let proof_query = proof.map(|proof| Secret::new(format!("appsecret_proof={proof}")));
         let customer_file_source = reader.choice(
             "customer_file_source",
             &[
@@ -142,5 +167,61 @@ mod tests {
             appsecret_proof("Jefe", "what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    fn read(text: &str) -> Result<MetaSettings, SettingsError> {
+        MetaSettings::read(&crate::test_support::settings(text))
+    }
+
+    #[test]
+    fn the_proof_comes_from_the_app_secret_or_is_given_made() {
+        let made = appsecret_proof("app-secret", "tok");
+        let from_secret =
+            read(r#"{"access_token": "tok", "ad_account_id": "1", "app_secret": "app-secret"}"#)
+                .unwrap_or_else(|e| panic!("{e}"));
+        let given = read(&format!(
+            r#"{{"access_token": "tok", "ad_account_id": "1", "appsecret_proof": "{made}"}}"#
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let expected = format!("https://graph.facebook.com/v25.0/9/users?appsecret_proof={made}");
+        assert_eq!(from_secret.url("9/users"), expected);
+        assert_eq!(given.url("9/users"), expected);
+        let none = read(r#"{"access_token": "tok", "ad_account_id": "1"}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            none.url("9/users"),
+            "https://graph.facebook.com/v25.0/9/users"
+        );
+    }
+
+    #[test]
+    fn a_proof_with_the_secret_or_not_hex_is_refused_by_name() {
+        let both = format!(
+            r#"{{"access_token": "t", "ad_account_id": "1", "app_secret": "s", "appsecret_proof": "{}"}}"#,
+            "a".repeat(64)
+        );
+        for (text, wanted) in [
+            (both, "together with app_secret"),
+            (
+                format!(
+                    r#"{{"access_token": "t", "ad_account_id": "1", "appsecret_proof": "{}"}}"#,
+                    "A".repeat(64)
+                ),
+                "64 lowercase hex",
+            ),
+            (
+                r#"{"access_token": "t", "ad_account_id": "1", "appsecret_proof": "abc"}"#.into(),
+                "64 lowercase hex",
+            ),
+        ] {
+            let error = match read(&text) {
+                Ok(_) => panic!("accepted {text}"),
+                Err(error) => error.to_string(),
+            };
+            assert!(
+                error.contains("appsecret_proof") && error.contains(wanted),
+                "{error}"
+            );
+        }
     }
 }

@@ -14,7 +14,7 @@ use sluice_store::{
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::tokens::{ms_of_time, seal_tokens};
+use super::tokens::{appsecret_proof, ms_of_time, seal_tokens};
 use super::{ConnectionError, Connections, provider_of, random32};
 use crate::store_call;
 
@@ -173,7 +173,14 @@ impl Connections {
             tokens = parse_refresh(provider, &answer, self.now())?.keep_missing(&tokens);
         }
         let id = pending.binding.connection.clone();
-        let sealed = seal_tokens(&self.vault, &workspace, &id, &tokens)?;
+        let proof = appsecret_proof(provider, &app, &tokens);
+        let sealed = seal_tokens(
+            &self.vault,
+            &workspace,
+            &id,
+            &tokens,
+            proof.as_deref().map(String::as_str),
+        )?;
         let connected = ConnectedTokens {
             id: id.clone(),
             provider: provider.name().to_string(),

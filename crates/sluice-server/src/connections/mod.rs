@@ -17,7 +17,8 @@
 //! A destination of an ad-platform type names a connection with `"connection_id"` in its
 //! settings instead of an `access_token`; [`resolve_connection`] puts the connection's current
 //! access token in its place whenever an adapter is built, so adapters never see connection
-//! ids. Requests to providers go through the delivery engine's HTTP client, with a time limit.
+//! ids. A Meta connection also gives its `appsecret_proof`, made with the connected app's
+//! secret when the token was sealed, unless the settings give an `app_secret` of their own. Requests to providers go through the delivery engine's HTTP client, with a time limit.
 //! No token, code, verifier or client secret is logged or answered.
 //!
 //! Time is the node's [`Clock`], which moves with tokio's: tests let tokens and states expire
@@ -54,6 +55,13 @@ pub const CONNECTION_SETTING: &str = "connection_id";
 
 /// The setting a connection's access token is given to the adapter as.
 pub const ACCESS_TOKEN_SETTING: &str = "access_token";
+
+/// A Meta destination's own app secret, which its settings may give.
+const META_APP_SECRET_SETTING: &str = "app_secret";
+
+/// The setting that carries a Meta connection's `appsecret_proof` to the adapter, in place of
+/// the app secret.
+const META_PROOF_SETTING: &str = "appsecret_proof";
 
 /// The provider whose connections a destination type takes, if it takes any.
 pub fn provider_for_kind(kind: &str) -> Option<Provider> {
@@ -225,8 +233,9 @@ fn provider_of(connection: &sluice_store::Connection) -> Result<Provider, Connec
 }
 
 /// A destination's settings with the connection they name (`connection_id`) replaced by that
-/// connection's current access token (`access_token`), for a destination of type `kind` in
-/// `workspace`; settings that name no connection come back as they are. Refused
+/// connection's current access token (`access_token`) and, for Meta, its `appsecret_proof`,
+/// for a destination of type `kind` in `workspace`; settings that name no connection come back
+/// as they are. Refused
 /// (`Unusable`) when the type takes no connection, when `access_token` is given too, or when
 /// the connection is missing from the workspace, is for another provider, or is not active.
 /// The answer holds a credential: never log it.
@@ -311,11 +320,21 @@ pub fn resolve_connection_with(
             return Err(unusable(id, "is disconnected: connect it again".into()));
         }
     }
-    let tokens = tokens::open_tokens(vault, &connection)?;
+    let (tokens, proof) = tokens::open_sealed(vault, &connection)?;
     settings.insert(
         ACCESS_TOKEN_SETTING.into(),
         Value::String(tokens.access.expose().to_string()),
     );
+    // A Meta connection's proof was made with the app the token was issued to; settings that
+    // give an app secret of their own keep it instead.
+    if let Some(proof) = proof
+        && !settings.contains_key(META_APP_SECRET_SETTING)
+    {
+        settings.insert(
+            META_PROOF_SETTING.into(),
+            Value::String(proof.expose().to_string()),
+        );
+    }
     Ok(settings)
 }
 

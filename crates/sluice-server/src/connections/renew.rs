@@ -11,7 +11,7 @@ use sluice_oauth::{Provider, Renewal, parse_refresh, refresh_request};
 use sluice_store::{Connection, ConnectionStatus, RenewedTokens, WorkspaceId};
 use tokio::sync::watch;
 
-use super::tokens::{ms_of_time, open_tokens, seal_tokens};
+use super::tokens::{appsecret_proof, ms_of_time, open_tokens, seal_tokens};
 use super::{ConnectionError, Connections, provider_of};
 use crate::store_call;
 
@@ -69,7 +69,15 @@ impl Connections {
             Err(error) => return Err(error),
         };
         let stored_tokens = RenewedTokens {
-            sealed: seal_tokens(&self.vault, &workspace, &connection.id, &renewed)?,
+            sealed: seal_tokens(
+                &self.vault,
+                &workspace,
+                &connection.id,
+                &renewed,
+                appsecret_proof(provider, &app, &renewed)
+                    .as_deref()
+                    .map(String::as_str),
+            )?,
             access_expires_at_ms: renewed.expires_at.map(ms_of_time),
             scopes: renewed.scopes.clone(),
             at_ms: self.clock.now_ms(),

@@ -1,21 +1,27 @@
 //! A connection's tokens at rest: sealed by the vault, bound to (workspace, connection,
 //! `"oauth"`), and opened only to send them to the provider or to an adapter. The sealed text
-//! is `{"access_token": …, "refresh_token": …}`, written and read through zeroized buffers.
+//! is `{"access_token": …, "refresh_token": …, "appsecret_proof": …}`, written and read
+//! through zeroized buffers. `appsecret_proof` (Meta only) is made with the connected app's
+//! secret whenever a token is sealed (connecting, renewing), so a Meta app that requires
+//! proofs takes the connection's calls without its secret in any destination's settings.
 
 use serde::{Deserialize, Serialize};
-use sluice_oauth::{Secret, Tokens};
+use sluice_oauth::{Provider, Secret, Tokens};
 use sluice_privacy::{Vault, VaultError};
 use sluice_store::{Connection, WorkspaceId, tokens_context};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use super::ConnectionError;
+use super::settings::App;
 
 #[derive(Serialize)]
 struct Sealing<'a> {
     access_token: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    appsecret_proof: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -23,27 +29,50 @@ struct Opened {
     access_token: String,
     #[serde(default)]
     refresh_token: Option<String>,
+    #[serde(default)]
+    appsecret_proof: Option<String>,
 }
 
 impl Drop for Opened {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.access_token);
-        if let Some(token) = &mut self.refresh_token {
-            zeroize::Zeroize::zeroize(token);
+        for text in [&mut self.refresh_token, &mut self.appsecret_proof]
+            .into_iter()
+            .flatten()
+        {
+            zeroize::Zeroize::zeroize(text);
         }
     }
 }
 
-/// The tokens sealed for connection `id` of `workspace`.
+/// Meta's `appsecret_proof` of `tokens`' access token, made with the secret of `app` (the app
+/// the connection is authorized for); no other provider has one.
+pub(crate) fn appsecret_proof(
+    provider: Provider,
+    app: &App,
+    tokens: &Tokens,
+) -> Option<Zeroizing<String>> {
+    (provider == Provider::Meta).then(|| {
+        Zeroizing::new(sluice_destinations::meta_audiences::appsecret_proof(
+            app.client.client_secret.expose(),
+            tokens.access.expose(),
+        ))
+    })
+}
+
+/// The tokens sealed for connection `id` of `workspace`, with the access token's
+/// `appsecret_proof` when the provider has one ([`appsecret_proof`]).
 pub(crate) fn seal_tokens(
     vault: &Vault,
     workspace: &WorkspaceId,
     id: &str,
     tokens: &Tokens,
+    proof: Option<&str>,
 ) -> Result<Vec<u8>, VaultError> {
     let sealing = Sealing {
         access_token: tokens.access.expose(),
         refresh_token: tokens.refresh.as_ref().map(Secret::expose),
+        appsecret_proof: proof,
     };
     let mut text = Zeroizing::new(Vec::with_capacity(256));
     serde_json::to_writer(&mut *text, &sealing)
@@ -57,6 +86,15 @@ pub(crate) fn open_tokens(
     vault: &Vault,
     connection: &Connection,
 ) -> Result<Tokens, ConnectionError> {
+    Ok(open_sealed(vault, connection)?.0)
+}
+
+/// [`open_tokens`] and the access token's `appsecret_proof`, when one was sealed with it
+/// (Meta connections sealed before proofs were kept have none).
+pub(crate) fn open_sealed(
+    vault: &Vault,
+    connection: &Connection,
+) -> Result<(Tokens, Option<Secret>), ConnectionError> {
     let Some(sealed) = &connection.tokens else {
         return Err(ConnectionError::Disconnected(connection.id.clone()));
     };
@@ -66,7 +104,7 @@ pub(crate) fn open_tokens(
     )?;
     let opened: Opened = serde_json::from_slice(&text)
         .map_err(|_| VaultError::Malformed("sealed tokens are not the expected json"))?;
-    Ok(Tokens {
+    let tokens = Tokens {
         access: Secret::new(opened.access_token.as_str()),
         refresh: opened
             .refresh_token
@@ -75,7 +113,12 @@ pub(crate) fn open_tokens(
         expires_at: connection.access_expires_at_ms.and_then(time_of_ms),
         scopes: connection.scopes.clone(),
         advertiser_ids: connection.accounts.clone(),
-    })
+    };
+    let proof = opened
+        .appsecret_proof
+        .as_ref()
+        .map(|proof| Secret::new(proof.as_str()));
+    Ok((tokens, proof))
 }
 
 /// Milliseconds since the epoch as a time.
@@ -137,7 +180,7 @@ mod tests {
             advertiser_ids: vec![],
         };
         let workspace = WorkspaceId("ws_1".into());
-        let sealed = seal_tokens(&vault, &workspace, "conn_a", &tokens).unwrap();
+        let sealed = seal_tokens(&vault, &workspace, "conn_a", &tokens, None).unwrap();
         let text = String::from_utf8_lossy(&sealed);
         assert!(!text.contains("access-token-value") && !text.contains("refresh-token"));
 
@@ -146,6 +189,9 @@ mod tests {
         assert_eq!(opened.refresh, tokens.refresh);
         assert_eq!(opened.scopes, ["s"]);
         assert_eq!(opened.expires_at.map(ms_of_time), Some(1_700_000_000_000));
+        let (_, proof) =
+            open_sealed(&vault, &connection("ws_1", "conn_a", sealed.clone())).unwrap();
+        assert!(proof.is_none());
 
         // Copied to another connection or workspace, it does not open.
         assert!(open_tokens(&vault, &connection("ws_1", "conn_b", sealed.clone())).is_err());
@@ -156,5 +202,38 @@ mod tests {
             open_tokens(&vault, &gone),
             Err(ConnectionError::Disconnected(_))
         ));
+    }
+
+    #[test]
+    fn a_meta_connection_keeps_the_proof_made_with_its_apps_secret() {
+        let vault = vault();
+        let tokens = Tokens {
+            access: Secret::new("EAAB-meta-access-token"),
+            refresh: None,
+            expires_at: None,
+            scopes: vec![],
+            advertiser_ids: vec![],
+        };
+        let app = App {
+            client: sluice_oauth::ClientCredentials::new("123", "meta-app-secret"),
+            scopes: vec![],
+        };
+        assert!(appsecret_proof(Provider::Google, &app, &tokens).is_none());
+        assert!(appsecret_proof(Provider::TikTok, &app, &tokens).is_none());
+        let proof = appsecret_proof(Provider::Meta, &app, &tokens).unwrap();
+        assert_eq!(
+            proof.as_str(),
+            sluice_destinations::meta_audiences::appsecret_proof(
+                "meta-app-secret",
+                "EAAB-meta-access-token"
+            )
+        );
+        let workspace = WorkspaceId("ws_1".into());
+        let sealed =
+            seal_tokens(&vault, &workspace, "conn_m", &tokens, Some(proof.as_str())).unwrap();
+        assert!(!String::from_utf8_lossy(&sealed).contains(proof.as_str()));
+        let (opened, kept) = open_sealed(&vault, &connection("ws_1", "conn_m", sealed)).unwrap();
+        assert_eq!(opened.access, tokens.access);
+        assert_eq!(kept.as_ref().map(Secret::expose), Some(proof.as_str()));
     }
 }

@@ -727,7 +727,8 @@ fn membership(user: &str, audience: &str) -> Value {
 }
 
 /// A destination of `kind` on `source` delivering to `tool`, naming `connection` instead of
-/// an access token.
+/// an access token (and, for Meta, of the app secret: the connection's `appsecret_proof`
+/// must do).
 async fn audience_destination(
     node: &TestNode,
     kind: &str,
@@ -737,6 +738,7 @@ async fn audience_destination(
 ) -> String {
     let mut settings: Map<String, Value> = tool.settings();
     settings.remove("access_token");
+    settings.remove("app_secret");
     settings.insert("connection_id".into(), json!(connection));
     let (status, created) = call(
         node,
@@ -917,6 +919,95 @@ async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_recon
         no_token_in(&oauth, &text);
         assert!(!text.contains(META_APP_SECRET));
     }
+}
+
+#[tokio::test]
+async fn a_meta_connection_proves_its_app_for_each_token_it_holds() {
+    let oauth = Arc::new(FakeProvider::start(Provider::Meta).await);
+    let tool = FakeTool::start(Tool::MetaAudiences).await;
+    honour(&tool, &oauth);
+    let node = node_for(&[&oauth]).await;
+    let source = node.create_source("crm").await;
+    let connected = connect(&node, &oauth).await;
+    let id = connected["id"].as_str().unwrap().to_string();
+    let destination = audience_destination(&node, "meta_audiences", &tool, &source, &id).await;
+    const AUDIENCE: &str = "23850000000002";
+    let proofs = |tool: &FakeTool| -> Vec<String> {
+        tool.requests()
+            .iter()
+            .filter_map(|r| r.query.clone())
+            .collect()
+    };
+
+    // The fake refuses any call without the proof of its token made with the app's secret;
+    // the destination's settings hold neither the secret nor a proof.
+    let (status, _) = node
+        .track(
+            "/v1/identify",
+            &source.write_key,
+            &membership("ann", AUDIENCE),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until("ann in the audience", async || {
+        tool.members(AUDIENCE).len() == 1
+    })
+    .await;
+    let first = latest_access(&oauth);
+    let proof = sluice_destinations::meta_audiences::appsecret_proof(META_APP_SECRET, &first);
+    assert!(
+        proofs(&tool)
+            .iter()
+            .all(|query| query.contains(&format!("appsecret_proof={proof}"))),
+        "{:?}",
+        proofs(&tool)
+    );
+
+    // A renewed token gets its own proof.
+    let (status, body) = call(
+        &node,
+        Method::POST,
+        &format!("/api/v1/connections/{id}/refresh"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let second = latest_access(&oauth);
+    assert_ne!(second, first);
+    let (status, _) = node
+        .track(
+            "/v1/identify",
+            &source.write_key,
+            &membership("bob", AUDIENCE),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until("bob in the audience", async || {
+        tool.members(AUDIENCE).len() == 2
+    })
+    .await;
+    assert!(sent_with(&tool, &second) >= 1);
+    let renewed = sluice_destinations::meta_audiences::appsecret_proof(META_APP_SECRET, &second);
+    let sent = proofs(&tool);
+    assert!(
+        sent.last()
+            .is_some_and(|query| query.contains(&format!("appsecret_proof={renewed}"))),
+        "{sent:?}"
+    );
+    let status = delivery(&node, &destination).await;
+    assert_eq!(status["dead_letters"], 0, "{status}");
+    assert_eq!(status["paused"], false, "{status}");
+
+    // Nothing Sluice answers or keeps in clear holds the proof.
+    let (_, shown) = call(
+        &node,
+        Method::GET,
+        &format!("/api/v1/destinations/{destination}"),
+        None,
+    )
+    .await;
+    assert!(!shown.to_string().contains(&renewed), "{shown}");
+    assert!(byte_scan(node.dir.path(), &[&renewed, &proof]).is_empty());
 }
 
 #[tokio::test]
