@@ -155,7 +155,7 @@ mod tests {
         );
         assert_eq!(
             secret_fields("meta_audiences").ok(),
-            Some(&["access_token", "app_secret"][..])
+            Some(&["access_token", "app_secret", "appsecret_proof"][..])
         );
         assert_eq!(
             secret_fields("google_audiences").ok(),
