@@ -761,6 +761,29 @@ async fn audience_destination(
     created["id"].as_str().unwrap().to_string()
 }
 
+/// Sends `user`'s entry into `audience` and waits until the tool's audience holds `members`.
+async fn enter(
+    node: &TestNode,
+    source: &TestSource,
+    tool: &FakeTool,
+    user: &str,
+    audience: &str,
+    members: usize,
+) {
+    let (status, _) = node
+        .track(
+            "/v1/identify",
+            &source.write_key,
+            &membership(user, audience),
+        )
+        .await;
+    assert_eq!(status, 200);
+    wait_until(&format!("{user} in the audience"), async || {
+        tool.members(audience).len() == members
+    })
+    .await;
+}
+
 async fn delivery(node: &TestNode, destination: &str) -> Value {
     call(
         node,
@@ -810,31 +833,55 @@ fn honour(tool: &FakeTool, oauth: &Arc<FakeProvider>) {
     tool.set_token_check(Arc::new(move |token: &str| oauth.is_valid(token)));
 }
 
-#[tokio::test]
-async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_reconnected() {
-    let logs = Captured::install();
-    let oauth = Arc::new(FakeProvider::start(Provider::Meta).await);
-    let tool = FakeTool::start(Tool::MetaAudiences).await;
+/// A node with `provider`'s OAuth fake connected, and a `kind` audience destination on source
+/// `crm` naming the connection and delivering to `tool`, which takes only the tokens the
+/// OAuth fake still honours.
+struct Connected {
+    oauth: Arc<FakeProvider>,
+    tool: FakeTool,
+    node: TestNode,
+    source: TestSource,
+    id: String,
+    destination: String,
+    /// The connection as connecting answered it.
+    connection: Value,
+}
+
+async fn connected_destination(provider: Provider, tool: Tool, kind: &str) -> Connected {
+    let oauth = Arc::new(FakeProvider::start(provider).await);
+    let tool = FakeTool::start(tool).await;
     honour(&tool, &oauth);
     let node = node_for(&[&oauth]).await;
     let source = node.create_source("crm").await;
     let connected = connect(&node, &oauth).await;
     let id = connected["id"].as_str().unwrap().to_string();
-    let destination = audience_destination(&node, "meta_audiences", &tool, &source, &id).await;
+    let destination = audience_destination(&node, kind, &tool, &source, &id).await;
+    Connected {
+        oauth,
+        tool,
+        node,
+        source,
+        id,
+        destination,
+        connection: connected,
+    }
+}
+
+#[tokio::test]
+async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_reconnected() {
+    let logs = Captured::install();
+    let Connected {
+        oauth,
+        tool,
+        node,
+        source,
+        id,
+        destination,
+        ..
+    } = connected_destination(Provider::Meta, Tool::MetaAudiences, "meta_audiences").await;
     const AUDIENCE: &str = "23850000000001";
 
-    let (status, _) = node
-        .track(
-            "/v1/identify",
-            &source.write_key,
-            &membership("ann", AUDIENCE),
-        )
-        .await;
-    assert_eq!(status, 200);
-    wait_until("ann in the audience", async || {
-        tool.members(AUDIENCE).len() == 1
-    })
-    .await;
+    enter(&node, &source, &tool, "ann", AUDIENCE, 1).await;
     let token = latest_access(&oauth);
     assert_eq!(sent_with(&tool, &token), tool.requests().len());
 
@@ -923,14 +970,15 @@ async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_recon
 
 #[tokio::test]
 async fn a_meta_connection_proves_its_app_for_each_token_it_holds() {
-    let oauth = Arc::new(FakeProvider::start(Provider::Meta).await);
-    let tool = FakeTool::start(Tool::MetaAudiences).await;
-    honour(&tool, &oauth);
-    let node = node_for(&[&oauth]).await;
-    let source = node.create_source("crm").await;
-    let connected = connect(&node, &oauth).await;
-    let id = connected["id"].as_str().unwrap().to_string();
-    let destination = audience_destination(&node, "meta_audiences", &tool, &source, &id).await;
+    let Connected {
+        oauth,
+        tool,
+        node,
+        source,
+        id,
+        destination,
+        ..
+    } = connected_destination(Provider::Meta, Tool::MetaAudiences, "meta_audiences").await;
     const AUDIENCE: &str = "23850000000002";
     let proofs = |tool: &FakeTool| -> Vec<String> {
         tool.requests()
@@ -941,18 +989,7 @@ async fn a_meta_connection_proves_its_app_for_each_token_it_holds() {
 
     // The fake refuses any call without the proof of its token made with the app's secret;
     // the destination's settings hold neither the secret nor a proof.
-    let (status, _) = node
-        .track(
-            "/v1/identify",
-            &source.write_key,
-            &membership("ann", AUDIENCE),
-        )
-        .await;
-    assert_eq!(status, 200);
-    wait_until("ann in the audience", async || {
-        tool.members(AUDIENCE).len() == 1
-    })
-    .await;
+    enter(&node, &source, &tool, "ann", AUDIENCE, 1).await;
     let first = latest_access(&oauth);
     let proof = sluice_destinations::meta_audiences::appsecret_proof(META_APP_SECRET, &first);
     assert!(
@@ -974,18 +1011,7 @@ async fn a_meta_connection_proves_its_app_for_each_token_it_holds() {
     assert_eq!(status, 200, "{body}");
     let second = latest_access(&oauth);
     assert_ne!(second, first);
-    let (status, _) = node
-        .track(
-            "/v1/identify",
-            &source.write_key,
-            &membership("bob", AUDIENCE),
-        )
-        .await;
-    assert_eq!(status, 200);
-    wait_until("bob in the audience", async || {
-        tool.members(AUDIENCE).len() == 2
-    })
-    .await;
+    enter(&node, &source, &tool, "bob", AUDIENCE, 2).await;
     assert!(sent_with(&tool, &second) >= 1);
     let renewed = sluice_destinations::meta_audiences::appsecret_proof(META_APP_SECRET, &second);
     let sent = proofs(&tool);
@@ -1012,14 +1038,15 @@ async fn a_meta_connection_proves_its_app_for_each_token_it_holds() {
 
 #[tokio::test]
 async fn a_google_destination_refused_an_expired_token_renews_it_and_goes_on() {
-    let oauth = Arc::new(FakeProvider::start(Provider::Google).await);
-    let tool = FakeTool::start(Tool::GoogleAudiences).await;
-    honour(&tool, &oauth);
-    let node = node_for(&[&oauth]).await;
-    let source = node.create_source("crm").await;
-    let connected = connect(&node, &oauth).await;
-    let id = connected["id"].as_str().unwrap().to_string();
-    let destination = audience_destination(&node, "google_audiences", &tool, &source, &id).await;
+    let Connected {
+        oauth,
+        tool,
+        node,
+        source,
+        id,
+        destination,
+        connection: connected,
+    } = connected_destination(Provider::Google, Tool::GoogleAudiences, "google_audiences").await;
     const LIST: &str = "5";
 
     node.track("/v1/identify", &source.write_key, &membership("ann", LIST))
