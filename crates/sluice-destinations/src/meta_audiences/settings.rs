@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 
 use crate::SettingsError;
+use crate::audience::hash::is_sha256_hex;
 use crate::audience::{COMMON_SETTINGS, Common};
 use crate::request::hex;
 use crate::secret::Secret;
@@ -80,18 +81,13 @@ impl MetaSettings {
             }
             (Some(secret), None) => Some(appsecret_proof(secret.expose(), token.expose())),
             (None, Some(proof)) => {
-                let proof = proof.expose();
-                if proof.len() != 64
-                    || !proof
-                        .bytes()
-                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                {
+                if !is_sha256_hex(proof.expose()) {
                     return Err(invalid(
                         "appsecret_proof",
-                        "must be 64 lowercase hex digits (the hmac-sha256 of the access token)",
+                        "must be 64 hex digits (the hmac-sha256 of the access token)",
                     ));
                 }
-                Some(proof.to_string())
+                Some(proof.expose().to_ascii_lowercase())
             }
             (None, None) => None,
         };
@@ -183,9 +179,15 @@ mod tests {
             r#"{{"access_token": "tok", "ad_account_id": "1", "appsecret_proof": "{made}"}}"#
         ))
         .unwrap_or_else(|e| panic!("{e}"));
+        let shouted = read(&format!(
+            r#"{{"access_token": "tok", "ad_account_id": "1", "appsecret_proof": "{}"}}"#,
+            made.to_ascii_uppercase()
+        ))
+        .unwrap_or_else(|e| panic!("{e}"));
         let expected = format!("https://graph.facebook.com/v25.0/9/users?appsecret_proof={made}");
         assert_eq!(from_secret.url("9/users"), expected);
         assert_eq!(given.url("9/users"), expected);
+        assert_eq!(shouted.url("9/users"), expected, "sent in lowercase");
         let none = read(r#"{"access_token": "tok", "ad_account_id": "1"}"#)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -205,13 +207,13 @@ mod tests {
             (
                 format!(
                     r#"{{"access_token": "t", "ad_account_id": "1", "appsecret_proof": "{}"}}"#,
-                    "A".repeat(64)
+                    "g".repeat(64)
                 ),
-                "64 lowercase hex",
+                "64 hex digits",
             ),
             (
                 r#"{"access_token": "t", "ad_account_id": "1", "appsecret_proof": "abc"}"#.into(),
-                "64 lowercase hex",
+                "64 hex digits",
             ),
         ] {
             let error = match read(&text) {
