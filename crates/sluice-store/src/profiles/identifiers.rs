@@ -374,18 +374,12 @@ impl<'a> IdChanges<'a> {
         to: ProfileId,
     ) -> Result<(), StoreError> {
         // Read, then update: a RETURNING clause would cost a temporary table per statement.
-        let mut statement = connection.prepare_cached(
-            "SELECT id, workspace_id, collection, kind, value, last_seen FROM identifiers
-             WHERE profile_id = ?1",
-        )?;
-        let mut rows = statement.query([from])?;
-        while let Some(row) = rows.next()? {
-            let (key, row_id, last_seen_ms) = self.row_key(row)?;
+        for (key, row, last_seen_ms) in self.rows_of(connection, from)? {
             self.changes.insert(
                 key,
                 Some(Entry {
                     profile: to,
-                    row: row_id,
+                    row,
                     last_seen_ms,
                 }),
             );
@@ -396,19 +390,31 @@ impl<'a> IdChanges<'a> {
         Ok(())
     }
 
+    /// Each identifier of `profile` as the file holds it: key, row, last seen.
+    fn rows_of(
+        &self,
+        connection: &Connection,
+        profile: ProfileId,
+    ) -> Result<Vec<(Key, i64, i64)>, StoreError> {
+        let mut statement = connection.prepare_cached(
+            "SELECT id, workspace_id, collection, kind, value, last_seen FROM identifiers
+             WHERE profile_id = ?1",
+        )?;
+        let mut rows = statement.query([profile])?;
+        let mut found = Vec::new();
+        while let Some(row) = rows.next()? {
+            found.push(self.row_key(row)?);
+        }
+        Ok(found)
+    }
+
     /// Deletes every identifier of `profile`; returns how many.
     pub(crate) fn delete_profile(
         &mut self,
         connection: &Connection,
         profile: ProfileId,
     ) -> Result<u64, StoreError> {
-        let mut statement = connection.prepare_cached(
-            "SELECT id, workspace_id, collection, kind, value, last_seen FROM identifiers
-             WHERE profile_id = ?1",
-        )?;
-        let mut rows = statement.query([profile])?;
-        while let Some(row) = rows.next()? {
-            let (key, _, _) = self.row_key(row)?;
+        for (key, _, _) in self.rows_of(connection, profile)? {
             self.changes.insert(key, None);
         }
         let removed = connection
