@@ -119,6 +119,15 @@ impl Deliveries {
             .and_then(|held| held.get(destination).cloned())
     }
 
+    /// The version of its OAuth connection that a running destination holds the token of, if
+    /// it runs with one.
+    pub fn connection_version_in_use(&self, destination: &str) -> Option<i64> {
+        self.uses
+            .lock()
+            .ok()
+            .and_then(|uses| uses.get(destination).map(|using| using.version))
+    }
+
     /// The running destinations that use an OAuth connection and are paused because the
     /// platform refused its token.
     pub async fn paused_connections(&self) -> Vec<PausedUse> {

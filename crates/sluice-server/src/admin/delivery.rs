@@ -110,12 +110,15 @@ pub async fn status(
             scope.workspace_id.clone(),
             connection_id.clone(),
         );
+        let in_use = app.deliveries.connection_version_in_use(&id);
         let connection = match store_call(move || state.get_connection(&workspace, &wanted)).await {
             Ok(connection) => json!({
                 "id": connection.id,
                 "provider": connection.provider,
                 "status": connection.status.as_str(),
                 "status_message": connection.status_message,
+                "version": connection.version,
+                "version_in_use": in_use,
             }),
             Err(sluice_store::StoreError::NotFound { .. }) => {
                 json!({"id": connection_id, "status": "missing"})

@@ -1011,6 +1011,14 @@ async fn a_meta_connection_proves_its_app_for_each_token_it_holds() {
     assert_eq!(status, 200, "{body}");
     let second = latest_access(&oauth);
     assert_ne!(second, first);
+    // The renewal answers before the destination restarts with the new token (the old one
+    // stays valid at Meta); the delivery status tells when it holds the new one.
+    let renewed_version = body["version"].as_i64().unwrap();
+    wait_until("the destination holds the renewed token", async || {
+        let status = delivery(&node, &destination).await;
+        status["connection"]["version_in_use"].as_i64() == Some(renewed_version)
+    })
+    .await;
     enter(&node, &source, &tool, "bob", AUDIENCE, 2).await;
     assert!(sent_with(&tool, &second) >= 1);
     let renewed = sluice_destinations::meta_audiences::appsecret_proof(META_APP_SECRET, &second);
@@ -1033,7 +1041,10 @@ async fn a_meta_connection_proves_its_app_for_each_token_it_holds() {
     )
     .await;
     assert!(!shown.to_string().contains(&renewed), "{shown}");
-    assert!(byte_scan(node.dir.path(), &[&renewed, &proof]).is_empty());
+    assert_eq!(
+        byte_scan(node.dir.path(), &[&renewed, &proof]),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]
@@ -1072,6 +1083,7 @@ async fn a_google_destination_refused_an_expired_token_renews_it_and_goes_on() {
     let status = delivery(&node, &destination).await;
     assert_eq!(status["dead_letters"], 0, "{status}");
     assert_eq!(status["connection"]["status"], "active");
+    assert_eq!(status["connection"]["version"], shown["version"]);
 }
 
 #[tokio::test]
