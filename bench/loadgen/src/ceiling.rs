@@ -24,8 +24,10 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::{Value, json};
-use sluice_identity::{Collection, MemoryGraph, ProfileId, Rules, extract, resolve};
-use sluice_store::{EventLog, INGEST_BATCH, SourceScope, SqliteLog, SqliteLogConfig, StateStore};
+use sluice_identity::{Collection, MemoryGraph, ProfileId, extract, resolve};
+use sluice_store::{EventLog, INGEST_BATCH, SourceScope};
+
+use crate::identity::Filled;
 
 #[derive(Args)]
 pub struct CeilingArgs {
@@ -38,21 +40,16 @@ pub struct CeilingArgs {
 type Trait = (String, String, i64);
 
 pub fn ceiling(args: CeilingArgs) -> Result<()> {
-    let state = StateStore::open(&args.data_dir.join("state.db"))?;
-    let (workspace, _) = state.ensure_default_workspace()?;
-    let source = state
-        .list_sources(&workspace.id)?
-        .into_iter()
-        .next()
-        .context("no source in the data directory")?;
-    let rules = Rules::compile(&state.identity_settings(&workspace.id)?)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let log = SqliteLog::open(SqliteLogConfig::new(args.data_dir.join("log.db")))?;
+    let Filled {
+        workspace,
+        source_id,
+        rules,
+        runtime,
+        log,
+    } = Filled::open(&args.data_dir)?;
     let scope = SourceScope {
-        workspace_id: workspace.id.clone(),
-        source_id: source.id.clone(),
+        workspace_id: workspace,
+        source_id,
     };
     let record_path = args.data_dir.join("ceiling.record");
     let mut record = std::fs::File::create(&record_path).context("change record")?;

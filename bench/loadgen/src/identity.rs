@@ -14,7 +14,7 @@
 //! anonymous tracks, so devices get their own profiles first and merge later.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -226,6 +226,40 @@ fn consume(
     })
 }
 
+/// A data directory `identity-fill` filled, opened to consume its log again.
+pub(crate) struct Filled {
+    pub(crate) workspace: WorkspaceId,
+    pub(crate) source_id: String,
+    /// The workspace's identity rules.
+    pub(crate) rules: Rules,
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) log: SqliteLog,
+}
+
+impl Filled {
+    pub(crate) fn open(data_dir: &Path) -> Result<Filled> {
+        let state = StateStore::open(&data_dir.join("state.db"))?;
+        let (workspace, _) = state.ensure_default_workspace()?;
+        let source = state
+            .list_sources(&workspace.id)?
+            .into_iter()
+            .next()
+            .context("no source in the data directory")?;
+        let rules = Rules::compile(&state.identity_settings(&workspace.id)?)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let log = SqliteLog::open(SqliteLogConfig::new(data_dir.join("log.db")))?;
+        Ok(Filled {
+            workspace: workspace.id,
+            source_id: source.id,
+            rules,
+            runtime,
+            log,
+        })
+    }
+}
+
 /// `--reuse`: the consumer's work again over a log filled before.
 fn refill(args: &FillArgs) -> Result<()> {
     for name in ["profiles.db", "profiles.db-wal", "profiles.db-shm"] {
@@ -234,20 +268,15 @@ fn refill(args: &FillArgs) -> Result<()> {
             std::fs::remove_file(path)?;
         }
     }
-    let state = StateStore::open(&args.data_dir.join("state.db"))?;
-    let (workspace, _) = state.ensure_default_workspace()?;
-    let source = state
-        .list_sources(&workspace.id)?
-        .into_iter()
-        .next()
-        .context("no source in the data directory")?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let log = SqliteLog::open(SqliteLogConfig::new(args.data_dir.join("log.db")))?;
+    let Filled {
+        workspace,
+        source_id,
+        rules,
+        runtime,
+        log,
+    } = Filled::open(&args.data_dir)?;
     let profiles = ProfileStore::open(&args.data_dir.join("profiles.db"))?;
-    let rules = Rules::compile(&state.identity_settings(&workspace.id)?)?;
-    let timed = consume(&runtime, &log, &profiles, &workspace.id, &rules, &source.id)?;
+    let timed = consume(&runtime, &log, &profiles, &workspace, &rules, &source_id)?;
     let (consumed, merges, consumer_secs, users) =
         (timed.events, timed.merges, timed.secs, timed.profiles);
     println!(
