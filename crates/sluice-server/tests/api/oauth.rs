@@ -922,6 +922,12 @@ async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_recon
         "{status}"
     );
     assert_eq!(status["connection"]["status"], "needs_reauthorization");
+    // A held destination holds no token.
+    assert_eq!(
+        status["connection"]["version_in_use"],
+        Value::Null,
+        "{status}"
+    );
     assert_eq!(status["dead_letters"], 0);
     assert_eq!(tool.members(AUDIENCE).len(), 1);
     let refused = sent_with(&tool, &token);
@@ -949,6 +955,11 @@ async fn a_meta_destination_is_paused_when_its_token_dies_and_resumes_once_recon
     let status = delivery(&node, &destination).await;
     assert_eq!(status["paused"], false, "{status}");
     assert_eq!(status["dead_letters"], 0);
+    // Bob went out with the new connection's token: the destination holds its version.
+    assert_eq!(
+        status["connection"]["version_in_use"], status["connection"]["version"],
+        "{status}"
+    );
     let fresh = latest_access(&oauth);
     assert_ne!(fresh, token);
     assert_eq!(
