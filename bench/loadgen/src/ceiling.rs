@@ -85,14 +85,15 @@ pub fn ceiling(args: CeilingArgs) -> Result<()> {
                 at_ms,
             );
             merges += decision.absorbed.len() as u64;
-            let changed_graph = decision.create || !decision.added.is_empty();
+            let changed_graph =
+                decision.create || !decision.added.is_empty() || !decision.absorbed.is_empty();
             let Some(profile) = graph.apply(Collection::Users, &decision, at_ms) else {
                 continue;
             };
             history.entry(profile).or_default().push(stored.seq);
             buffer.extend_from_slice(&stored.seq.to_le_bytes());
             buffer.extend_from_slice(&profile.to_le_bytes());
-            if changed_graph || !decision.absorbed.is_empty() {
+            if changed_graph {
                 for id in &extracted.user_ids {
                     buffer.extend_from_slice(id.kind.as_bytes());
                     buffer.push(0);
