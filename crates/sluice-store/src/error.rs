@@ -7,6 +7,8 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    #[error("damaged file: {0}")]
+    Corrupt(String),
     #[error("commit failed: {0}")]
     CommitFailed(String),
     #[error("the log writer has stopped")]

@@ -3,21 +3,21 @@
 //!
 //! A person is found through any of their identifiers (users collection); everything of the
 //! profiles holding them goes: the profiles (and those merged into them), identifiers, traits,
-//! history, merge and unmerge records, links. `secure_delete` overwrites the rows in the file
-//! and the WAL is checkpointed and truncated afterwards, so no old page keeps them.
+//! history, merge and unmerge records, links. Their change log entries are overwritten with
+//! zeros in place and a new snapshot replaces the old one, so no file keeps them.
 //!
 //! Retention removes a source's history entries applied before a time; a profile whose whole
 //! history is gone is erased like a person (nothing recent vouches for it any more). The
 //! children policy's sweep finds profiles whose traits show an age under its threshold.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
-use rusqlite::Connection;
 use sluice_identity::{Collection, Identifier, ProfileId};
 use sluice_privacy::children::trait_shows_child;
 
-use super::identifiers::IdChanges;
-use super::{ProfileStore, history};
+use super::log::{erase_entry, scan};
+use super::state::State;
+use super::{Change, ProfileStore};
 use crate::{StoreError, WorkspaceId};
 
 /// What the store holds about a person.
@@ -34,6 +34,15 @@ pub struct PersonFound {
     pub profile_ids: Vec<ProfileId>,
 }
 
+/// What [`ProfileStore::expire`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// History entries.
+    pub events: u64,
+    /// Profiles left without history, erased.
+    pub profiles: u64,
+}
+
 impl ProfileStore {
     /// Finds the person holding any of `ids`.
     pub fn find_person(
@@ -41,59 +50,36 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         ids: &[Identifier],
     ) -> Result<PersonFound, StoreError> {
-        let connection = self.reader()?;
-        let mut profiles = Vec::new();
-        for id in ids {
-            let owner = self.find_id(&connection, &workspace.0, Collection::Users, id)?;
-            if let Some(owner) = owner.map(|found| found.profile)
-                && !profiles.contains(&owner)
-            {
-                profiles.push(owner);
+        self.read(|state, _| {
+            let live = live_profiles(state, &workspace.0, ids);
+            let mut found = PersonFound::default();
+            let mut identifiers = BTreeSet::new();
+            for id in &live {
+                let Some(profile) = state.profile(*id) else {
+                    continue;
+                };
+                found.profiles.push(profile.public_id.to_string());
+                for held in &profile.identifiers {
+                    identifiers.insert(Identifier::new(state.names.text(held.kind), &*held.value));
+                }
+                found.events += profile.history.len() as u64;
+                found.profile_ids.extend(state.with_family(*id));
             }
-        }
-        let mut found = PersonFound::default();
-        let mut identifiers = BTreeSet::new();
-        for profile in &profiles {
-            found.profiles.push(connection.query_row(
-                "SELECT public_id FROM profiles WHERE id = ?1",
-                [*profile],
-                |row| row.get(0),
-            )?);
-            let mut statement = connection
-                .prepare_cached("SELECT kind, value FROM identifiers WHERE profile_id = ?1")?;
-            for id in statement.query_map([*profile], |row| {
-                Ok(Identifier::new(
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                ))
-            })? {
-                identifiers.insert(id?);
-            }
-            found.events += connection.query_row(
-                &format!("SELECT count(*) FROM ({})", history::rows_of("?1")),
-                [*profile],
-                |row| row.get::<_, i64>(0),
-            )? as u64;
-        }
-        found.identifiers = identifiers.into_iter().collect();
-        found.profile_ids = with_merged(&connection, &profiles)?;
-        Ok(found)
+            found.identifiers = identifiers.into_iter().collect();
+            Ok(found)
+        })
     }
 
-    /// Erases the person holding any of `ids`; returns the rows removed.
+    /// Erases the person holding any of `ids`; returns the records removed.
     pub fn erase_person(
         &self,
         workspace: &WorkspaceId,
         ids: &[Identifier],
     ) -> Result<u64, StoreError> {
-        let removed = self.write(|transaction, changes| {
-            let live = live_profiles(changes, &workspace.0, ids)?;
-            erase_profiles(transaction, changes, &live)
-        })?;
-        if removed > 0 {
-            self.checkpoint()?;
-        }
-        Ok(removed)
+        self.write(|change| {
+            let live = live_profiles(change.state, &workspace.0, ids);
+            erase_profiles(change, &live)
+        })
     }
 
     /// Retention: removes the source's history entries applied before `applied_before_ms`,
@@ -104,85 +90,9 @@ impl ProfileStore {
         source_id: &str,
         applied_before_ms: i64,
     ) -> Result<Expired, StoreError> {
-        let expired = self.write(|transaction, changes| {
-            expire_in(
-                transaction,
-                changes,
-                workspace,
-                source_id,
-                applied_before_ms,
-            )
-        })?;
-        if expired.events > 0 {
-            self.checkpoint()?;
-        }
-        Ok(expired)
+        self.write(|change| expire_in(change, workspace, source_id, applied_before_ms))
     }
 
-    /// Folds the WAL into the file and truncates it, so deleted rows leave no old page.
-    fn checkpoint(&self) -> Result<(), StoreError> {
-        let connection = self.writer()?;
-        connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-        Ok(())
-    }
-}
-
-/// [`ProfileStore::expire`] inside its transaction.
-fn expire_in(
-    transaction: &Connection,
-    changes: &mut IdChanges<'_>,
-    workspace: &WorkspaceId,
-    source_id: &str,
-    applied_before_ms: i64,
-) -> Result<Expired, StoreError> {
-    let mut touched: Vec<ProfileId> = Vec::new();
-    {
-        let mut statement = transaction.prepare_cached(
-            "SELECT DISTINCT coalesce(p.merged_into, p.id) FROM profile_events e
-             JOIN profiles p ON p.id = e.profile_id
-             WHERE e.workspace_id = ?1 AND e.source_id = ?2 AND e.applied_at < ?3",
-        )?;
-        let rows = statement.query_map(
-            rusqlite::params![workspace.0, source_id, applied_before_ms],
-            |row| row.get::<_, i64>(0),
-        )?;
-        for row in rows {
-            touched.push(row?);
-        }
-    }
-    let mut deleted: Vec<(ProfileId, i64)> = Vec::new();
-    {
-        let mut statement = transaction.prepare(
-            "DELETE FROM profile_events WHERE workspace_id = ?1 AND source_id = ?2 AND applied_at < ?3
-             RETURNING profile_id, id",
-        )?;
-        let mut rows =
-            statement.query(rusqlite::params![workspace.0, source_id, applied_before_ms])?;
-        while let Some(row) = rows.next()? {
-            deleted.push((row.get(0)?, row.get(1)?));
-        }
-    }
-    for (profile, row) in &deleted {
-        history::forget_row(transaction, *profile, *row)?;
-    }
-    let events = deleted.len() as u64;
-    let mut emptied = Vec::new();
-    for profile in touched {
-        let left: bool = transaction.query_row(
-            &format!("SELECT EXISTS({})", history::rows_of("?1")),
-            [profile],
-            |row| row.get(0),
-        )?;
-        if !left {
-            emptied.push(profile);
-        }
-    }
-    let profiles = emptied.len() as u64;
-    erase_profiles(transaction, changes, &emptied)?;
-    Ok(Expired { events, profiles })
-}
-
-impl ProfileStore {
     /// One identifier (the user id when there is one) of each live user profile whose
     /// traits show an age under `minimum_age` on `today` (the children policy's sweep).
     pub fn children(
@@ -191,120 +101,142 @@ impl ProfileStore {
         minimum_age: u32,
         today: time::Date,
     ) -> Result<Vec<Identifier>, StoreError> {
-        let connection = self.reader()?;
-        // Only traits whose name could be an age or a birth date are read (names folded as
-        // `sluice_privacy::children` folds them).
-        let mut statement = connection.prepare(
-            "SELECT t.profile_id, t.name, t.value FROM traits t JOIN profiles p ON p.id = t.profile_id
-             WHERE p.workspace_id = ?1 AND p.merged_into IS NULL AND p.collection = 'users'
-             AND lower(replace(replace(replace(t.name, '_', ''), '-', ''), ' ', ''))
-                 IN ('age', 'birthday', 'birthdate', 'dateofbirth', 'dob')",
-        )?;
-        let rows = statement.query_map([&workspace.0], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut found: Vec<ProfileId> = Vec::new();
-        for row in rows {
-            let (profile, name, text) = row?;
-            let Ok(value) = serde_json::from_str::<serde_json::Value>(&text) else {
-                continue;
+        self.read(|state, _| {
+            let Some(workspace) = state.names.get(&workspace.0) else {
+                return Ok(Vec::new());
             };
-            if trait_shows_child(&name, &value, minimum_age, today) && !found.contains(&profile) {
-                found.push(profile);
+            // Only traits whose name could be an age or a birth date are read (names folded
+            // as `sluice_privacy::children` folds them).
+            let mut age_names = HashSet::new();
+            for (id, name) in state.names.iter().enumerate() {
+                let folded: String = name
+                    .chars()
+                    .filter(|c| !matches!(c, '_' | '-' | ' '))
+                    .collect::<String>()
+                    .to_lowercase();
+                if matches!(
+                    folded.as_str(),
+                    "age" | "birthday" | "birthdate" | "dateofbirth" | "dob"
+                ) {
+                    age_names.insert(u32::try_from(id).unwrap_or(u32::MAX));
+                }
             }
-        }
-        let mut identifiers = Vec::with_capacity(found.len());
-        for profile in found {
-            let identifier = connection.query_row(
-                "SELECT kind, value FROM identifiers WHERE profile_id = ?1
-                 ORDER BY kind = 'user_id' DESC, id LIMIT 1",
-                [profile],
-                |row| {
-                    Ok(Identifier::new(
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                    ))
-                },
-            );
-            match identifier {
-                Ok(identifier) => identifiers.push(identifier),
-                Err(rusqlite::Error::QueryReturnedNoRows) => {}
-                Err(error) => return Err(error.into()),
+            let user_id = state.names.get(sluice_identity::identifier::USER_ID);
+            let mut found: Vec<(ProfileId, Identifier)> = Vec::new();
+            for (id, profile) in &state.profiles {
+                if profile.workspace != workspace
+                    || profile.collection != Collection::Users
+                    || !profile.is_live()
+                {
+                    continue;
+                }
+                let child = profile.traits.iter().any(|held| {
+                    age_names.contains(&held.name)
+                        && serde_json::from_str::<serde_json::Value>(&held.value).is_ok_and(
+                            |value| {
+                                trait_shows_child(
+                                    state.names.text(held.name),
+                                    &value,
+                                    minimum_age,
+                                    today,
+                                )
+                            },
+                        )
+                });
+                if !child {
+                    continue;
+                }
+                let mut ids: Vec<_> = profile.identifiers.iter().collect();
+                ids.sort_by_key(|held| (Some(held.kind) != user_id, held.order));
+                if let Some(first) = ids.first() {
+                    found.push((*id, Identifier::new(state.names.text(first.kind), &*first.value)));
+                }
             }
-        }
-        Ok(identifiers)
+            found.sort_by_key(|(id, _)| *id);
+            Ok(found.into_iter().map(|(_, identifier)| identifier).collect())
+        })
     }
 }
 
-/// What [`ProfileStore::expire`] removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Expired {
-    /// History entries.
-    pub events: u64,
-    /// Profiles left without history, erased.
-    pub profiles: u64,
-}
-
-/// Erases live profiles and every profile merged into them; returns the rows removed.
-/// The live profiles and every profile merged into them, at any depth.
-fn with_merged(connection: &Connection, live: &[ProfileId]) -> Result<Vec<ProfileId>, StoreError> {
-    let mut all: Vec<ProfileId> = live.to_vec();
-    let mut next = 0;
-    let mut statement =
-        connection.prepare_cached("SELECT id FROM profiles WHERE merged_into = ?1")?;
-    while next < all.len() {
-        let profile = all[next];
-        next += 1;
-        for id in statement.query_map([profile], |row| row.get::<_, i64>(0))? {
-            let id = id?;
-            if !all.contains(&id) {
-                all.push(id);
-            }
+/// [`ProfileStore::expire`] inside its change.
+fn expire_in(
+    change: &mut Change<'_>,
+    workspace: &WorkspaceId,
+    source_id: &str,
+    applied_before_ms: i64,
+) -> Result<Expired, StoreError> {
+    let state = &mut *change.state;
+    let (Some(workspace), Some(source)) = (state.names.get(&workspace.0), state.names.get(source_id))
+    else {
+        return Ok(Expired::default());
+    };
+    let mut old: HashSet<u64> = HashSet::new();
+    let end = change.appender.next_offset();
+    scan(change.log, 0, end, &state.names, |offset, entry| {
+        if entry.workspace == workspace && entry.source == source && entry.now_ms < applied_before_ms {
+            old.insert(offset);
+        }
+    })?;
+    if old.is_empty() {
+        return Ok(Expired::default());
+    }
+    let mut emptied = Vec::new();
+    for (id, profile) in &mut state.profiles {
+        if !profile.is_live() {
+            continue;
+        }
+        let before = profile.history.len();
+        profile.history.retain(|offset| !old.contains(offset));
+        if profile.history.len() < before && profile.history.is_empty() {
+            emptied.push(*id);
         }
     }
-    Ok(all)
+    for offset in &old {
+        erase_entry(change.log, *offset)?;
+    }
+    let events = old.len() as u64;
+    let profiles = emptied.len() as u64;
+    erase_profiles(change, &emptied)?;
+    change.rewrite = true;
+    Ok(Expired { events, profiles })
 }
 
-fn erase_profiles(
-    connection: &Connection,
-    changes: &mut IdChanges<'_>,
-    live: &[ProfileId],
-) -> Result<u64, StoreError> {
-    let all = with_merged(connection, live)?;
+/// Erases live profiles and every profile merged into them; returns the records removed.
+fn erase_profiles(change: &mut Change<'_>, live: &[ProfileId]) -> Result<u64, StoreError> {
+    let state = &mut *change.state;
+    let mut all: Vec<ProfileId> = Vec::new();
+    for id in live {
+        all.extend(state.with_family(*id));
+    }
     let mut removed = 0u64;
-    for profile in &all {
-        removed += changes.delete_profile(connection, *profile)?;
-        removed += history::delete_profile(connection, *profile)?;
-        for sql in [
-            "DELETE FROM traits WHERE profile_id = ?1",
-            "DELETE FROM merges WHERE kept = ?1 OR absorbed = ?1",
-            "DELETE FROM unmerges WHERE profile_id = ?1",
-            "DELETE FROM links WHERE user_profile = ?1 OR account_profile = ?1",
-            "DELETE FROM profiles WHERE id = ?1",
-        ] {
-            removed += connection.execute(sql, [*profile])? as u64;
+    for id in &all {
+        let Some(profile) = state.profile(*id) else {
+            continue;
+        };
+        removed += 1
+            + (profile.identifiers.len() + profile.traits.len() + profile.links.len()) as u64;
+        for offset in &profile.history {
+            erase_entry(change.log, *offset)?;
+            removed += 1;
         }
+    }
+    let records_before = state.merges.len() + state.unmerges.len();
+    state.remove_profiles(&all);
+    removed += (records_before - state.merges.len() - state.unmerges.len()) as u64;
+    if removed > 0 {
+        change.rewrite = true;
     }
     Ok(removed)
 }
 
-fn live_profiles(
-    changes: &IdChanges<'_>,
-    workspace: &str,
-    ids: &[Identifier],
-) -> Result<Vec<ProfileId>, StoreError> {
+fn live_profiles(state: &State, workspace: &str, ids: &[Identifier]) -> Vec<ProfileId> {
     let mut profiles = Vec::new();
     for id in ids {
-        let owner = changes.find(workspace, Collection::Users, id)?;
-        if let Some(owner) = owner.map(|found| found.profile)
+        if let Some(owner) = state.find(workspace, Collection::Users, id)
             && !profiles.contains(&owner)
         {
             profiles.push(owner);
         }
     }
-    Ok(profiles)
+    profiles
 }

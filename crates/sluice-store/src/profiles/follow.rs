@@ -2,12 +2,13 @@
 //! point (so it can merge the states of merged profiles), a live profile by internal id, a
 //! profile's traits as one JSON object, and its identifiers (for the events its syncs send).
 
-use rusqlite::{OptionalExtension, params};
 use serde_json::{Map, Value};
 use sluice_identity::ProfileId;
 
 use super::ProfileStore;
-use super::read::{ExternalId, ProfileRef, external_ids_of};
+use super::log::read_entry;
+use super::read::{ExternalId, ProfileRef, external_ids_of, profile_ref};
+use super::state::State;
 use crate::{StoreError, WorkspaceId};
 
 /// One recorded unmerge: the live profiles (internal ids) the history now falls into.
@@ -33,37 +34,37 @@ impl ProfileStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<MergeEvent>, StoreError> {
-        let connection = self.reader()?;
-        let mut statement = connection.prepare_cached(
-            "SELECT id, kept, absorbed FROM merges WHERE workspace_id = ?1 AND id > ?2
-             ORDER BY id LIMIT ?3",
-        )?;
-        let rows = statement.query_map(
-            params![workspace.0, after, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |row| {
-                Ok(MergeEvent {
-                    id: row.get(0)?,
-                    kept: row.get(1)?,
-                    absorbed: row.get(2)?,
-                })
-            },
-        )?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row?);
-        }
-        Ok(out)
+        self.read(|state, _| {
+            let Some(workspace) = state.names.get(&workspace.0) else {
+                return Ok(Vec::new());
+            };
+            let start = state.merges.partition_point(|merge| merge.id <= after);
+            let mut out = Vec::new();
+            for merge in &state.merges[start..] {
+                if out.len() >= limit {
+                    break;
+                }
+                if merge.workspace == workspace {
+                    out.push(MergeEvent {
+                        id: merge.id,
+                        kept: merge.kept,
+                        absorbed: merge.absorbed,
+                    });
+                }
+            }
+            Ok(out)
+        })
     }
 
     /// The id of the workspace's latest merge (0 before any).
     pub fn last_merge_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
-        let connection = self.reader()?;
-        let id: Option<i64> = connection.query_row(
-            "SELECT max(id) FROM merges WHERE workspace_id = ?1",
-            [&workspace.0],
-            |row| row.get(0),
-        )?;
-        Ok(id.unwrap_or(0))
+        self.read(|state, _| {
+            let Some(workspace) = state.names.get(&workspace.0) else {
+                return Ok(0);
+            };
+            let last = state.merges.iter().rev().find(|merge| merge.workspace == workspace);
+            Ok(last.map_or(0, |merge| merge.id))
+        })
     }
 
     /// The live profile a profile id is now (following merges), in the workspace.
@@ -72,37 +73,11 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         id: ProfileId,
     ) -> Result<Option<ProfileRef>, StoreError> {
-        let connection = self.reader()?;
-        let mut at = id;
-        // A merge chain is finite: a profile is merged into a live one, which may itself be
-        // merged later; each hop goes to a profile created earlier or merged later.
-        for _ in 0..1_000 {
-            let row: Option<(Option<i64>, String, String)> = connection
-                .prepare_cached(
-                    "SELECT merged_into, public_id, collection FROM profiles
-                     WHERE id = ?1 AND workspace_id = ?2",
-                )?
-                .query_row(params![at, workspace.0], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })
-                .optional()?;
-            let Some((merged_into, public_id, collection)) = row else {
-                return Ok(None);
-            };
-            match merged_into {
-                Some(next) => at = next,
-                None => {
-                    return Ok(Some(ProfileRef {
-                        id: at,
-                        public_id,
-                        collection: sluice_identity::Collection::parse(&collection)
-                            .unwrap_or(sluice_identity::Collection::Users),
-                        workspace_id: workspace.clone(),
-                    }));
-                }
-            }
-        }
-        Ok(None)
+        self.read(|state, _| {
+            Ok(state
+                .live_of(id)
+                .and_then(|live| profile_ref(state, workspace, live)))
+        })
     }
 
     /// Every trait of a live or merged profile of the workspace, as one object.
@@ -111,19 +86,19 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         profile: ProfileId,
     ) -> Result<Map<String, Value>, StoreError> {
-        let connection = self.reader()?;
-        let mut statement = connection.prepare_cached(
-            "SELECT t.name, t.value FROM traits t JOIN profiles p ON p.id = t.profile_id
-             WHERE t.profile_id = ?1 AND p.workspace_id = ?2",
-        )?;
-        let mut rows = statement.query(params![profile, workspace.0])?;
-        let mut traits = Map::new();
-        while let Some(row) = rows.next()? {
-            let name: String = row.get(0)?;
-            let value: String = row.get(1)?;
-            traits.insert(name, serde_json::from_str(&value).unwrap_or(Value::Null));
-        }
-        Ok(traits)
+        self.read(|state, _| {
+            let mut traits = Map::new();
+            let Some(held) = owned(state, workspace, profile) else {
+                return Ok(traits);
+            };
+            for record in &held.traits {
+                traits.insert(
+                    state.names.text(record.name).to_owned(),
+                    serde_json::from_str(&record.value).unwrap_or(Value::Null),
+                );
+            }
+            Ok(traits)
+        })
     }
 
     /// The identifiers of a profile of the workspace, oldest first (none for a profile of
@@ -133,18 +108,12 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         profile: ProfileId,
     ) -> Result<Vec<ExternalId>, StoreError> {
-        let connection = self.reader()?;
-        let owned: Option<i64> = connection
-            .query_row(
-                "SELECT id FROM profiles WHERE id = ?1 AND workspace_id = ?2",
-                params![profile, workspace.0],
-                |row| row.get(0),
-            )
-            .optional()?;
-        if owned.is_none() {
-            return Ok(Vec::new());
-        }
-        external_ids_of(&connection, profile)
+        self.read(|state, _| {
+            if owned(state, workspace, profile).is_none() {
+                return Ok(Vec::new());
+            }
+            Ok(external_ids_of(state, profile))
+        })
     }
 
     /// The workspace's unmerges recorded after unmerge `after`, oldest first, at most `limit`.
@@ -154,48 +123,39 @@ impl ProfileStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<UnmergeEvent>, StoreError> {
-        let connection = self.reader()?;
-        let mut statement = connection.prepare_cached(
-            "SELECT id, result FROM unmerges WHERE workspace_id = ?1 AND id > ?2
-             ORDER BY id LIMIT ?3",
-        )?;
-        let rows = statement.query_map(
-            params![workspace.0, after, i64::try_from(limit).unwrap_or(i64::MAX)],
-            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?)),
-        )?;
-        let mut found = Vec::new();
-        for row in rows {
-            found.push(row?);
-        }
-        let mut by_public = connection
-            .prepare_cached("SELECT id FROM profiles WHERE public_id = ?1 AND workspace_id = ?2")?;
-        let mut out = Vec::with_capacity(found.len());
-        for (id, result) in found {
-            let result: Value = serde_json::from_str(&result).unwrap_or(Value::Null);
-            let mut profiles = Vec::new();
-            for public in result["profiles"].as_array().into_iter().flatten() {
-                let Some(public) = public.as_str() else {
-                    continue;
-                };
-                let internal: Option<i64> = by_public
-                    .query_row(params![public, workspace.0], |row| row.get(0))
-                    .optional()?;
-                profiles.extend(internal);
+        self.read(|state, _| {
+            let Some(workspace) = state.names.get(&workspace.0) else {
+                return Ok(Vec::new());
+            };
+            let mut out = Vec::new();
+            for unmerge in &state.unmerges {
+                if out.len() >= limit {
+                    break;
+                }
+                if unmerge.workspace == workspace && unmerge.id > after {
+                    out.push(UnmergeEvent {
+                        id: unmerge.id,
+                        profiles: unmerge.profiles.clone(),
+                    });
+                }
             }
-            out.push(UnmergeEvent { id, profiles });
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The id of the workspace's latest unmerge (0 before any).
     pub fn last_unmerge_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
-        let connection = self.reader()?;
-        let id: Option<i64> = connection.query_row(
-            "SELECT max(id) FROM unmerges WHERE workspace_id = ?1",
-            [&workspace.0],
-            |row| row.get(0),
-        )?;
-        Ok(id.unwrap_or(0))
+        self.read(|state, _| {
+            let Some(workspace) = state.names.get(&workspace.0) else {
+                return Ok(0);
+            };
+            let last = state
+                .unmerges
+                .iter()
+                .rev()
+                .find(|unmerge| unmerge.workspace == workspace);
+            Ok(last.map_or(0, |unmerge| unmerge.id))
+        })
     }
 
     /// Where a profile's recorded events are in the log: `(source, seq)`, by timestamp.
@@ -204,19 +164,32 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         profile: ProfileId,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        let connection = self.reader()?;
-        let mut statement = connection.prepare_cached(&format!(
-            "SELECT source_id, seq FROM profile_events WHERE id IN ({}) AND workspace_id = ?2
-             ORDER BY timestamp, seq",
-            super::history::rows_of("?1")
-        ))?;
-        let rows = statement.query_map(params![profile, workspace.0], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row?);
-        }
-        Ok(out)
+        self.read(|state, log| {
+            let Some(held) = owned(state, workspace, profile) else {
+                return Ok(Vec::new());
+            };
+            let mut found = Vec::with_capacity(held.history.len());
+            for offset in &held.history {
+                if let Some(entry) = read_entry(log, *offset, &state.names)? {
+                    found.push((entry.at_ms, entry.seq, state.names.text(entry.source).to_owned()));
+                }
+            }
+            found.sort();
+            Ok(found
+                .into_iter()
+                .map(|(_, seq, source)| (source, seq))
+                .collect())
+        })
     }
+}
+
+/// A profile (live or merged away) of the workspace.
+fn owned<'s>(
+    state: &'s State,
+    workspace: &WorkspaceId,
+    profile: ProfileId,
+) -> Option<&'s super::state::Profile> {
+    state
+        .profile(profile)
+        .filter(|held| state.names.text(held.workspace) == workspace.0)
 }

@@ -1,67 +1,66 @@
-//! Profiles and the identity graph, in their own SQLite file (`profiles.db`), built from the log
-//! by the profile consumer.
+//! Profiles and the identity graph, built from the log by the profile consumer and held in
+//! memory ([`state`]), made durable by an append-only change log ([`log`], `profiles.log`),
+//! snapshots ([`snapshot`], `profiles.snapshot`) and a small SQLite file (`profiles.db`) for
+//! the consumer's cursors and the points that tie them together.
 //!
 //! - [`ingest`] — one batch of a source's logged events: identifiers extracted and resolved
-//!   ([`sluice_identity::resolve()`]), merges applied, traits merged (latest timestamp wins),
-//!   the event recorded in the profile's history, and the source's cursor moved, all in one
-//!   transaction. Events at or before the cursor are skipped, so each logged event applies
-//!   exactly once (and the log itself keeps one event per `messageId`).
+//!   ([`sluice_identity::resolve()`]) against the state, the decision applied to it and
+//!   appended to the change log, and the source's cursor moved, in one commit. Events at or
+//!   before the cursor are skipped, so each logged event applies exactly once (and the log
+//!   itself keeps one event per `messageId`).
 //! - [`read`] — what the Profile API and the admin API show: traits, external ids, events,
 //!   metadata, links, the identity graph and its merge history.
 //! - [`unmerge`] — removing an identifier or splitting at a merge: the profile's recorded
-//!   events are resolved again without it and the profile is rewritten from the result.
-//! - [`erase`] — the erase/find contract for a person.
-//! - [`identifiers`] — every identifier in memory, so lookups never read the file; kept equal
-//!   to the table across commits, failures and other processes.
-//! - [`history`] — which history rows are a profile's, without an index entry per event.
+//!   events are resolved again without it and the profile is rebuilt from the result.
+//! - [`erase`] — the erase/find contract for a person, retention and the children sweep.
+//! - [`follow`] — what the audience consumer reads.
 //!
-//! # On disk
-//! - `profiles(id, workspace_id, public_id, collection, merged_into, merges, created_at,
-//!   updated_at, first message and source)`: a merged-away profile stays, pointing at the
-//!   profile it went into, so merges can be explained. Public ids begin with the creation
-//!   time, so the unique index on them is appended to. `updated_at` moves on creation, merge
-//!   and unmerge; the latest event (its time, message and source) is the newest history row,
-//!   so an event does not rewrite its profile's row.
-//! - `identifiers(id, workspace_id, collection, kind, value, profile_id, source_id,
-//!   first_message_id, first_seen, last_seen)`, indexed by profile only: an identifier is
-//!   found through the in-memory index of [`identifiers`], rebuilt from this table;
-//!   `last_seen` moves when it is an hour old.
-//! - `traits(profile_id, name → value, timestamp, source_id, updated_at)`.
-//! - `profile_events(id, workspace_id, profile_id, collection, message_id, source_id, seq,
-//!   timestamp, applied_at, type, event, ids, traits, linked)`: the history, pointing at the
-//!   log for the body; `ids` and `traits` are kept so that an unmerge can resolve the history
-//!   again, and `linked` (a group call's profile in the other collection) so that links can be
-//!   rebuilt. Appended in row order with no index: `history_recent` and `history_index`
-//!   (`profile_id, row` pairs) say which rows are a profile's ([`history`]). A row stays
-//!   recorded for the profile it was applied to; a live profile's history is its family's
-//!   (itself and the profiles merged into it), so a merge does not rewrite history.
-//! - `merges` (append-only: kept, absorbed, the event, the identifiers that bridged) and
-//!   `unmerges` (append-only: what was removed or split, and the profiles it produced).
-//! - `links(user_profile, account_profile, first_seen, last_seen, source_id)`.
-//! - `meta(name → value)`: `graph_version`, moved by every transaction that changes
-//!   identifiers, so the in-memory index knows when another process changed the file.
-//! - `cursors(workspace_id, source_id, seq)`: how far the consumer got, moved in the same
-//!   transaction as the changes it made.
+//! # Durability and the commit
+//! A batch's entries are written at the end of `profiles.log` and `fdatasync`ed; then one
+//! SQLite transaction moves the cursor, records the log's new end (`meta.log_end`) and bumps
+//! `meta.graph_version`. Log bytes past `meta.log_end` belong to a batch that never committed
+//! and are overwritten. Everything else (unmerge, erasure, retention) changes the state in
+//! place: it zeroes the log entries it removes, writes a new snapshot, and bumps
+//! `meta.rewrites` as well, in its transaction.
 //!
-//! Architecture invariant: every query names a workspace, or a profile found through one.
+//! Start-up (or the first use after the memory was given back) reads the snapshot and replays
+//! the log from the point it covers to `meta.log_end`. A snapshot is written when the log has
+//! grown past the last one by more than that snapshot's size (at least 64 MiB), so replay stays
+//! short and snapshot writing costs a bounded share of the consumer's time.
+//!
+//! # Several processes
+//! The CLI opens the same files while the server runs. Every change happens inside an
+//! `IMMEDIATE` SQLite transaction, which only one process holds at a time. A process's memory
+//! remembers the `graph_version` it reflects; a read that finds the file at another version
+//! first catches up: by replaying the log's new entries when `meta.rewrites` has not moved,
+//! by loading the snapshot again when it has.
+//!
+//! # If the files disagree
+//! A missing or damaged log or snapshot cannot be repaired, but everything here derives from
+//! the event log: the store is emptied (cursors included) and the consumer builds it again.
+//! Recorded unmerges are lost then. The same happens to a file of an older layout.
+//!
+//! Architecture invariant: every read names a workspace, or a profile found through one.
 
+mod codec;
 pub mod erase;
 pub mod follow;
-mod history;
-mod identifiers;
 pub mod ingest;
+mod log;
 pub mod read;
+mod snapshot;
+mod state;
 pub mod unmerge;
 
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
-use sluice_identity::{Collection, Identifier};
+use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
-use crate::{StoreError, WorkspaceId, sqlite};
-use identifiers::{Found, IdChanges, IdIndex};
+use crate::{StoreError, sqlite};
+use state::State;
 
 pub use erase::{Expired, PersonFound};
 pub use follow::{MergeEvent, UnmergeEvent};
@@ -73,105 +72,11 @@ pub use read::{
 pub use unmerge::Unmerged;
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS profiles (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    workspace_id TEXT NOT NULL,
-    public_id TEXT NOT NULL UNIQUE,
-    collection TEXT NOT NULL,
-    merged_into INTEGER,
-    merges INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    first_message_id TEXT NOT NULL,
-    first_source_id TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS profiles_by_merged_into ON profiles(merged_into) WHERE merged_into IS NOT NULL;
-CREATE TABLE IF NOT EXISTS identifiers (
-    id INTEGER PRIMARY KEY,
-    workspace_id TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    value TEXT NOT NULL,
-    profile_id INTEGER NOT NULL,
-    source_id TEXT NOT NULL,
-    first_message_id TEXT NOT NULL,
-    first_seen INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS identifiers_by_profile ON identifiers(profile_id);
-CREATE TABLE IF NOT EXISTS traits (
-    profile_id INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value TEXT NOT NULL,
-    timestamp INTEGER NOT NULL,
-    source_id TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (profile_id, name)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS profile_events (
-    id INTEGER PRIMARY KEY,
-    workspace_id TEXT NOT NULL,
-    profile_id INTEGER NOT NULL,
-    collection TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    source_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    timestamp INTEGER NOT NULL,
-    applied_at INTEGER NOT NULL,
-    type TEXT NOT NULL,
-    event TEXT,
-    ids TEXT NOT NULL,
-    traits TEXT,
-    linked INTEGER
-);
-CREATE TABLE IF NOT EXISTS history_recent (
-    profile_id INTEGER NOT NULL,
-    row INTEGER NOT NULL,
-    PRIMARY KEY (profile_id, row)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS history_index (
-    profile_id INTEGER NOT NULL,
-    row INTEGER NOT NULL,
-    PRIMARY KEY (profile_id, row)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS merges (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    workspace_id TEXT NOT NULL,
-    collection TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    kept INTEGER NOT NULL,
-    absorbed INTEGER NOT NULL,
-    message_id TEXT NOT NULL,
-    source_id TEXT NOT NULL,
-    bridge TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS merges_by_kept ON merges(kept);
-CREATE INDEX IF NOT EXISTS merges_by_absorbed ON merges(absorbed);
-CREATE TABLE IF NOT EXISTS unmerges (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    workspace_id TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    profile_id INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    result TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS unmerges_by_profile ON unmerges(profile_id);
-CREATE TABLE IF NOT EXISTS links (
-    workspace_id TEXT NOT NULL,
-    user_profile INTEGER NOT NULL,
-    account_profile INTEGER NOT NULL,
-    first_seen INTEGER NOT NULL,
-    last_seen INTEGER NOT NULL,
-    source_id TEXT NOT NULL,
-    PRIMARY KEY (user_profile, account_profile)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS links_by_account ON links(account_profile);
 CREATE TABLE IF NOT EXISTS meta (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
-INSERT OR IGNORE INTO meta(name, value) VALUES ('graph_version', 0);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('graph_version', 0), ('log_end', 0), ('rewrites', 0);
 CREATE TABLE IF NOT EXISTS cursors (
     workspace_id TEXT NOT NULL,
     source_id TEXT NOT NULL,
@@ -182,17 +87,66 @@ CREATE TABLE IF NOT EXISTS cursors (
 
 /// The layout above. A file of another layout is emptied and rebuilt from the log (the cursors
 /// go with it), since everything here derives from the log; recorded unmerges are lost then.
-/// 3: identifiers found in memory (no key column); 4: history pairs instead of an index on
-/// `profile_events`. (Public ids that sort by creation time need no new layout: older random
-/// ids keep working beside them.)
-const SCHEMA_VERSION: i64 = 4;
+/// 5: the state in memory, the change log and snapshots beside the file.
+const SCHEMA_VERSION: i64 = 5;
 
-/// Events the consumer hands to [`ProfileStore::ingest`] at once: one transaction each. Large
-/// batches write a page the batch changes many times once; 10,000 events are a few MiB.
+/// Events the consumer hands to [`ProfileStore::ingest`] at once: one commit each.
 pub const INGEST_BATCH: usize = 10_000;
 
+/// A snapshot is written once the log has grown by at least this much since the last one.
+const SNAPSHOT_MIN_GROWTH: u64 = 64 * 1024 * 1024;
+
+/// Connections that serve version checks and cursor reads beside the writer.
+const READERS: usize = 2;
+
+/// The points in `meta` that say what the files hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Points {
+    graph_version: i64,
+    log_end: u64,
+    rewrites: i64,
+}
+
+fn read_points(connection: &Connection) -> Result<Points, StoreError> {
+    let mut statement = connection.prepare_cached("SELECT name, value FROM meta")?;
+    let mut rows = statement.query([])?;
+    let mut points = Points {
+        graph_version: 0,
+        log_end: 0,
+        rewrites: 0,
+    };
+    while let Some(row) = rows.next()? {
+        let value: i64 = row.get(1)?;
+        match row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)? {
+            "graph_version" => points.graph_version = value,
+            "log_end" => points.log_end = u64::try_from(value).unwrap_or(0),
+            "rewrites" => points.rewrites = value,
+            _ => {}
+        }
+    }
+    Ok(points)
+}
+
+fn graph_version(connection: &Connection) -> Result<i64, StoreError> {
+    Ok(connection
+        .prepare_cached("SELECT value FROM meta WHERE name = 'graph_version'")?
+        .query_row([], |row| row.get(0))?)
+}
+
+fn save_points(connection: &Connection, points: &Points) -> Result<(), StoreError> {
+    let mut statement =
+        connection.prepare_cached("UPDATE meta SET value = ?2 WHERE name = ?1")?;
+    statement.execute(params!["graph_version", points.graph_version])?;
+    statement.execute(params![
+        "log_end",
+        i64::try_from(points.log_end).unwrap_or(i64::MAX)
+    ])?;
+    statement.execute(params!["rewrites", points.rewrites])?;
+    Ok(())
+}
+
 /// Drops every table of a file written with another layout.
-fn rebuild_if_outdated(connection: &Connection) -> Result<(), StoreError> {
+fn rebuild_if_outdated(connection: &Connection) -> Result<bool, StoreError> {
     let version: i64 = connection.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let mut tables = Vec::new();
     {
@@ -205,7 +159,7 @@ fn rebuild_if_outdated(connection: &Connection) -> Result<(), StoreError> {
         }
     }
     if version == SCHEMA_VERSION || tables.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     tracing::warn!(
         found = version,
@@ -218,107 +172,302 @@ fn rebuild_if_outdated(connection: &Connection) -> Result<(), StoreError> {
     }
     sql.push_str("COMMIT;");
     connection.execute_batch(&sql)?;
-    Ok(())
+    Ok(true)
 }
 
-/// Connections that serve reads, so API reads never wait on the consumer's transactions.
-const READERS: usize = 4;
+/// What this process holds in memory.
+struct Memory {
+    /// `None` until first use, and after the memory was given back or a failure.
+    state: Option<State>,
+    /// The points the state reflects.
+    points: Points,
+    /// A commit under way will write this version (its changes are in the state already).
+    committing: Option<i64>,
+    /// Where the last snapshot (written or read) ends in the log, and its size.
+    snapshot_end: u64,
+    snapshot_bytes: u64,
+}
+
+impl Memory {
+    fn reflects(&self, version: i64) -> bool {
+        self.state.is_some()
+            && (self.points.graph_version == version || self.committing == Some(version))
+    }
+}
+
+/// The files of the store.
+struct Paths {
+    log: PathBuf,
+    snapshot: PathBuf,
+}
 
 /// The profile store. See the module documentation.
 pub struct ProfileStore {
+    paths: Paths,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
-    /// Every identifier, in memory (loaded at first use).
-    ids: IdIndex,
-    /// Pairs `history_recent` holds before a batch folds them ([`history::FOLD_AT`]).
-    history_fold_at: i64,
+    /// The change log, read and written at explicit offsets only.
+    log: File,
+    memory: RwLock<Memory>,
+}
+
+/// One change in progress: the state to change, the log to append to, and whether the change
+/// is more than appended entries (then a snapshot is written with it).
+pub(crate) struct Change<'a> {
+    pub(crate) transaction: &'a Transaction<'a>,
+    pub(crate) state: &'a mut State,
+    pub(crate) log: &'a File,
+    pub(crate) appender: log::Appender,
+    pub(crate) rewrite: bool,
 }
 
 impl ProfileStore {
-    /// Opens (creating if needed) `profiles.db` at `path`.
+    /// Opens (creating if needed) `profiles.db` at `path`, with `profiles.log` and
+    /// `profiles.snapshot` beside it.
     pub fn open(path: &Path) -> Result<ProfileStore, StoreError> {
+        let paths = Paths {
+            log: path.with_extension("log"),
+            snapshot: path.with_extension("snapshot"),
+        };
         let writer = sqlite::open(path)?;
-        // Profiles are derived from the log and the cursor commits with them: after a crash
-        // the last batches are simply applied again, so commits need not wait for an fsync.
-        // (Erasure checkpoints with TRUNCATE, which syncs.)
+        // The cursor commits with the log's end: after a crash the last batches are simply
+        // applied again, so commits need not wait for an fsync of their own (the log's
+        // entries are synced before the commit).
         writer.pragma_update(None, "synchronous", "NORMAL")?;
-        rebuild_if_outdated(&writer)?;
+        let outdated = rebuild_if_outdated(&writer)?;
         writer.execute_batch(SCHEMA)?;
         writer.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        // The consumer's lookups are random over the identifier index: keep more of it cached.
-        writer.pragma_update(None, "cache_size", -32_768)?;
-        // Checkpoint every 8,000 pages (32 MiB) rather than 1,000: a page the consumer changes in
-        // many batches is copied into the database once, not once per batch; the file is cut
-        // back to 16 MiB after each checkpoint.
-        writer.pragma_update(None, "wal_autocheckpoint", 8_000)?;
-        writer.pragma_update(None, "journal_size_limit", 16 * 1024 * 1024)?;
-        // Room for every statement the consumer runs, so none is parsed twice.
-        writer.set_prepared_statement_cache_capacity(64);
+        let log = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&paths.log)?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let reader = sqlite::open(path)?;
             reader.pragma_update(None, "query_only", "ON")?;
             readers.push(Mutex::new(reader));
         }
-        Ok(ProfileStore {
+        let store = ProfileStore {
+            paths,
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
-            ids: IdIndex::new(),
-            history_fold_at: history::FOLD_AT,
-        })
+            log,
+            memory: RwLock::new(Memory {
+                state: None,
+                points: Points {
+                    graph_version: -1,
+                    log_end: 0,
+                    rewrites: -1,
+                },
+                committing: None,
+                snapshot_end: 0,
+                snapshot_bytes: 0,
+            }),
+        };
+        if outdated {
+            let connection = store.writer()?;
+            store.reset(&connection)?;
+        }
+        Ok(store)
     }
 
-    /// Runs `work` in one write transaction and commits it; the identifier changes it made
-    /// reach the in-memory index only once committed (see [`identifiers`]).
+    fn memory(&self) -> Result<RwLockWriteGuard<'_, Memory>, StoreError> {
+        self.memory
+            .write()
+            .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))
+    }
+
+    /// Runs `work` on the state as the file holds it now.
+    pub(crate) fn read<T>(
+        &self,
+        work: impl FnOnce(&State, &File) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        for _ in 0..3 {
+            let version = graph_version(&*self.reader()?)?;
+            {
+                let memory = self
+                    .memory
+                    .read()
+                    .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))?;
+                if memory.reflects(version)
+                    && let Some(state) = &memory.state
+                {
+                    return work(state, &self.log);
+                }
+            }
+            // Not loaded yet, or another process changed the files: catch up, between two
+            // of the writer's commits.
+            let mut connection = self.writer()?;
+            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            self.catch_up(&transaction)?;
+            transaction.commit()?;
+        }
+        Err(StoreError::CommitFailed(
+            "the profile store keeps changing under the reader".into(),
+        ))
+    }
+
+    /// Runs `work` as one change and commits it (see the module documentation).
     pub(crate) fn write<T>(
         &self,
-        work: impl FnOnce(&Transaction<'_>, &mut IdChanges<'_>) -> Result<T, StoreError>,
+        work: impl FnOnce(&mut Change<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut connection = self.writer()?;
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        self.ids.refresh(&transaction)?;
-        let mut changes = IdChanges::new(&self.ids);
-        let value = work(&transaction, &mut changes)?;
-        let version = identifiers::bump_graph_version(&transaction)?;
-        self.ids.committing(Some(version))?;
+        let points = self.catch_up(&transaction)?;
+        let mut memory = self.memory()?;
+        let Some(state) = memory.state.as_mut() else {
+            return Err(StoreError::CommitFailed("profile state not loaded".into()));
+        };
+        let mut change = Change {
+            transaction: &transaction,
+            state,
+            log: &self.log,
+            appender: log::Appender::new(points.log_end),
+            rewrite: false,
+        };
+        let outcome = work(&mut change).and_then(|value| {
+            change.appender.write(change.log)?;
+            let next = Points {
+                graph_version: points.graph_version + 1,
+                log_end: change.appender.end(),
+                rewrites: points.rewrites + i64::from(change.rewrite),
+            };
+            if change.rewrite {
+                change.log.sync_data()?;
+                snapshot::write(&self.paths.snapshot, change.state, next.log_end)?;
+            }
+            save_points(&transaction, &next)?;
+            Ok((value, next, change.rewrite))
+        });
+        let (value, next, rewrote) = match outcome {
+            Ok(done) => done,
+            Err(error) => {
+                memory.state = None;
+                return Err(error);
+            }
+        };
+        memory.committing = Some(next.graph_version);
         if let Err(error) = transaction.commit() {
-            self.ids.invalidate();
+            memory.state = None;
+            memory.committing = None;
             return Err(error.into());
         }
-        self.ids.apply(changes, version)?;
+        memory.points = next;
+        memory.committing = None;
+        if rewrote {
+            memory.snapshot_end = next.log_end;
+            memory.snapshot_bytes = file_size(&self.paths.snapshot);
+        }
+        let due = next.log_end - memory.snapshot_end > memory.snapshot_bytes.max(SNAPSHOT_MIN_GROWTH);
+        drop(memory);
+        if due {
+            self.snapshot_now(&mut connection)?;
+        }
         Ok(value)
     }
 
-    /// The live profile holding `id`, read through a reader connection (its version of the
-    /// file decides whether the in-memory index may answer).
-    pub(crate) fn find_id(
-        &self,
-        connection: &Connection,
-        workspace: &str,
-        collection: Collection,
-        id: &Identifier,
-    ) -> Result<Option<Found>, StoreError> {
-        let key = self.ids.id_key(workspace, collection, id);
-        for _ in 0..3 {
-            let version = identifiers::graph_version(connection)?;
-            if let Some(state) = self.ids.current(version)? {
-                return Ok(state.get(&key).map(|entry| Found {
-                    key,
-                    row: entry.row,
-                    profile: entry.profile,
-                    last_seen_ms: entry.last_seen_ms,
-                }));
-            }
-            // Not loaded yet, or another process changed the file: reload, between two of
-            // the writer's transactions.
-            let writer = self.writer()?;
-            self.ids.refresh(&writer)?;
+    /// Writes a snapshot of the state if it still reflects the files.
+    fn snapshot_now(&self, connection: &mut Connection) -> Result<(), StoreError> {
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let points = read_points(&transaction)?;
+        let mut memory = self.memory()?;
+        if memory.points != points {
+            return Ok(());
         }
-        Err(StoreError::CommitFailed(
-            "the identity graph keeps changing under the reader".into(),
-        ))
+        if let Some(state) = &memory.state {
+            snapshot::write(&self.paths.snapshot, state, points.log_end)?;
+            memory.snapshot_end = points.log_end;
+            memory.snapshot_bytes = file_size(&self.paths.snapshot);
+        }
+        drop(memory);
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Brings the memory up to the files, inside the caller's `IMMEDIATE` transaction (so no
+    /// other process changes them meanwhile); returns the files' points.
+    fn catch_up(&self, transaction: &Transaction<'_>) -> Result<Points, StoreError> {
+        let points = read_points(transaction)?;
+        let mut memory = self.memory()?;
+        if memory.state.is_some() && memory.points == points {
+            return Ok(points);
+        }
+        let appended_only = memory.state.is_some()
+            && memory.points.rewrites == points.rewrites
+            && memory.points.log_end <= points.log_end;
+        let from = memory.points.log_end;
+        if appended_only && let Some(state) = memory.state.as_mut() {
+            if let Err(error) = log::replay(&self.log, from, points.log_end, state) {
+                memory.state = None;
+                return Err(error);
+            }
+            memory.points = points;
+            return Ok(points);
+        }
+        memory.state = None;
+        match self.load(points) {
+            Ok((state, snapshot_end)) => {
+                memory.state = Some(state);
+                memory.points = points;
+                memory.snapshot_end = snapshot_end;
+                memory.snapshot_bytes = file_size(&self.paths.snapshot);
+                Ok(points)
+            }
+            Err(error) => {
+                tracing::error!(%error, "the profile store's files disagree: rebuilding profiles from the log");
+                drop(memory);
+                self.reset(transaction)?;
+                let points = read_points(transaction)?;
+                let mut memory = self.memory()?;
+                memory.state = Some(State::default());
+                memory.points = points;
+                memory.snapshot_end = 0;
+                memory.snapshot_bytes = 0;
+                Ok(points)
+            }
+        }
+    }
+
+    /// The state the files hold: the snapshot, then the log after it.
+    fn load(&self, points: Points) -> Result<(State, u64), StoreError> {
+        let (mut state, from) = snapshot::read(&self.paths.snapshot)?.unwrap_or_default();
+        if from > points.log_end || self.log.metadata()?.len() < points.log_end {
+            return Err(StoreError::Corrupt(format!(
+                "the snapshot covers {from} bytes of the change log and the log has {} of {} committed",
+                self.log.metadata()?.len(),
+                points.log_end
+            )));
+        }
+        log::replay(&self.log, from, points.log_end, &mut state)?;
+        Ok((state, from))
+    }
+
+    /// Empties the store: cursors, log and snapshot go, so the consumer rebuilds everything
+    /// from the event log.
+    fn reset(&self, connection: &Connection) -> Result<(), StoreError> {
+        let points = read_points(connection)?;
+        connection.execute("DELETE FROM cursors", [])?;
+        save_points(
+            connection,
+            &Points {
+                graph_version: points.graph_version + 1,
+                log_end: 0,
+                rewrites: points.rewrites + 1,
+            },
+        )?;
+        self.log.set_len(0)?;
+        self.log.sync_all()?;
+        match std::fs::remove_file(&self.paths.snapshot) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error.into()),
+        }
+        Ok(())
     }
 
     pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -339,10 +488,26 @@ impl ProfileStore {
             .map_err(|_| StoreError::CommitFailed("profile store lock poisoned".into()))
     }
 
-    /// Gives back the memory SQLite holds for the writer and the readers (see
-    /// `sqlite::release_memory`).
+    /// Gives back the memory the store holds: a snapshot is written first if the log grew
+    /// since the last one, then the state is dropped (the next use loads it again), and
+    /// SQLite's caches are released.
     pub fn release_memory(&self) -> Result<(), StoreError> {
-        crate::sqlite::release_memory(&self.writer)?;
+        let mut connection = self.writer()?;
+        let behind = {
+            let memory = self.memory()?;
+            memory.state.is_some() && memory.points.log_end > memory.snapshot_end
+        };
+        if behind {
+            self.snapshot_now(&mut connection)?;
+        }
+        {
+            let mut memory = self.memory()?;
+            if memory.snapshot_end == memory.points.log_end {
+                memory.state = None;
+            }
+        }
+        connection.release_memory()?;
+        drop(connection);
         for reader in &self.readers {
             crate::sqlite::release_memory(reader)?;
         }
@@ -350,10 +515,14 @@ impl ProfileStore {
     }
 
     /// How far the consumer got in a source (0: nothing yet).
-    pub fn cursor(&self, workspace: &WorkspaceId, source_id: &str) -> Result<i64, StoreError> {
+    pub fn cursor(&self, workspace: &crate::WorkspaceId, source_id: &str) -> Result<i64, StoreError> {
         let connection = self.reader()?;
         crate::sqlite::read_cursor(&connection, workspace, source_id)
     }
+}
+
+fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map(|meta| meta.len()).unwrap_or(0)
 }
 
 /// A fresh public profile id: `use_` (users) or `acc_` (accounts) and 27 letters and digits,

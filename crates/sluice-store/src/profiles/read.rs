@@ -2,11 +2,14 @@
 //!
 //! Every read starts from a [`ProfileRef`], which only a lookup scoped to a workspace returns.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use std::fs::File;
+
 use serde_json::Value;
 use sluice_identity::{Collection, Identifier, ProfileId};
 
-use super::{ProfileStore, history};
+use super::ProfileStore;
+use super::log::read_entry;
+use super::state::{Entry, IdFate, Profile, State};
 use crate::{StoreError, WorkspaceId};
 
 /// The lookup type that names a profile by its public id (`segment_id:use_…`).
@@ -61,7 +64,7 @@ pub struct ProfileMeta {
 /// One event of a profile's history; the body is in the log at (`source_id`, `seq`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventRef {
-    /// Position in the history, for cursors.
+    /// Position in the history (the entry's place in the change log), for cursors.
     pub row: i64,
     pub message_id: String,
     pub source_id: String,
@@ -130,18 +133,6 @@ pub struct GraphView {
     pub links: Vec<Link>,
 }
 
-pub(crate) fn parse_ids(text: &str) -> Vec<Identifier> {
-    let pairs: Vec<(String, String)> = serde_json::from_str(text).unwrap_or_default();
-    pairs
-        .into_iter()
-        .map(|(kind, value)| Identifier::new(kind, value))
-        .collect()
-}
-
-fn collection_of(text: &str) -> Collection {
-    Collection::parse(text).unwrap_or(Collection::Users)
-}
-
 impl ProfileStore {
     /// The live profile holding an identifier.
     pub fn lookup(
@@ -150,25 +141,11 @@ impl ProfileStore {
         collection: Collection,
         id: &Identifier,
     ) -> Result<Option<ProfileRef>, StoreError> {
-        let connection = self.reader()?;
-        let Some(found) = self.find_id(&connection, &workspace.0, collection, id)? else {
-            return Ok(None);
-        };
-        // The index may be a moment behind this connection's view (a commit whose changes it
-        // is about to take): follow a merge, and miss a profile deleted since.
-        let profile: Option<(i64, String)> = connection
-            .prepare_cached(
-                "SELECT coalesce(m.id, p.id), coalesce(m.public_id, p.public_id)
-                 FROM profiles p LEFT JOIN profiles m ON m.id = p.merged_into WHERE p.id = ?1",
-            )?
-            .query_row([found.profile], |row| Ok((row.get(0)?, row.get(1)?)))
-            .optional()?;
-        Ok(profile.map(|(id, public_id)| ProfileRef {
-            id,
-            public_id,
-            collection,
-            workspace_id: workspace.clone(),
-        }))
+        self.read(|state, _| {
+            Ok(state
+                .find(&workspace.0, collection, id)
+                .and_then(|profile| profile_ref(state, workspace, profile)))
+        })
     }
 
     /// The live profile of `collection` a lookup names: an identifier, or `segment_id:` and a
@@ -193,22 +170,14 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         public_id: &str,
     ) -> Result<Option<ProfileRef>, StoreError> {
-        let connection = self.reader()?;
-        let found = connection
-            .query_row(
-                "SELECT coalesce(p.merged_into, p.id), coalesce(m.public_id, p.public_id), p.collection
-                 FROM profiles p LEFT JOIN profiles m ON m.id = p.merged_into
-                 WHERE p.workspace_id = ?1 AND p.public_id = ?2",
-                params![workspace.0, public_id],
-                |row| Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
-            )
-            .optional()?;
-        Ok(found.map(|(id, public_id, collection)| ProfileRef {
-            id,
-            public_id,
-            collection: collection_of(&collection),
-            workspace_id: workspace.clone(),
-        }))
+        self.read(|state, _| {
+            let Some(id) = state.by_public_id(public_id) else {
+                return Ok(None);
+            };
+            Ok(state
+                .live_of(id)
+                .and_then(|live| profile_ref(state, workspace, live)))
+        })
     }
 
     /// Traits by name, after `after`, at most `limit` (`include`: only these names).
@@ -219,31 +188,35 @@ impl ProfileStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<TraitValue>, StoreError> {
-        let connection = self.reader()?;
-        let mut statement = connection.prepare_cached(
-            "SELECT name, value, source_id, timestamp, updated_at FROM traits
-             WHERE profile_id = ?1 AND name > ?2 ORDER BY name",
-        )?;
-        let mut rows = statement.query(params![profile.id, after.unwrap_or("")])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let name: String = row.get(0)?;
-            if !include.is_empty() && !include.contains(&name) {
-                continue;
+        self.read(|state, _| {
+            let Some(held) = live(state, profile) else {
+                return Ok(Vec::new());
+            };
+            let mut named: Vec<(&str, &super::state::TraitRecord)> = held
+                .traits
+                .iter()
+                .map(|record| (state.names.text(record.name), record))
+                .filter(|(name, _)| *name > after.unwrap_or(""))
+                .collect();
+            named.sort_by(|a, b| a.0.cmp(b.0));
+            let mut out = Vec::new();
+            for (name, record) in named {
+                if !include.is_empty() && !include.iter().any(|wanted| wanted == name) {
+                    continue;
+                }
+                out.push(TraitValue {
+                    name: name.to_owned(),
+                    value: serde_json::from_str(&record.value).unwrap_or(Value::Null),
+                    source_id: state.names.text(record.source).to_owned(),
+                    timestamp_ms: record.timestamp_ms,
+                    updated_at_ms: record.updated_at_ms,
+                });
+                if out.len() >= limit {
+                    break;
+                }
             }
-            let value: String = row.get(1)?;
-            out.push(TraitValue {
-                name,
-                value: serde_json::from_str(&value).unwrap_or(Value::Null),
-                source_id: row.get(2)?,
-                timestamp_ms: row.get(3)?,
-                updated_at_ms: row.get(4)?,
-            });
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Identifiers, oldest first (`include`: only these types), skipping the first `offset`.
@@ -254,14 +227,14 @@ impl ProfileStore {
         offset: usize,
         limit: usize,
     ) -> Result<Vec<ExternalId>, StoreError> {
-        let connection = self.reader()?;
-        let all = external_ids_of(&connection, profile.id)?;
-        Ok(all
-            .into_iter()
-            .filter(|e| include.is_empty() || include.contains(&e.id.kind))
-            .skip(offset)
-            .take(limit)
-            .collect())
+        self.read(|state, _| {
+            Ok(external_ids_of(state, profile.id)
+                .into_iter()
+                .filter(|e| include.is_empty() || include.contains(&e.id.kind))
+                .skip(offset)
+                .take(limit)
+                .collect())
+        })
     }
 
     /// A page of the event history.
@@ -270,94 +243,108 @@ impl ProfileStore {
         profile: &ProfileRef,
         query: &EventQuery,
     ) -> Result<Vec<EventRef>, StoreError> {
-        let connection = self.reader()?;
-        let order = if query.ascending { "ASC" } else { "DESC" };
-        let after = query
-            .after_row
-            .unwrap_or(if query.ascending { i64::MIN } else { i64::MAX });
-        let comparison = if query.ascending { ">" } else { "<" };
-        let sql = format!(
-            "SELECT id, message_id, source_id, seq, timestamp, type, event, ids FROM profile_events
-             WHERE id IN ({rows}) AND collection = ?2 AND id {comparison} ?3 AND timestamp >= ?4 AND timestamp < ?5
-             ORDER BY id {order}",
-            rows = history::rows_of("?1")
-        );
-        let mut statement = connection.prepare_cached(&sql)?;
-        let mut rows = statement.query(params![
-            profile.id,
-            profile.collection.as_str(),
-            after,
-            query.start_ms.unwrap_or(i64::MIN),
-            query.end_ms.unwrap_or(i64::MAX)
-        ])?;
-        let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let event: Option<String> = row.get(6)?;
-            let name = event.as_deref().unwrap_or("");
-            if !query.include.is_empty() && !query.include.iter().any(|n| n == name) {
-                continue;
+        self.read(|state, log| {
+            let Some(held) = live(state, profile) else {
+                return Ok(Vec::new());
+            };
+            let mut offsets: Vec<u64> = held.history.clone();
+            if !query.ascending {
+                offsets.reverse();
             }
-            if query.exclude.iter().any(|n| n == name) {
-                continue;
+            let mut out = Vec::new();
+            for offset in offsets {
+                let row = i64::try_from(offset).unwrap_or(i64::MAX);
+                if let Some(after) = query.after_row {
+                    let past = if query.ascending { row > after } else { row < after };
+                    if !past {
+                        continue;
+                    }
+                }
+                let Some(entry) = read_entry(log, offset, &state.names)? else {
+                    continue;
+                };
+                if entry.collection != profile.collection
+                    || entry.at_ms < query.start_ms.unwrap_or(i64::MIN)
+                    || entry.at_ms >= query.end_ms.unwrap_or(i64::MAX)
+                {
+                    continue;
+                }
+                let name = entry.event.as_deref().unwrap_or("");
+                if !query.include.is_empty() && !query.include.iter().any(|n| n == name) {
+                    continue;
+                }
+                if query.exclude.iter().any(|n| n == name) {
+                    continue;
+                }
+                out.push(event_ref(state, row, entry));
+                if out.len() >= query.limit {
+                    break;
+                }
             }
-            let ids: String = row.get(7)?;
-            out.push(EventRef {
-                row: row.get(0)?,
-                message_id: row.get(1)?,
-                source_id: row.get(2)?,
-                seq: row.get(3)?,
-                timestamp_ms: row.get(4)?,
-                kind: row.get(5)?,
-                event,
-                ids: parse_ids(&ids),
-            });
-            if out.len() >= query.limit {
-                break;
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     pub fn metadata(&self, profile: &ProfileRef) -> Result<ProfileMeta, StoreError> {
-        let connection = self.reader()?;
-        metadata_of(&connection, profile.id)
+        self.read(|state, log| metadata_of(state, log, profile.id))
     }
 
     /// Profiles linked to this one (accounts of a user, users of an account), most recent first.
     pub fn links(&self, profile: &ProfileRef, limit: usize) -> Result<Vec<Link>, StoreError> {
-        let connection = self.reader()?;
-        links_of(&connection, profile, limit)
+        self.read(|state, _| Ok(links_of(state, profile, limit)))
     }
 
     /// The identity graph of a profile: identifiers, merges into it, unmerges, links.
     pub fn graph(&self, profile: &ProfileRef) -> Result<GraphView, StoreError> {
-        let connection = self.reader()?;
-        let meta = metadata_of(&connection, profile.id)?;
-        let identifiers = external_ids_of(&connection, profile.id)?;
-        let merges = merges_into(&connection, profile.id)?;
-        let mut statement = connection.prepare_cached(
-            "SELECT id, at, kind, detail, result FROM unmerges WHERE profile_id = ?1 ORDER BY id",
-        )?;
-        let unmerges = statement
-            .query_map([profile.id], |row| {
-                let detail: String = row.get(3)?;
-                let result: String = row.get(4)?;
-                Ok(UnmergeRecord {
-                    id: row.get(0)?,
-                    at_ms: row.get(1)?,
-                    kind: row.get(2)?,
-                    detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
-                    result: serde_json::from_str(&result).unwrap_or(Value::Null),
-                })
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        let links = links_of(&connection, profile, 100)?;
-        Ok(GraphView {
-            meta,
-            identifiers,
-            merges,
-            unmerges,
-            links,
+        self.read(|state, log| {
+            let meta = metadata_of(state, log, profile.id)?;
+            let identifiers = external_ids_of(state, profile.id);
+            let family = state.with_family(profile.id);
+            let mut merges = Vec::new();
+            for merge in &state.merges {
+                if !family.contains(&merge.kept) {
+                    continue;
+                }
+                let public = |id| {
+                    state
+                        .profile(id)
+                        .map_or_else(String::new, |p| p.public_id.to_string())
+                };
+                merges.push(MergeRecord {
+                    id: merge.id,
+                    at_ms: merge.at_ms,
+                    kept: public(merge.kept),
+                    absorbed: public(merge.absorbed),
+                    message_id: merge.message_id.to_string(),
+                    source_id: state.names.text(merge.source).to_owned(),
+                    bridge: merge
+                        .bridge
+                        .iter()
+                        .map(|(kind, value)| Identifier::new(state.names.text(*kind), &**value))
+                        .collect(),
+                });
+            }
+            let mut unmerges = Vec::new();
+            for unmerge in &state.unmerges {
+                if unmerge.profile != profile.id {
+                    continue;
+                }
+                unmerges.push(UnmergeRecord {
+                    id: unmerge.id,
+                    at_ms: unmerge.at_ms,
+                    kind: unmerge.kind.to_string(),
+                    detail: serde_json::from_str(&unmerge.detail).unwrap_or(Value::Null),
+                    result: serde_json::from_str(&unmerge.result).unwrap_or(Value::Null),
+                });
+            }
+            let links = links_of(state, profile, 100);
+            Ok(GraphView {
+                meta,
+                identifiers,
+                merges,
+                unmerges,
+                links,
+            })
         })
     }
 
@@ -367,149 +354,140 @@ impl ProfileStore {
         workspace: &WorkspaceId,
         collection: Collection,
     ) -> Result<u64, StoreError> {
-        let connection = self.reader()?;
-        let count: i64 = connection.query_row(
-            "SELECT count(*) FROM profiles WHERE workspace_id = ?1 AND collection = ?2 AND merged_into IS NULL",
-            params![workspace.0, collection.as_str()],
-            |row| row.get(0),
-        )?;
-        Ok(count as u64)
+        self.read(|state, _| {
+            let Some(workspace) = state.names.get(&workspace.0) else {
+                return Ok(0);
+            };
+            let mut count = 0;
+            for profile in state.profiles.values() {
+                if profile.workspace == workspace
+                    && profile.collection == collection
+                    && profile.is_live()
+                {
+                    count += 1;
+                }
+            }
+            Ok(count)
+        })
     }
 }
 
+/// A reference to live profile `id` if it is the workspace's.
+pub(crate) fn profile_ref(
+    state: &State,
+    workspace: &WorkspaceId,
+    id: ProfileId,
+) -> Option<ProfileRef> {
+    let profile = state.profile(id).filter(|p| p.is_live())?;
+    if state.names.text(profile.workspace) != workspace.0 {
+        return None;
+    }
+    Some(ProfileRef {
+        id,
+        public_id: profile.public_id.to_string(),
+        collection: profile.collection,
+        workspace_id: workspace.clone(),
+    })
+}
+
+/// The profile a reference names, if it is still live and the workspace's.
+pub(crate) fn live<'s>(state: &'s State, profile: &ProfileRef) -> Option<&'s Profile> {
+    state.profile(profile.id).filter(|held| {
+        held.is_live() && state.names.text(held.workspace) == profile.workspace_id.0
+    })
+}
+
+/// An entry as the history lists it.
+pub(crate) fn event_ref(state: &State, row: i64, entry: Entry) -> EventRef {
+    EventRef {
+        row,
+        message_id: entry.message_id,
+        source_id: state.names.text(entry.source).to_owned(),
+        seq: entry.seq,
+        timestamp_ms: entry.at_ms,
+        kind: state.names.text(entry.message_type).to_owned(),
+        event: entry.event,
+        ids: entry_ids(state, &entry.ids),
+    }
+}
+
+/// Every identifier an entry carried, as the event had them.
+pub(crate) fn entry_ids(state: &State, ids: &[(u32, String, IdFate)]) -> Vec<Identifier> {
+    ids.iter()
+        .map(|(kind, value, _)| Identifier::new(state.names.text(*kind), value.as_str()))
+        .collect()
+}
+
 pub(crate) fn metadata_of(
-    connection: &Connection,
+    state: &State,
+    log: &File,
     profile: ProfileId,
 ) -> Result<ProfileMeta, StoreError> {
-    let mut meta = connection
-        .prepare_cached(
-            "SELECT public_id, collection, created_at, updated_at, first_message_id, first_source_id,
-                 merges FROM profiles WHERE id = ?1",
-        )?
-        .query_row([profile], |row| {
-            let collection: String = row.get(1)?;
-            let first_message_id: String = row.get(4)?;
-            let first_source_id: String = row.get(5)?;
-            Ok(ProfileMeta {
-                public_id: row.get(0)?,
-                collection: collection_of(&collection),
-                created_at_ms: row.get(2)?,
-                updated_at_ms: row.get(3)?,
-                last_message_id: first_message_id.clone(),
-                last_source_id: first_source_id.clone(),
-                first_message_id,
-                first_source_id,
-                merges: row.get(6)?,
-            })
-        })
-        .optional()?
-        .ok_or(StoreError::NotFound { kind: "profile", id: profile.to_string() })?;
-    // The latest event is the newest history row: the consumer does not rewrite the profile's
-    // row for every event.
-    let latest: Option<(String, String, i64)> = connection
-        .prepare_cached(&format!(
-            "SELECT message_id, source_id, applied_at FROM profile_events
-                 WHERE id = (SELECT max(row) FROM ({}))",
-            history::rows_of("?1")
-        ))?
-        .query_row([profile], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .optional()?;
-    if let Some((message_id, source_id, applied_at)) = latest {
-        meta.last_message_id = message_id;
-        meta.last_source_id = source_id;
-        meta.updated_at_ms = meta.updated_at_ms.max(applied_at);
+    let held = state.profile(profile).ok_or(StoreError::NotFound {
+        kind: "profile",
+        id: profile.to_string(),
+    })?;
+    let mut meta = ProfileMeta {
+        public_id: held.public_id.to_string(),
+        collection: held.collection,
+        created_at_ms: held.created_at_ms,
+        updated_at_ms: held.updated_at_ms,
+        first_message_id: held.first_message_id.to_string(),
+        first_source_id: state.names.text(held.first_source).to_owned(),
+        last_message_id: held.first_message_id.to_string(),
+        last_source_id: state.names.text(held.first_source).to_owned(),
+        merges: held.merges,
+    };
+    // The latest event is the newest history entry still held.
+    for offset in held.history.iter().rev() {
+        if let Some(entry) = read_entry(log, *offset, &state.names)? {
+            meta.last_message_id = entry.message_id;
+            meta.last_source_id = state.names.text(entry.source).to_owned();
+            meta.updated_at_ms = meta.updated_at_ms.max(entry.now_ms);
+            break;
+        }
     }
     Ok(meta)
 }
 
-pub(crate) fn external_ids_of(
-    connection: &Connection,
-    profile: ProfileId,
-) -> Result<Vec<ExternalId>, StoreError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT kind, value, collection, source_id, first_message_id, first_seen, last_seen
-         FROM identifiers WHERE profile_id = ?1",
-    )?;
-    let mut ids = statement
-        .query_map([profile], |row| {
-            let collection: String = row.get(2)?;
-            Ok(ExternalId {
-                id: Identifier::new(row.get::<_, String>(0)?, row.get::<_, String>(1)?),
-                collection: collection_of(&collection),
-                source_id: row.get(3)?,
-                first_message_id: row.get(4)?,
-                first_seen_ms: row.get(5)?,
-                last_seen_ms: row.get(6)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    ids.sort_by(|a, b| (a.first_seen_ms, &a.id).cmp(&(b.first_seen_ms, &b.id)));
-    Ok(ids)
-}
-
-fn merges_into(
-    connection: &Connection,
-    profile: ProfileId,
-) -> Result<Vec<MergeRecord>, StoreError> {
-    // Merges into this profile and, recursively, into the profiles it absorbed.
-    let mut statement = connection.prepare_cached(
-        "WITH RECURSIVE family(id) AS (
-             SELECT ?1 UNION SELECT m.absorbed FROM merges m JOIN family f ON m.kept = f.id
-         )
-         SELECT m.id, m.at, k.public_id, a.public_id, m.message_id, m.source_id, m.bridge
-         FROM merges m JOIN profiles k ON k.id = m.kept JOIN profiles a ON a.id = m.absorbed
-         WHERE m.kept IN (SELECT id FROM family) ORDER BY m.id",
-    )?;
-    let merges = statement
-        .query_map([profile], |row| {
-            let bridge: String = row.get(6)?;
-            Ok(MergeRecord {
-                id: row.get(0)?,
-                at_ms: row.get(1)?,
-                kept: row.get(2)?,
-                absorbed: row.get(3)?,
-                message_id: row.get(4)?,
-                source_id: row.get(5)?,
-                bridge: parse_ids(&bridge),
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(merges)
-}
-
-fn links_of(
-    connection: &Connection,
-    profile: &ProfileRef,
-    limit: usize,
-) -> Result<Vec<Link>, StoreError> {
-    let (column, other, other_collection) = match profile.collection {
-        Collection::Users => ("user_profile", "account_profile", Collection::Accounts),
-        Collection::Accounts => ("account_profile", "user_profile", Collection::Users),
+pub(crate) fn external_ids_of(state: &State, profile: ProfileId) -> Vec<ExternalId> {
+    let Some(held) = state.profile(profile) else {
+        return Vec::new();
     };
-    let sql = format!(
-        "SELECT l.{other}, p.public_id, l.first_seen, l.last_seen FROM links l JOIN profiles p ON p.id = l.{other}
-         WHERE l.{column} = ?1 ORDER BY l.last_seen DESC LIMIT ?2"
-    );
-    let mut statement = connection.prepare_cached(&sql)?;
-    let rows = statement
-        .query_map(params![profile.id, limit as i64], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, i64>(2)?,
-                row.get::<_, i64>(3)?,
-            ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut links = Vec::with_capacity(rows.len());
-    for (other_id, public_id, first_seen_ms, last_seen_ms) in rows {
-        links.push(Link {
-            public_id,
-            collection: other_collection,
-            external_ids: external_ids_of(connection, other_id)?,
-            first_seen_ms,
-            last_seen_ms,
+    let mut ids: Vec<ExternalId> = held
+        .identifiers
+        .iter()
+        .map(|id| ExternalId {
+            id: Identifier::new(state.names.text(id.kind), &*id.value),
+            collection: held.collection,
+            source_id: state.names.text(id.source).to_owned(),
+            first_message_id: id.first_message_id.to_string(),
+            first_seen_ms: id.first_seen_ms,
+            last_seen_ms: id.last_seen_ms,
+        })
+        .collect();
+    ids.sort_by(|a, b| (a.first_seen_ms, &a.id).cmp(&(b.first_seen_ms, &b.id)));
+    ids
+}
+
+fn links_of(state: &State, profile: &ProfileRef, limit: usize) -> Vec<Link> {
+    let Some(held) = live(state, profile) else {
+        return Vec::new();
+    };
+    let mut links: Vec<&super::state::LinkRecord> = held.links.iter().collect();
+    links.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms));
+    let mut out = Vec::new();
+    for link in links.into_iter().take(limit) {
+        let Some(other) = state.profile(link.other) else {
+            continue;
+        };
+        out.push(Link {
+            public_id: other.public_id.to_string(),
+            collection: other.collection,
+            external_ids: external_ids_of(state, link.other),
+            first_seen_ms: link.first_seen_ms,
+            last_seen_ms: link.last_seen_ms,
         });
     }
-    Ok(links)
+    out
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use sluice_identity::{Collection, Identifier, IdentitySettings, MemoryGraph, Rules, resolve};
 
 use super::*;
-use crate::{NewEvent, StoredEvent};
+use crate::{NewEvent, StoredEvent, WorkspaceId};
 
 const DAY: i64 = 24 * 60 * 60 * 1000;
 const T0: i64 = 1_790_000_000_000;
@@ -684,46 +684,47 @@ proptest! {
     }
 }
 
-/// The in-memory identifier index equals what the table holds, keyed the index's way.
-fn assert_index_matches_table(store: &ProfileStore) {
-    let connection = store.writer().unwrap();
-    let mut statement = connection
-        .prepare("SELECT id, workspace_id, collection, kind, value, profile_id, last_seen FROM identifiers")
-        .unwrap();
-    let mut expected = std::collections::HashMap::new();
-    let mut rows = statement.query([]).unwrap();
-    while let Some(row) = rows.next().unwrap() {
-        let collection = Collection::parse(&row.get::<_, String>(2).unwrap()).unwrap();
-        let key = store.ids.key(
-            &row.get::<_, String>(1).unwrap(),
-            collection,
-            &row.get::<_, String>(3).unwrap(),
-            &row.get::<_, String>(4).unwrap(),
-        );
-        let entry = identifiers::Entry {
-            row: row.get(0).unwrap(),
-            profile: row.get(5).unwrap(),
-            last_seen_ms: row.get(6).unwrap(),
-        };
-        assert!(
-            expected.insert(key, entry).is_none(),
-            "one row per identifier"
-        );
+/// The state in memory equals what a fresh process loads from the files.
+fn assert_memory_matches_files(store: &ProfileStore, path: &std::path::Path) {
+    // A read brings this store up to the files first (another process may have changed them).
+    store.count_profiles(&ws(), Collection::Users).unwrap();
+    let fresh = ProfileStore::open(path).unwrap();
+    fresh.count_profiles(&ws(), Collection::Users).unwrap();
+    let mine = store.memory.read().unwrap();
+    let theirs = fresh.memory.read().unwrap();
+    let (Some(mine), Some(theirs)) = (&mine.state, &theirs.state) else {
+        panic!("both loaded");
+    };
+    assert_eq!(mine.profiles, theirs.profiles);
+    assert_eq!(mine.merges, theirs.merges);
+    assert_eq!(mine.unmerges, theirs.unmerges);
+    assert_eq!(
+        mine.names.iter().collect::<Vec<_>>(),
+        theirs.names.iter().collect::<Vec<_>>()
+    );
+    for profile in mine.profiles.values() {
+        if !profile.is_live() {
+            continue;
+        }
+        let workspace = mine.names.text(profile.workspace);
+        for held in &profile.identifiers {
+            let id = Identifier::new(mine.names.text(held.kind), &*held.value);
+            let found = theirs.find(workspace, profile.collection, &id);
+            assert_eq!(found.and_then(|p| theirs.profile(p)).map(|p| &p.public_id), Some(&profile.public_id));
+        }
     }
-    assert_eq!(store.ids.snapshot(), expected);
 }
 
 #[test]
-fn the_identifier_index_follows_merges_unmerges_erasure_and_other_processes() {
+fn the_state_follows_merges_unmerges_erasure_and_other_processes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profiles.db");
     let rules = default_rules();
     let store = ProfileStore::open(&path).unwrap();
     store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
-    assert_index_matches_table(&store);
-    assert_eq!(store.ids.len(), 4, "laptop, phone, u1 and the email");
+    assert_memory_matches_files(&store, &path);
     assert!(profile_of(&store, "user_id", "bob").is_none());
-    // A later event (a day on) sees its identifiers again: last_seen moves in both places.
+    // A later event (a day on) sees its identifiers again: last_seen moves.
     let later = vec![
         event(
             6,
@@ -737,15 +738,22 @@ fn the_identifier_index_follows_merges_unmerges_erasure_and_other_processes() {
         ),
     ];
     store.ingest(&ws(), &rules, "src_web", &later).unwrap();
-    assert_index_matches_table(&store);
-
+    assert_memory_matches_files(&store, &path);
     let jane = profile_of(&store, "user_id", "u1").unwrap();
+    let phone = store
+        .external_ids(&jane, &["anonymous_id".to_string()], 0, 10)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id.value == "phone")
+        .unwrap();
+    assert_eq!(phone.last_seen_ms, T0 + DAY);
+
     let merge = store.graph(&jane).unwrap().merges[0].clone();
     store.split_merge(&jane, merge.id, &rules).unwrap();
-    assert_index_matches_table(&store);
+    assert_memory_matches_files(&store, &path);
 
-    // Another process (the CLI) removes an identifier: this store's index notices at its next
-    // lookup, without any write of its own.
+    // Another process (the CLI) removes an identifier: this store notices at its next read,
+    // without any write of its own.
     {
         let other = ProfileStore::open(&path).unwrap();
         let jane = profile_of(&other, "user_id", "u1").unwrap();
@@ -754,9 +762,22 @@ fn the_identifier_index_follows_merges_unmerges_erasure_and_other_processes() {
             .unwrap();
     }
     assert!(profile_of(&store, "email", "jane@example.com").is_none());
-    assert_index_matches_table(&store);
+    assert_memory_matches_files(&store, &path);
 
-    // A failed write leaves the index as the file is.
+    // Another process appends events: this store replays them.
+    {
+        let other = ProfileStore::open(&path).unwrap();
+        let more = vec![event(
+            8,
+            T0 + 2 * DAY,
+            json!({"type": "identify", "userId": "carol", "traits": {"plan": "free"}}),
+        )];
+        other.ingest(&ws(), &rules, "src_web", &more).unwrap();
+    }
+    assert!(profile_of(&store, "user_id", "carol").is_some());
+    assert_memory_matches_files(&store, &path);
+
+    // A failed write leaves the state as the files are.
     let foreign = vec![StoredEvent {
         event: NewEvent {
             source_id: "src_other".into(),
@@ -765,21 +786,50 @@ fn the_identifier_index_follows_merges_unmerges_erasure_and_other_processes() {
         seq: 99,
     }];
     assert!(store.ingest(&ws(), &rules, "src_web", &foreign).is_err());
-    assert_index_matches_table(&store);
+    assert_memory_matches_files(&store, &path);
 
     store
         .erase_person(&ws(), &[id("anonymous_id", "phone")])
         .unwrap();
     assert!(profile_of(&store, "anonymous_id", "phone").is_none());
-    assert_index_matches_table(&store);
+    assert_memory_matches_files(&store, &path);
+
+    // Memory given back is loaded again at the next read.
+    store.release_memory().unwrap();
+    assert!(store.memory.read().unwrap().state.is_none());
+    assert!(profile_of(&store, "user_id", "bob").is_some());
     drop(store);
 
     let reopened = ProfileStore::open(&path).unwrap();
-    assert_eq!(reopened.ids.len(), 0, "loaded at first use");
+    assert!(reopened.memory.read().unwrap().state.is_none(), "loaded at first use");
     assert!(profile_of(&reopened, "user_id", "bob").is_some());
     assert!(profile_of(&reopened, "anonymous_id", "phone").is_none());
-    assert_eq!(reopened.ids.len(), 2, "bob and his tablet");
-    assert_index_matches_table(&reopened);
+    assert_memory_matches_files(&reopened, &path);
+}
+
+#[test]
+fn a_damaged_change_log_empties_the_store_so_the_consumer_rebuilds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.db");
+    let rules = default_rules();
+    {
+        let store = ProfileStore::open(&path).unwrap();
+        store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+        assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 5);
+    }
+    // Cut the log short: what the cursor says was applied is no longer there.
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.path().join("profiles.log"))
+        .unwrap();
+    log.set_len(10).unwrap();
+    drop(log);
+    let store = ProfileStore::open(&path).unwrap();
+    assert!(profile_of(&store, "user_id", "u1").is_none());
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 0, "applied again from the start");
+    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+    assert!(profile_of(&store, "user_id", "u1").is_some());
+    assert_memory_matches_files(&store, &path);
 }
 
 #[test]
@@ -845,7 +895,7 @@ fn journey_view(store: &ProfileStore) -> Vec<String> {
 }
 
 #[test]
-fn history_folded_into_the_index_reads_like_recent_history() {
+fn history_reads_the_same_from_a_snapshot_as_from_the_log() {
     let rules = default_rules();
     let mut events = journey();
     events.push(event(
@@ -853,42 +903,34 @@ fn history_folded_into_the_index_reads_like_recent_history() {
         T0 + 5000,
         json!({"type": "track", "event": "Product Viewed", "userId": "bob", "anonymousId": "tablet"}),
     ));
-    let (_dir, folded) = open();
-    let mut folded = folded;
-    folded.history_fold_at = 3;
-    let (_other, recent) = open();
-    // Two batches: the first folds (its pairs go to history_index), the second stays recent.
-    for store in [&folded, &recent] {
+    let (dir, snapshotted) = open();
+    let (_other, logged) = open();
+    for store in [&snapshotted, &logged] {
         store
             .ingest(&ws(), &rules, "src_web", &events[..4])
             .unwrap();
+    }
+    // A snapshot between the two batches: start-up then replays only the second.
+    snapshotted.release_memory().unwrap();
+    assert!(dir.path().join("profiles.snapshot").exists());
+    for store in [&snapshotted, &logged] {
         store
             .ingest(&ws(), &rules, "src_web", &events[4..])
             .unwrap();
     }
-    let count = |store: &ProfileStore, table: &str| -> i64 {
-        store
-            .writer()
-            .unwrap()
-            .query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
-                row.get(0)
-            })
-            .unwrap()
-    };
-    assert_eq!(count(&folded, "history_index"), 4);
-    assert_eq!(count(&folded, "history_recent"), 2);
-    assert_eq!(count(&recent, "history_index"), 0);
-    assert_eq!(journey_view(&folded), journey_view(&recent));
+    assert_eq!(journey_view(&snapshotted), journey_view(&logged));
+    let reopened = ProfileStore::open(&dir.path().join("profiles.db")).unwrap();
+    assert_eq!(journey_view(&reopened), journey_view(&logged));
 
-    // An unmerge moves rows between profiles in both tables alike.
-    for store in [&folded, &recent] {
+    // An unmerge moves history between profiles alike.
+    for store in [&snapshotted, &logged] {
         let jane = profile_of(store, "user_id", "u1").unwrap();
         let merge = store.graph(&jane).unwrap().merges[0].clone();
         store.split_merge(&jane, merge.id, &rules).unwrap();
     }
-    assert_eq!(journey_view(&folded), journey_view(&recent));
-    let phone = profile_of(&folded, "anonymous_id", "phone").unwrap();
-    let phone_events = folded
+    assert_eq!(journey_view(&snapshotted), journey_view(&logged));
+    let phone = profile_of(&snapshotted, "anonymous_id", "phone").unwrap();
+    let phone_events = snapshotted
         .events(
             &phone,
             &EventQuery {
@@ -906,17 +948,23 @@ fn history_folded_into_the_index_reads_like_recent_history() {
         ["m2", "m5"]
     );
 
-    // Erasure and retention find rows in both tables.
-    for store in [&folded, &recent] {
+    // Erasure and retention leave nothing of the events in the files.
+    for store in [&snapshotted, &logged] {
         let found = store.find_person(&ws(), &[id("user_id", "u1")]).unwrap();
         assert_eq!(found.events, 3, "m1, m3 and m4 stay with Jane");
         store.erase_person(&ws(), &[id("user_id", "u1")]).unwrap();
         let expired = store.expire(&ws(), "src_web", i64::MAX).unwrap();
         assert_eq!(expired.events, 3, "the phone's two and bob's one");
-        assert_eq!(count(store, "profile_events"), 0);
-        assert_eq!(
-            count(store, "history_index") + count(store, "history_recent"),
-            0
-        );
+        assert_eq!(expired.profiles, 2, "the phone and bob, left without history");
+        assert_eq!(store.count_profiles(&ws(), Collection::Users).unwrap(), 0);
+    }
+    for file in ["profiles.log", "profiles.snapshot"] {
+        let bytes = std::fs::read(dir.path().join(file)).unwrap();
+        for needle in ["jane@example.com", "u1", "phone", "tablet", "m1", "m5"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                "{needle} left in {file}"
+            );
+        }
     }
 }

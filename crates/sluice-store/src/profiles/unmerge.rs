@@ -8,24 +8,22 @@
 //! anyone else. Each resulting group of events becomes a profile: the group with the oldest
 //! event keeps the profile; a group holding the first event of a profile merged in earlier
 //! revives that profile; any other group gets a new one. Identifiers, traits (latest timestamp
-//! wins), history, links and merge counts are then rewritten from the result, in one
-//! transaction, and the unmerge is recorded.
+//! wins), history, links and merge counts are then rewritten from the result and the unmerge
+//! is recorded, in one change (which writes a snapshot: the change log only records events).
 //!
 //! A later event that carries both sides again merges them again, like Segment after a
 //! profile identifier is deleted.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Map, Value, json};
-use sluice_identity::{Collection, Graph, Identifier, MemoryGraph, ProfileId, Rules, resolve};
-
-use super::ingest::{EventContext, create_profile};
-use super::read::{ProfileRef, parse_ids};
+use serde_json::json;
+use sluice_identity::{Graph, Identifier, MemoryGraph, ProfileId, Rules, resolve};
 use sluice_spec::timestamp::now_ms;
 
-use super::identifiers::{self, IdChanges};
-use super::{ProfileStore, history};
+use super::log::read_entry;
+use super::read::{ProfileRef, entry_ids, live};
+use super::state::{IdRecord, LinkRecord, Profile, State, TraitRecord, UnmergeRecord};
+use super::{Change, ProfileStore, new_public_id};
 use crate::StoreError;
 
 /// What an unmerge produced.
@@ -38,8 +36,8 @@ pub struct Unmerged {
 }
 
 /// What to leave out while resolving the history again.
-enum Cut<'a> {
-    Identifier(&'a Identifier),
+enum Cut {
+    Identifier(Identifier),
     /// The merging event and the identifiers by which it bridged.
     Merge {
         message_id: String,
@@ -47,22 +45,22 @@ enum Cut<'a> {
     },
 }
 
+/// One entry of the profile's history, as the replay needs it.
 struct HistoryEvent {
-    row: i64,
-    /// The profile the row was recorded for (this one, or one merged into it).
-    recorded_for: ProfileId,
+    offset: u64,
     message_id: String,
-    source_id: String,
+    source: u32,
     timestamp_ms: i64,
     ids: Vec<Identifier>,
-    traits: Option<Map<String, Value>>,
+    traits: Vec<(u32, String)>,
+    linked: Option<ProfileId>,
 }
 
 /// An identifier as the replay first and last saw it.
 struct Seen {
     first_ms: i64,
     last_ms: i64,
-    source_id: String,
+    source: u32,
     message_id: String,
 }
 
@@ -74,7 +72,7 @@ impl ProfileStore {
         id: &Identifier,
         rules: &Rules,
     ) -> Result<Unmerged, StoreError> {
-        self.rebuild(profile, rules, Cut::Identifier(id))
+        self.write(|change| rebuild(change, profile, rules, Cut::Identifier(id.clone())))
     }
 
     /// Splits the profile at merge `merge_id` (a merge into it, or into a profile it absorbed).
@@ -84,69 +82,95 @@ impl ProfileStore {
         merge_id: i64,
         rules: &Rules,
     ) -> Result<Unmerged, StoreError> {
-        let connection = self.reader()?;
-        let merge = connection
-            .query_row(
-                "SELECT m.message_id, m.bridge FROM merges m JOIN profiles k ON k.id = m.kept
-                 WHERE m.id = ?1 AND m.workspace_id = ?2 AND coalesce(k.merged_into, k.id) = ?3",
-                params![merge_id, profile.workspace_id.0, profile.id],
-                |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
-            )
-            .optional()?;
-        drop(connection);
-        let Some((message_id, bridge)) = merge else {
-            return Err(StoreError::NotFound {
-                kind: "merge",
-                id: merge_id.to_string(),
+        self.write(|change| {
+            let state = &*change.state;
+            let family = state.with_family(profile.id);
+            let merge = state.merges.iter().find(|merge| {
+                merge.id == merge_id
+                    && family.contains(&merge.kept)
+                    && state.names.text(merge.workspace) == profile.workspace_id.0
             });
-        };
-        self.rebuild(
-            profile,
-            rules,
-            Cut::Merge {
-                message_id,
-                bridge: parse_ids(&bridge),
-            },
-        )
-    }
-
-    fn rebuild(
-        &self,
-        profile: &ProfileRef,
-        rules: &Rules,
-        cut: Cut<'_>,
-    ) -> Result<Unmerged, StoreError> {
-        self.write(|transaction, ids| rebuild(transaction, ids, profile, rules, cut))
+            let Some(merge) = merge else {
+                return Err(StoreError::NotFound {
+                    kind: "merge",
+                    id: merge_id.to_string(),
+                });
+            };
+            let cut = Cut::Merge {
+                message_id: merge.message_id.to_string(),
+                bridge: merge
+                    .bridge
+                    .iter()
+                    .map(|(kind, value)| Identifier::new(state.names.text(*kind), &**value))
+                    .collect(),
+            };
+            rebuild(change, profile, rules, cut)
+        })
     }
 }
 
-/// [`ProfileStore::remove_identifier`] and [`ProfileStore::split_merge`] inside their
-/// transaction.
+/// [`ProfileStore::remove_identifier`] and [`ProfileStore::split_merge`] inside their change.
 fn rebuild(
-    transaction: &Connection,
-    ids: &mut IdChanges<'_>,
+    change: &mut Change<'_>,
     profile: &ProfileRef,
     rules: &Rules,
-    cut: Cut<'_>,
+    cut: Cut,
 ) -> Result<Unmerged, StoreError> {
+    let state = &mut *change.state;
     let workspace = profile.workspace_id.0.as_str();
     let collection = profile.collection;
-    let history = load_history(transaction, profile)?;
-    let before: HashSet<Identifier> = current_ids(transaction, profile.id)?;
+    let Some(held) = live(state, profile) else {
+        return Err(StoreError::NotFound {
+            kind: "profile",
+            id: profile.public_id.clone(),
+        });
+    };
+    let before: HashSet<Identifier> = held
+        .identifiers
+        .iter()
+        .map(|id| Identifier::new(state.names.text(id.kind), &*id.value))
+        .collect();
     if let Cut::Identifier(id) = &cut
-        && !before.contains(*id)
+        && !before.contains(id)
     {
         return Err(StoreError::NotFound {
             kind: "identifier",
             id: id.to_string(),
         });
     }
-    let foreign = foreign_ids(ids, workspace, collection, profile.id, &history)?;
+    let mut history = Vec::with_capacity(held.history.len());
+    for offset in &held.history {
+        let Some(entry) = read_entry(change.log, *offset, &state.names)? else {
+            continue;
+        };
+        if entry.collection != collection {
+            continue;
+        }
+        history.push(HistoryEvent {
+            offset: *offset,
+            ids: entry_ids(state, &entry.ids),
+            message_id: entry.message_id,
+            source: entry.source,
+            timestamp_ms: entry.at_ms,
+            traits: entry.traits,
+            linked: entry.linked,
+        });
+    }
+    // Identifiers in the history that another profile holds are left out.
+    let mut foreign = HashSet::new();
+    for event in &history {
+        for id in &event.ids {
+            let owner = state.find(workspace, collection, id);
+            if owner.is_some_and(|owner| owner != profile.id) {
+                foreign.insert(id.clone());
+            }
+        }
+    }
 
     // Resolve the history again in memory.
     let mut graph = MemoryGraph::default();
     let mut absorbed_into: HashMap<ProfileId, ProfileId> = HashMap::new();
-    let mut event_profile: Vec<ProfileId> = Vec::with_capacity(history.len());
+    let mut event_group: Vec<ProfileId> = Vec::with_capacity(history.len());
     let mut seen: HashMap<Identifier, Seen> = HashMap::new();
     for event in &history {
         let ids: Vec<Identifier> = event
@@ -154,7 +178,7 @@ fn rebuild(
             .iter()
             .filter(|id| !foreign.contains(*id))
             .filter(|id| match &cut {
-                Cut::Identifier(removed) => id != removed,
+                Cut::Identifier(removed) => *id != removed,
                 Cut::Merge { message_id, bridge } => {
                     &event.message_id != message_id || !bridge.contains(id)
                 }
@@ -168,194 +192,238 @@ fn rebuild(
             }
         }
         let target = graph.apply(collection, &decision, event.timestamp_ms);
-        event_profile.push(target.unwrap_or(0));
+        event_group.push(target.unwrap_or(0));
         for id in decision
             .added
             .iter()
             .chain(decision.seen.iter().map(|(id, _)| id))
         {
-            let entry = seen.entry(id.clone()).or_insert(Seen {
+            let first = seen.entry(id.clone()).or_insert(Seen {
                 first_ms: event.timestamp_ms,
                 last_ms: event.timestamp_ms,
-                source_id: event.source_id.clone(),
+                source: event.source,
                 message_id: event.message_id.clone(),
             });
-            entry.last_ms = entry.last_ms.max(event.timestamp_ms);
+            first.last_ms = first.last_ms.max(event.timestamp_ms);
         }
     }
-    let final_of = |mut p: ProfileId| {
-        while let Some(next) = absorbed_into.get(&p) {
-            p = *next;
+    let final_of = |mut group: ProfileId| {
+        while let Some(next) = absorbed_into.get(&group) {
+            group = *next;
         }
-        p
+        group
     };
+    for group in &mut event_group {
+        *group = final_of(*group);
+    }
     // Groups in order of their oldest event.
     let mut groups: Vec<ProfileId> = Vec::new();
-    for p in &event_profile {
-        let p = final_of(*p);
-        if p != 0 && !groups.contains(&p) {
-            groups.push(p);
+    for group in &event_group {
+        if *group != 0 && !groups.contains(group) {
+            groups.push(*group);
         }
     }
 
-    // Real profiles for the groups.
-    let revivable = merged_away(transaction, profile.id)?;
+    // Real profiles for the groups: the first keeps this one, a group holding the first
+    // event of a profile merged in earlier revives it, any other gets a new one.
+    let family: Vec<ProfileId> = state.with_family(profile.id)[1..].to_vec();
     let now = now_ms();
-    let mut real: HashMap<ProfileId, ProfileId> = HashMap::new();
+    let mut real: Vec<(ProfileId, ProfileId)> = Vec::new();
     for (index, group) in groups.iter().enumerate() {
         if index == 0 {
-            real.insert(*group, profile.id);
+            real.push((*group, profile.id));
             continue;
         }
-        let first_messages: HashSet<&str> = history
+        let messages: HashSet<&str> = history
             .iter()
-            .zip(&event_profile)
-            .filter(|(_, p)| final_of(**p) == *group)
-            .map(|(e, _)| e.message_id.as_str())
+            .zip(&event_group)
+            .filter(|(_, g)| *g == group)
+            .map(|(event, _)| event.message_id.as_str())
             .collect();
-        let revived = revivable
-            .iter()
-            .find(|(_, first)| first_messages.contains(first.as_str()))
-            .map(|(id, _)| *id);
+        let revived = family.iter().copied().find(|member| {
+            state
+                .profile(*member)
+                .is_some_and(|p| messages.contains(&*p.first_message_id))
+                && !real.iter().any(|(_, id)| id == member)
+        });
         let id = match revived {
-            Some(id) if !real.values().any(|r| *r == id) => {
-                transaction
-                    .execute("UPDATE profiles SET merged_into = NULL WHERE id = ?1", [id])?;
+            Some(id) => id,
+            None => {
+                let first = history.iter().zip(&event_group).find(|(_, g)| *g == group);
+                let (message_id, source) =
+                    first.map_or(("", 0), |(e, _)| (e.message_id.as_str(), e.source));
+                state.last_profile += 1;
+                let id = state.last_profile;
+                let public_id = new_public_id(collection, now)?;
+                state.restore(
+                    id,
+                    Profile {
+                        workspace: held_workspace(state, profile.id),
+                        collection,
+                        public_id: public_id.into(),
+                        merged_into: None,
+                        merges: 0,
+                        family: Vec::new(),
+                        created_at_ms: now,
+                        updated_at_ms: now,
+                        first_message_id: message_id.into(),
+                        first_source: source,
+                        identifiers: Vec::new(),
+                        traits: Vec::new(),
+                        history: Vec::new(),
+                        links: Vec::new(),
+                    },
+                );
                 id
             }
-            _ => {
-                let first = history
-                    .iter()
-                    .zip(&event_profile)
-                    .find(|(_, p)| final_of(**p) == *group);
-                let (message_id, source_id) = first
-                    .map(|(e, _)| (e.message_id.as_str(), e.source_id.as_str()))
-                    .unwrap_or(("", ""));
-                let context = EventContext {
-                    workspace,
-                    source_id,
-                    message_id,
-                    seq: 0,
-                    at_ms: now,
-                    now_ms: now,
-                };
-                create_profile(transaction, collection, &context)?
-            }
         };
-        real.insert(*group, id);
+        real.push((*group, id));
     }
+    let real_of = |group: ProfileId| real.iter().find(|(g, _)| *g == group).map(|(_, id)| *id);
+    let real_ids: Vec<ProfileId> = real.iter().map(|(_, id)| *id).collect();
 
-    // Identifiers.
-    ids.delete_profile(transaction, profile.id)?;
-    for revived in real.values().filter(|id| **id != profile.id) {
-        ids.delete_profile(transaction, *revived)?;
+    // Identifiers: the old ones leave the index, the replay's are given out again (keeping
+    // their original order where they had one).
+    let mut orders: HashMap<Identifier, u64> = HashMap::new();
+    for id in &real_ids {
+        for held in state.take_identifiers(*id) {
+            orders.insert(
+                Identifier::new(state.names.text(held.kind), &*held.value),
+                held.order,
+            );
+        }
     }
     let mut kept: HashSet<Identifier> = HashSet::new();
-    for (id, owner) in graph.owners() {
-        let (Some(real_id), Some(seen)) = (real.get(&owner), seen.get(id)) else {
+    let mut owners: Vec<(&Identifier, ProfileId)> = graph.owners().collect();
+    owners.sort_by_key(|(id, _)| orders.get(*id).copied().unwrap_or(u64::MAX));
+    for (id, group) in owners {
+        let (Some(real_id), Some(first)) = (real_of(group), seen.get(id)) else {
             continue;
         };
-        let origin = identifiers::Origin {
-            source_id: &seen.source_id,
-            message_id: &seen.message_id,
-            first_seen_ms: seen.first_ms,
-            last_seen_ms: seen.last_ms,
+        let kind = state.name(&id.kind).0;
+        let order = match orders.get(id) {
+            Some(order) => *order,
+            None => {
+                state.last_order += 1;
+                state.last_order
+            }
         };
-        ids.insert(transaction, workspace, collection, id, *real_id, &origin)?;
+        state.give_identifier(
+            real_id,
+            IdRecord {
+                order,
+                kind,
+                value: id.value.as_str().into(),
+                source: first.source,
+                first_message_id: first.message_id.as_str().into(),
+                first_seen_ms: first.first_ms,
+                last_seen_ms: first.last_ms,
+            },
+        );
         kept.insert(id.clone());
     }
     let mut removed: Vec<Identifier> = before.into_iter().filter(|id| !kept.contains(id)).collect();
     removed.sort();
 
-    // History, traits, metadata, links, merge counts.
-    let mut traits: HashMap<ProfileId, BTreeMap<String, (i64, Value, String)>> = HashMap::new();
-    let mut firsts: HashMap<ProfileId, &HistoryEvent> = HashMap::new();
-    for (event, p) in history.iter().zip(&event_profile) {
-        // Every row is recorded for the live profile it belongs to now (one left without
-        // identifiers stays with this profile), so no row depends on the merged-away
-        // profiles' new `merged_into`.
-        let real_id = real.get(&final_of(*p)).copied();
-        history::repoint_row(
-            transaction,
-            event.row,
-            event.recorded_for,
-            real_id.unwrap_or(profile.id),
-        )?;
-        let Some(real_id) = real_id else {
+    // History, traits, first event, merge counts, links, from the groups' events. An event
+    // left without identifiers stays with this profile.
+    let mut histories: HashMap<ProfileId, Vec<u64>> = HashMap::new();
+    let mut traits: HashMap<ProfileId, BTreeMap<u32, TraitRecord>> = HashMap::new();
+    let mut links: HashMap<ProfileId, Vec<LinkRecord>> = HashMap::new();
+    let mut firsts: HashMap<ProfileId, (String, u32)> = HashMap::new();
+    for (event, group) in history.iter().zip(&event_group) {
+        let owner = real_of(*group).unwrap_or(profile.id);
+        histories.entry(owner).or_default().push(event.offset);
+        if real_of(*group).is_none() {
             continue;
-        };
-        firsts.entry(real_id).or_insert(event);
-        if let Some(event_traits) = &event.traits {
-            let merged = traits.entry(real_id).or_default();
-            for (name, value) in event_traits {
-                let newer = merged
-                    .get(name)
-                    .is_none_or(|(ts, _, _)| event.timestamp_ms >= *ts);
-                if newer {
-                    merged.insert(
-                        name.clone(),
-                        (event.timestamp_ms, value.clone(), event.source_id.clone()),
-                    );
+        }
+        firsts
+            .entry(owner)
+            .or_insert_with(|| (event.message_id.clone(), event.source));
+        let merged = traits.entry(owner).or_default();
+        for (name, value) in &event.traits {
+            let newer = merged
+                .get(name)
+                .is_none_or(|held| event.timestamp_ms >= held.timestamp_ms);
+            if newer {
+                merged.insert(
+                    *name,
+                    TraitRecord {
+                        name: *name,
+                        value: value.as_str().into(),
+                        timestamp_ms: event.timestamp_ms,
+                        source: event.source,
+                        updated_at_ms: now,
+                    },
+                );
+            }
+        }
+        if let Some(other) = event.linked.and_then(|other| state.live_of(other)) {
+            let list = links.entry(owner).or_default();
+            match list.iter_mut().find(|link| link.other == other) {
+                Some(link) => {
+                    link.first_seen_ms = link.first_seen_ms.min(event.timestamp_ms);
+                    link.last_seen_ms = link.last_seen_ms.max(event.timestamp_ms);
                 }
+                None => list.push(LinkRecord {
+                    other,
+                    first_seen_ms: event.timestamp_ms,
+                    last_seen_ms: event.timestamp_ms,
+                    source: event.source,
+                }),
             }
         }
     }
-    for real_id in real.values() {
-        transaction.execute("DELETE FROM traits WHERE profile_id = ?1", [*real_id])?;
-        for (name, (timestamp, value, source_id)) in traits.remove(real_id).unwrap_or_default() {
-            transaction.execute(
-                "INSERT INTO traits(profile_id, name, value, timestamp, source_id, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![real_id, name, value.to_string(), timestamp, source_id, now],
-            )?;
+    // Profiles merged in earlier and not revived now belong to the group holding their first
+    // event.
+    let mut families: HashMap<ProfileId, Vec<ProfileId>> = HashMap::new();
+    for member in &family {
+        if real_ids.contains(member) {
+            continue;
         }
-        if let Some(first) = firsts.get(real_id) {
-            transaction.execute(
-                "UPDATE profiles SET first_message_id = ?2, first_source_id = ?3, updated_at = ?4
-                     WHERE id = ?1",
-                params![real_id, first.message_id, first.source_id, now],
-            )?;
-        }
+        let first = state.profile(*member).map(|p| p.first_message_id.to_string());
+        let holder = history
+            .iter()
+            .zip(&event_group)
+            .find(|(event, _)| Some(&event.message_id) == first.as_ref())
+            .and_then(|(_, group)| real_of(*group))
+            .unwrap_or(profile.id);
+        families.entry(holder).or_default().push(*member);
     }
     for (group, real_id) in &real {
         let Ok(view) = graph.view(*group);
-        transaction.execute(
-            "UPDATE profiles SET merges = ?2 WHERE id = ?1",
-            params![real_id, view.merges],
-        )?;
-    }
-    relink(
-        transaction,
-        workspace,
-        collection,
-        &real.values().copied().collect::<Vec<_>>(),
-    )?;
-    // Profiles merged in earlier now point at the group that holds their first event.
-    for (old, first_message) in &revivable {
-        if real.values().any(|r| r == old) {
+        let group_links = links.remove(real_id).unwrap_or_default();
+        state.relink(*real_id, &group_links);
+        let Some(target) = state.profiles.get_mut(real_id) else {
             continue;
+        };
+        target.merged_into = None;
+        target.merges = view.merges;
+        target.updated_at_ms = now;
+        target.history = histories.remove(real_id).unwrap_or_default();
+        target.traits = traits.remove(real_id).unwrap_or_default().into_values().collect();
+        if let Some((message_id, source)) = firsts.remove(real_id) {
+            target.first_message_id = message_id.into();
+            target.first_source = source;
         }
-        let holder = history
-            .iter()
-            .zip(&event_profile)
-            .find(|(e, _)| &e.message_id == first_message)
-            .and_then(|(_, p)| real.get(&final_of(*p)).copied())
-            .unwrap_or(profile.id);
-        transaction.execute(
-            "UPDATE profiles SET merged_into = ?2 WHERE id = ?1",
-            params![old, holder],
-        )?;
+        target.family = families.remove(real_id).unwrap_or_default();
+        for member in target.family.clone() {
+            if let Some(merged) = state.profiles.get_mut(&member) {
+                merged.merged_into = Some(*real_id);
+            }
+        }
+    }
+    if let Some(left) = histories.remove(&profile.id)
+        && let Some(target) = state.profiles.get_mut(&profile.id)
+    {
+        // Only events without identifiers: the profile kept none of its groups.
+        target.history = left;
     }
 
     let mut public_ids = Vec::new();
-    for group in &groups {
-        if let Some(real_id) = real.get(group) {
-            let public_id: String = transaction.query_row(
-                "SELECT public_id FROM profiles WHERE id = ?1",
-                [*real_id],
-                |row| row.get(0),
-            )?;
-            public_ids.push(public_id);
+    for id in &real_ids {
+        if let Some(held) = state.profile(*id) {
+            public_ids.push(held.public_id.to_string());
         }
     }
     if public_ids.is_empty() {
@@ -376,128 +444,29 @@ fn rebuild(
         "profiles": public_ids,
         "removed": removed.iter().map(|id| json!({"type": id.kind, "id": id.value})).collect::<Vec<_>>(),
     });
-    transaction.execute(
-            "INSERT INTO unmerges(workspace_id, at, profile_id, kind, detail, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![workspace, now, profile.id, kind, detail.to_string(), result.to_string()],
-        )?;
+    state.last_unmerge += 1;
+    let workspace_name = held_workspace(state, profile.id);
+    state.unmerges.push(UnmergeRecord {
+        id: state.last_unmerge,
+        workspace: workspace_name,
+        at_ms: now,
+        profile: profile.id,
+        kind: kind.into(),
+        detail: detail.to_string().into(),
+        result: result.to_string().into(),
+        profiles: if real_ids.is_empty() {
+            vec![profile.id]
+        } else {
+            real_ids.clone()
+        },
+    });
+    change.rewrite = true;
     Ok(Unmerged {
         profiles: public_ids,
         removed,
     })
 }
 
-fn load_history(
-    connection: &Connection,
-    profile: &ProfileRef,
-) -> Result<Vec<HistoryEvent>, StoreError> {
-    let mut statement = connection.prepare(&format!(
-        "SELECT id, message_id, source_id, timestamp, ids, traits, profile_id FROM profile_events
-         WHERE id IN ({}) AND collection = ?2 ORDER BY id",
-        history::rows_of("?1")
-    ))?;
-    let rows = statement
-        .query_map(params![profile.id, profile.collection.as_str()], |row| {
-            let ids: String = row.get(4)?;
-            let traits: Option<String> = row.get(5)?;
-            Ok(HistoryEvent {
-                row: row.get(0)?,
-                message_id: row.get(1)?,
-                source_id: row.get(2)?,
-                timestamp_ms: row.get(3)?,
-                ids: parse_ids(&ids),
-                traits: traits.and_then(|t| serde_json::from_str(&t).ok()),
-                recorded_for: row.get(6)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-fn current_ids(
-    connection: &Connection,
-    profile: ProfileId,
-) -> Result<HashSet<Identifier>, StoreError> {
-    let mut statement =
-        connection.prepare("SELECT kind, value FROM identifiers WHERE profile_id = ?1")?;
-    let ids = statement
-        .query_map([profile], |row| {
-            Ok(Identifier::new(
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-            ))
-        })?
-        .collect::<Result<HashSet<_>, _>>()?;
-    Ok(ids)
-}
-
-/// Identifiers in the history that another profile holds.
-fn foreign_ids(
-    ids: &IdChanges<'_>,
-    workspace: &str,
-    collection: Collection,
-    profile: ProfileId,
-    history: &[HistoryEvent],
-) -> Result<HashSet<Identifier>, StoreError> {
-    let mut foreign = HashSet::new();
-    let mut checked = HashSet::new();
-    for event in history {
-        for id in &event.ids {
-            if !checked.insert(id.clone()) {
-                continue;
-            }
-            let owner = ids
-                .find(workspace, collection, id)?
-                .map(|found| found.profile);
-            if owner.is_some_and(|o| o != profile) {
-                foreign.insert(id.clone());
-            }
-        }
-    }
-    Ok(foreign)
-}
-
-/// Profiles merged (directly or not) into `profile`, with their first message id.
-fn merged_away(
-    connection: &Connection,
-    profile: ProfileId,
-) -> Result<Vec<(ProfileId, String)>, StoreError> {
-    let mut statement = connection
-        .prepare("SELECT id, first_message_id FROM profiles WHERE merged_into = ?1 ORDER BY id")?;
-    let rows = statement
-        .query_map([profile], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
-}
-
-/// Recomputes the links of these profiles from their events: a group call recorded for a user
-/// names the account it resolved to (and the account's row names the user), followed to the
-/// live profile if that one merged since.
-fn relink(
-    connection: &Connection,
-    workspace: &str,
-    collection: Collection,
-    profiles: &[ProfileId],
-) -> Result<(), StoreError> {
-    let (column, other) = match collection {
-        Collection::Users => ("user_profile", "account_profile"),
-        Collection::Accounts => ("account_profile", "user_profile"),
-    };
-    for profile in profiles {
-        connection.execute(
-            &format!("DELETE FROM links WHERE {column} = ?1"),
-            [*profile],
-        )?;
-        connection.execute(
-            &format!(
-                "INSERT INTO links(workspace_id, {column}, {other}, first_seen, last_seen, source_id)
-                 SELECT ?1, ?2, coalesce(p.merged_into, p.id), min(e.timestamp), max(e.timestamp), min(e.source_id)
-                 FROM profile_events e JOIN profiles p ON p.id = e.linked
-                 WHERE e.id IN ({rows}) AND e.collection = ?3
-                 GROUP BY coalesce(p.merged_into, p.id)",
-                rows = history::rows_of("?2")
-            ),
-            params![workspace, profile, collection.as_str()],
-        )?;
-    }
-    Ok(())
+fn held_workspace(state: &State, profile: ProfileId) -> u32 {
+    state.profile(profile).map_or(0, |held| held.workspace)
 }
