@@ -262,7 +262,13 @@ impl Filled {
 
 /// `--reuse`: the consumer's work again over a log filled before.
 fn refill(args: &FillArgs) -> Result<()> {
-    for name in ["profiles.db", "profiles.db-wal", "profiles.db-shm"] {
+    for name in [
+        "profiles.db",
+        "profiles.db-wal",
+        "profiles.db-shm",
+        "profiles.log",
+        "profiles.snapshot",
+    ] {
         let path = args.data_dir.join(name);
         if path.exists() {
             std::fs::remove_file(path)?;
