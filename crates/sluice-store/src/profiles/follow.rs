@@ -2,6 +2,8 @@
 //! point (so it can merge the states of merged profiles), a live profile by internal id, a
 //! profile's traits as one JSON object, and its identifiers (for the events its syncs send).
 
+use std::collections::HashMap;
+
 use serde_json::{Map, Value};
 use sluice_identity::ProfileId;
 
@@ -34,6 +36,12 @@ impl ProfileStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<MergeEvent>, StoreError> {
+        let caught_up = |tails: &HashMap<String, (i64, i64)>| {
+            (tails.get(&workspace.0).map_or(0, |tail| tail.0) <= after).then(Vec::new)
+        };
+        if let Some(none) = self.read_tails(caught_up)? {
+            return Ok(none);
+        }
         self.read(|state, _| {
             let Some(workspace) = state.names.get(&workspace.0) else {
                 return Ok(Vec::new());
@@ -58,6 +66,12 @@ impl ProfileStore {
 
     /// The id of the workspace's latest merge (0 before any).
     pub fn last_merge_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
+        let tail = |tails: &HashMap<String, (i64, i64)>| {
+            Some(tails.get(&workspace.0).map_or(0, |tail| tail.0))
+        };
+        if let Some(id) = self.read_tails(tail)? {
+            return Ok(id);
+        }
         self.read(|state, _| {
             let Some(workspace) = state.names.get(&workspace.0) else {
                 return Ok(0);
@@ -123,6 +137,12 @@ impl ProfileStore {
         after: i64,
         limit: usize,
     ) -> Result<Vec<UnmergeEvent>, StoreError> {
+        let caught_up = |tails: &HashMap<String, (i64, i64)>| {
+            (tails.get(&workspace.0).map_or(0, |tail| tail.1) <= after).then(Vec::new)
+        };
+        if let Some(none) = self.read_tails(caught_up)? {
+            return Ok(none);
+        }
         self.read(|state, _| {
             let Some(workspace) = state.names.get(&workspace.0) else {
                 return Ok(Vec::new());
@@ -145,6 +165,12 @@ impl ProfileStore {
 
     /// The id of the workspace's latest unmerge (0 before any).
     pub fn last_unmerge_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
+        let tail = |tails: &HashMap<String, (i64, i64)>| {
+            Some(tails.get(&workspace.0).map_or(0, |tail| tail.1))
+        };
+        if let Some(id) = self.read_tails(tail)? {
+            return Ok(id);
+        }
         self.read(|state, _| {
             let Some(workspace) = state.names.get(&workspace.0) else {
                 return Ok(0);

@@ -52,6 +52,7 @@ mod snapshot;
 mod state;
 pub mod unmerge;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,8 +94,9 @@ const SCHEMA_VERSION: i64 = 5;
 /// Events the consumer hands to [`ProfileStore::ingest`] at once: one commit each.
 pub const INGEST_BATCH: usize = 10_000;
 
-/// A snapshot is written once the log has grown by at least this much since the last one.
-const SNAPSHOT_MIN_GROWTH: u64 = 64 * 1024 * 1024;
+/// A snapshot is written once the log has grown by at least this much since the last one
+/// (replaying it at start takes a second or two).
+const SNAPSHOT_MIN_GROWTH: u64 = 256 * 1024 * 1024;
 
 /// Connections that serve version checks and cursor reads beside the writer.
 const READERS: usize = 2;
@@ -186,9 +188,18 @@ struct Memory {
     /// Where the last snapshot (written or read) ends in the log, and its size.
     snapshot_end: u64,
     snapshot_bytes: u64,
+    /// While no state is held: each workspace's latest merge and unmerge record numbers, as of
+    /// `points`, so the audience consumer's polls for new merges need not load the state.
+    tails: Option<HashMap<String, (i64, i64)>>,
 }
 
 impl Memory {
+    /// Drops the state after a failure or before a load: nothing is known until the next load.
+    fn forget(&mut self) {
+        self.state = None;
+        self.tails = None;
+    }
+
     fn reflects(&self, version: i64) -> bool {
         self.state.is_some()
             && (self.points.graph_version == version || self.committing == Some(version))
@@ -266,6 +277,7 @@ impl ProfileStore {
                 committing: None,
                 snapshot_end: 0,
                 snapshot_bytes: 0,
+                tails: None,
             }),
         };
         if outdated {
@@ -311,6 +323,25 @@ impl ProfileStore {
         ))
     }
 
+    /// Answers from what is kept while no state is held, if the files have not changed since
+    /// and `answer` can; `None` otherwise (then [`ProfileStore::read`] loads the state).
+    pub(crate) fn read_tails<T>(
+        &self,
+        answer: impl FnOnce(&HashMap<String, (i64, i64)>) -> Option<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let version = graph_version(&*self.reader()?)?;
+        let memory = self
+            .memory
+            .read()
+            .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))?;
+        match &memory.tails {
+            Some(tails) if memory.state.is_none() && memory.points.graph_version == version => {
+                Ok(answer(tails))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// Runs `work` as one change and commits it (see the module documentation).
     pub(crate) fn write<T>(
         &self,
@@ -347,13 +378,13 @@ impl ProfileStore {
         let (value, next, rewrote) = match outcome {
             Ok(done) => done,
             Err(error) => {
-                memory.state = None;
+                memory.forget();
                 return Err(error);
             }
         };
         memory.committing = Some(next.graph_version);
         if let Err(error) = transaction.commit() {
-            memory.state = None;
+            memory.forget();
             memory.committing = None;
             return Err(error.into());
         }
@@ -403,13 +434,13 @@ impl ProfileStore {
         let from = memory.points.log_end;
         if appended_only && let Some(state) = memory.state.as_mut() {
             if let Err(error) = log::replay(&self.log, from, points.log_end, state) {
-                memory.state = None;
+                memory.forget();
                 return Err(error);
             }
             memory.points = points;
             return Ok(points);
         }
-        memory.state = None;
+        memory.forget();
         match self.load(points) {
             Ok((state, snapshot_end)) => {
                 memory.state = Some(state);
@@ -502,8 +533,10 @@ impl ProfileStore {
         }
         {
             let mut memory = self.memory()?;
-            if memory.snapshot_end == memory.points.log_end {
-                memory.state = None;
+            if memory.snapshot_end == memory.points.log_end
+                && let Some(state) = memory.state.take()
+            {
+                memory.tails = Some(state.tails());
             }
         }
         connection.release_memory()?;

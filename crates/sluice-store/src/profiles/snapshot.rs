@@ -20,6 +20,29 @@ use crate::StoreError;
 const MAGIC: &[u8; 4] = b"SLPS";
 const FORMAT: u32 = 1;
 
+/// The snapshot is synced every this many bytes as it is written, so the disk never has one
+/// large flush queued in front of the event log's commits.
+const SYNC_EVERY: u64 = 4 * 1024 * 1024;
+
+/// A file being written, synced every [`SYNC_EVERY`] bytes.
+struct Paced {
+    out: BufWriter<File>,
+    unsynced: u64,
+}
+
+impl Paced {
+    fn write_all(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.out.write_all(bytes)?;
+        self.unsynced += bytes.len() as u64;
+        if self.unsynced >= SYNC_EVERY {
+            self.out.flush()?;
+            self.out.get_ref().sync_data()?;
+            self.unsynced = 0;
+        }
+        Ok(())
+    }
+}
+
 fn collection_code(collection: Collection) -> u8 {
     match collection {
         Collection::Users => 0,
@@ -39,7 +62,10 @@ fn collection_of(code: u8) -> Result<Collection, StoreError> {
 pub(crate) fn write(path: &Path, state: &State, log_end: u64) -> Result<(), StoreError> {
     let temporary = path.with_extension("snapshot.tmp");
     let file = File::create(&temporary)?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = Paced {
+        out: BufWriter::with_capacity(1 << 20, file),
+        unsynced: 0,
+    };
     let mut buffer = Vec::with_capacity(64 * 1024);
     {
         let mut writer = Writer { out: &mut buffer };
@@ -77,7 +103,7 @@ pub(crate) fn write(path: &Path, state: &State, log_end: u64) -> Result<(), Stor
         }
     }
     out.write_all(&buffer)?;
-    let file = out.into_inner().map_err(|error| error.into_error())?;
+    let file = out.out.into_inner().map_err(|error| error.into_error())?;
     file.sync_all()?;
     drop(file);
     std::fs::rename(&temporary, path)?;

@@ -547,6 +547,20 @@ impl State {
         }
     }
 
+    /// Each workspace's latest merge and unmerge record numbers (0: none).
+    pub(crate) fn tails(&self) -> HashMap<String, (i64, i64)> {
+        let mut tails: HashMap<String, (i64, i64)> = HashMap::new();
+        for merge in &self.merges {
+            let tail = tails.entry(self.names.text(merge.workspace).to_owned()).or_default();
+            tail.0 = tail.0.max(merge.id);
+        }
+        for unmerge in &self.unmerges {
+            let tail = tails.entry(self.names.text(unmerge.workspace).to_owned()).or_default();
+            tail.1 = tail.1.max(unmerge.id);
+        }
+        tails
+    }
+
     /// The profile and its family (every profile merged into it).
     pub(crate) fn with_family(&self, live: ProfileId) -> Vec<ProfileId> {
         let mut out = vec![live];
