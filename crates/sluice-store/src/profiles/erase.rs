@@ -77,7 +77,7 @@ impl ProfileStore {
         ids: &[Identifier],
     ) -> Result<u64, StoreError> {
         self.write(|change| {
-            let live = live_profiles(change.state, &workspace.0, ids);
+            let live = live_profiles(change.state.get()?, &workspace.0, ids);
             erase_profiles(change, &live)
         })
     }
@@ -160,12 +160,12 @@ impl ProfileStore {
 
 /// [`ProfileStore::expire`] inside its change.
 fn expire_in(
-    change: &mut Change<'_>,
+    change: &mut Change<'_, '_>,
     workspace: &WorkspaceId,
     source_id: &str,
     applied_before_ms: i64,
 ) -> Result<Expired, StoreError> {
-    let state = &mut *change.state;
+    let state = change.state.get()?;
     let (Some(workspace), Some(source)) = (state.names.get(&workspace.0), state.names.get(source_id))
     else {
         return Ok(Expired::default());
@@ -202,8 +202,8 @@ fn expire_in(
 }
 
 /// Erases live profiles and every profile merged into them; returns the records removed.
-fn erase_profiles(change: &mut Change<'_>, live: &[ProfileId]) -> Result<u64, StoreError> {
-    let state = &mut *change.state;
+fn erase_profiles(change: &mut Change<'_, '_>, live: &[ProfileId]) -> Result<u64, StoreError> {
+    let state = change.state.get()?;
     let mut all: Vec<ProfileId> = Vec::new();
     for id in live {
         all.extend(state.with_family(*id));

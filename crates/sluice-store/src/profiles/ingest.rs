@@ -14,6 +14,9 @@ use crate::{StoreError, StoredEvent, WorkspaceId};
 
 /// Traits beyond this many in one event are ignored.
 const MAX_TRAITS_PER_EVENT: usize = 1_000;
+/// A batch lets readers at the state after this many events (a few milliseconds of work), so
+/// a Profile API read waits at most that long behind the consumer.
+const READERS_EVERY: usize = 256;
 /// Trait names longer than this are ignored.
 const MAX_TRAIT_NAME_BYTES: usize = 256;
 
@@ -61,7 +64,7 @@ struct EventPlace<'a> {
 }
 
 fn ingest_batch(
-    change: &mut Change<'_>,
+    change: &mut Change<'_, '_>,
     workspace: &WorkspaceId,
     rules: &Rules,
     source_id: &str,
@@ -72,9 +75,12 @@ fn ingest_batch(
     let now = now_ms();
     // Events up to the cursor were applied already (the cursor moves in the same commit as
     // their entries): each logged event applies exactly once.
-    let applied = crate::sqlite::read_cursor(change.transaction, workspace, source_id)?;
-    let source = change.appender.name(change.state, source_id);
-    for stored in events {
+    let applied = change.state.get()?.cursor(&workspace.0, source_id);
+    let source = change.appender.name(change.state.get()?, source_id);
+    for (index, stored) in events.iter().enumerate() {
+        if index % READERS_EVERY == READERS_EVERY - 1 {
+            change.state.let_readers_in();
+        }
         if stored.event.workspace_id != *workspace || stored.event.source_id != source_id {
             return Err(StoreError::Invalid {
                 field: "events",
@@ -101,12 +107,15 @@ fn ingest_batch(
             at_ms: event_time(&body).unwrap_or(stored.event.received_at_ms),
             now_ms: now,
             message_id: &stored.event.message_id,
-            message_type: change.appender.name(change.state, message_type),
+            message_type: change.appender.name(change.state.get()?, message_type),
             event: body.get("event").and_then(Value::as_str),
         };
-        ingest_one(change.state, &mut change.appender, rules, &place, &body, &mut report)?;
+        ingest_one(change.state.get()?, &mut change.appender, rules, &place, &body, &mut report)?;
     }
     if let Some(seq) = last_seq {
+        change
+            .appender
+            .commit(change.state.get()?, &workspace.0, source_id, seq);
         crate::sqlite::save_cursor(change.transaction, workspace, source_id, seq)?;
     }
     Ok(report)

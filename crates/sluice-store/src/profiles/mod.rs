@@ -223,14 +223,49 @@ pub struct ProfileStore {
     memory: RwLock<Memory>,
 }
 
-/// One change in progress: the state to change, the log to append to, and whether the change
-/// is more than appended entries (then a snapshot is written with it).
-pub(crate) struct Change<'a> {
-    pub(crate) transaction: &'a Transaction<'a>,
-    pub(crate) state: &'a mut State,
-    pub(crate) log: &'a File,
+/// One change in progress: the state to change (through [`StateLock`]), the log to append to,
+/// and whether the change is more than appended entries (then a snapshot is written with it).
+pub(crate) struct Change<'t, 'm> {
+    pub(crate) transaction: &'t Transaction<'t>,
+    pub(crate) state: StateLock<'m>,
+    pub(crate) log: &'m File,
     pub(crate) appender: log::Appender,
     pub(crate) rewrite: bool,
+}
+
+/// The state, locked while a change works on it. A long change (a batch of events) lets
+/// readers in now and then with [`StateLock::let_readers_in`]; they see its events before the
+/// commit (a failed commit drops the state, which is then loaded again from the files).
+pub(crate) struct StateLock<'a> {
+    memory: &'a RwLock<Memory>,
+    guard: Option<RwLockWriteGuard<'a, Memory>>,
+}
+
+impl<'a> StateLock<'a> {
+    fn memory(&mut self) -> Result<&mut Memory, StoreError> {
+        if self.guard.is_none() {
+            let guard = self
+                .memory
+                .write()
+                .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))?;
+            self.guard = Some(guard);
+        }
+        match self.guard.as_deref_mut() {
+            Some(memory) => Ok(memory),
+            None => unreachable!("the guard was just taken"),
+        }
+    }
+
+    pub(crate) fn get(&mut self) -> Result<&mut State, StoreError> {
+        self.memory()?
+            .state
+            .as_mut()
+            .ok_or_else(|| StoreError::CommitFailed("profile state not loaded".into()))
+    }
+
+    pub(crate) fn let_readers_in(&mut self) {
+        self.guard = None;
+    }
 }
 
 impl ProfileStore {
@@ -345,18 +380,17 @@ impl ProfileStore {
     /// Runs `work` as one change and commits it (see the module documentation).
     pub(crate) fn write<T>(
         &self,
-        work: impl FnOnce(&mut Change<'_>) -> Result<T, StoreError>,
+        work: impl FnOnce(&mut Change<'_, '_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut connection = self.writer()?;
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let points = self.catch_up(&transaction)?;
-        let mut memory = self.memory()?;
-        let Some(state) = memory.state.as_mut() else {
-            return Err(StoreError::CommitFailed("profile state not loaded".into()));
-        };
         let mut change = Change {
             transaction: &transaction,
-            state,
+            state: StateLock {
+                memory: &self.memory,
+                guard: None,
+            },
             log: &self.log,
             appender: log::Appender::new(points.log_end),
             rewrite: false,
@@ -370,11 +404,15 @@ impl ProfileStore {
             };
             if change.rewrite {
                 change.log.sync_data()?;
-                snapshot::write(&self.paths.snapshot, change.state, next.log_end)?;
+                snapshot::write(&self.paths.snapshot, change.state.get()?, next.log_end)?;
             }
             save_points(&transaction, &next)?;
             Ok((value, next, change.rewrite))
         });
+        let Change {
+            state: mut lock, ..
+        } = change;
+        let memory = lock.memory()?;
         let (value, next, rewrote) = match outcome {
             Ok(done) => done,
             Err(error) => {
@@ -395,7 +433,7 @@ impl ProfileStore {
             memory.snapshot_bytes = file_size(&self.paths.snapshot);
         }
         let due = next.log_end - memory.snapshot_end > memory.snapshot_bytes.max(SNAPSHOT_MIN_GROWTH);
-        drop(memory);
+        drop(lock);
         if due {
             self.snapshot_now(&mut connection)?;
         }
@@ -411,6 +449,8 @@ impl ProfileStore {
             return Ok(());
         }
         if let Some(state) = &memory.state {
+            // The snapshot must not cover log bytes the disk may not have yet.
+            self.log.sync_data()?;
             snapshot::write(&self.paths.snapshot, state, points.log_end)?;
             memory.snapshot_end = points.log_end;
             memory.snapshot_bytes = file_size(&self.paths.snapshot);
@@ -433,16 +473,23 @@ impl ProfileStore {
             && memory.points.log_end <= points.log_end;
         let from = memory.points.log_end;
         if appended_only && let Some(state) = memory.state.as_mut() {
-            if let Err(error) = log::replay(&self.log, from, points.log_end, state) {
-                memory.forget();
-                return Err(error);
+            // Another process committed whole batches: apply them. Anything else (a batch
+            // that does not read back whole) is handled by loading again.
+            match log::replay(&self.log, from, points.log_end, state) {
+                Ok(end) if end == points.log_end => {
+                    memory.points = points;
+                    return Ok(points);
+                }
+                Ok(_) | Err(_) => memory.forget(),
             }
-            memory.points = points;
-            return Ok(points);
         }
         memory.forget();
-        match self.load(points) {
-            Ok((state, snapshot_end)) => {
+        let loaded = self.load().and_then(|(state, snapshot_end, end)| {
+            let points = self.repair(transaction, &state, points, end)?;
+            Ok((state, snapshot_end, points))
+        });
+        match loaded {
+            Ok((state, snapshot_end, points)) => {
                 memory.state = Some(state);
                 memory.points = points;
                 memory.snapshot_end = snapshot_end;
@@ -464,18 +511,67 @@ impl ProfileStore {
         }
     }
 
-    /// The state the files hold: the snapshot, then the log after it.
-    fn load(&self, points: Points) -> Result<(State, u64), StoreError> {
+    /// The state the files hold: the snapshot, then every whole batch of the log after it.
+    /// Returns the state, where the snapshot ends and where the last whole batch ends.
+    fn load(&self) -> Result<(State, u64, u64), StoreError> {
         let (mut state, from) = snapshot::read(&self.paths.snapshot)?.unwrap_or_default();
-        if from > points.log_end || self.log.metadata()?.len() < points.log_end {
+        let length = self.log.metadata()?.len();
+        if from > length {
             return Err(StoreError::Corrupt(format!(
-                "the snapshot covers {from} bytes of the change log and the log has {} of {} committed",
-                self.log.metadata()?.len(),
-                points.log_end
+                "the snapshot covers {from} bytes of the change log, which has {length}"
             )));
         }
-        log::replay(&self.log, from, points.log_end, &mut state)?;
-        Ok((state, from))
+        let end = log::replay(&self.log, from, length, &mut state)?;
+        Ok((state, from, end))
+    }
+
+    /// After a load: if the log did not end where `meta.log_end` says (a crash lost its end,
+    /// or the commit that recorded its last batch), cuts it after its last whole batch and
+    /// makes the cursors and points say what the state holds. Returns the points.
+    fn repair(
+        &self,
+        transaction: &Transaction<'_>,
+        state: &State,
+        points: Points,
+        end: u64,
+    ) -> Result<Points, StoreError> {
+        let mut cursors: HashMap<(Box<str>, Box<str>), i64> = HashMap::new();
+        {
+            let mut statement =
+                transaction.prepare_cached("SELECT workspace_id, source_id, seq FROM cursors")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let workspace: String = row.get(0)?;
+                let source: String = row.get(1)?;
+                cursors.insert((workspace.into(), source.into()), row.get(2)?);
+            }
+        }
+        let length = self.log.metadata()?.len();
+        if end == points.log_end && end == length && cursors == state.cursors {
+            return Ok(points);
+        }
+        tracing::warn!(
+            committed = points.log_end,
+            whole = end,
+            length,
+            "the profile change log did not end where it was committed: cut after its last whole batch"
+        );
+        self.log.set_len(end)?;
+        self.log.sync_all()?;
+        transaction.execute("DELETE FROM cursors", [])?;
+        for ((workspace, source), seq) in &state.cursors {
+            transaction.execute(
+                "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)",
+                params![&**workspace, &**source, seq],
+            )?;
+        }
+        let repaired = Points {
+            graph_version: points.graph_version + 1,
+            log_end: end,
+            rewrites: points.rewrites + 1,
+        };
+        save_points(transaction, &repaired)?;
+        Ok(repaired)
     }
 
     /// Empties the store: cursors, log and snapshot go, so the consumer rebuilds everything

@@ -3,7 +3,7 @@
 //!
 //! Written to a temporary file, synced and renamed over the previous one, so a crash leaves
 //! either snapshot whole. Layout: the magic `SLPS`, the format version, the log offset it
-//! covers, the names, the counters, then each profile, merge record and unmerge record, in
+//! covers, the names, the counters, the cursors, then each profile, merge record and unmerge record, in
 //! the [`super::codec`] encoding. A file with another magic or version is ignored (the state
 //! is then rebuilt from the change log, or from the event log).
 
@@ -18,7 +18,7 @@ use super::state::{IdRecord, LinkRecord, MergeRecord, Profile, State, TraitRecor
 use crate::StoreError;
 
 const MAGIC: &[u8; 4] = b"SLPS";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// The snapshot is synced every this many bytes as it is written, so the disk never has one
 /// large flush queued in front of the event log's commits.
@@ -79,6 +79,12 @@ pub(crate) fn write(path: &Path, state: &State, log_end: u64) -> Result<(), Stor
         writer.u64(state.last_order);
         writer.i64(state.last_merge);
         writer.i64(state.last_unmerge);
+        writer.len(state.cursors.len());
+        for ((workspace, source), seq) in &state.cursors {
+            writer.text(workspace);
+            writer.text(source);
+            writer.i64(*seq);
+        }
         writer.len(state.profiles.len());
     }
     out.write_all(MAGIC)?;
@@ -141,6 +147,12 @@ pub(crate) fn read(path: &Path) -> Result<Option<(State, u64)>, StoreError> {
     state.last_order = reader.u64()?;
     state.last_merge = reader.i64()?;
     state.last_unmerge = reader.i64()?;
+    let count = reader.len(16)?;
+    for _ in 0..count {
+        let workspace = reader.text()?;
+        let source = reader.text()?;
+        state.save_cursor(workspace, source, reader.i64()?);
+    }
     let count = reader.len(8)?;
     state.profiles.reserve(count);
     for _ in 0..count {

@@ -266,6 +266,9 @@ pub(crate) struct State {
     pub(crate) last_merge: i64,
     /// The last unmerge record number given out.
     pub(crate) last_unmerge: i64,
+    /// How far the state goes in each source: (workspace, source) → the last sequence number
+    /// applied, from the change log's commit frames.
+    pub(crate) cursors: HashMap<(Box<str>, Box<str>), i64>,
 }
 
 impl Default for State {
@@ -282,11 +285,30 @@ impl Default for State {
             last_order: 0,
             last_merge: 0,
             last_unmerge: 0,
+            cursors: HashMap::new(),
         }
     }
 }
 
 impl State {
+    /// Records that the state holds a source's events up to `seq` (never moves back).
+    pub(crate) fn save_cursor(&mut self, workspace: &str, source: &str, seq: i64) {
+        match self.cursors.get_mut(&(workspace.into(), source.into())) {
+            Some(held) => *held = (*held).max(seq),
+            None => {
+                self.cursors.insert((workspace.into(), source.into()), seq);
+            }
+        }
+    }
+
+    /// How far the state goes in a source (0: nothing yet).
+    pub(crate) fn cursor(&self, workspace: &str, source: &str) -> i64 {
+        self.cursors
+            .get(&(workspace.into(), source.into()))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// The key of an identifier: each part is followed by a 0xff byte (which UTF-8 text never
     /// contains), so part boundaries cannot shift.
     pub(crate) fn key(&self, workspace: &str, collection: Collection, kind: &str, value: &str) -> Key {

@@ -820,28 +820,47 @@ fn the_state_follows_merges_unmerges_erasure_and_other_processes() {
 }
 
 #[test]
-fn a_damaged_change_log_empties_the_store_so_the_consumer_rebuilds_it() {
+fn a_crash_that_loses_the_end_of_the_change_log_costs_only_the_lost_batches() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("profiles.db");
     let rules = default_rules();
+    let events = journey();
+    let (_other, never_crashed) = open();
+    never_crashed.ingest(&ws(), &rules, "src_web", &events).unwrap();
     {
         let store = ProfileStore::open(&path).unwrap();
-        store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+        store.ingest(&ws(), &rules, "src_web", &events[..3]).unwrap();
+        store.ingest(&ws(), &rules, "src_web", &events[3..]).unwrap();
         assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 5);
     }
-    // Cut the log short: what the cursor says was applied is no longer there.
-    let log = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.path().join("profiles.log"))
-        .unwrap();
+    // The disk kept the first batch and part of the second.
+    let log_path = dir.path().join("profiles.log");
+    let length = std::fs::metadata(&log_path).unwrap().len();
+    let log = std::fs::OpenOptions::new().write(true).open(&log_path).unwrap();
+    log.set_len(length - 5).unwrap();
+    drop(log);
+    let store = ProfileStore::open(&path).unwrap();
+    let jane = profile_of(&store, "user_id", "u1").expect("the first batch stays");
+    assert_ne!(
+        profile_of(&store, "anonymous_id", "phone"),
+        Some(jane),
+        "the second batch's merge is gone"
+    );
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 3, "applied again from the lost batch");
+    store.ingest(&ws(), &rules, "src_web", &events).unwrap();
+    assert_eq!(journey_view(&store), journey_view(&never_crashed));
+    assert_memory_matches_files(&store, &path);
+    drop(store);
+
+    // A log cut inside its first batch leaves nothing: everything is applied again.
+    let log = std::fs::OpenOptions::new().write(true).open(&log_path).unwrap();
     log.set_len(10).unwrap();
     drop(log);
     let store = ProfileStore::open(&path).unwrap();
-    assert!(profile_of(&store, "user_id", "u1").is_none());
-    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 0, "applied again from the start");
-    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
-    assert!(profile_of(&store, "user_id", "u1").is_some());
-    assert_memory_matches_files(&store, &path);
+    assert!(profile_of(&store, "anonymous_id", "laptop").is_none());
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 0);
+    store.ingest(&ws(), &rules, "src_web", &events).unwrap();
+    assert_eq!(journey_view(&store), journey_view(&never_crashed));
 }
 
 #[test]

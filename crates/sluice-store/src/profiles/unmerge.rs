@@ -83,7 +83,7 @@ impl ProfileStore {
         rules: &Rules,
     ) -> Result<Unmerged, StoreError> {
         self.write(|change| {
-            let state = &*change.state;
+            let state = &*change.state.get()?;
             let family = state.with_family(profile.id);
             let merge = state.merges.iter().find(|merge| {
                 merge.id == merge_id
@@ -111,12 +111,12 @@ impl ProfileStore {
 
 /// [`ProfileStore::remove_identifier`] and [`ProfileStore::split_merge`] inside their change.
 fn rebuild(
-    change: &mut Change<'_>,
+    change: &mut Change<'_, '_>,
     profile: &ProfileRef,
     rules: &Rules,
     cut: Cut,
 ) -> Result<Unmerged, StoreError> {
-    let state = &mut *change.state;
+    let state = change.state.get()?;
     let workspace = profile.workspace_id.0.as_str();
     let collection = profile.collection;
     let Some(held) = live(state, profile) else {
