@@ -16,17 +16,19 @@
 //! - [`follow`] — what the audience consumer reads.
 //!
 //! # Durability and the commit
-//! A batch's entries are written at the end of `profiles.log` and `fdatasync`ed; then one
-//! SQLite transaction moves the cursor, records the log's new end (`meta.log_end`) and bumps
-//! `meta.graph_version`. Log bytes past `meta.log_end` belong to a batch that never committed
-//! and are overwritten. Everything else (unmerge, erasure, retention) changes the state in
-//! place: it zeroes the log entries it removes, writes a new snapshot, and bumps
-//! `meta.rewrites` as well, in its transaction.
+//! A batch's entries and a commit frame naming the cursor are written at the end of
+//! `profiles.log` (not synced: see [`log`]); then one SQLite transaction moves the cursor,
+//! records the log's new end (`meta.log_end`) and bumps `meta.graph_version`. Everything else
+//! (unmerge, erasure, retention) changes the state in place: it zeroes the log entries it
+//! removes, syncs the log, writes a new snapshot, and bumps `meta.rewrites` as well, in its
+//! transaction.
 //!
 //! Start-up (or the first use after the memory was given back) reads the snapshot and replays
-//! the log from the point it covers to `meta.log_end`. A snapshot is written when the log has
-//! grown past the last one by more than that snapshot's size (at least 64 MiB), so replay stays
-//! short and snapshot writing costs a bounded share of the consumer's time.
+//! the whole batches of the log after the point it covers. If the log does not end where
+//! `meta.log_end` says (a crash), it is cut after its last whole batch and the cursors are
+//! taken from the state. A snapshot is written when the log has grown past the last one by
+//! more than that snapshot's size (at least 256 MiB), so replay stays short and snapshot
+//! writing costs a bounded share of the consumer's time.
 //!
 //! # Several processes
 //! The CLI opens the same files while the server runs. Every change happens inside an
