@@ -227,17 +227,17 @@ fn consume(
 }
 
 /// A data directory `identity-fill` filled, opened to consume its log again.
-pub(crate) struct Filled {
-    pub(crate) workspace: WorkspaceId,
-    pub(crate) source_id: String,
+struct Filled {
+    workspace: WorkspaceId,
+    source_id: String,
     /// The workspace's identity rules.
-    pub(crate) rules: Rules,
-    pub(crate) runtime: tokio::runtime::Runtime,
-    pub(crate) log: SqliteLog,
+    rules: Rules,
+    runtime: tokio::runtime::Runtime,
+    log: SqliteLog,
 }
 
 impl Filled {
-    pub(crate) fn open(data_dir: &Path) -> Result<Filled> {
+    fn open(data_dir: &Path) -> Result<Filled> {
         let state = StateStore::open(&data_dir.join("state.db"))?;
         let (workspace, _) = state.ensure_default_workspace()?;
         let source = state

@@ -5,9 +5,7 @@
 //!   Segment-style requests and prints one JSON line of results (see [`client`]).
 //! - `loadgen sink --listen 127.0.0.1:PORT [--behaviour ok|fail|hang]`: a destination for the
 //!   delivery benchmark (see [`sink`]).
-//! - `loadgen identity-fill` / `loadgen profile-get`: the identity benchmark (see [`identity`]);
-//!   `loadgen identity-ceiling`: the same consumer work with the graph in memory (see
-//!   [`ceiling`]).
+//! - `loadgen identity-fill` / `loadgen profile-get`: the identity benchmark (see [`identity`]).
 //! - `loadgen audience-eval`, `audience-history`, `audience-backfill`, `audience-sync`: the
 //!   audience benchmarks (see [`audience`], [`backfill`], [`sync`]).
 //!
@@ -16,7 +14,6 @@
 mod audience;
 mod backfill;
 mod baseline;
-mod ceiling;
 mod client;
 mod identity;
 mod payload;
@@ -51,8 +48,6 @@ enum Command {
     Sink(sink::SinkArgs),
     /// Fill a data directory with people's events and time the profile consumer on them.
     IdentityFill(identity::FillArgs),
-    /// Time the consumer's unavoidable work with the graph in memory and an append-only record.
-    IdentityCeiling(ceiling::CeilingArgs),
     /// GET random profiles' traits through the Profile API and print the latency.
     ProfileGet(identity::GetArgs),
     /// The audience engine's cost per event with 50 audiences (in memory, no IO).
@@ -71,7 +66,6 @@ fn main() -> Result<()> {
         Command::Run(args) => client::run(args),
         Command::Sink(args) => sink::serve(args),
         Command::IdentityFill(args) => identity::fill(args),
-        Command::IdentityCeiling(args) => ceiling::ceiling(args),
         Command::ProfileGet(args) => identity::get(args),
         Command::AudienceEval(args) => audience::eval(args),
         Command::AudienceHistory(args) => backfill::history(args),
