@@ -58,7 +58,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
@@ -99,6 +100,9 @@ pub const INGEST_BATCH: usize = 10_000;
 /// A snapshot is written once the log has grown by at least this much since the last one
 /// (replaying it at start takes a second or two).
 const SNAPSHOT_MIN_GROWTH: u64 = 256 * 1024 * 1024;
+
+/// The state is kept through an idle release while the Profile API read it this recently.
+const KEEP_AFTER_READ: Duration = Duration::from_secs(60);
 
 /// Connections that serve version checks and cursor reads beside the writer.
 const READERS: usize = 2;
@@ -223,6 +227,8 @@ pub struct ProfileStore {
     /// The change log, read and written at explicit offsets only.
     log: File,
     memory: RwLock<Memory>,
+    /// When the Profile API last looked a profile up.
+    last_api_read: Mutex<Option<Instant>>,
 }
 
 /// One change in progress: the state to change (through [`StateLock`]), the log to append to,
@@ -316,6 +322,7 @@ impl ProfileStore {
                 snapshot_bytes: 0,
                 tails: None,
             }),
+            last_api_read: Mutex::new(None),
         };
         if outdated {
             let connection = store.writer()?;
@@ -324,10 +331,23 @@ impl ProfileStore {
         Ok(store)
     }
 
+    fn read_memory(&self) -> Result<RwLockReadGuard<'_, Memory>, StoreError> {
+        self.memory
+            .read()
+            .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))
+    }
+
     fn memory(&self) -> Result<RwLockWriteGuard<'_, Memory>, StoreError> {
         self.memory
             .write()
             .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))
+    }
+
+    /// Notes a Profile API read (see [`ProfileStore::release_memory`]).
+    pub(crate) fn note_api_read(&self) {
+        if let Ok(mut last) = self.last_api_read.lock() {
+            *last = Some(Instant::now());
+        }
     }
 
     /// Runs `work` on the state as the file holds it now.
@@ -338,10 +358,7 @@ impl ProfileStore {
         for _ in 0..3 {
             let version = graph_version(&*self.reader()?)?;
             {
-                let memory = self
-                    .memory
-                    .read()
-                    .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))?;
+                let memory = self.read_memory()?;
                 if memory.reflects(version)
                     && let Some(state) = &memory.state
                 {
@@ -367,10 +384,7 @@ impl ProfileStore {
         answer: impl FnOnce(&HashMap<String, (i64, i64)>) -> Option<T>,
     ) -> Result<Option<T>, StoreError> {
         let version = graph_version(&*self.reader()?)?;
-        let memory = self
-            .memory
-            .read()
-            .map_err(|_| StoreError::CommitFailed("profile state lock poisoned".into()))?;
+        let memory = self.read_memory()?;
         match &memory.tails {
             Some(tails) if memory.state.is_none() && memory.points.graph_version == version => {
                 Ok(answer(tails))
@@ -406,7 +420,14 @@ impl ProfileStore {
             };
             if change.rewrite {
                 change.log.sync_data()?;
-                snapshot::write(&self.paths.snapshot, change.state.get()?, next.log_end)?;
+                // Readers go on while the snapshot is written.
+                change.state.let_readers_in();
+                let memory = self.read_memory()?;
+                let state = memory
+                    .state
+                    .as_ref()
+                    .ok_or_else(|| StoreError::CommitFailed("profile state not loaded".into()))?;
+                snapshot::write(&self.paths.snapshot, state, next.log_end)?;
             }
             save_points(&transaction, &next)?;
             Ok((value, next, change.rewrite))
@@ -446,17 +467,20 @@ impl ProfileStore {
     fn snapshot_now(&self, connection: &mut Connection) -> Result<(), StoreError> {
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let points = read_points(&transaction)?;
-        let mut memory = self.memory()?;
-        if memory.points != points {
-            return Ok(());
-        }
-        if let Some(state) = &memory.state {
+        {
+            // Readers go on while the snapshot is written (no writer can: the writer's
+            // connection is held).
+            let memory = self.read_memory()?;
+            let Some(state) = memory.state.as_ref().filter(|_| memory.points == points) else {
+                return Ok(());
+            };
             // The snapshot must not cover log bytes the disk may not have yet.
             self.log.sync_data()?;
             snapshot::write(&self.paths.snapshot, state, points.log_end)?;
-            memory.snapshot_end = points.log_end;
-            memory.snapshot_bytes = file_size(&self.paths.snapshot);
         }
+        let mut memory = self.memory()?;
+        memory.snapshot_end = points.log_end;
+        memory.snapshot_bytes = file_size(&self.paths.snapshot);
         drop(memory);
         transaction.commit()?;
         Ok(())
@@ -619,19 +643,27 @@ impl ProfileStore {
 
     /// Gives back the memory the store holds: a snapshot is written first if the log grew
     /// since the last one, then the state is dropped (the next use loads it again), and
-    /// SQLite's caches are released.
+    /// SQLite's caches are released. A state the Profile API read in the last
+    /// [`KEEP_AFTER_READ`] is kept: it is in use, and loading it again would cost the next
+    /// reads seconds.
     pub fn release_memory(&self) -> Result<(), StoreError> {
         let mut connection = self.writer()?;
+        let in_use = self
+            .last_api_read
+            .lock()
+            .map_err(|_| StoreError::CommitFailed("profile store lock poisoned".into()))?
+            .is_some_and(|at| at.elapsed() < KEEP_AFTER_READ);
         let behind = {
             let memory = self.memory()?;
-            memory.state.is_some() && memory.points.log_end > memory.snapshot_end
+            !in_use && memory.state.is_some() && memory.points.log_end > memory.snapshot_end
         };
         if behind {
             self.snapshot_now(&mut connection)?;
         }
         {
             let mut memory = self.memory()?;
-            if memory.snapshot_end == memory.points.log_end
+            if !in_use
+                && memory.snapshot_end == memory.points.log_end
                 && let Some(state) = memory.state.take()
             {
                 memory.tails = Some(state.tails());

@@ -149,13 +149,16 @@ impl ProfileStore {
     }
 
     /// The live profile of `collection` a lookup names: an identifier, or `segment_id:` and a
-    /// public profile id.
+    /// public profile id. What the Profile API and the admin API look profiles up with (such a
+    /// read keeps the state loaded through idle spells: see
+    /// [`ProfileStore::release_memory`]).
     pub fn find(
         &self,
         workspace: &WorkspaceId,
         collection: Collection,
         lookup: &Identifier,
     ) -> Result<Option<ProfileRef>, StoreError> {
+        self.note_api_read();
         let found = if lookup.kind == SEGMENT_ID {
             self.by_public_id(workspace, &lookup.value)?
         } else {

@@ -999,3 +999,28 @@ fn history_reads_the_same_from_a_snapshot_as_from_the_log() {
         }
     }
 }
+
+#[test]
+fn an_idle_release_keeps_the_state_the_profile_api_is_reading() {
+    let rules = default_rules();
+    let (_dir, store) = open();
+    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+    // The consumers' own lookups do not keep it.
+    assert!(profile_of(&store, "user_id", "u1").is_some());
+    store.release_memory().unwrap();
+    assert!(store.memory.read().unwrap().state.is_none());
+    // A Profile API read does.
+    assert!(
+        store
+            .find(&ws(), Collection::Users, &id("user_id", "u1"))
+            .unwrap()
+            .is_some()
+    );
+    store.release_memory().unwrap();
+    assert!(store.memory.read().unwrap().state.is_some());
+    // Until it is old.
+    *store.last_api_read.lock().unwrap() =
+        Some(std::time::Instant::now() - KEEP_AFTER_READ - std::time::Duration::from_secs(1));
+    store.release_memory().unwrap();
+    assert!(store.memory.read().unwrap().state.is_none());
+}
