@@ -149,11 +149,17 @@ impl ProfileStore {
                 let mut ids: Vec<_> = profile.identifiers.iter().collect();
                 ids.sort_by_key(|held| (Some(held.kind) != user_id, held.order));
                 if let Some(first) = ids.first() {
-                    found.push((*id, Identifier::new(state.names.text(first.kind), &*first.value)));
+                    found.push((
+                        *id,
+                        Identifier::new(state.names.text(first.kind), &*first.value),
+                    ));
                 }
             }
             found.sort_by_key(|(id, _)| *id);
-            Ok(found.into_iter().map(|(_, identifier)| identifier).collect())
+            Ok(found
+                .into_iter()
+                .map(|(_, identifier)| identifier)
+                .collect())
         })
     }
 }
@@ -166,14 +172,18 @@ fn expire_in(
     applied_before_ms: i64,
 ) -> Result<Expired, StoreError> {
     let state = change.state.get()?;
-    let (Some(workspace), Some(source)) = (state.names.get(&workspace.0), state.names.get(source_id))
+    let (Some(workspace), Some(source)) =
+        (state.names.get(&workspace.0), state.names.get(source_id))
     else {
         return Ok(Expired::default());
     };
     let mut old: HashSet<u64> = HashSet::new();
     let end = change.appender.next_offset();
     scan(change.log, 0, end, &state.names, |offset, entry| {
-        if entry.workspace == workspace && entry.source == source && entry.now_ms < applied_before_ms {
+        if entry.workspace == workspace
+            && entry.source == source
+            && entry.now_ms < applied_before_ms
+        {
             old.insert(offset);
         }
     })?;
@@ -213,8 +223,8 @@ fn erase_profiles(change: &mut Change<'_, '_>, live: &[ProfileId]) -> Result<u64
         let Some(profile) = state.profile(*id) else {
             continue;
         };
-        removed += 1
-            + (profile.identifiers.len() + profile.traits.len() + profile.links.len()) as u64;
+        removed +=
+            1 + (profile.identifiers.len() + profile.traits.len() + profile.links.len()) as u64;
         for offset in &profile.history {
             erase_entry(change.log, *offset)?;
             removed += 1;

@@ -76,7 +76,11 @@ impl ProfileStore {
             let Some(workspace) = state.names.get(&workspace.0) else {
                 return Ok(0);
             };
-            let last = state.merges.iter().rev().find(|merge| merge.workspace == workspace);
+            let last = state
+                .merges
+                .iter()
+                .rev()
+                .find(|merge| merge.workspace == workspace);
             Ok(last.map_or(0, |merge| merge.id))
         })
     }
@@ -197,7 +201,11 @@ impl ProfileStore {
             let mut found = Vec::with_capacity(held.history.len());
             for offset in &held.history {
                 if let Some(entry) = read_entry(log, *offset, &state.names)? {
-                    found.push((entry.at_ms, entry.seq, state.names.text(entry.source).to_owned()));
+                    found.push((
+                        entry.at_ms,
+                        entry.seq,
+                        state.names.text(entry.source).to_owned(),
+                    ));
                 }
             }
             found.sort();

@@ -110,7 +110,14 @@ fn ingest_batch(
             message_type: change.appender.name(change.state.get()?, message_type),
             event: body.get("event").and_then(Value::as_str),
         };
-        ingest_one(change.state.get()?, &mut change.appender, rules, &place, &body, &mut report)?;
+        ingest_one(
+            change.state.get()?,
+            &mut change.appender,
+            rules,
+            &place,
+            &body,
+            &mut report,
+        )?;
     }
     if let Some(seq) = last_seq {
         change
@@ -243,7 +250,8 @@ fn entry_for(
     } else {
         None
     };
-    let mut ids = Vec::with_capacity(decision.added.len() + decision.seen.len() + decision.dropped.len());
+    let mut ids =
+        Vec::with_capacity(decision.added.len() + decision.seen.len() + decision.dropped.len());
     let mut push = |id: &Identifier, fate: IdFate, state: &mut State| {
         let kind = appender.name(state, &id.kind);
         ids.push((kind, id.value.clone(), fate));

@@ -212,8 +212,9 @@ fn decode_entry(body: &[u8], names: &Names) -> Result<Entry, StoreError> {
     for _ in 0..count {
         let kind = name(&mut reader)?;
         let value = reader.text()?.to_owned();
-        let fate = IdFate::from_code(reader.u8()?)
-            .ok_or_else(|| StoreError::Corrupt("change log entry has a bad identifier fate".into()))?;
+        let fate = IdFate::from_code(reader.u8()?).ok_or_else(|| {
+            StoreError::Corrupt("change log entry has a bad identifier fate".into())
+        })?;
         ids.push((kind, value, fate));
     }
     let count = reader.len(8)?;
@@ -261,7 +262,11 @@ fn head_at(file: &File, offset: u64) -> Result<(u32, u8), StoreError> {
 }
 
 /// Reads the entry at `offset`; `None` if it was erased.
-pub(crate) fn read_entry(file: &File, offset: u64, names: &Names) -> Result<Option<Entry>, StoreError> {
+pub(crate) fn read_entry(
+    file: &File,
+    offset: u64,
+    names: &Names,
+) -> Result<Option<Entry>, StoreError> {
     let (length, tag) = head_at(file, offset)?;
     match tag {
         TAG_ERASED => Ok(None),
@@ -321,7 +326,8 @@ fn frames(
         let tag = head[4];
         let mut sum = [0u8; 8];
         sum.copy_from_slice(&head[5..HEAD]);
-        if (length as usize) < HEAD - 4 || length > MAX_FRAME || offset + 4 + u64::from(length) > to {
+        if (length as usize) < HEAD - 4 || length > MAX_FRAME || offset + 4 + u64::from(length) > to
+        {
             return Ok(offset);
         }
         body.resize(length as usize - (HEAD - 4), 0);
@@ -357,7 +363,12 @@ enum Pending {
 
 /// Applies the whole batches in `[from, to)` to `state`, in order (start-up, catching up);
 /// returns where the last whole batch ends (`to` when nothing was lost).
-pub(crate) fn replay(file: &File, from: u64, to: u64, state: &mut State) -> Result<u64, StoreError> {
+pub(crate) fn replay(
+    file: &File,
+    from: u64,
+    to: u64,
+    state: &mut State,
+) -> Result<u64, StoreError> {
     let mut pending: Vec<Pending> = Vec::new();
     let mut applied_to = from;
     frames(file, from, to, |offset, frame| {
@@ -471,7 +482,10 @@ mod tests {
         appender.write(&file).unwrap();
 
         let mut replayed = State::default();
-        assert_eq!(replay(&file, 0, appender.end(), &mut replayed).unwrap(), appender.end());
+        assert_eq!(
+            replay(&file, 0, appender.end(), &mut replayed).unwrap(),
+            appender.end()
+        );
         assert_eq!(replayed.profiles, live.profiles);
         assert_eq!(replayed.cursors, live.cursors);
         assert_eq!(
@@ -489,9 +503,13 @@ mod tests {
         // A flipped byte in the second batch: the same.
         let mut byte = [0u8; 1];
         file.read_exact_at(&mut byte, second_offset + 30).unwrap();
-        file.write_all_at(&[byte[0] ^ 0x40], second_offset + 30).unwrap();
+        file.write_all_at(&[byte[0] ^ 0x40], second_offset + 30)
+            .unwrap();
         let mut flipped = State::default();
-        assert_eq!(replay(&file, 0, appender.end(), &mut flipped).unwrap(), first_end);
+        assert_eq!(
+            replay(&file, 0, appender.end(), &mut flipped).unwrap(),
+            first_end
+        );
         assert_eq!(flipped.profiles.len(), 1);
 
         erase_entry(&file, offset).unwrap();

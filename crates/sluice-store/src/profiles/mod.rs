@@ -58,8 +58,8 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, Transaction, TransactionBehavior, params};
 
@@ -142,8 +142,7 @@ fn graph_version(connection: &Connection) -> Result<i64, StoreError> {
 }
 
 fn save_points(connection: &Connection, points: &Points) -> Result<(), StoreError> {
-    let mut statement =
-        connection.prepare_cached("UPDATE meta SET value = ?2 WHERE name = ?1")?;
+    let mut statement = connection.prepare_cached("UPDATE meta SET value = ?2 WHERE name = ?1")?;
     statement.execute(params!["graph_version", points.graph_version])?;
     statement.execute(params![
         "log_end",
@@ -368,7 +367,8 @@ impl ProfileStore {
             // Not loaded yet, or another process changed the files: catch up, between two
             // of the writer's commits.
             let mut connection = self.writer()?;
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             self.catch_up(&transaction)?;
             transaction.commit()?;
         }
@@ -455,7 +455,8 @@ impl ProfileStore {
             memory.snapshot_end = next.log_end;
             memory.snapshot_bytes = file_size(&self.paths.snapshot);
         }
-        let due = next.log_end - memory.snapshot_end > memory.snapshot_bytes.max(SNAPSHOT_MIN_GROWTH);
+        let due =
+            next.log_end - memory.snapshot_end > memory.snapshot_bytes.max(SNAPSHOT_MIN_GROWTH);
         drop(lock);
         if due {
             self.snapshot_now(&mut connection)?;
@@ -678,7 +679,11 @@ impl ProfileStore {
     }
 
     /// How far the consumer got in a source (0: nothing yet).
-    pub fn cursor(&self, workspace: &crate::WorkspaceId, source_id: &str) -> Result<i64, StoreError> {
+    pub fn cursor(
+        &self,
+        workspace: &crate::WorkspaceId,
+        source_id: &str,
+    ) -> Result<i64, StoreError> {
         let connection = self.reader()?;
         crate::sqlite::read_cursor(&connection, workspace, source_id)
     }

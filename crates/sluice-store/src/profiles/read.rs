@@ -258,7 +258,11 @@ impl ProfileStore {
             for offset in offsets {
                 let row = i64::try_from(offset).unwrap_or(i64::MAX);
                 if let Some(after) = query.after_row {
-                    let past = if query.ascending { row > after } else { row < after };
+                    let past = if query.ascending {
+                        row > after
+                    } else {
+                        row < after
+                    };
                     if !past {
                         continue;
                     }
@@ -395,9 +399,9 @@ pub(crate) fn profile_ref(
 
 /// The profile a reference names, if it is still live and the workspace's.
 pub(crate) fn live<'s>(state: &'s State, profile: &ProfileRef) -> Option<&'s Profile> {
-    state.profile(profile.id).filter(|held| {
-        held.is_live() && state.names.text(held.workspace) == profile.workspace_id.0
-    })
+    state
+        .profile(profile.id)
+        .filter(|held| held.is_live() && state.names.text(held.workspace) == profile.workspace_id.0)
 }
 
 /// An entry as the history lists it.
@@ -478,7 +482,7 @@ fn links_of(state: &State, profile: &ProfileRef, limit: usize) -> Vec<Link> {
         return Vec::new();
     };
     let mut links: Vec<&super::state::LinkRecord> = held.links.iter().collect();
-    links.sort_by(|a, b| b.last_seen_ms.cmp(&a.last_seen_ms));
+    links.sort_by_key(|link| std::cmp::Reverse(link.last_seen_ms));
     let mut out = Vec::new();
     for link in links.into_iter().take(limit) {
         let Some(other) = state.profile(link.other) else {

@@ -54,7 +54,9 @@ fn collection_of(code: u8) -> Result<Collection, StoreError> {
     match code {
         0 => Ok(Collection::Users),
         1 => Ok(Collection::Accounts),
-        other => Err(StoreError::Corrupt(format!("snapshot has collection {other}"))),
+        other => Err(StoreError::Corrupt(format!(
+            "snapshot has collection {other}"
+        ))),
     }
 }
 
@@ -169,7 +171,9 @@ pub(crate) fn read(path: &Path) -> Result<Option<(State, u64)>, StoreError> {
         state.unmerges.push(decode_unmerge(&mut reader)?);
     }
     if !reader.is_empty() {
-        return Err(StoreError::Corrupt("snapshot has bytes after its end".into()));
+        return Err(StoreError::Corrupt(
+            "snapshot has bytes after its end".into(),
+        ));
     }
     Ok(Some((state, log_end)))
 }
@@ -223,7 +227,9 @@ fn decode_profile(reader: &mut Reader<'_>, state: &State) -> Result<Profile, Sto
     let name = |reader: &mut Reader<'_>| -> Result<u32, StoreError> {
         let id = reader.u32()?;
         if !state.names.contains(id) {
-            return Err(StoreError::Corrupt(format!("snapshot names {id}, which is not defined")));
+            return Err(StoreError::Corrupt(format!(
+                "snapshot names {id}, which is not defined"
+            )));
         }
         Ok(id)
     };

@@ -311,7 +311,13 @@ impl State {
 
     /// The key of an identifier: each part is followed by a 0xff byte (which UTF-8 text never
     /// contains), so part boundaries cannot shift.
-    pub(crate) fn key(&self, workspace: &str, collection: Collection, kind: &str, value: &str) -> Key {
+    pub(crate) fn key(
+        &self,
+        workspace: &str,
+        collection: Collection,
+        kind: &str,
+        value: &str,
+    ) -> Key {
         let mut key = [0u64; 2];
         for (half, hasher) in key.iter_mut().zip(&self.hashers) {
             let mut state = hasher.build_hasher();
@@ -325,7 +331,12 @@ impl State {
     }
 
     /// The live profile of a workspace's collection that holds `id`.
-    pub(crate) fn find(&self, workspace: &str, collection: Collection, id: &Identifier) -> Option<ProfileId> {
+    pub(crate) fn find(
+        &self,
+        workspace: &str,
+        collection: Collection,
+        id: &Identifier,
+    ) -> Option<ProfileId> {
         let key = self.key(workspace, collection, &id.kind, &id.value);
         self.index.get(&key).copied()
     }
@@ -354,7 +365,12 @@ impl State {
     }
 
     fn identifier(&self, workspace: u32, collection: Collection, kind: u32, value: &str) -> Key {
-        self.key(self.names.text(workspace), collection, self.names.text(kind), value)
+        self.key(
+            self.names.text(workspace),
+            collection,
+            self.names.text(kind),
+            value,
+        )
     }
 
     /// Applies one entry: creates, merges, adds and touches identifiers as it records, merges
@@ -388,7 +404,13 @@ impl State {
                 IdFate::Dropped => {}
             }
         }
-        self.merge_traits(target, &entry.traits, entry.at_ms, entry.source, entry.now_ms);
+        self.merge_traits(
+            target,
+            &entry.traits,
+            entry.at_ms,
+            entry.source,
+            entry.now_ms,
+        );
         if let Some(profile) = self.profiles.get_mut(&target) {
             insert_sorted(&mut profile.history, offset);
         }
@@ -422,7 +444,12 @@ impl State {
     }
 
     /// Moves everything of `absorbed` into `kept` and records the merge.
-    fn absorb(&mut self, entry: &Entry, kept: ProfileId, absorbed: ProfileId) -> Result<(), StoreError> {
+    fn absorb(
+        &mut self,
+        entry: &Entry,
+        kept: ProfileId,
+        absorbed: ProfileId,
+    ) -> Result<(), StoreError> {
         let Some(gone) = self.profiles.get_mut(&absorbed).filter(|p| p.is_live()) else {
             return Err(StoreError::Corrupt(format!(
                 "change log merges profile {absorbed}, which is not live"
@@ -442,7 +469,10 @@ impl State {
             .ids
             .iter()
             .filter(|(kind, value, fate)| {
-                *fate == IdFate::Seen && identifiers.iter().any(|id| id.kind == *kind && *id.value == **value)
+                *fate == IdFate::Seen
+                    && identifiers
+                        .iter()
+                        .any(|id| id.kind == *kind && *id.value == **value)
             })
             .map(|(kind, value, _)| (*kind, value.as_str().into()))
             .collect();
@@ -492,7 +522,13 @@ impl State {
 
     /// The profile `other` links to `from`; now it links to `to` (merged with a link it may
     /// have to `to` already).
-    fn repoint_link(&mut self, other: ProfileId, from: ProfileId, to: ProfileId, link: &LinkRecord) {
+    fn repoint_link(
+        &mut self,
+        other: ProfileId,
+        from: ProfileId,
+        to: ProfileId,
+        link: &LinkRecord,
+    ) {
         let Some(profile) = self.profiles.get_mut(&other) else {
             return;
         };
@@ -538,7 +574,14 @@ impl State {
         }
     }
 
-    fn merge_traits(&mut self, target: ProfileId, traits: &[(u32, String)], at_ms: i64, source: u32, now_ms: i64) {
+    fn merge_traits(
+        &mut self,
+        target: ProfileId,
+        traits: &[(u32, String)],
+        at_ms: i64,
+        source: u32,
+        now_ms: i64,
+    ) {
         let Some(profile) = self.profiles.get_mut(&target) else {
             return;
         };
@@ -573,11 +616,15 @@ impl State {
     pub(crate) fn tails(&self) -> HashMap<String, (i64, i64)> {
         let mut tails: HashMap<String, (i64, i64)> = HashMap::new();
         for merge in &self.merges {
-            let tail = tails.entry(self.names.text(merge.workspace).to_owned()).or_default();
+            let tail = tails
+                .entry(self.names.text(merge.workspace).to_owned())
+                .or_default();
             tail.0 = tail.0.max(merge.id);
         }
         for unmerge in &self.unmerges {
-            let tail = tails.entry(self.names.text(unmerge.workspace).to_owned()).or_default();
+            let tail = tails
+                .entry(self.names.text(unmerge.workspace).to_owned())
+                .or_default();
             tail.1 = tail.1.max(unmerge.id);
         }
         tails
@@ -613,7 +660,12 @@ impl State {
         let Some(profile) = self.profiles.get(&id) else {
             return;
         };
-        let key = self.identifier(profile.workspace, profile.collection, record.kind, &record.value);
+        let key = self.identifier(
+            profile.workspace,
+            profile.collection,
+            record.kind,
+            &record.value,
+        );
         self.index.insert(key, id);
         if let Some(profile) = self.profiles.get_mut(&id) {
             profile.identifiers.push(record);
@@ -649,7 +701,12 @@ impl State {
     pub(crate) fn restore(&mut self, id: ProfileId, profile: Profile) {
         if profile.is_live() {
             for held in &profile.identifiers {
-                let key = self.identifier(profile.workspace, profile.collection, held.kind, &held.value);
+                let key = self.identifier(
+                    profile.workspace,
+                    profile.collection,
+                    held.kind,
+                    &held.value,
+                );
                 self.index.insert(key, id);
             }
         }
@@ -668,7 +725,12 @@ impl State {
             self.public.remove(&profile.public_id);
             if profile.is_live() {
                 for held in &profile.identifiers {
-                    let key = self.identifier(profile.workspace, profile.collection, held.kind, &held.value);
+                    let key = self.identifier(
+                        profile.workspace,
+                        profile.collection,
+                        held.kind,
+                        &held.value,
+                    );
                     if self.index.get(&key) == Some(id) {
                         self.index.remove(&key);
                     }
@@ -682,7 +744,8 @@ impl State {
         }
         self.merges
             .retain(|merge| !ids.contains(&merge.kept) && !ids.contains(&merge.absorbed));
-        self.unmerges.retain(|unmerge| !ids.contains(&unmerge.profile));
+        self.unmerges
+            .retain(|unmerge| !ids.contains(&unmerge.profile));
     }
 }
 
@@ -750,7 +813,11 @@ pub(crate) struct Resolving<'s> {
 impl Graph for Resolving<'_> {
     type Error = StoreError;
 
-    fn find(&mut self, collection: Collection, id: &Identifier) -> Result<Option<ProfileId>, StoreError> {
+    fn find(
+        &mut self,
+        collection: Collection,
+        id: &Identifier,
+    ) -> Result<Option<ProfileId>, StoreError> {
         Ok(self.state.find(self.workspace, collection, id))
     }
 

@@ -710,7 +710,10 @@ fn assert_memory_matches_files(store: &ProfileStore, path: &std::path::Path) {
         for held in &profile.identifiers {
             let id = Identifier::new(mine.names.text(held.kind), &*held.value);
             let found = theirs.find(workspace, profile.collection, &id);
-            assert_eq!(found.and_then(|p| theirs.profile(p)).map(|p| &p.public_id), Some(&profile.public_id));
+            assert_eq!(
+                found.and_then(|p| theirs.profile(p)).map(|p| &p.public_id),
+                Some(&profile.public_id)
+            );
         }
     }
 }
@@ -786,11 +789,30 @@ fn the_state_follows_merges_unmerges_erasure_and_other_processes() {
     assert!(store.memory.read().unwrap().state.is_none());
     assert_eq!(store.last_merge_id(&ws()).unwrap(), last_merge);
     assert_eq!(store.last_unmerge_id(&ws()).unwrap(), last_unmerge);
-    assert!(store.merges_after(&ws(), last_merge, 10).unwrap().is_empty());
-    assert!(store.unmerges_after(&ws(), last_unmerge, 10).unwrap().is_empty());
-    assert!(store.memory.read().unwrap().state.is_none(), "no load for those");
-    assert_eq!(store.merges_after(&ws(), 0, 10).unwrap().len(), last_merge as usize);
-    assert!(store.memory.read().unwrap().state.is_some(), "loaded for older merges");
+    assert!(
+        store
+            .merges_after(&ws(), last_merge, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .unmerges_after(&ws(), last_unmerge, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store.memory.read().unwrap().state.is_none(),
+        "no load for those"
+    );
+    assert_eq!(
+        store.merges_after(&ws(), 0, 10).unwrap().len(),
+        last_merge as usize
+    );
+    assert!(
+        store.memory.read().unwrap().state.is_some(),
+        "loaded for older merges"
+    );
     // A failed write leaves the state as the files are.
     let foreign = vec![StoredEvent {
         event: NewEvent {
@@ -813,7 +835,10 @@ fn the_state_follows_merges_unmerges_erasure_and_other_processes() {
     drop(store);
 
     let reopened = ProfileStore::open(&path).unwrap();
-    assert!(reopened.memory.read().unwrap().state.is_none(), "loaded at first use");
+    assert!(
+        reopened.memory.read().unwrap().state.is_none(),
+        "loaded at first use"
+    );
     assert!(profile_of(&reopened, "user_id", "bob").is_some());
     assert!(profile_of(&reopened, "anonymous_id", "phone").is_none());
     assert_memory_matches_files(&reopened, &path);
@@ -826,17 +851,26 @@ fn a_crash_that_loses_the_end_of_the_change_log_costs_only_the_lost_batches() {
     let rules = default_rules();
     let events = journey();
     let (_other, never_crashed) = open();
-    never_crashed.ingest(&ws(), &rules, "src_web", &events).unwrap();
+    never_crashed
+        .ingest(&ws(), &rules, "src_web", &events)
+        .unwrap();
     {
         let store = ProfileStore::open(&path).unwrap();
-        store.ingest(&ws(), &rules, "src_web", &events[..3]).unwrap();
-        store.ingest(&ws(), &rules, "src_web", &events[3..]).unwrap();
+        store
+            .ingest(&ws(), &rules, "src_web", &events[..3])
+            .unwrap();
+        store
+            .ingest(&ws(), &rules, "src_web", &events[3..])
+            .unwrap();
         assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 5);
     }
     // The disk kept the first batch and part of the second.
     let log_path = dir.path().join("profiles.log");
     let length = std::fs::metadata(&log_path).unwrap().len();
-    let log = std::fs::OpenOptions::new().write(true).open(&log_path).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log_path)
+        .unwrap();
     log.set_len(length - 5).unwrap();
     drop(log);
     let store = ProfileStore::open(&path).unwrap();
@@ -846,14 +880,21 @@ fn a_crash_that_loses_the_end_of_the_change_log_costs_only_the_lost_batches() {
         Some(jane),
         "the second batch's merge is gone"
     );
-    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 3, "applied again from the lost batch");
+    assert_eq!(
+        store.cursor(&ws(), "src_web").unwrap(),
+        3,
+        "applied again from the lost batch"
+    );
     store.ingest(&ws(), &rules, "src_web", &events).unwrap();
     assert_eq!(journey_view(&store), journey_view(&never_crashed));
     assert_memory_matches_files(&store, &path);
     drop(store);
 
     // A log cut inside its first batch leaves nothing: everything is applied again.
-    let log = std::fs::OpenOptions::new().write(true).open(&log_path).unwrap();
+    let log = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log_path)
+        .unwrap();
     log.set_len(10).unwrap();
     drop(log);
     let store = ProfileStore::open(&path).unwrap();
@@ -986,7 +1027,10 @@ fn history_reads_the_same_from_a_snapshot_as_from_the_log() {
         store.erase_person(&ws(), &[id("user_id", "u1")]).unwrap();
         let expired = store.expire(&ws(), "src_web", i64::MAX).unwrap();
         assert_eq!(expired.events, 3, "the phone's two and bob's one");
-        assert_eq!(expired.profiles, 2, "the phone and bob, left without history");
+        assert_eq!(
+            expired.profiles, 2,
+            "the phone and bob, left without history"
+        );
         assert_eq!(store.count_profiles(&ws(), Collection::Users).unwrap(), 0);
     }
     for file in ["profiles.log", "profiles.snapshot"] {

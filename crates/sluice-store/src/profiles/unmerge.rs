@@ -381,7 +381,9 @@ fn rebuild(
         if real_ids.contains(member) {
             continue;
         }
-        let first = state.profile(*member).map(|p| p.first_message_id.to_string());
+        let first = state
+            .profile(*member)
+            .map(|p| p.first_message_id.to_string());
         let holder = history
             .iter()
             .zip(&event_group)
@@ -401,7 +403,11 @@ fn rebuild(
         target.merges = view.merges;
         target.updated_at_ms = now;
         target.history = histories.remove(real_id).unwrap_or_default();
-        target.traits = traits.remove(real_id).unwrap_or_default().into_values().collect();
+        target.traits = traits
+            .remove(real_id)
+            .unwrap_or_default()
+            .into_values()
+            .collect();
         if let Some((message_id, source)) = firsts.remove(real_id) {
             target.first_message_id = message_id.into();
             target.first_source = source;
