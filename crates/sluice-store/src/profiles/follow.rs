@@ -66,23 +66,18 @@ impl ProfileStore {
 
     /// The id of the workspace's latest merge (0 before any).
     pub fn last_merge_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
-        let tail = |tails: &HashMap<String, (i64, i64)>| {
-            Some(tails.get(&workspace.0).map_or(0, |tail| tail.0))
+        Ok(self.tail(workspace)?.0)
+    }
+
+    /// The ids of the workspace's latest merge and unmerge (0 before any).
+    fn tail(&self, workspace: &WorkspaceId) -> Result<(i64, i64), StoreError> {
+        let of = |tails: &HashMap<String, (i64, i64)>| {
+            Some(tails.get(&workspace.0).copied().unwrap_or_default())
         };
-        if let Some(id) = self.read_tails(tail)? {
-            return Ok(id);
+        if let Some(tail) = self.read_tails(of)? {
+            return Ok(tail);
         }
-        self.read(|state, _| {
-            let Some(workspace) = state.names.get(&workspace.0) else {
-                return Ok(0);
-            };
-            let last = state
-                .merges
-                .iter()
-                .rev()
-                .find(|merge| merge.workspace == workspace);
-            Ok(last.map_or(0, |merge| merge.id))
-        })
+        self.read(|state, _| Ok(of(&state.tails()).unwrap_or_default()))
     }
 
     /// The live profile a profile id is now (following merges), in the workspace.
@@ -169,23 +164,7 @@ impl ProfileStore {
 
     /// The id of the workspace's latest unmerge (0 before any).
     pub fn last_unmerge_id(&self, workspace: &WorkspaceId) -> Result<i64, StoreError> {
-        let tail = |tails: &HashMap<String, (i64, i64)>| {
-            Some(tails.get(&workspace.0).map_or(0, |tail| tail.1))
-        };
-        if let Some(id) = self.read_tails(tail)? {
-            return Ok(id);
-        }
-        self.read(|state, _| {
-            let Some(workspace) = state.names.get(&workspace.0) else {
-                return Ok(0);
-            };
-            let last = state
-                .unmerges
-                .iter()
-                .rev()
-                .find(|unmerge| unmerge.workspace == workspace);
-            Ok(last.map_or(0, |unmerge| unmerge.id))
-        })
+        Ok(self.tail(workspace)?.1)
     }
 
     /// Where a profile's recorded events are in the log: `(source, seq)`, by timestamp.
