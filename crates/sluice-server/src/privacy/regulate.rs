@@ -7,7 +7,8 @@
 //!    then on. `UNSUPPRESS` lifts the suppressions holding any subject.
 //! 4. Deleting types erase, with the profile consumer held back: the log, the profiles and
 //!    identity graph, the dead letters and the recent-attempts views. Each store cleans up
-//!    after itself (`secure_delete`, WAL checkpointed and truncated).
+//!    after itself (SQLite stores: `secure_delete`, WAL checkpointed and truncated; the profile
+//!    store: change log entries zeroed in place, a new snapshot).
 //! 5. Forwarding types tell the destinations ([`super::forward`]).
 //! 6. The report (rows per store, each destination's answer) is saved with the final status,
 //!    and the subjects are erased from the regulation.

@@ -8,7 +8,8 @@
 //!   without history (with the profile consumer held back, as for a deletion);
 //! - the dead letters of its events received before it.
 //!
-//! Every store erases physically (`secure_delete`, WAL truncated). The sweep also forgets the
+//! Every store erases physically (SQLite's `secure_delete` and WAL truncation; the profile
+//! store zeroes its change log entries and writes a new snapshot). The sweep also forgets the
 //! log cursors of destinations that no longer exist (deleted with the CLI, or while the node
 //! was down). Reports hold counts, never identifiers.
 //!
