@@ -523,7 +523,9 @@ impl ProfileStore {
                 memory.snapshot_bytes = file_size(&self.paths.snapshot);
                 Ok(points)
             }
-            Err(error) => {
+            // Only damage empties the store; an I/O error (a full disk, too many open files)
+            // is the caller's, and the next read tries again.
+            Err(error @ StoreError::Corrupt(_)) => {
                 tracing::error!(%error, "the profile store's files disagree: rebuilding profiles from the log");
                 drop(memory);
                 self.reset(transaction)?;
@@ -535,6 +537,7 @@ impl ProfileStore {
                 memory.snapshot_bytes = 0;
                 Ok(points)
             }
+            Err(error) => Err(error),
         }
     }
 

@@ -1068,3 +1068,25 @@ fn an_idle_release_keeps_the_state_the_profile_api_is_reading() {
     store.release_memory().unwrap();
     assert!(store.memory.read().unwrap().state.is_none());
 }
+
+#[test]
+fn an_io_error_while_loading_is_reported_and_empties_nothing() {
+    let rules = default_rules();
+    let (dir, store) = open();
+    store.ingest(&ws(), &rules, "src_web", &journey()).unwrap();
+    store.release_memory().unwrap();
+    // The snapshot cannot be read (a directory stands in its place): the read fails, and the
+    // store keeps everything for the next try.
+    let snapshot = dir.path().join("profiles.snapshot");
+    std::fs::remove_file(&snapshot).unwrap();
+    std::fs::create_dir(&snapshot).unwrap();
+    let error = store
+        .lookup(&ws(), Collection::Users, &id("user_id", "u1"))
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Io(_)), "{error}");
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 5);
+    // Without a snapshot the whole change log is replayed.
+    std::fs::remove_dir(&snapshot).unwrap();
+    assert!(profile_of(&store, "user_id", "u1").is_some());
+    assert_eq!(store.cursor(&ws(), "src_web").unwrap(), 5);
+}
