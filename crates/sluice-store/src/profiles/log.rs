@@ -68,7 +68,7 @@ const MAX_FRAME: u32 = 64 * 1024 * 1024;
 /// A batch's frames, built in memory before they are written at `base`.
 pub(crate) struct Appender {
     base: u64,
-    pub(crate) buffer: Vec<u8>,
+    buffer: Vec<u8>,
 }
 
 impl Appender {
@@ -79,14 +79,9 @@ impl Appender {
         }
     }
 
-    /// Where the next frame goes.
+    /// Where the next frame goes (once the frames are written: the log's end).
     pub(crate) fn next_offset(&self) -> u64 {
         self.base + self.buffer.len() as u64
-    }
-
-    /// The log's end once the frames are written.
-    pub(crate) fn end(&self) -> u64 {
-        self.next_offset()
     }
 
     /// The number of `text` in `state`, defining it (and writing the definition) if new.
@@ -469,7 +464,7 @@ mod tests {
         let offset = appender.entry(&first);
         live.apply_entry(&first, offset).unwrap();
         appender.commit(&mut live, "ws_1", "src_1", 7);
-        let first_end = appender.end();
+        let first_end = appender.next_offset();
         // A second batch, cut short by a crash below.
         let mut second = first.clone();
         second.seq = 8;
@@ -483,8 +478,8 @@ mod tests {
 
         let mut replayed = State::default();
         assert_eq!(
-            replay(&file, 0, appender.end(), &mut replayed).unwrap(),
-            appender.end()
+            replay(&file, 0, appender.next_offset(), &mut replayed).unwrap(),
+            appender.next_offset()
         );
         assert_eq!(replayed.profiles, live.profiles);
         assert_eq!(replayed.cursors, live.cursors);
@@ -494,7 +489,7 @@ mod tests {
         );
 
         // The second batch torn: only the first applies, and its cursor is the one kept.
-        for cut in [appender.end() - 1, second_offset + 20] {
+        for cut in [appender.next_offset() - 1, second_offset + 20] {
             let mut torn = State::default();
             assert_eq!(replay(&file, 0, cut, &mut torn).unwrap(), first_end);
             assert_eq!(torn.profiles.len(), 1);
@@ -507,7 +502,7 @@ mod tests {
             .unwrap();
         let mut flipped = State::default();
         assert_eq!(
-            replay(&file, 0, appender.end(), &mut flipped).unwrap(),
+            replay(&file, 0, appender.next_offset(), &mut flipped).unwrap(),
             first_end
         );
         assert_eq!(flipped.profiles.len(), 1);

@@ -415,7 +415,7 @@ impl ProfileStore {
             change.appender.write(change.log)?;
             let next = Points {
                 graph_version: points.graph_version + 1,
-                log_end: change.appender.end(),
+                log_end: change.appender.next_offset(),
                 rewrites: points.rewrites + i64::from(change.rewrite),
             };
             if change.rewrite {
