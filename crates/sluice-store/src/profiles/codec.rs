@@ -4,6 +4,9 @@
 //! A reader never trusts a length: every read is checked against what is left, so a damaged
 //! file gives [`StoreError::Corrupt`], not a panic or a huge allocation.
 
+use sluice_identity::Collection;
+
+use super::state::Names;
 use crate::StoreError;
 
 /// Appends values to a buffer.
@@ -44,6 +47,13 @@ impl Writer<'_> {
             Some(text) => self.text(text),
             None => self.u32(u32::MAX),
         }
+    }
+
+    pub(crate) fn collection(&mut self, collection: Collection) {
+        self.u8(match collection {
+            Collection::Users => 0,
+            Collection::Accounts => 1,
+        });
     }
 
     pub(crate) fn opt_i64(&mut self, value: Option<i64>) {
@@ -135,6 +145,23 @@ impl<'a> Reader<'a> {
         std::str::from_utf8(bytes)
             .map(Some)
             .map_err(|_| self.corrupt("text is not UTF-8"))
+    }
+
+    pub(crate) fn collection(&mut self) -> Result<Collection, StoreError> {
+        match self.u8()? {
+            0 => Ok(Collection::Users),
+            1 => Ok(Collection::Accounts),
+            other => Err(self.corrupt(&format!("collection {other}"))),
+        }
+    }
+
+    /// A name's number, which `names` must define already.
+    pub(crate) fn name(&mut self, names: &Names) -> Result<u32, StoreError> {
+        let id = self.u32()?;
+        if !names.contains(id) {
+            return Err(self.corrupt(&format!("name {id} is not defined")));
+        }
+        Ok(id)
     }
 
     pub(crate) fn opt_i64(&mut self) -> Result<Option<i64>, StoreError> {

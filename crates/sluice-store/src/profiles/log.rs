@@ -30,7 +30,7 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 
-use sluice_identity::{Collection, ProfileId};
+use sluice_identity::ProfileId;
 
 use super::codec::{Reader, Writer};
 use super::state::{Entry, IdFate, Names, State};
@@ -137,10 +137,7 @@ impl Appender {
 fn encode_entry(writer: &mut Writer<'_>, entry: &Entry) {
     writer.u32(entry.workspace);
     writer.u32(entry.source);
-    writer.u8(match entry.collection {
-        Collection::Users => 0,
-        Collection::Accounts => 1,
-    });
+    writer.collection(entry.collection);
     writer.i64(entry.seq);
     writer.i64(entry.at_ms);
     writer.i64(entry.now_ms);
@@ -169,31 +166,14 @@ fn encode_entry(writer: &mut Writer<'_>, entry: &Entry) {
 
 fn decode_entry(body: &[u8], names: &Names) -> Result<Entry, StoreError> {
     let mut reader = Reader::new(body, "change log entry");
-    let name = |reader: &mut Reader<'_>| -> Result<u32, StoreError> {
-        let id = reader.u32()?;
-        if !names.contains(id) {
-            return Err(StoreError::Corrupt(format!(
-                "change log entry names {id}, which is not defined"
-            )));
-        }
-        Ok(id)
-    };
-    let workspace = name(&mut reader)?;
-    let source = name(&mut reader)?;
-    let collection = match reader.u8()? {
-        0 => Collection::Users,
-        1 => Collection::Accounts,
-        other => {
-            return Err(StoreError::Corrupt(format!(
-                "change log entry has collection {other}"
-            )));
-        }
-    };
+    let workspace = reader.name(names)?;
+    let source = reader.name(names)?;
+    let collection = reader.collection()?;
     let seq = reader.i64()?;
     let at_ms = reader.i64()?;
     let now_ms = reader.i64()?;
     let message_id = reader.text()?.to_owned();
-    let message_type = name(&mut reader)?;
+    let message_type = reader.name(names)?;
     let event = reader.opt_text()?.map(str::to_owned);
     let profile: ProfileId = reader.i64()?;
     let created = reader.opt_text()?.map(str::to_owned);
@@ -205,7 +185,7 @@ fn decode_entry(body: &[u8], names: &Names) -> Result<Entry, StoreError> {
     let count = reader.len(9)?;
     let mut ids = Vec::with_capacity(count);
     for _ in 0..count {
-        let kind = name(&mut reader)?;
+        let kind = reader.name(names)?;
         let value = reader.text()?.to_owned();
         let fate = IdFate::from_code(reader.u8()?).ok_or_else(|| {
             StoreError::Corrupt("change log entry has a bad identifier fate".into())
@@ -215,7 +195,7 @@ fn decode_entry(body: &[u8], names: &Names) -> Result<Entry, StoreError> {
     let count = reader.len(8)?;
     let mut traits = Vec::with_capacity(count);
     for _ in 0..count {
-        let trait_name = name(&mut reader)?;
+        let trait_name = reader.name(names)?;
         traits.push((trait_name, reader.text()?.to_owned()));
     }
     let linked = reader.opt_i64()?;
@@ -421,6 +401,8 @@ pub(crate) fn scan(
 
 #[cfg(test)]
 mod tests {
+    use sluice_identity::Collection;
+
     use super::*;
 
     fn entry(state: &mut State, appender: &mut Appender) -> Entry {

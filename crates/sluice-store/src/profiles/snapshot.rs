@@ -11,8 +11,6 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
-use sluice_identity::Collection;
-
 use super::codec::{Reader, Writer};
 use super::state::{IdRecord, LinkRecord, MergeRecord, Profile, State, TraitRecord, UnmergeRecord};
 use crate::StoreError;
@@ -40,23 +38,6 @@ impl Paced {
             self.unsynced = 0;
         }
         Ok(())
-    }
-}
-
-fn collection_code(collection: Collection) -> u8 {
-    match collection {
-        Collection::Users => 0,
-        Collection::Accounts => 1,
-    }
-}
-
-fn collection_of(code: u8) -> Result<Collection, StoreError> {
-    match code {
-        0 => Ok(Collection::Users),
-        1 => Ok(Collection::Accounts),
-        other => Err(StoreError::Corrupt(format!(
-            "snapshot has collection {other}"
-        ))),
     }
 }
 
@@ -180,7 +161,7 @@ pub(crate) fn read(path: &Path) -> Result<Option<(State, u64)>, StoreError> {
 
 fn encode_profile(writer: &mut Writer<'_>, profile: &Profile) {
     writer.u32(profile.workspace);
-    writer.u8(collection_code(profile.collection));
+    writer.collection(profile.collection);
     writer.text(&profile.public_id);
     writer.opt_i64(profile.merged_into);
     writer.u32(profile.merges);
@@ -224,17 +205,8 @@ fn encode_profile(writer: &mut Writer<'_>, profile: &Profile) {
 }
 
 fn decode_profile(reader: &mut Reader<'_>, state: &State) -> Result<Profile, StoreError> {
-    let name = |reader: &mut Reader<'_>| -> Result<u32, StoreError> {
-        let id = reader.u32()?;
-        if !state.names.contains(id) {
-            return Err(StoreError::Corrupt(format!(
-                "snapshot names {id}, which is not defined"
-            )));
-        }
-        Ok(id)
-    };
-    let workspace = name(reader)?;
-    let collection = collection_of(reader.u8()?)?;
+    let workspace = reader.name(&state.names)?;
+    let collection = reader.collection()?;
     let public_id = reader.text()?.into();
     let merged_into = reader.opt_i64()?;
     let merges = reader.u32()?;
@@ -246,15 +218,15 @@ fn decode_profile(reader: &mut Reader<'_>, state: &State) -> Result<Profile, Sto
     let created_at_ms = reader.i64()?;
     let updated_at_ms = reader.i64()?;
     let first_message_id = reader.text()?.into();
-    let first_source = name(reader)?;
+    let first_source = reader.name(&state.names)?;
     let count = reader.len(40)?;
     let mut identifiers = Vec::with_capacity(count);
     for _ in 0..count {
         identifiers.push(IdRecord {
             order: reader.u64()?,
-            kind: name(reader)?,
+            kind: reader.name(&state.names)?,
             value: reader.text()?.into(),
-            source: name(reader)?,
+            source: reader.name(&state.names)?,
             first_message_id: reader.text()?.into(),
             first_seen_ms: reader.i64()?,
             last_seen_ms: reader.i64()?,
@@ -264,10 +236,10 @@ fn decode_profile(reader: &mut Reader<'_>, state: &State) -> Result<Profile, Sto
     let mut traits = Vec::with_capacity(count);
     for _ in 0..count {
         traits.push(TraitRecord {
-            name: name(reader)?,
+            name: reader.name(&state.names)?,
             value: reader.text()?.into(),
             timestamp_ms: reader.i64()?,
-            source: name(reader)?,
+            source: reader.name(&state.names)?,
             updated_at_ms: reader.i64()?,
         });
     }
@@ -283,7 +255,7 @@ fn decode_profile(reader: &mut Reader<'_>, state: &State) -> Result<Profile, Sto
             other: reader.i64()?,
             first_seen_ms: reader.i64()?,
             last_seen_ms: reader.i64()?,
-            source: name(reader)?,
+            source: reader.name(&state.names)?,
         });
     }
     Ok(Profile {
@@ -307,7 +279,7 @@ fn decode_profile(reader: &mut Reader<'_>, state: &State) -> Result<Profile, Sto
 fn encode_merge(writer: &mut Writer<'_>, merge: &MergeRecord) {
     writer.i64(merge.id);
     writer.u32(merge.workspace);
-    writer.u8(collection_code(merge.collection));
+    writer.collection(merge.collection);
     writer.i64(merge.at_ms);
     writer.i64(merge.kept);
     writer.i64(merge.absorbed);
@@ -323,7 +295,7 @@ fn encode_merge(writer: &mut Writer<'_>, merge: &MergeRecord) {
 fn decode_merge(reader: &mut Reader<'_>) -> Result<MergeRecord, StoreError> {
     let id = reader.i64()?;
     let workspace = reader.u32()?;
-    let collection = collection_of(reader.u8()?)?;
+    let collection = reader.collection()?;
     let at_ms = reader.i64()?;
     let kept = reader.i64()?;
     let absorbed = reader.i64()?;
