@@ -43,6 +43,12 @@ pub struct SyncArgs {
     /// Members per batch handed to `build` (default: each adapter's `max_batch`, 10,000).
     #[arg(long)]
     batch: Option<usize>,
+    /// Only this platform (meta, google, tiktok); all three when absent.
+    #[arg(long)]
+    platform: Option<String>,
+    /// Only the adapters' work from parsed events, not from JSON text (for profiling).
+    #[arg(long)]
+    parsed_only: bool,
 }
 
 /// splitmix64.
@@ -280,6 +286,13 @@ pub fn sync(args: SyncArgs) -> Result<()> {
     let bytes: usize = texts.iter().map(String::len).sum();
     let mut results = Vec::new();
     for platform in platforms() {
+        if args
+            .platform
+            .as_deref()
+            .is_some_and(|only| only != platform.name)
+        {
+            continue;
+        }
         let Value::Object(settings) = &platform.settings else {
             bail!("settings are an object");
         };
@@ -289,6 +302,10 @@ pub fn sync(args: SyncArgs) -> Result<()> {
         let mut seen: [Option<Planned>; 2] = [None, None];
         for _ in 0..args.rounds.max(1) {
             for (way, parsed) in [(0, true), (1, false)] {
+                if args.parsed_only && !parsed {
+                    rates[way].push(0.0);
+                    continue;
+                }
                 let (spent, planned) = round(adapter.as_ref(), &texts, args.batch, parsed);
                 if seen[way].is_some_and(|seen| seen != planned) || planned.rows == 0 {
                     bail!("{}: rounds planned different work", platform.name);

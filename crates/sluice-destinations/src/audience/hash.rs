@@ -1,92 +1,151 @@
-//! Hashing identifiers for the ad platforms: SHA-256 (and MD5 where TikTok takes it) written as
-//! lowercase hex on the stack, the Base64 form Google's Data Manager also takes, and the check
-//! for values that arrive already hashed (`^[0-9a-fA-F]{64}$`: lowercased, never hashed again).
+//! Hashing identifiers for the ad platforms: SHA-256 (and MD5 where TikTok takes it) kept as
+//! digest bytes on the stack and written as lowercase hex (or the Base64 form Google's Data
+//! Manager also takes) into request bodies, and the check for values that arrive already hashed
+//! (`^[0-9a-fA-F]{64}$`: taken as they are, in lowercase, never hashed again).
 
 use base64::Engine;
 use md5::Md5;
+use sha2::digest::generic_array::GenericArray;
+use sha2::digest::typenum::U64;
 use sha2::{Digest, Sha256};
 
-/// A digest as lowercase hex, kept on the stack: 64 characters for SHA-256, 32 for MD5.
+/// A digest, sent as lowercase hex (or Base64): 32 bytes for SHA-256, 16 for MD5. The bytes
+/// are kept (half the size of their hex, so rows of them move cheaply) and written out as text
+/// only into a request body.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Hex {
-    text: [u8; 64],
+    bytes: [u8; 32],
     len: u8,
 }
 
+/// Each byte's two lowercase hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 15]];
+        byte += 1;
+    }
+    pairs
+};
+
 impl Hex {
-    /// The hex text.
-    pub fn as_str(&self) -> &str {
-        // Only ASCII hex digits are ever written into `text`, so this cannot fail.
-        std::str::from_utf8(&self.text[..usize::from(self.len)]).unwrap_or_default()
-    }
-
     fn from_digest(digest: &[u8]) -> Hex {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [0u8; 64];
         let len = digest.len().min(32);
-        for (index, byte) in digest[..len].iter().enumerate() {
-            text[index * 2] = DIGITS[usize::from(byte >> 4)];
-            text[index * 2 + 1] = DIGITS[usize::from(byte & 15)];
-        }
+        let mut bytes = [0u8; 32];
+        bytes[..len].copy_from_slice(&digest[..len]);
         Hex {
-            text,
-            // At most 64: `len` is capped at 32 bytes above.
-            len: u8::try_from(len * 2).unwrap_or(64),
+            bytes,
+            // At most 32: capped above.
+            len: u8::try_from(len).unwrap_or(32),
         }
     }
 
-    /// A value that is already a SHA-256 in hex (any case), lowercased; `None` otherwise.
+    /// A value that is already a SHA-256 in hex (any case); `None` otherwise.
     pub fn from_sha256_hex(value: &str) -> Option<Hex> {
         if !is_sha256_hex(value) {
             return None;
         }
-        let mut text = [0u8; 64];
-        for (slot, byte) in text.iter_mut().zip(value.bytes()) {
-            *slot = byte.to_ascii_lowercase();
+        let mut bytes = [0u8; 32];
+        for (slot, pair) in bytes.iter_mut().zip(value.as_bytes().chunks_exact(2)) {
+            *slot = (nibble(pair[0]) << 4) | nibble(pair[1]);
         }
-        Some(Hex { text, len: 64 })
+        Some(Hex { bytes, len: 32 })
     }
 
-    /// The digest's bytes (the hex decoded).
-    fn bytes(&self) -> ([u8; 32], usize) {
-        let mut bytes = [0u8; 32];
-        let len = usize::from(self.len) / 2;
-        for (index, slot) in bytes.iter_mut().take(len).enumerate() {
-            let high = nibble(self.text[index * 2]);
-            let low = nibble(self.text[index * 2 + 1]);
-            *slot = (high << 4) | low;
+    /// The digest's bytes.
+    fn digest(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Appends the digest as lowercase hex (64 digits for SHA-256, 32 for MD5).
+    pub fn push_hex(&self, out: &mut Vec<u8>) {
+        for byte in self.digest() {
+            out.extend_from_slice(&HEX_PAIRS[usize::from(*byte)]);
         }
-        (bytes, len)
+    }
+
+    /// The digest as lowercase hex.
+    pub fn text(&self) -> String {
+        let mut out = Vec::with_capacity(64);
+        self.push_hex(&mut out);
+        // Only ASCII hex digits were written.
+        String::from_utf8(out).unwrap_or_default()
     }
 
     /// The digest in standard Base64 (Google's `encoding: BASE64`).
     pub fn to_base64(&self) -> String {
-        let (bytes, len) = self.bytes();
-        base64::engine::general_purpose::STANDARD.encode(&bytes[..len])
+        base64::engine::general_purpose::STANDARD.encode(self.digest())
     }
 }
 
 impl std::fmt::Debug for Hex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A hash of personal data is still personal data: never shown whole.
-        write!(f, "Hex({}…)", &self.as_str()[..8.min(self.as_str().len())])
+        let mut prefix = Vec::with_capacity(8);
+        Hex::from_digest(&self.digest()[..4.min(self.digest().len())]).push_hex(&mut prefix);
+        write!(f, "Hex({}…)", String::from_utf8_lossy(&prefix))
     }
 }
 
+/// The value of a hex digit (any case); 0 for anything else, which callers have excluded.
 fn nibble(digit: u8) -> u8 {
     match digit {
         b'0'..=b'9' => digit - b'0',
         b'a'..=b'f' => digit - b'a' + 10,
+        b'A'..=b'F' => digit - b'A' + 10,
         _ => 0,
     }
 }
 
-/// SHA-256 of the UTF-8 bytes, lowercase hex.
-pub fn sha256_hex(value: &str) -> Hex {
-    Hex::from_digest(&Sha256::digest(value.as_bytes()))
+/// SHA-256's initial state (FIPS 180-4 §5.3.3).
+const SHA256_INITIAL: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// SHA-256 of `value`. Identifiers are short: up to 119 bytes fit in two padded blocks, which
+/// are built here on the stack and compressed directly (the compression function uses the
+/// CPU's SHA instructions where it has them); longer values go through the streaming hasher.
+fn sha256(value: &[u8]) -> [u8; 32] {
+    if value.len() > 119 {
+        return Sha256::digest(value).into();
+    }
+    // FIPS 180-4 §5.1.1: the message, a 1 bit, zeros, the length in bits as 64 bits.
+    let blocks = if value.len() <= 55 { 1 } else { 2 };
+    let mut padded = [GenericArray::<u8, U64>::default(); 2];
+    let mut flat = [0u8; 128];
+    flat[..value.len()].copy_from_slice(value);
+    flat[value.len()] = 0x80;
+    let bits = (value.len() as u64) * 8;
+    flat[blocks * 64 - 8..blocks * 64].copy_from_slice(&bits.to_be_bytes());
+    padded[0].copy_from_slice(&flat[..64]);
+    padded[1].copy_from_slice(&flat[64..]);
+    let mut state = SHA256_INITIAL;
+    sha2::compress256(&mut state, &padded[..blocks]);
+    let mut digest = [0u8; 32];
+    for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+        out.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
 }
 
-/// MD5 of the UTF-8 bytes, lowercase hex (TikTok's `IDFA_MD5` / `AAID_MD5`).
+/// SHA-256 of the UTF-8 bytes.
+pub fn sha256_hex(value: &str) -> Hex {
+    Hex {
+        bytes: sha256(value.as_bytes()),
+        len: 32,
+    }
+}
+
+/// MD5 of the UTF-8 bytes (TikTok's `IDFA_MD5` / `AAID_MD5`).
 pub fn md5_hex(value: &str) -> Hex {
     Hex::from_digest(&Md5::digest(value.as_bytes()))
 }
@@ -101,20 +160,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sha256_of_short_values_matches_the_streaming_hasher() {
+        // Every length around the one- and two-block limits, and the streaming path beyond.
+        let text: String = (0..300u32)
+            .map(|i| char::from(b'a' + u8::try_from(i % 26).unwrap_or(0)))
+            .collect();
+        for len in 0..=200 {
+            let value = &text[..len];
+            let expected = Hex::from_digest(&Sha256::digest(value.as_bytes()));
+            assert_eq!(sha256_hex(value), expected, "length {len}");
+        }
+    }
+
+    #[test]
     fn sha256_is_lowercase_hex() {
         let hash = sha256_hex("mary@example.com");
         assert_eq!(
-            hash.as_str(),
+            hash.text(),
             "f1904cf1a9d73a55fa5de0ac823c4403ded71afd4c3248d00bdcd0866552bb79"
         );
-        assert_eq!(sha256_hex("").as_str().len(), 64);
+        assert_eq!(sha256_hex("").text().len(), 64);
     }
 
     #[test]
     fn md5_is_lowercase_hex() {
         // T12.
         assert_eq!(
-            md5_hex("6d92078a-8246-4ba4-ae5b-76104861e7dc").as_str(),
+            md5_hex("6d92078a-8246-4ba4-ae5b-76104861e7dc").text(),
             "0c2074fb86930fc4a2a7bb791240a7d3"
         );
     }
@@ -140,7 +212,7 @@ mod tests {
         let upper = "F1904CF1A9D73A55FA5DE0AC823C4403DED71AFD4C3248D00BDCD0866552BB79";
         assert!(is_sha256_hex(upper));
         assert_eq!(
-            Hex::from_sha256_hex(upper).map(|hex| hex.as_str().to_string()),
+            Hex::from_sha256_hex(upper).map(|hex| hex.text()),
             Some("f1904cf1a9d73a55fa5de0ac823c4403ded71afd4c3248d00bdcd0866552bb79".into())
         );
         for not in [

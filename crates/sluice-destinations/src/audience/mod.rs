@@ -29,6 +29,7 @@ use crate::contract::{HttpRequest, HttpResponse, Plan, Planned, Verdict};
 use crate::settings::{Reader, invalid};
 use crate::{SettingsError, google_audiences, meta_audiences, tiktok_audiences};
 
+use hash::Hex;
 use member::{Action, Refusal, Traits};
 use normalize::CountryCode;
 
@@ -231,6 +232,13 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, text: &str) {
 pub(crate) fn push_plain_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
+}
+
+/// Appends a digest as quoted lowercase hex.
+pub(crate) fn push_hex_str(out: &mut Vec<u8>, hex: &Hex) {
+    out.push(b'"');
+    hex.push_hex(out);
     out.push(b'"');
 }
 

@@ -242,10 +242,10 @@ pub enum Identifier {
 
 impl Identifier {
     /// The text sent (hex for hashed identifiers).
-    pub fn as_str(&self) -> &str {
+    pub fn text(&self) -> String {
         match self {
-            Identifier::Hashed(hex) => hex.as_str(),
-            Identifier::Plain(text) => text,
+            Identifier::Hashed(hex) => hex.text(),
+            Identifier::Plain(text) => text.clone(),
         }
     }
 }
@@ -305,19 +305,24 @@ pub fn identifier(
 /// Pushes `text` NFC-normalized, lowercased, keeping the characters `keep` accepts (after
 /// lowercasing). ASCII text skips NFC (it is always NFC).
 fn push_lower(text: &str, out: &mut String, keep: impl Fn(char) -> bool) {
-    if text.is_ascii() {
-        out.extend(
-            text.chars()
-                .map(|c| c.to_ascii_lowercase())
-                .filter(|c| keep(*c)),
-        );
-    } else if is_nfc_quick(text.chars()) == IsNormalized::Yes {
-        // Already NFC, as text from an SDK nearly always is: no need to recompose.
-        out.extend(
-            text.chars()
-                .flat_map(char::to_lowercase)
-                .filter(|c| keep(*c)),
-        );
+    if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+        // Already NFC, as text from an SDK nearly always is: no need to recompose. Character
+        // by character, ASCII without the general lowercase mapping.
+        out.reserve(text.len());
+        for c in text.chars() {
+            if c.is_ascii() {
+                let lower = c.to_ascii_lowercase();
+                if keep(lower) {
+                    out.push(lower);
+                }
+            } else {
+                for lower in c.to_lowercase() {
+                    if keep(lower) {
+                        out.push(lower);
+                    }
+                }
+            }
+        }
     } else {
         out.extend(text.nfc().flat_map(char::to_lowercase).filter(|c| keep(*c)));
     }

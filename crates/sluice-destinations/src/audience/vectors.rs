@@ -411,7 +411,7 @@ fn check(vectors: &[Vector]) {
             &mut scratch,
         );
         assert_eq!(
-            got.as_ref().map(Identifier::as_str),
+            got.as_ref().map(Identifier::text).as_deref(),
             Some(sent),
             "{name}: sent"
         );
@@ -439,7 +439,7 @@ fn tiktok_vectors() {
 fn m19_hashed_extern_id_matches_the_published_digest() {
     // Sluice sends EXTERN_ID as is; the vector's optional hash, for anyone hashing it upstream.
     assert_eq!(
-        sha256_hex("crm-00042").as_str(),
+        sha256_hex("crm-00042").text(),
         "35bed454e0b6c6932c2254201e5923a3f0c21a9278e9a7f546bd748c7ffa7742"
     );
 }
@@ -477,7 +477,7 @@ fn m20_and_t13_already_hashed_values_are_lowercased_not_rehashed() {
             &mut scratch,
         );
         assert_eq!(
-            got.as_ref().map(Identifier::as_str),
+            got.as_ref().map(Identifier::text).as_deref(),
             Some(expected),
             "{name}"
         );
@@ -516,7 +516,7 @@ fn t12_md5_of_a_mobile_ad_id() {
         &mut scratch,
     );
     assert_eq!(
-        got.as_ref().map(Identifier::as_str),
+        got.as_ref().map(Identifier::text).as_deref(),
         Some("0c2074fb86930fc4a2a7bb791240a7d3")
     );
 }
@@ -525,7 +525,7 @@ fn t12_md5_of_a_mobile_ad_id() {
 fn the_rules_sluice_does_not_follow_give_the_published_other_digests() {
     // T3: the legacy "drop dots" email rule (Segment's): not what Sluice sends for T2's input.
     let legacy = "c4d25e9c90ff23e9145397bc6fbd5385ca5fbe78211222ccbecd0b369ebb19a6";
-    assert_eq!(sha256_hex("janedoe@example.com").as_str(), legacy);
+    assert_eq!(sha256_hex("janedoe@example.com").text(), legacy);
     let ours = normalize(
         Platform::TikTok,
         K::Email,
@@ -533,28 +533,26 @@ fn the_rules_sluice_does_not_follow_give_the_published_other_digests() {
         &Context::default(),
     );
     assert_ne!(
-        ours.as_deref()
-            .map(sha256_hex)
-            .map(|h| h.as_str().to_string()),
+        ours.as_deref().map(sha256_hex).map(|h| h.text()),
         Some(legacy.into())
     );
     // T6 / T8: the digits-only phone forms; Sluice sends E.164 (T5 / T7) to TikTok.
     assert_eq!(
-        sha256_hex("16577770000").as_str(),
+        sha256_hex("16577770000").text(),
         "8d7bdaaf75196f351d22942fc0dd79304ffabc3eaf3339460ef9da0773e3aec2"
     );
     assert_eq!(
-        sha256_hex("37493828222").as_str(),
+        sha256_hex("37493828222").text(),
         "65b7e6dcf6f4310f8d7cbfbd78289a753062fb054d6664fb9aaac5df66a422d4"
     );
     // T10: the same IDFA hashed without lowercasing does not match.
     assert_eq!(
-        sha256_hex("6D92078A-8246-4BA4-AE5B-76104861E7DC").as_str(),
+        sha256_hex("6D92078A-8246-4BA4-AE5B-76104861E7DC").text(),
         "2afcf919a0c1953d177fcb412ea65138b44b4a42dda7d322225811767c0c530c"
     );
     // MD5 stays MD5: T12 is not the SHA-256 of T9.
     assert_ne!(
-        md5_hex("6d92078a-8246-4ba4-ae5b-76104861e7dc").as_str(),
-        sha256_hex("6d92078a-8246-4ba4-ae5b-76104861e7dc").as_str()
+        md5_hex("6d92078a-8246-4ba4-ae5b-76104861e7dc").text(),
+        sha256_hex("6d92078a-8246-4ba4-ae5b-76104861e7dc").text()
     );
 }

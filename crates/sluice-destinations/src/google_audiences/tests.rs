@@ -115,10 +115,10 @@ fn an_entered_identify_becomes_an_ingest_of_contact_data() {
             "audienceMembers": [{
                 "userData": {"userIdentifiers": [
                     {"emailAddress": MARY_EMAIL},
-                    {"phoneNumber": sha256_hex("+15559876543").as_str()},
+                    {"phoneNumber": sha256_hex("+15559876543").text()},
                     {"address": {
                         "givenName": "6915771be1c5aa0c886870b6951b03d7eafc121fea0e80a5ea83beb7c449f4ec",
-                        "familyName": sha256_hex("obrien").as_str(),
+                        "familyName": sha256_hex("obrien").text(),
                         "regionCode": "US",
                         "postalCode": "94105-1234"
                     }}
@@ -194,7 +194,7 @@ fn addresses_need_all_four_parts_and_unusable_members_are_invalid() {
     let body = body_json(&adapter.build_values(&[&partial]).requests[0].request);
     assert_eq!(
         body["audienceMembers"][0]["userData"]["userIdentifiers"],
-        json!([{"emailAddress": sha256_hex("a@b.co").as_str()}])
+        json!([{"emailAddress": sha256_hex("a@b.co").text()}])
     );
     // A contact list cannot use a user id or an ad id.
     let only_ids = membership(
@@ -464,15 +464,15 @@ async fn round_trip_creates_a_list_and_syncs_its_members() {
         .iter()
         .find(|m| {
             m.get("emailAddress").map(String::as_str)
-                == Some(sha256_hex("bob@example.com").as_str())
+                == Some(sha256_hex("bob@example.com").text().as_str())
         })
         .unwrap();
     assert_eq!(
         bob.get("address").cloned(),
         Some(format!(
             "{}|{}|US|94105",
-            sha256_hex("bob").as_str(),
-            sha256_hex("smith").as_str()
+            sha256_hex("bob").text(),
+            sha256_hex("smith").text()
         ))
     );
 

@@ -28,7 +28,8 @@ use sha2::{Digest as _, Sha256};
 use crate::audience::member::{self, Action, Field};
 use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
 use crate::audience::{
-    Chunk, Row, no_identifier, plan_runs, push_json_str, push_plain_str, status_reason,
+    Chunk, Row, no_identifier, plan_runs, push_hex_str, push_json_str, push_plain_str,
+    status_reason,
 };
 use crate::contract::{HttpRequest, HttpResponse, Method, Plan, Verdict, retry_after};
 use crate::event::Event;
@@ -205,7 +206,7 @@ fn push_row(body: &mut Vec<u8>, row: &Row<'_, MetaRow>, used: &[usize]) {
             body.push(b',');
         }
         match &row.data[*column] {
-            Some(Identifier::Hashed(hex)) => push_plain_str(body, hex.as_str()),
+            Some(Identifier::Hashed(hex)) => push_hex_str(body, hex),
             Some(Identifier::Plain(text)) => push_json_str(body, text),
             None => body.extend_from_slice(b"\"\""),
         }

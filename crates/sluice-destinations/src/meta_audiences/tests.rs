@@ -127,7 +127,7 @@ fn an_entered_identify_becomes_one_post_with_every_key_meta_takes() {
                     "19b100ab7725c612f3d80ff203ca53cea5cadaafae3bf0f88f0fb4089fe08815",
                     "0b8efa5a3bf104413a725c6ff0459a6be12b1fd33314cbb138745baf39504ae5",
                     "b4cb6cb33fe4b865868de825023a1e2790dc12ac01ecc8d7c5afe8254071c8ba",
-                    crate::audience::hash::sha256_hex("mary").as_str(),
+                    crate::audience::hash::sha256_hex("mary").text(),
                     "62c66a7a5dd70c3146618063c344e531e6d4b59e379808443ce962b3abd63c5a",
                     "252f10c83610ebca1a059c0bae8255eba2f95be4d1d7bcfa89d7248a82d9f111",
                     "1a6bd4d9d79dc0a79b53795c70d3349fa9e38968a3fbefbfe8783efb1d2b6aac",
@@ -531,7 +531,7 @@ async fn round_trip_creates_an_audience_and_syncs_its_members() {
     assert!(
         members
             .iter()
-            .any(|m| m.get("EMAIL").map(String::as_str) == Some(bob.as_str()))
+            .any(|m| m.get("EMAIL").map(String::as_str) == Some(bob.text().as_str()))
     );
 
     // Bob leaves; Cat enters again but refused advertising: removed.

@@ -102,7 +102,7 @@ fn an_entered_identify_becomes_one_add_with_a_positional_schema() {
             "id_schema": ["EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256"],
             "batch_data": [[
                 {"id": "f1904cf1a9d73a55fa5de0ac823c4403ded71afd4c3248d00bdcd0866552bb79", "audience_ids": audience},
-                {"id": sha256_hex("+15559876543").as_str(), "audience_ids": audience},
+                {"id": sha256_hex("+15559876543").text(), "audience_ids": audience},
                 {"id": IDFA_SHA256, "audience_ids": audience}
             ]]
         })
@@ -150,7 +150,7 @@ fn rows_of_one_action_share_a_request_across_audiences_with_placeholders() {
         add["batch_data"],
         json!([
             [{"id": "86e0b9e56c17cc4d12387e1949b85053fbe73bc3ce5a1188713a9d300cc6133d", "audience_ids": ["1"]}, {}],
-            [{}, {"id": md5_hex("cdda802e-fb9c-47ad-9866-0794d394c912").as_str(), "audience_ids": ["2"]}]
+            [{}, {"id": md5_hex("cdda802e-fb9c-47ad-9866-0794d394c912").text(), "audience_ids": ["2"]}]
         ])
     );
     let delete = body_json(&plan.requests[1].request);
