@@ -46,6 +46,11 @@ impl<'a> Outgoing<'a> {
     }
 }
 
+/// The JSON text of each event, for adapters that read it without parsing it.
+pub fn texts<'a>(events: &[Outgoing<'a>]) -> Vec<&'a str> {
+    events.iter().map(Outgoing::json).collect()
+}
+
 /// The parsed form of each event, for adapters that map fields.
 pub fn values<'a>(events: &[Outgoing<'a>]) -> Vec<&'a Value> {
     events.iter().map(Outgoing::value).collect()

@@ -26,7 +26,9 @@
 
 use std::borrow::Cow;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use super::raw::Raw;
 
 /// Enter or leave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,7 +107,7 @@ pub const TRAIT_NAMES: [(Field, &[&str]); FIELDS] = [
 pub struct Traits<'a> {
     values: [Option<Cow<'a, str>>; FIELDS],
     /// `context.device.advertisingId` and what kind of id it is.
-    pub advertising_id: Option<(&'a str, DeviceOs)>,
+    pub advertising_id: Option<(Cow<'a, str>, DeviceOs)>,
     /// `userId`.
     pub user_id: Option<Cow<'a, str>>,
 }
@@ -183,43 +185,15 @@ fn invalid(reason: impl Into<String>) -> Refusal {
     Refusal::Invalid(reason.into())
 }
 
-/// The values of `keys` in one pass over `map` (what `map.get` gives for each). The objects of
-/// an event are small: comparing their keys, lengths first, is cheaper than hashing every key
-/// looked for.
-fn scan<'a, const N: usize>(
-    map: &'a Map<String, Value>,
-    keys: [&str; N],
-) -> [Option<&'a Value>; N] {
-    let mut found = [None; N];
-    for (key, value) in map {
-        if let Some(at) = keys.iter().position(|wanted| key == wanted) {
-            found[at] = Some(value);
-        }
-    }
-    found
-}
-
-/// `scan` of a value that may not be an object.
-fn scan_value<'a, const N: usize>(
-    value: Option<&'a Value>,
-    keys: [&str; N],
-) -> [Option<&'a Value>; N] {
-    match value.and_then(Value::as_object) {
-        Some(map) => scan(map, keys),
-        None => [None; N],
-    }
-}
-
-/// Reads a membership event; `consent_category` is the `categoryPreferences` key that must not
-/// be `false` for the person to be added.
-pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'a>, Refusal> {
-    let [kind, name, user_id, own_traits, properties, context] = scan_value(
-        Some(event),
-        ["type", "event", "userId", "traits", "properties", "context"],
-    );
+/// Reads a membership event from its JSON text; `consent_category` is the
+/// `categoryPreferences` key that must not be `false` for the person to be added.
+pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>, Refusal> {
+    let event = Raw::new(event);
+    let [kind, name, user_id, own_traits, properties, context] =
+        event.get(["type", "event", "userId", "traits", "properties", "context"]);
     let [personas, context_traits, consent, device] =
-        scan_value(context, ["personas", "traits", "consent", "device"]);
-    let [class, computation_key, external_id] = scan_value(
+        get(context, ["personas", "traits", "consent", "device"]);
+    let [class, computation_key, external_id] = get(
         personas,
         [
             "computation_class",
@@ -227,31 +201,30 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
             "external_audience_id",
         ],
     );
-    let non_empty =
-        |value: Option<&'a Value>| value.and_then(Value::as_str).filter(|s| !s.is_empty());
-    let object = |value: Option<&'a Value>| value.and_then(Value::as_object);
-    let class = class.and_then(Value::as_str);
-    let (entered, sources) = match non_empty(kind) {
+    let string = |value: Option<Raw<'a>>| value.and_then(|value| value.as_str());
+    let non_empty = |value: Option<Raw<'a>>| string(value).filter(|text| !text.is_empty());
+    let object = |value: Option<Raw<'a>>| value.filter(Raw::is_object);
+    let class = string(class);
+    let (entered, sources) = match non_empty(kind).as_deref() {
         Some("identify") => {
-            if class != Some("audience") {
+            if class.as_deref() != Some("audience") {
                 return Err(unsupported(
                     "not an audience membership event (identify without context.personas.computation_class \"audience\")",
                 ));
             }
-            let key = computation_key
-                .and_then(Value::as_str)
-                .filter(|key| !key.is_empty())
+            let key = non_empty(computation_key)
                 .ok_or_else(|| invalid("audience event has no context.personas.computation_key"))?;
-            let [member] = scan_value(own_traits, [key]);
+            let [member] = get(own_traits, [key.as_ref()]);
             let entered = match member {
-                Some(Value::Bool(member)) => *member,
-                Some(_) => return Err(invalid(format!("traits.{key} is not true or false"))),
+                Some(member) => member
+                    .as_bool()
+                    .ok_or_else(|| invalid(format!("traits.{key} is not true or false")))?,
                 None => return Err(invalid(format!("identify has no traits.{key} membership"))),
             };
             (entered, [object(own_traits), object(context_traits)])
         }
         Some("track") => {
-            let named = match non_empty(name) {
+            let named = match non_empty(name).as_deref() {
                 Some("Audience Entered") => true,
                 Some("Audience Exited") => false,
                 _ => {
@@ -260,25 +233,25 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
                     ));
                 }
             };
-            if class.is_some_and(|class| class != "audience") {
+            if class.as_deref().is_some_and(|class| class != "audience") {
                 return Err(unsupported(
                     "not an audience membership event (context.personas.computation_class is not \"audience\")",
                 ));
             }
             let key = computation_key
-                .or_else(|| scan_value(properties, ["audience_key"])[0])
-                .and_then(Value::as_str)
+                .or_else(|| get(properties, ["audience_key"])[0])
+                .and_then(|key| key.as_str())
                 .filter(|key| !key.is_empty())
                 .ok_or_else(|| {
                     invalid("audience event names no audience (context.personas.computation_key or properties.audience_key)")
                 })?;
-            let [member] = scan_value(properties, [key]);
+            let [member] = get(properties, [key.as_ref()]);
             let entered = match member {
-                Some(Value::Bool(member)) => *member,
-                None | Some(Value::Null) => named,
-                Some(_) => {
-                    return Err(invalid(format!("properties.{key} is not true or false")));
-                }
+                None => named,
+                Some(member) if member.is_null() => named,
+                Some(member) => member
+                    .as_bool()
+                    .ok_or_else(|| invalid(format!("properties.{key} is not true or false")))?,
             };
             (entered, [object(context_traits), object(properties)])
         }
@@ -288,26 +261,28 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
             ));
         }
     };
-    let audience_id = match external_id {
-        Some(Value::String(id)) if !id.is_empty() => Cow::Borrowed(id.as_str()),
-        Some(Value::Number(id)) => Cow::Owned(id.to_string()),
-        _ => {
-            return Err(invalid(
+    let audience_id = external_id
+        .and_then(|id| {
+            id.as_str()
+                .filter(|id| !id.is_empty())
+                .or_else(|| id.as_number().map(Cow::Borrowed))
+        })
+        .ok_or_else(|| {
+            invalid(
                 "no context.personas.external_audience_id: the audience does not exist on the platform yet",
-            ));
-        }
-    };
+            )
+        })?;
     if !audience_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
             "context.personas.external_audience_id is not a numeric platform audience id",
         ));
     }
-    let [preferences] = scan_value(consent, ["categoryPreferences"]);
-    let [answer] = scan_value(preferences, [consent_category]);
-    let consent = match answer {
-        Some(Value::Bool(true)) => Consent::Granted,
-        Some(Value::Bool(false)) => Consent::Refused,
-        _ => Consent::Unknown,
+    let [preferences] = get(consent, ["categoryPreferences"]);
+    let [answer] = get(preferences, [consent_category]);
+    let consent = match answer.and_then(|answer| answer.as_bool()) {
+        Some(true) => Consent::Granted,
+        Some(false) => Consent::Refused,
+        None => Consent::Unknown,
     };
     let consent_refused = entered && consent == Consent::Refused;
     let action = if entered && !consent_refused {
@@ -324,11 +299,19 @@ pub fn read<'a>(event: &'a Value, consent_category: &str) -> Result<Membership<'
     })
 }
 
+/// `Raw::get` of a value that may be absent.
+fn get<'a, const N: usize>(value: Option<Raw<'a>>, keys: [&str; N]) -> [Option<Raw<'a>>; N] {
+    match value {
+        Some(value) => value.get(keys),
+        None => [None; N],
+    }
+}
+
 /// The identifiers, each from the first source and name that has it.
 fn traits<'a>(
-    sources: &[Option<&'a Map<String, Value>>; 2],
-    device: Option<&'a Map<String, Value>>,
-    user_id: Option<&'a Value>,
+    sources: &[Option<Raw<'a>>; 2],
+    device: Option<Raw<'a>>,
+    user_id: Option<Raw<'a>>,
 ) -> Traits<'a> {
     let mut traits = Traits::default();
     // One pass over each source's keys (no lookup per alias): the best rank per field wins,
@@ -337,28 +320,26 @@ fn traits<'a>(
     for (source_index, source) in sources.iter().enumerate() {
         let Some(source) = source else { continue };
         let base = u8::try_from(source_index * 32).unwrap_or(u8::MAX);
-        for (key, value) in source.iter() {
+        for (key, value) in source.entries() {
             if key == "address" {
-                for (key, value) in value.as_object().into_iter().flatten() {
-                    if let Some((field, rank)) = address_field_of(key) {
+                for (key, value) in value.entries() {
+                    if let Some((field, rank)) = address_field_of(&key) {
                         keep(&mut traits, &mut ranks, field, base + rank, value);
                     }
                 }
-            } else if let Some((field, rank)) = field_of(key) {
+            } else if let Some((field, rank)) = field_of(&key) {
                 keep(&mut traits, &mut ranks, field, base + rank, value);
             }
         }
     }
-    let [advertising_id, kind, tracking] = match device {
-        Some(device) => scan(device, ["advertisingId", "type", "adTrackingEnabled"]),
-        None => [None; 3],
-    };
-    let device_str = |value: Option<&'a Value>| {
+    let [advertising_id, kind, tracking] =
+        get(device, ["advertisingId", "type", "adTrackingEnabled"]);
+    let device_str = |value: Option<Raw<'a>>| {
         value
-            .and_then(Value::as_str)
+            .and_then(|value| value.as_str())
             .filter(|text| !text.is_empty())
     };
-    let tracking_off = tracking == Some(&Value::Bool(false));
+    let tracking_off = tracking.and_then(|tracking| tracking.as_bool()) == Some(false);
     if let Some(id) = device_str(advertising_id).filter(|_| !tracking_off) {
         let os = match device_str(kind) {
             Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
@@ -367,23 +348,24 @@ fn traits<'a>(
         };
         traits.advertising_id = Some((id, os));
     }
-    traits.user_id = match user_id {
-        Some(Value::String(id)) if !id.is_empty() => Some(Cow::Borrowed(id.as_str())),
-        Some(Value::Number(id)) => Some(Cow::Owned(id.to_string())),
-        _ => None,
-    };
+    traits.user_id = user_id.and_then(|id| {
+        id.as_str()
+            .filter(|id| !id.is_empty())
+            .or_else(|| id.as_number().map(Cow::Borrowed))
+    });
     traits
 }
 
-/// Sets `field` from `value` when it is usable text and `rank` beats what is there.
+/// Sets `field` from `value` when it is usable text and `rank` is at least as good as what is
+/// there (a name given twice in one object: the later one, as a parser keeps it).
 fn keep<'a>(
     traits: &mut Traits<'a>,
     ranks: &mut [u8; FIELDS],
     field: Field,
     rank: u8,
-    value: &'a Value,
+    value: Raw<'a>,
 ) {
-    if rank >= ranks[field as usize] {
+    if rank > ranks[field as usize] {
         return;
     }
     if let Some(text) = text_of(value) {
@@ -435,11 +417,10 @@ fn address_field_of(key: &str) -> Option<(Field, u8)> {
 }
 
 /// A usable text value: a non-blank string, or a number's digits.
-fn text_of(value: &Value) -> Option<Cow<'_, str>> {
-    match value {
-        Value::String(text) if !text.trim().is_empty() => Some(Cow::Borrowed(text.as_str())),
-        Value::Number(number) => Some(Cow::Owned(number.to_string())),
-        _ => None,
+fn text_of(value: Raw<'_>) -> Option<Cow<'_, str>> {
+    match value.as_str() {
+        Some(text) => (!text.trim().is_empty()).then_some(text),
+        None => value.as_number().map(Cow::Borrowed),
     }
 }
 
@@ -499,6 +480,12 @@ mod tests {
 
     use super::*;
 
+    /// Reads an event given as a value, from its text (kept for the test's duration).
+    fn read(event: &Value, consent_category: &str) -> Result<Membership<'static>, Refusal> {
+        let text: &'static str = Box::leak(event.to_string().into_boxed_str());
+        super::read(text, consent_category)
+    }
+
     fn identify(member: Value, extra: Value) -> Value {
         let mut event = json!({
             "type": "identify",
@@ -550,7 +537,10 @@ mod tests {
         assert_eq!(member.traits.get(Field::PostalCode), Some("94105"));
         assert_eq!(
             member.traits.advertising_id,
-            Some(("6D92078A-8246-4BA4-AE5B-76104861E7DC", DeviceOs::Ios))
+            Some((
+                Cow::Borrowed("6D92078A-8246-4BA4-AE5B-76104861E7DC"),
+                DeviceOs::Ios
+            ))
         );
         assert_eq!(member.traits.user_id.as_deref(), Some("u1"));
         let event = identify(json!(false), json!({}));

@@ -1,7 +1,9 @@
 //! Ad-platform audiences (Meta Custom Audiences, Google Customer Match, TikTok audiences): the
 //! parts the three destination types share, with no IO.
 //!
-//! - `member.rs` reads a membership event (audience, enter or leave, raw identifiers, consent);
+//! - `member.rs` reads a membership event (audience, enter or leave, raw identifiers, consent)
+//!   from its JSON text, through `raw.rs`, a reader that walks JSON text without parsing it
+//!   into a tree;
 //! - `normalize.rs` is the `(platform, identifier kind) → rule` table and applies it;
 //! - `hash.rs` hashes (SHA-256, MD5) and recognises values already hashed;
 //! - `tables.rs` holds US states and the countries' calling codes;
@@ -11,12 +13,14 @@
 //!
 //! Planning keeps the contract's order: requests are made of consecutive runs of events that
 //! go to one request shape (one audience and action for Meta and Google, one action for
-//! TikTok), each run cut at the platform's request limit. The delivery engine hands a batch at
+//! TikTok), each run cut at the platform's request limit. A large batch is read and its
+//! requests written on two threads (see [`plan_runs`]). The delivery engine hands a batch at
 //! most one event per person, so a person's enter and leave never share a batch.
 
 pub mod hash;
 pub mod member;
 pub mod normalize;
+pub(crate) mod raw;
 mod tables;
 #[cfg(test)]
 mod vectors;
@@ -161,65 +165,187 @@ pub(crate) struct Chunk<'a, R> {
     pub(crate) chunks: usize,
     /// Rows in the whole run.
     pub(crate) run_rows: usize,
-    /// The run's first event.
-    pub(crate) first_event: &'a Value,
+    /// The run's first event (its JSON text).
+    pub(crate) first_event: &'a str,
+}
+
+/// What reading one event gives: its audience, action and the platform's row, or why not.
+pub(crate) type Read<'v, R> = Result<(Cow<'v, str>, Action, R), Refusal>;
+
+/// Batches shorter than this are planned on the caller's thread alone (starting a thread costs
+/// about what planning a few dozen members does).
+const PARALLEL_FROM: usize = 256;
+
+/// Threads a batch is planned on: the machine's cores, at most two (a delivery runner should
+/// not take more than that from the rest of the node).
+fn planning_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(2)
+    })
+}
+
+/// One request's rows, found before the requests are written.
+struct Span {
+    /// The run's first row.
+    run_start: usize,
+    start: usize,
+    end: usize,
+    seq: usize,
+    chunks: usize,
+    run_rows: usize,
 }
 
 /// Plans a batch: each event is read (`read` gives the audience, action and the platform's
-/// row, or why not); consecutive rows that `same_run` puts together form a run; each run is cut
-/// into chunks of at most `max` rows, one request each (`request`).
+/// row, or why not, using a scratch string of the thread it runs on); consecutive rows that
+/// `same_run` puts together form a run; each run is cut into chunks of at most `max` rows, one
+/// request each (`request`).
 ///
-/// Runs are planned as they end, so only one run's rows are held at a time (a batch's rows
-/// all at once would be megabytes of fresh memory for every batch).
-pub(crate) fn plan_runs<'v, R>(
-    events: &[&'v Value],
+/// Reading (normalizing, hashing) and writing requests are most of the work, and each event's
+/// reading and each request's writing is independent of the others, so both run on
+/// [`planning_threads`] threads: the events split into consecutive shares, then the requests
+/// split by rows. Runs are found in order between the two steps, so the plan is the same on
+/// any number of threads.
+pub(crate) fn plan_runs<'v, R: Send + Sync>(
+    events: &[&'v str],
     max: usize,
-    mut read: impl FnMut(&'v Value) -> Result<(Cow<'v, str>, Action, R), Refusal>,
+    read: impl Fn(&'v str, &mut String) -> Read<'v, R> + Sync,
     same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool,
-    mut request: impl FnMut(&Chunk<'_, R>) -> HttpRequest,
+    request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
 ) -> Plan {
-    let mut plan = Plan::default();
-    let max = max.max(1);
-    let mut run: Vec<Row<'v, R>> = Vec::new();
-    let mut flush = |run: &mut Vec<Row<'v, R>>, plan: &mut Plan| {
-        let Some(first) = run.first() else { return };
-        let first_event = events[first.event];
-        let chunks = run.len().div_ceil(max);
-        for (index, part) in run.chunks(max).enumerate() {
-            let chunk = Chunk {
-                rows: part,
-                seq: index + 1,
-                chunks,
-                run_rows: run.len(),
-                first_event,
-            };
-            plan.requests.push(Planned {
-                request: request(&chunk),
-                events: part.iter().map(|row| row.event).collect(),
-            });
-        }
-        run.clear();
+    let threads = if events.len() >= PARALLEL_FROM {
+        planning_threads()
+    } else {
+        1
     };
-    for (event, value) in events.iter().enumerate() {
-        match read(value) {
-            Ok((audience, action, data)) => {
-                let row = Row {
-                    event,
-                    audience,
-                    action,
-                    data,
-                };
-                if run.first().is_some_and(|first| !same_run(first, &row)) {
-                    flush(&mut run, &mut plan);
-                }
-                run.push(row);
-            }
+    plan_runs_on(threads, events, max, read, same_run, request)
+}
+
+/// [`plan_runs`] on `threads` threads.
+fn plan_runs_on<'v, R: Send + Sync>(
+    threads: usize,
+    events: &[&'v str],
+    max: usize,
+    read: impl Fn(&'v str, &mut String) -> Read<'v, R> + Sync,
+    same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool,
+    request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
+) -> Plan {
+    let max = max.max(1);
+    let reads = in_parallel(
+        events,
+        threads,
+        |_, _| 1,
+        |share| {
+            let mut scratch = String::with_capacity(64);
+            share
+                .iter()
+                .map(|event| read(event, &mut scratch))
+                .collect()
+        },
+    );
+    let mut plan = Plan::default();
+    let mut rows: Vec<Row<'v, R>> = Vec::with_capacity(reads.len());
+    for (event, result) in reads.into_iter().enumerate() {
+        match result {
+            Ok((audience, action, data)) => rows.push(Row {
+                event,
+                audience,
+                action,
+                data,
+            }),
             Err(Refusal::Unsupported(reason)) => plan.unsupported.push((event, reason)),
             Err(Refusal::Invalid(reason)) => plan.invalid.push((event, reason)),
         }
     }
-    flush(&mut run, &mut plan);
+    let mut spans = Vec::new();
+    let mut run_start = 0;
+    for at in 1..=rows.len() {
+        if at < rows.len() && same_run(&rows[run_start], &rows[at]) {
+            continue;
+        }
+        let run_rows = at - run_start;
+        let chunks = run_rows.div_ceil(max);
+        for index in 0..chunks {
+            let start = run_start + index * max;
+            spans.push(Span {
+                run_start,
+                start,
+                end: (start + max).min(at),
+                seq: index + 1,
+                chunks,
+                run_rows,
+            });
+        }
+        run_start = at;
+    }
+    let rows = &rows;
+    plan.requests = in_parallel(
+        &spans,
+        threads,
+        |_, span| span.end - span.start,
+        |share| {
+            share
+                .iter()
+                .map(|span| {
+                    let part = &rows[span.start..span.end];
+                    let chunk = Chunk {
+                        rows: part,
+                        seq: span.seq,
+                        chunks: span.chunks,
+                        run_rows: span.run_rows,
+                        first_event: events[rows[span.run_start].event],
+                    };
+                    Planned {
+                        request: request(&chunk),
+                        events: part.iter().map(|row| row.event).collect(),
+                    }
+                })
+                .collect()
+        },
+    );
     plan
+}
+
+/// `map` over `items` split into `threads` consecutive shares of about equal `weight`, the
+/// first on the caller's thread and the others on scoped threads; the results in order.
+fn in_parallel<T: Sync, U: Send>(
+    items: &[T],
+    threads: usize,
+    weight: impl Fn(usize, &T) -> usize,
+    map: impl Fn(&[T]) -> Vec<U> + Sync,
+) -> Vec<U> {
+    if threads <= 1 || items.len() < 2 {
+        return map(items);
+    }
+    let total: usize = items.iter().enumerate().map(|(i, t)| weight(i, t)).sum();
+    let mut cuts = vec![0];
+    let mut sum = 0;
+    for (index, item) in items.iter().enumerate() {
+        sum += weight(index, item);
+        if cuts.len() < threads && sum * threads >= total * cuts.len() && index + 1 < items.len() {
+            cuts.push(index + 1);
+        }
+    }
+    cuts.push(items.len());
+    let shares: Vec<&[T]> = cuts.windows(2).map(|w| &items[w[0]..w[1]]).collect();
+    let map = &map;
+    std::thread::scope(|scope| {
+        let helpers: Vec<_> = shares[1..]
+            .iter()
+            .map(|share| scope.spawn(move || map(share)))
+            .collect();
+        let mut out = map(shares[0]);
+        for helper in helpers {
+            match helper.join() {
+                Ok(theirs) => out.extend(theirs),
+                // A panic in a helper goes on in the caller's thread.
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        out
+    })
 }
 
 /// Appends `text` as a JSON string literal.
@@ -250,8 +376,6 @@ pub(crate) fn status_reason(platform: &str, status: u16) -> String {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
     use crate::test_support;
 
@@ -290,26 +414,26 @@ mod tests {
 
     #[test]
     fn runs_are_consecutive_and_cut_at_the_limit() {
-        let events: Vec<Value> = (0..7).map(|i| json!({"i": i})).collect();
-        let refs: Vec<&Value> = events.iter().collect();
+        let events: Vec<String> = (0..7).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
         // Audiences by event: a a a b a a x(unsupported); at most 2 rows a request.
-        let audience = |value: &Value| match value["i"].as_u64() {
-            Some(3) => Ok((Cow::Borrowed("b"), Action::Add, ())),
-            Some(6) => Err(Refusal::Unsupported("no".into())),
+        let audience = |text: &str| match text {
+            "3" => Ok((Cow::Borrowed("b"), Action::Add, ())),
+            "6" => Err(Refusal::Unsupported("no".into())),
             _ => Ok((Cow::Borrowed("a"), Action::Add, ())),
         };
-        let mut seen = Vec::new();
+        let seen = std::sync::Mutex::new(Vec::new());
         let plan = plan_runs(
             &refs,
             2,
-            audience,
+            |text, _| audience(text),
             |a, b| a.audience == b.audience,
             |chunk| {
-                seen.push((
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push((
                     chunk.seq,
                     chunk.chunks,
                     chunk.run_rows,
-                    chunk.first_event["i"].clone(),
+                    chunk.first_event.to_string(),
                 ));
                 crate::request::json_post("http://x".into(), Vec::new(), Vec::new())
             },
@@ -318,14 +442,70 @@ mod tests {
         assert_eq!(events, vec![vec![0, 1], vec![2], vec![3], vec![4, 5]]);
         assert_eq!(plan.unsupported.len(), 1);
         assert_eq!(
-            seen,
+            seen.into_inner().unwrap_or_else(|e| e.into_inner()),
             vec![
-                (1, 2, 3, json!(0)),
-                (2, 2, 3, json!(0)),
-                (1, 1, 1, json!(3)),
-                (1, 1, 2, json!(4)),
+                (1, 2, 3, "0".to_string()),
+                (2, 2, 3, "0".to_string()),
+                (1, 1, 1, "3".to_string()),
+                (1, 1, 2, "4".to_string()),
             ]
         );
+    }
+
+    #[test]
+    fn plans_are_the_same_on_any_number_of_threads() {
+        // Runs of varied lengths (some longer than a request), refusals among them.
+        let events: Vec<String> = (0..3000u64)
+            .map(|i| {
+                let mixed = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 60;
+                if mixed == 0 {
+                    "refused".to_string()
+                } else {
+                    format!("{}:{i}", (i / 7 + i / 301) % 3)
+                }
+            })
+            .collect();
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let plan = |threads: usize| {
+            let plan = plan_runs_on(
+                threads,
+                &refs,
+                40,
+                |text, scratch| {
+                    scratch.clear();
+                    scratch.push_str(text);
+                    match text.split_once(':') {
+                        Some((audience, _)) => Ok((Cow::Borrowed(audience), Action::Add, ())),
+                        None => Err(Refusal::Invalid(scratch.clone())),
+                    }
+                },
+                |a, b| a.audience == b.audience,
+                |chunk| {
+                    let body = format!(
+                        "{} {}/{} of {} from {}",
+                        chunk.rows[0].audience,
+                        chunk.seq,
+                        chunk.chunks,
+                        chunk.run_rows,
+                        chunk.first_event
+                    );
+                    crate::request::json_post("http://x".into(), Vec::new(), body.into_bytes())
+                },
+            );
+            let requests: Vec<(Vec<u8>, Vec<usize>)> = plan
+                .requests
+                .iter()
+                .map(|p| (p.request.body.clone(), p.events.clone()))
+                .collect();
+            (requests, plan.invalid)
+        };
+        let one = plan(1);
+        assert!(one.0.len() > 100, "{} requests", one.0.len());
+        assert!(!one.1.is_empty());
+        let covered: usize = one.0.iter().map(|(_, events)| events.len()).sum();
+        assert_eq!(covered + one.1.len(), refs.len());
+        assert_eq!(plan(2), one);
+        assert_eq!(plan(3), one);
     }
 
     #[test]

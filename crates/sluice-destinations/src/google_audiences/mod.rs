@@ -56,7 +56,7 @@ impl Adapter for GoogleAudiences {
     }
 
     fn build(&self, events: &[Outgoing<'_>]) -> Plan {
-        request::plan(&self.settings, &crate::contract::values(events))
+        request::plan(&self.settings, &crate::contract::texts(events))
     }
 
     fn classify(&self, response: &HttpResponse, _events: usize) -> Verdict {

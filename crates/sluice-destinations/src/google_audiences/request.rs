@@ -131,7 +131,8 @@ fn row(
             Data::Contact(ids)
         }
         KeyType::Mobile => {
-            let (id, os) = traits.advertising_id?;
+            let (id, os) = traits.advertising_id.as_ref()?;
+            let os = *os;
             let mismatched =
                 os != DeviceOs::Unknown && settings.key_space.is_some_and(|space| space != os);
             if mismatched {
@@ -141,7 +142,7 @@ fn row(
             match identifier(
                 Platform::Google,
                 IdentifierKind::MobileAdId,
-                id,
+                id.as_ref(),
                 &context,
                 Digest::Sha256,
                 scratch,
@@ -172,14 +173,13 @@ fn row(
     })
 }
 
-pub(super) fn plan(settings: &GoogleSettings, events: &[&Value]) -> Plan {
-    let mut scratch = String::with_capacity(64);
+pub(super) fn plan(settings: &GoogleSettings, events: &[&str]) -> Plan {
     plan_runs(
         events,
         MAX_MEMBERS,
-        |value| {
+        |value, scratch| {
             let member = member::read(value, &settings.common.consent_category)?;
-            let Some(row) = row(settings, &member, &mut scratch) else {
+            let Some(row) = row(settings, &member, scratch) else {
                 let what = match settings.key_type {
                     KeyType::Contact => "google (contact list: email, phone or full address)",
                     KeyType::Mobile => "google (mobile-id list: an ad id of the list's platform)",

@@ -54,7 +54,7 @@ impl Adapter for MetaAudiences {
     }
 
     fn build(&self, events: &[Outgoing<'_>]) -> Plan {
-        request::plan(&self.settings, &crate::contract::values(events))
+        request::plan(&self.settings, &crate::contract::texts(events))
     }
 
     fn classify(&self, response: &HttpResponse, _events: usize) -> Verdict {

@@ -27,12 +27,12 @@ use sha2::{Digest as _, Sha256};
 
 use crate::audience::member::{self, Action, Field};
 use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
+use crate::audience::raw::Raw;
 use crate::audience::{
     Chunk, Row, no_identifier, plan_runs, push_hex_str, push_json_str, push_plain_str,
     status_reason,
 };
 use crate::contract::{HttpRequest, HttpResponse, Method, Plan, Verdict, retry_after};
-use crate::event::Event;
 use crate::request::{json_post, to_bytes};
 
 use super::settings::MetaSettings;
@@ -97,19 +97,18 @@ fn row(settings: &MetaSettings, member: &member::Membership<'_>, scratch: &mut S
         take(IdentifierKind::Country, traits.get(Field::Country)),
         take(
             IdentifierKind::MobileAdId,
-            traits.advertising_id.map(|(id, _)| id),
+            traits.advertising_id.as_ref().map(|(id, _)| id.as_ref()),
         ),
     ]
 }
 
-pub(super) fn plan(settings: &MetaSettings, events: &[&Value]) -> Plan {
-    let mut scratch = String::with_capacity(64);
+pub(super) fn plan(settings: &MetaSettings, events: &[&str]) -> Plan {
     plan_runs(
         events,
         MAX_ROWS,
-        |value| {
+        |value, scratch| {
             let member = member::read(value, &settings.common.consent_category)?;
-            let row = row(settings, &member, &mut scratch);
+            let row = row(settings, &member, scratch);
             if row.iter().all(Option::is_none) {
                 return Err(member::Refusal::Invalid(no_identifier(
                     "meta",
@@ -124,11 +123,12 @@ pub(super) fn plan(settings: &MetaSettings, events: &[&Value]) -> Plan {
 }
 
 /// The session id of a run: positive, 63 bits, from its first event, audience and action.
-pub(super) fn session_id(first_event: &Value, audience: &str, action: Action) -> u64 {
+pub(super) fn session_id(first_event: &str, audience: &str, action: Action) -> u64 {
     let mut hasher = Sha256::new();
-    match Event(first_event).message_id() {
-        Some(id) => hasher.update(id.as_bytes()),
-        None => hasher.update(to_bytes(first_event)),
+    let [message_id] = Raw::new(first_event).get(["messageId"]);
+    match message_id.and_then(|id| id.as_str()) {
+        Some(id) if !id.is_empty() => hasher.update(id.as_bytes()),
+        _ => hasher.update(first_event.as_bytes()),
     }
     hasher.update([0]);
     hasher.update(audience.as_bytes());

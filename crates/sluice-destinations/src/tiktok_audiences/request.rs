@@ -85,14 +85,15 @@ fn row(
     let (mut idfa, mut aaid) = (None, None);
     let advertising_id = traits
         .advertising_id
+        .as_ref()
         .filter(|_| settings.send_advertising_id);
     if let Some((id, os)) = advertising_id {
         let hashed = take(
             IdentifierKind::MobileAdId,
-            Some(id),
+            Some(id.as_ref()),
             settings.advertising_id_hash,
         );
-        match os {
+        match *os {
             DeviceOs::Ios => idfa = hashed,
             DeviceOs::Android => aaid = hashed,
             // IDFA or AAID? TikTok needs to know: the id is not sent.
@@ -102,14 +103,13 @@ fn row(
     [email, phone, idfa, aaid]
 }
 
-pub(super) fn plan(settings: &TikTokSettings, events: &[&Value]) -> Plan {
-    let mut scratch = String::with_capacity(64);
+pub(super) fn plan(settings: &TikTokSettings, events: &[&str]) -> Plan {
     plan_runs(
         events,
         settings.max_batch,
-        |value| {
+        |value, scratch| {
             let member = member::read(value, &settings.common.consent_category)?;
-            let row = row(settings, &member, &mut scratch);
+            let row = row(settings, &member, scratch);
             if row.iter().all(Option::is_none) {
                 return Err(member::Refusal::Invalid(no_identifier(
                     "tiktok (email, phone, or an ad id of a known ios/android device)",

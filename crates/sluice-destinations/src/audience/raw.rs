@@ -1,0 +1,399 @@
+//! Reading membership events straight from their JSON text, without building a
+//! `serde_json::Value`: an object is walked key by key, the values passed over are skipped
+//! (strings with a vectorized search for their closing quote), and a value is decoded only when
+//! it is read. A membership event is read once, for a handful of fields, so this costs a pass
+//! over its text instead of a tree of maps and strings built, walked cold and freed.
+//!
+//! The text comes from the log, which holds only bodies that parsed at ingestion. Text that is
+//! not well-formed JSON never panics here: what cannot be read reads as absent. A key that
+//! appears twice reads as `serde_json` reads it: the last one wins.
+
+use std::borrow::Cow;
+
+/// The text of one JSON value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Raw<'a> {
+    text: &'a str,
+}
+
+/// JSON's whitespace.
+const WHITESPACE: [char; 4] = [' ', '\t', '\n', '\r'];
+
+impl<'a> Raw<'a> {
+    /// The whole of `text` as one value (whitespace around it ignored).
+    pub fn new(text: &'a str) -> Raw<'a> {
+        Raw {
+            text: text.trim_matches(WHITESPACE),
+        }
+    }
+
+    /// The value's text, as written.
+    #[cfg(test)]
+    pub fn text(&self) -> &'a str {
+        self.text
+    }
+
+    pub fn is_object(&self) -> bool {
+        self.text.starts_with('{')
+    }
+
+    pub fn is_null(&self) -> bool {
+        self.text == "null"
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self.text {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A number's text, as written (what `serde_json`'s arbitrary-precision numbers print).
+    pub fn as_number(&self) -> Option<&'a str> {
+        let first = *self.text.as_bytes().first()?;
+        (first == b'-' || first.is_ascii_digit()).then_some(self.text)
+    }
+
+    /// A string's contents, borrowed when it has no escapes, decoded when it has.
+    pub fn as_str(&self) -> Option<Cow<'a, str>> {
+        let inner = self.text.strip_prefix('"')?.strip_suffix('"')?;
+        if !inner.as_bytes().contains(&b'\\') {
+            return Some(Cow::Borrowed(inner));
+        }
+        unescape(inner).map(Cow::Owned)
+    }
+
+    /// The entries of an object, in order (none for anything else).
+    pub fn entries(&self) -> Entries<'a> {
+        Entries {
+            text: self.text,
+            at: 1,
+            done: !self.is_object(),
+        }
+    }
+
+    /// The values of `keys` in one pass over an object's entries (all `None` for anything
+    /// else).
+    pub fn get<const N: usize>(&self, keys: [&str; N]) -> [Option<Raw<'a>>; N] {
+        let mut found = [None; N];
+        for (key, value) in self.entries() {
+            if let Some(at) = keys.iter().position(|wanted| key == *wanted) {
+                found[at] = Some(value);
+            }
+        }
+        found
+    }
+}
+
+/// The entries of an object: key (decoded) and value.
+pub struct Entries<'a> {
+    text: &'a str,
+    /// Where the next entry (or the `,` or `}` before it) starts.
+    at: usize,
+    done: bool,
+}
+
+impl<'a> Iterator for Entries<'a> {
+    type Item = (Cow<'a, str>, Raw<'a>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let entry = self.entry();
+        if entry.is_none() {
+            self.done = true;
+        }
+        entry
+    }
+}
+
+impl<'a> Entries<'a> {
+    fn entry(&mut self) -> Option<(Cow<'a, str>, Raw<'a>)> {
+        let bytes = self.text.as_bytes();
+        let mut at = skip_whitespace(bytes, self.at);
+        if *bytes.get(at)? == b',' {
+            at = skip_whitespace(bytes, at + 1);
+        }
+        if *bytes.get(at)? != b'"' {
+            // `}`, or not an object.
+            return None;
+        }
+        let key_end = string_end(bytes, at)?;
+        let key = Raw {
+            text: self.text.get(at..key_end)?,
+        }
+        .as_str()?;
+        at = skip_whitespace(bytes, key_end);
+        if *bytes.get(at)? != b':' {
+            return None;
+        }
+        let start = skip_whitespace(bytes, at + 1);
+        let end = value_end(bytes, start)?;
+        self.at = end;
+        Some((
+            key,
+            Raw {
+                text: self.text.get(start..end)?,
+            },
+        ))
+    }
+}
+
+fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
+    while bytes
+        .get(at)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        at += 1;
+    }
+    at
+}
+
+/// Where the value starting at `start` ends.
+fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
+    match *bytes.get(start)? {
+        b'"' => string_end(bytes, start),
+        b'{' | b'[' => container_end(bytes, start),
+        _ => {
+            let mut at = start;
+            while bytes
+                .get(at)
+                .is_some_and(|b| !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                at += 1;
+            }
+            (at > start).then_some(at)
+        }
+    }
+}
+
+/// Where the string whose opening quote is at `start` ends (after its closing quote).
+fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut at = start + 1;
+    loop {
+        let found = quote_or_backslash(bytes, at)?;
+        if bytes[found] == b'"' {
+            return Some(found + 1);
+        }
+        // A backslash: the character after it is escaped.
+        at = found + 2;
+    }
+}
+
+/// The first `"` or `\` at or after `from`. Eight bytes at a time: strings in events are
+/// mostly a few dozen bytes, too short for a vectorized search to pay for setting up.
+fn quote_or_backslash(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// The high bit of each byte of `word` equal to `byte` (and, past the first, possibly of
+    /// a few others: only the lowest set bit is used).
+    fn matches(word: u64, byte: u8) -> u64 {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    }
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let found = matches(word, b'"') | matches(word, b'\\');
+        if found != 0 {
+            return Some(at + (found.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..)?;
+    rest.iter()
+        .position(|b| *b == b'"' || *b == b'\\')
+        .map(|offset| at + offset)
+}
+
+/// Where the object or array opened at `start` ends (after its closing bracket). Brackets of
+/// either kind are counted together: in well-formed JSON they pair up.
+fn container_end(bytes: &[u8], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut at = start;
+    while let Some(byte) = bytes.get(at) {
+        match byte {
+            b'"' => {
+                at = string_end(bytes, at)?;
+                continue;
+            }
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(at + 1);
+                }
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    None
+}
+
+/// A string's contents with its escapes decoded; `None` for a malformed escape.
+fn unescape(inner: &str) -> Option<String> {
+    let mut out = String::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let escape = &rest[at + 1..];
+        let used = match escape.as_bytes().first()? {
+            b'"' => push(&mut out, '"'),
+            b'\\' => push(&mut out, '\\'),
+            b'/' => push(&mut out, '/'),
+            b'b' => push(&mut out, '\u{8}'),
+            b'f' => push(&mut out, '\u{c}'),
+            b'n' => push(&mut out, '\n'),
+            b'r' => push(&mut out, '\r'),
+            b't' => push(&mut out, '\t'),
+            b'u' => {
+                let (c, used) = unicode_escape(escape)?;
+                out.push(c);
+                used
+            }
+            _ => return None,
+        };
+        rest = escape.get(used..)?;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+fn push(out: &mut String, c: char) -> usize {
+    out.push(c);
+    1
+}
+
+/// The character of `uXXXX` (or of a surrogate pair `uXXXX\uXXXX`) at the start of `escape`,
+/// and how many bytes it took. A lone surrogate is malformed (`serde_json` refuses it too).
+fn unicode_escape(escape: &str) -> Option<(char, usize)> {
+    let unit = |at: usize| u32::from_str_radix(escape.get(at..at + 4)?, 16).ok();
+    let first = unit(1)?;
+    match first {
+        0xD800..=0xDBFF => {
+            if escape.get(5..7)? != "\\u" {
+                return None;
+            }
+            let second = unit(7)?;
+            if !(0xDC00..=0xDFFF).contains(&second) {
+                return None;
+            }
+            let code = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00);
+            Some((char::from_u32(code)?, 11))
+        }
+        0xDC00..=0xDFFF => None,
+        _ => Some((char::from_u32(first)?, 5)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    /// What the raw reader makes of `raw`, as a `Value` (objects rebuilt from their entries,
+    /// arrays and numbers through `serde_json`).
+    fn rebuild(raw: Raw<'_>) -> Option<Value> {
+        if raw.is_object() {
+            let mut map = serde_json::Map::new();
+            for (key, value) in raw.entries() {
+                map.insert(key.into_owned(), rebuild(value)?);
+            }
+            return Some(Value::Object(map));
+        }
+        if raw.is_null() {
+            return Some(Value::Null);
+        }
+        if let Some(b) = raw.as_bool() {
+            return Some(Value::Bool(b));
+        }
+        if let Some(text) = raw.as_str() {
+            return Some(Value::String(text.into_owned()));
+        }
+        serde_json::from_str(raw.text()).ok()
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| json!(f)),
+            // Quotes, backslashes, controls, accents, emoji (surrogate pairs when escaped).
+            "[a-z\"\\\\/\u{0}-\u{1f}éß😀 {}\\[\\],:]{0,12}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 48, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(("[a-zA-Z_\"\\\\é]{0,8}", inner), 0..6)
+                    .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn reads_what_serde_json_reads(value in value()) {
+            let compact = value.to_string();
+            prop_assert_eq!(rebuild(Raw::new(&compact)), Some(value.clone()));
+            let pretty = serde_json::to_string_pretty(&value).unwrap_or_default();
+            prop_assert_eq!(rebuild(Raw::new(&pretty)), Some(value));
+        }
+
+        #[test]
+        fn never_panics_on_any_text(text in "[{}\\[\\]\":,\\\\a-z0-9 ]{0,40}") {
+            let raw = Raw::new(&text);
+            let _ = raw.entries().count();
+            let _ = raw.as_str();
+        }
+    }
+
+    #[test]
+    fn escapes_and_surrogates() {
+        let raw = Raw::new(r#""a\"b\\c\/d\u00e9\ud83d\ude00\n""#);
+        assert_eq!(raw.as_str().as_deref(), Some("a\"b\\c/dé😀\n"));
+        assert!(matches!(
+            Raw::new(r#""plain""#).as_str(),
+            Some(Cow::Borrowed("plain"))
+        ));
+        for lone in [
+            r#""\ud83d""#,
+            r#""\ude00""#,
+            r#""\ud83dx""#,
+            r#""\x""#,
+            r#""\u12""#,
+        ] {
+            assert_eq!(Raw::new(lone).as_str(), None, "{lone}");
+        }
+    }
+
+    #[test]
+    fn get_reads_the_last_of_a_repeated_key_and_skips_nested_values() {
+        let raw = Raw::new(r#"{"a": 1, "b": {"a": 2, "c": [1, {"a": "}"}]}, "a": 3}"#);
+        let [a, b, missing] = raw.get(["a", "b", "missing"]);
+        assert_eq!(a.and_then(|a| a.as_number()), Some("3"));
+        assert_eq!(
+            b.map(|b| b.get(["c"])[0].map(|c| c.text())),
+            Some(Some(r#"[1, {"a": "}"}]"#))
+        );
+        assert_eq!(missing, None);
+        assert_eq!(Raw::new("[1, 2]").get(["a"]), [None]);
+        assert_eq!(Raw::new(r#""text""#).entries().count(), 0);
+    }
+
+    #[test]
+    fn truncated_text_reads_what_comes_before_the_break() {
+        let raw = Raw::new(r#"{"a": "x", "b": {"c": 1"#);
+        let entries: Vec<_> = raw.entries().map(|(key, _)| key.into_owned()).collect();
+        assert_eq!(entries, vec!["a"]);
+    }
+}
