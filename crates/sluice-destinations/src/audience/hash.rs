@@ -145,6 +145,57 @@ pub fn sha256_hex(value: &str) -> Hex {
     }
 }
 
+/// Slots of the per-thread table of [`sha256_category`].
+const CATEGORY_SLOTS: usize = 512;
+
+/// A remembered category: its bytes (at most 8, zero-padded), its length, its hash.
+#[derive(Clone, Copy)]
+struct CategorySlot {
+    key: u64,
+    len: u8,
+    hash: Hex,
+}
+
+thread_local! {
+    /// Hashes of short categorical values, direct-mapped by value (a collision replaces).
+    static CATEGORIES: std::cell::RefCell<Vec<Option<CategorySlot>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// SHA-256 of a normalized categorical value — a gender, a birth year, month or day, a first
+/// initial, a state or country code — remembered per thread: a few hundred such values repeat
+/// across nearly every member, so most are looked up instead of hashed. Values longer than 8
+/// bytes are hashed each time. Only categories go through here, never names or contact
+/// details, so nothing remembered points at a person.
+pub fn sha256_category(value: &str) -> Hex {
+    let bytes = value.as_bytes();
+    if bytes.len() > 8 {
+        return sha256_hex(value);
+    }
+    let mut packed = [0u8; 8];
+    packed[..bytes.len()].copy_from_slice(bytes);
+    let key = u64::from_le_bytes(packed);
+    // At most 8: checked above.
+    let len = u8::try_from(bytes.len()).unwrap_or(8);
+    let slot = (key ^ u64::from(len)).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 55;
+    // `slot` has 9 bits: below CATEGORY_SLOTS.
+    let slot = usize::try_from(slot).unwrap_or(0) % CATEGORY_SLOTS;
+    CATEGORIES.with(|table| {
+        let mut table = table.borrow_mut();
+        if table.is_empty() {
+            table.resize(CATEGORY_SLOTS, None);
+        }
+        match table[slot] {
+            Some(known) if known.key == key && known.len == len => known.hash,
+            _ => {
+                let hash = sha256_hex(value);
+                table[slot] = Some(CategorySlot { key, len, hash });
+                hash
+            }
+        }
+    })
+}
+
 /// MD5 of the UTF-8 bytes (TikTok's `IDFA_MD5` / `AAID_MD5`).
 pub fn md5_hex(value: &str) -> Hex {
     Hex::from_digest(&Md5::digest(value.as_bytes()))
@@ -169,6 +220,34 @@ mod tests {
             let value = &text[..len];
             let expected = Hex::from_digest(&Sha256::digest(value.as_bytes()));
             assert_eq!(sha256_hex(value), expected, "length {len}");
+        }
+    }
+
+    #[test]
+    fn remembered_categories_hash_as_anything_else() {
+        // Twice each (the second from the table), values that share bytes but not length,
+        // and values too long to remember.
+        let values = [
+            "f",
+            "m",
+            "1985",
+            "01",
+            "1",
+            "10",
+            "ca",
+            "us",
+            "",
+            "a\0",
+            "newyorkstate",
+        ];
+        for _ in 0..2 {
+            for value in values {
+                assert_eq!(sha256_category(value), sha256_hex(value), "{value:?}");
+            }
+        }
+        for year in 1900..2100 {
+            let year = year.to_string();
+            assert_eq!(sha256_category(&year), sha256_hex(&year));
         }
     }
 

@@ -16,7 +16,7 @@
 
 use unicode_normalization::{IsNormalized, UnicodeNormalization, is_nfc_quick};
 
-use super::hash::{Hex, is_sha256_hex, md5_hex, sha256_hex};
+use super::hash::{Hex, is_sha256_hex, md5_hex, sha256_category, sha256_hex};
 use super::tables;
 
 /// The ad platforms.
@@ -48,6 +48,23 @@ pub enum IdentifierKind {
     MobileAdId,
     /// The CDP's own user id (Meta `EXTERN_ID`, Google `userId`).
     ExternalId,
+}
+
+impl IdentifierKind {
+    /// A kind whose values are a small set of categories shared by many people (their hashes
+    /// are remembered: [`sha256_category`]).
+    fn is_category(self) -> bool {
+        matches!(
+            self,
+            K::FirstInitial
+                | K::Gender
+                | K::BirthYear
+                | K::BirthMonth
+                | K::BirthDay
+                | K::State
+                | K::Country
+        )
+    }
 }
 
 /// What the platform does with a normalized value.
@@ -282,6 +299,7 @@ pub fn identifier(
                 return None;
             }
             Some(Identifier::Hashed(match digest {
+                Digest::Sha256 if kind.is_category() => sha256_category(scratch),
                 Digest::Sha256 => sha256_hex(scratch),
                 Digest::Md5 => md5_hex(scratch),
             }))

@@ -120,11 +120,13 @@ impl<'a> Entries<'a> {
             // `}`, or not an object.
             return None;
         }
-        let key_end = string_end(bytes, at)?;
-        let key = Raw {
-            text: self.text.get(at..key_end)?,
-        }
-        .as_str()?;
+        let (key_end, escaped) = string_end_escaped(bytes, at)?;
+        let key_text = self.text.get(at + 1..key_end - 1)?;
+        let key = if escaped {
+            Cow::Owned(unescape(key_text)?)
+        } else {
+            Cow::Borrowed(key_text)
+        };
         at = skip_whitespace(bytes, key_end);
         if *bytes.get(at)? != b':' {
             return None;
@@ -171,13 +173,20 @@ fn value_end(bytes: &[u8], start: usize) -> Option<usize> {
 
 /// Where the string whose opening quote is at `start` ends (after its closing quote).
 fn string_end(bytes: &[u8], start: usize) -> Option<usize> {
+    string_end_escaped(bytes, start).map(|(end, _)| end)
+}
+
+/// [`string_end`], and whether the string has escapes.
+fn string_end_escaped(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut at = start + 1;
+    let mut escaped = false;
     loop {
         let found = quote_or_backslash(bytes, at)?;
         if bytes[found] == b'"' {
-            return Some(found + 1);
+            return Some((found + 1, escaped));
         }
         // A backslash: the character after it is escaped.
+        escaped = true;
         at = found + 2;
     }
 }
