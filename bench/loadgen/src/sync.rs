@@ -13,16 +13,13 @@
 //! holds one run (one audience and action), those are what cut the batches into requests.
 //!
 //! Each round hands every adapter the same batches of its `max_batch` (10,000) members, or of
-//! `--batch`, on one thread (the delivery engine builds one batch at a time per destination),
-//! twice:
-//! - "from parsed events": each event's `Outgoing` already holds its parsed value (parsed
-//!   before the clock starts, as the delivery engine does for an advertising destination's
-//!   consent check), so only the adapter's own work is timed;
-//! - "from JSON text": the `Outgoing`s hold only the text, so the adapter's first look at each
-//!   event parses it (`serde_json::Value`), as it does when the engine has not parsed it.
+//! `--batch`, as the delivery engine does: one `build` call a batch, which plans a large batch
+//! on the machine's cores (at most two). The adapters read each event from its JSON text, so
+//! the `Outgoing`s hold only the text (whether the engine also parsed the event for its
+//! consent check makes no difference to them).
 //!
-//! Prints one JSON line: per platform, the median members/s of each way over the rounds, the
-//! requests and rows planned (to show the work was real).
+//! Prints one JSON line: per platform, the median members/s over the rounds, the requests and
+//! rows planned (to show the work was real).
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -46,9 +43,6 @@ pub struct SyncArgs {
     /// Only this platform (meta, google, tiktok); all three when absent.
     #[arg(long)]
     platform: Option<String>,
-    /// Only the adapters' work from parsed events, not from JSON text (for profiling).
-    #[arg(long)]
-    parsed_only: bool,
 }
 
 /// splitmix64.
@@ -233,30 +227,14 @@ impl Planned {
     }
 }
 
-/// Plans every batch once; with `parsed` each batch's events are parsed (outside the clock)
-/// before the adapter gets them. Returns the time spent in `build` and what was planned.
-fn round(
-    adapter: &dyn Adapter,
-    texts: &[String],
-    batch: Option<usize>,
-    parsed: bool,
-) -> (Duration, Planned) {
+/// Plans every batch once. Returns the time spent in `build` and what was planned.
+fn round(adapter: &dyn Adapter, texts: &[String], batch: Option<usize>) -> (Duration, Planned) {
     let batch = batch.unwrap_or(adapter.max_batch()).max(1);
     let mut spent = Duration::ZERO;
     let mut planned = Planned::default();
     for texts in texts.chunks(batch) {
-        // The batch as the delivery engine hands it over, set up outside the clock: for an
-        // advertising destination the engine has parsed each event for its consent check.
-        let cells: Vec<OnceLock<Value>> = texts
-            .iter()
-            .map(|text| {
-                let cell = OnceLock::new();
-                if parsed {
-                    let _ = cell.set(serde_json::from_str(text).unwrap_or(Value::Null));
-                }
-                cell
-            })
-            .collect();
+        // The batch as the delivery engine hands it over, set up outside the clock.
+        let cells: Vec<OnceLock<Value>> = texts.iter().map(|_| OnceLock::new()).collect();
         let events: Vec<Outgoing<'_>> = texts
             .iter()
             .zip(&cells)
@@ -266,10 +244,8 @@ fn round(
         let plan = adapter.build(&events);
         spent += started.elapsed();
         planned.add(&plan);
-        // Freeing the plan and the parsed values is not timed.
+        // Freeing the plan is not timed.
         drop(plan);
-        drop(events);
-        drop(cells);
     }
     (spent, planned)
 }
@@ -298,34 +274,26 @@ pub fn sync(args: SyncArgs) -> Result<()> {
         };
         let adapter = (platform.kind.build)(settings)
             .map_err(|e| anyhow!("{} settings: {e}", platform.name))?;
-        let mut rates = [Vec::new(), Vec::new()];
-        let mut seen: [Option<Planned>; 2] = [None, None];
+        let mut rates = Vec::new();
+        let mut seen: Option<Planned> = None;
         for _ in 0..args.rounds.max(1) {
-            for (way, parsed) in [(0, true), (1, false)] {
-                if args.parsed_only && !parsed {
-                    rates[way].push(0.0);
-                    continue;
-                }
-                let (spent, planned) = round(adapter.as_ref(), &texts, args.batch, parsed);
-                if seen[way].is_some_and(|seen| seen != planned) || planned.rows == 0 {
-                    bail!("{}: rounds planned different work", platform.name);
-                }
-                seen[way] = Some(planned);
-                rates[way].push(args.members as f64 / spent.as_secs_f64());
+            let (spent, planned) = round(adapter.as_ref(), &texts, args.batch);
+            if seen.is_some_and(|seen| seen != planned) || planned.rows == 0 {
+                bail!("{}: rounds planned different work", platform.name);
             }
+            seen = Some(planned);
+            rates.push(args.members as f64 / spent.as_secs_f64());
         }
-        let planned = seen[0].unwrap_or_default();
+        let planned = seen.unwrap_or_default();
         eprintln!(
-            "   {}: {:.2} M members/s from parsed events, {:.2} M/s from JSON text",
+            "   {}: {:.2} M members/s",
             platform.name,
-            median(rates[0].clone()) / 1e6,
-            median(rates[1].clone()) / 1e6
+            median(rates.clone()) / 1e6
         );
         results.push(json!({
             "platform": platform.name,
-            "parsed_members_per_s": median(rates[0].clone()),
-            "text_members_per_s": median(rates[1].clone()),
-            "parsed_rounds": rates[0], "text_rounds": rates[1],
+            "members_per_s": median(rates.clone()),
+            "rounds": rates,
             "requests": planned.requests, "rows": planned.rows,
             "refused": planned.refused, "body_bytes": planned.bytes,
         }));
