@@ -177,8 +177,8 @@ pub(super) fn plan(settings: &GoogleSettings, events: &[&str]) -> Plan {
     plan_runs(
         events,
         MAX_MEMBERS,
-        |value, scratch| {
-            let member = member::read(value, &settings.common.consent_category)?;
+        |text, scratch| {
+            let member = member::read(text, &settings.common.consent_category)?;
             let Some(row) = row(settings, &member, scratch) else {
                 let what = match settings.key_type {
                     KeyType::Contact => "google (contact list: email, phone or full address)",

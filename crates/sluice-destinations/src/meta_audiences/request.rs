@@ -106,8 +106,8 @@ pub(super) fn plan(settings: &MetaSettings, events: &[&str]) -> Plan {
     plan_runs(
         events,
         MAX_ROWS,
-        |value, scratch| {
-            let member = member::read(value, &settings.common.consent_category)?;
+        |text, scratch| {
+            let member = member::read(text, &settings.common.consent_category)?;
             let row = row(settings, &member, scratch);
             if row.iter().all(Option::is_none) {
                 return Err(member::Refusal::Invalid(no_identifier(
