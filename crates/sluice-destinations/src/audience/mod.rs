@@ -236,7 +236,7 @@ fn plan_runs_on<'v, R: Send + Sync>(
     let reads = in_parallel(
         events,
         threads,
-        |_, _| 1,
+        |_| 1,
         |share| {
             let mut scratch = String::with_capacity(64);
             share
@@ -284,7 +284,7 @@ fn plan_runs_on<'v, R: Send + Sync>(
     plan.requests = in_parallel(
         &spans,
         threads,
-        |_, span| span.end - span.start,
+        |span| span.end - span.start,
         |share| {
             share
                 .iter()
@@ -313,17 +313,17 @@ fn plan_runs_on<'v, R: Send + Sync>(
 fn in_parallel<T: Sync, U: Send>(
     items: &[T],
     threads: usize,
-    weight: impl Fn(usize, &T) -> usize,
+    weight: impl Fn(&T) -> usize,
     map: impl Fn(&[T]) -> Vec<U> + Sync,
 ) -> Vec<U> {
     if threads <= 1 || items.len() < 2 {
         return map(items);
     }
-    let total: usize = items.iter().enumerate().map(|(i, t)| weight(i, t)).sum();
+    let total: usize = items.iter().map(&weight).sum();
     let mut cuts = vec![0];
     let mut sum = 0;
     for (index, item) in items.iter().enumerate() {
-        sum += weight(index, item);
+        sum += weight(item);
         if cuts.len() < threads && sum * threads >= total * cuts.len() && index + 1 < items.len() {
             cuts.push(index + 1);
         }
