@@ -28,7 +28,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::raw::Raw;
+use super::raw::{Cursor, Raw, Scalar};
 
 /// Enter or leave.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,40 +188,37 @@ fn invalid(reason: impl Into<String>) -> Refusal {
 /// Reads a membership event from its JSON text; `consent_category` is the
 /// `categoryPreferences` key that must not be `false` for the person to be added.
 pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>, Refusal> {
-    let event = Raw::new(event);
-    let [kind, name, user_id, own_traits, properties, context] =
-        event.get(["type", "event", "userId", "traits", "properties", "context"]);
-    let [personas, context_traits, consent, device] =
-        get(context, ["personas", "traits", "consent", "device"]);
-    let [class, computation_key, external_id] = get(
+    let Event {
+        kind,
+        name,
+        user_id,
+        traits: own_traits,
+        properties,
+        context,
+    } = Event::read(event, consent_category);
+    let Context {
+        traits: context_traits,
         personas,
-        [
-            "computation_class",
-            "computation_key",
-            "external_audience_id",
-        ],
-    );
-    let string = |value: Option<Raw<'a>>| value.and_then(|value| value.as_str());
-    let non_empty = |value: Option<Raw<'a>>| string(value).filter(|text| !text.is_empty());
-    let object = |value: Option<Raw<'a>>| value.filter(Raw::is_object);
-    let class = string(class);
+        consent,
+        device,
+    } = context;
+    let non_empty = |text: Option<Cow<'a, str>>| text.filter(|text| !text.is_empty());
     let (entered, sources) = match non_empty(kind).as_deref() {
         Some("identify") => {
-            if class.as_deref() != Some("audience") {
+            if personas.class.as_deref() != Some("audience") {
                 return Err(unsupported(
                     "not an audience membership event (identify without context.personas.computation_class \"audience\")",
                 ));
             }
-            let key = non_empty(computation_key)
+            let key = non_empty(personas.key.and_then(Scalar::into_str))
                 .ok_or_else(|| invalid("audience event has no context.personas.computation_key"))?;
-            let [member] = get(own_traits, [key.as_ref()]);
-            let entered = match member {
+            let entered = match entry(&own_traits, &key) {
                 Some(member) => member
                     .as_bool()
                     .ok_or_else(|| invalid(format!("traits.{key} is not true or false")))?,
                 None => return Err(invalid(format!("identify has no traits.{key} membership"))),
             };
-            (entered, [object(own_traits), object(context_traits)])
+            (entered, [own_traits, context_traits])
         }
         Some("track") => {
             let named = match non_empty(name).as_deref() {
@@ -233,27 +230,30 @@ pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>
                     ));
                 }
             };
-            if class.as_deref().is_some_and(|class| class != "audience") {
+            if personas
+                .class
+                .as_deref()
+                .is_some_and(|class| class != "audience")
+            {
                 return Err(unsupported(
                     "not an audience membership event (context.personas.computation_class is not \"audience\")",
                 ));
             }
-            let key = computation_key
-                .or_else(|| get(properties, ["audience_key"])[0])
-                .and_then(|key| key.as_str())
-                .filter(|key| !key.is_empty())
-                .ok_or_else(|| {
-                    invalid("audience event names no audience (context.personas.computation_key or properties.audience_key)")
-                })?;
-            let [member] = get(properties, [key.as_ref()]);
-            let entered = match member {
+            let key = match personas.key {
+                Some(key) => key.into_str(),
+                None => entry(&properties, "audience_key").and_then(|key| key.as_str()),
+            };
+            let key = non_empty(key).ok_or_else(|| {
+                invalid("audience event names no audience (context.personas.computation_key or properties.audience_key)")
+            })?;
+            let entered = match entry(&properties, &key) {
                 None => named,
                 Some(member) if member.is_null() => named,
                 Some(member) => member
                     .as_bool()
                     .ok_or_else(|| invalid(format!("properties.{key} is not true or false")))?,
             };
-            (entered, [object(context_traits), object(properties)])
+            (entered, [context_traits, properties])
         }
         _ => {
             return Err(unsupported(
@@ -261,25 +261,15 @@ pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>
             ));
         }
     };
-    let audience_id = external_id
-        .and_then(|id| {
-            id.as_str()
-                .filter(|id| !id.is_empty())
-                .or_else(|| id.as_number().map(Cow::Borrowed))
-        })
-        .ok_or_else(|| {
-            invalid(
-                "no context.personas.external_audience_id: the audience does not exist on the platform yet",
-            )
-        })?;
+    let audience_id = personas.external_id.and_then(id_text).ok_or_else(|| {
+        invalid("no context.personas.external_audience_id: the audience does not exist on the platform yet")
+    })?;
     if !audience_id.bytes().all(|b| b.is_ascii_digit()) {
         return Err(invalid(
             "context.personas.external_audience_id is not a numeric platform audience id",
         ));
     }
-    let [preferences] = get(consent, ["categoryPreferences"]);
-    let [answer] = get(preferences, [consent_category]);
-    let consent = match answer.and_then(|answer| answer.as_bool()) {
+    let consent = match consent {
         Some(true) => Consent::Granted,
         Some(false) => Consent::Refused,
         None => Consent::Unknown,
@@ -295,83 +285,293 @@ pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>
         action,
         consent_refused,
         consent,
-        traits: traits(&sources, object(device), user_id),
+        traits: traits(sources, device, user_id),
     })
 }
 
-/// `Raw::get` of a value that may be absent.
-fn get<'a, const N: usize>(value: Option<Raw<'a>>, keys: [&str; N]) -> [Option<Raw<'a>>; N] {
-    match value {
-        Some(value) => value.get(keys),
-        None => [None; N],
+/// What one pass over a membership event's text finds. Each part is read where it stands;
+/// a key given twice replaces what the first gave, as a parser keeps the last.
+#[derive(Default)]
+struct Event<'a> {
+    /// `type`.
+    kind: Option<Cow<'a, str>>,
+    /// `event`.
+    name: Option<Cow<'a, str>>,
+    user_id: Option<Cow<'a, str>>,
+    traits: Option<Source<'a>>,
+    properties: Option<Source<'a>>,
+    context: Context<'a>,
+}
+
+/// What is read from `context`.
+#[derive(Default)]
+struct Context<'a> {
+    traits: Option<Source<'a>>,
+    personas: Personas<'a>,
+    /// `consent.categoryPreferences.<category>`, when it is a boolean.
+    consent: Option<bool>,
+    device: Device<'a>,
+}
+
+/// `context.personas`.
+#[derive(Default)]
+struct Personas<'a> {
+    class: Option<Cow<'a, str>>,
+    key: Option<Scalar<'a>>,
+    external_id: Option<Scalar<'a>>,
+}
+
+/// `context.device`.
+#[derive(Default)]
+struct Device<'a> {
+    advertising_id: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    tracking: Option<bool>,
+}
+
+/// An object identifiers are read from (`traits`, `context.traits`, `properties`): the
+/// identifiers found in it, and what the membership boolean is looked up in once the
+/// audience's key is known (it may come later in the text, in `context.personas`).
+struct Source<'a> {
+    found: Found<'a>,
+    /// The last few entries that name no identifier, one of which is usually the membership.
+    others: [Option<(Cow<'a, str>, Raw<'a>)>; OTHERS],
+    /// More entries named no identifier than `others` holds.
+    overflow: bool,
+    /// The object's text, looked through when `others` cannot answer.
+    raw: Raw<'a>,
+}
+
+/// How many entries naming no identifier a [`Source`] keeps.
+const OTHERS: usize = 4;
+
+/// Identifier values of one object, each from its best-ranked name ([`TRAIT_NAMES`] order).
+#[derive(Default)]
+struct Found<'a> {
+    values: [Option<Cow<'a, str>>; FIELDS],
+    ranks: [u8; FIELDS],
+}
+
+impl<'a> Event<'a> {
+    fn read(text: &'a str, consent_category: &str) -> Event<'a> {
+        let mut event = Event::default();
+        let mut cursor = Cursor::new(text);
+        if !cursor.enter() {
+            return event;
+        }
+        while let Some(key) = cursor.key() {
+            match key.as_ref() {
+                "type" => event.kind = cursor.read().into_str(),
+                "event" => event.name = cursor.read().into_str(),
+                "userId" => event.user_id = id_text(cursor.read()),
+                "traits" => event.traits = Source::read(&mut cursor),
+                "properties" => event.properties = Source::read(&mut cursor),
+                "context" => event.context = Context::read(&mut cursor, consent_category),
+                _ => cursor.skip(),
+            }
+        }
+        event
     }
 }
 
-/// The identifiers, each from the first source and name that has it.
-fn traits<'a>(
-    sources: &[Option<Raw<'a>>; 2],
-    device: Option<Raw<'a>>,
-    user_id: Option<Raw<'a>>,
-) -> Traits<'a> {
-    let mut traits = Traits::default();
-    // One pass over each source's keys (no lookup per alias): the best rank per field wins,
-    // the first source before the second, then the order of `TRAIT_NAMES`.
-    let mut ranks = [u8::MAX; FIELDS];
-    for (source_index, source) in sources.iter().enumerate() {
-        let Some(source) = source else { continue };
-        let base = u8::try_from(source_index * 32).unwrap_or(u8::MAX);
-        for (key, value) in source.entries() {
-            if key == "address" {
-                for (key, value) in value.entries() {
-                    if let Some((field, rank)) = address_field_of(&key) {
-                        keep(&mut traits, &mut ranks, field, base + rank, value);
-                    }
-                }
-            } else if let Some((field, rank)) = field_of(&key) {
-                keep(&mut traits, &mut ranks, field, base + rank, value);
+impl<'a> Context<'a> {
+    fn read(cursor: &mut Cursor<'a>, consent_category: &str) -> Context<'a> {
+        let mut context = Context::default();
+        if !cursor.enter() {
+            return context;
+        }
+        while let Some(key) = cursor.key() {
+            match key.as_ref() {
+                "traits" => context.traits = Source::read(cursor),
+                "personas" => context.personas = Personas::read(cursor),
+                "consent" => context.consent = consent_answer(cursor, consent_category),
+                "device" => context.device = Device::read(cursor),
+                _ => cursor.skip(),
+            }
+        }
+        context
+    }
+}
+
+impl<'a> Personas<'a> {
+    fn read(cursor: &mut Cursor<'a>) -> Personas<'a> {
+        let mut personas = Personas::default();
+        if !cursor.enter() {
+            return personas;
+        }
+        while let Some(key) = cursor.key() {
+            match key.as_ref() {
+                "computation_class" => personas.class = cursor.read().into_str(),
+                "computation_key" => personas.key = Some(cursor.read()),
+                "external_audience_id" => personas.external_id = Some(cursor.read()),
+                _ => cursor.skip(),
+            }
+        }
+        personas
+    }
+}
+
+impl<'a> Device<'a> {
+    fn read(cursor: &mut Cursor<'a>) -> Device<'a> {
+        let mut device = Device::default();
+        if !cursor.enter() {
+            return device;
+        }
+        while let Some(key) = cursor.key() {
+            match key.as_ref() {
+                "advertisingId" => device.advertising_id = cursor.read().into_str(),
+                "type" => device.kind = cursor.read().into_str(),
+                "adTrackingEnabled" => device.tracking = cursor.read().as_bool(),
+                _ => cursor.skip(),
+            }
+        }
+        device
+    }
+}
+
+/// `consent.categoryPreferences.<category>` as a boolean, the cursor on `consent`.
+fn consent_answer(cursor: &mut Cursor<'_>, category: &str) -> Option<bool> {
+    let mut answer = None;
+    if !cursor.enter() {
+        return answer;
+    }
+    while let Some(key) = cursor.key() {
+        if key != "categoryPreferences" {
+            cursor.skip();
+            continue;
+        }
+        answer = None;
+        if !cursor.enter() {
+            continue;
+        }
+        while let Some(key) = cursor.key() {
+            if key == category {
+                answer = cursor.read().as_bool();
+            } else {
+                cursor.skip();
             }
         }
     }
-    let [advertising_id, kind, tracking] =
-        get(device, ["advertisingId", "type", "adTrackingEnabled"]);
-    let device_str = |value: Option<Raw<'a>>| {
-        value
-            .and_then(|value| value.as_str())
-            .filter(|text| !text.is_empty())
-    };
-    let tracking_off = tracking.and_then(|tracking| tracking.as_bool()) == Some(false);
-    if let Some(id) = device_str(advertising_id).filter(|_| !tracking_off) {
-        let os = match device_str(kind) {
+    answer
+}
+
+impl<'a> Source<'a> {
+    /// The object the cursor is on (`None` for anything else, passed over).
+    fn read(cursor: &mut Cursor<'a>) -> Option<Source<'a>> {
+        let start = cursor.position();
+        if !cursor.enter() {
+            return None;
+        }
+        let mut found = Found::default();
+        let mut address = Found::default();
+        let mut others: [Option<(Cow<'a, str>, Raw<'a>)>; OTHERS] = Default::default();
+        let mut kept = 0;
+        while let Some(key) = cursor.key() {
+            if key == "address" {
+                address = Found::default();
+                if cursor.enter() {
+                    while let Some(key) = cursor.key() {
+                        match address_field_of(&key) {
+                            Some((field, rank)) => address.keep(field, rank, cursor.read()),
+                            None => cursor.skip(),
+                        }
+                    }
+                }
+            } else if let Some((field, rank)) = field_of(&key) {
+                found.keep(field, rank, cursor.read());
+            } else {
+                let start = cursor.position();
+                cursor.skip();
+                if let Some(slot) = others.get_mut(kept) {
+                    *slot = Some((key, cursor.since(start)));
+                }
+                kept += 1;
+            }
+        }
+        // Names inside `address` rank after every top-level name.
+        for (field, value) in address.values.into_iter().enumerate() {
+            if let Some(value) = value
+                && found.values[field].is_none()
+            {
+                found.values[field] = Some(value);
+            }
+        }
+        Some(Source {
+            found,
+            others,
+            overflow: kept > OTHERS,
+            raw: cursor.since(start),
+        })
+    }
+}
+
+/// The value of `key` in a source, when there is one (the last, when it is given twice).
+fn entry<'a>(source: &Option<Source<'a>>, key: &str) -> Option<Raw<'a>> {
+    let source = source.as_ref()?;
+    let names_identifier = key == "address" || field_of(key).is_some();
+    if source.overflow || names_identifier {
+        let [value] = source.raw.get([key]);
+        return value;
+    }
+    source
+        .others
+        .iter()
+        .rev()
+        .flatten()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| *value)
+}
+
+impl<'a> Found<'a> {
+    /// Keeps `value` for `field` when it is usable text and `rank` is at least as good as
+    /// what is there (a name given twice in one object: the later one, as a parser keeps it).
+    fn keep(&mut self, field: Field, rank: u8, value: Scalar<'a>) {
+        let slot = field as usize;
+        if self.values[slot].is_some() && rank > self.ranks[slot] {
+            return;
+        }
+        if let Some(text) = text_of(value) {
+            self.values[slot] = Some(text);
+            self.ranks[slot] = rank;
+        }
+    }
+}
+
+/// An id: a non-empty string, or a number's digits.
+fn id_text(value: Scalar<'_>) -> Option<Cow<'_, str>> {
+    match value {
+        Scalar::Str(text) => (!text.is_empty()).then_some(text),
+        Scalar::Number(digits) => Some(Cow::Borrowed(digits)),
+        _ => None,
+    }
+}
+
+/// The identifiers, each from the first source that has it.
+fn traits<'a>(
+    sources: [Option<Source<'a>>; 2],
+    device: Device<'a>,
+    user_id: Option<Cow<'a, str>>,
+) -> Traits<'a> {
+    let mut traits = Traits::default();
+    for source in sources.into_iter().flatten() {
+        for (slot, value) in traits.values.iter_mut().zip(source.found.values) {
+            if slot.is_none() {
+                *slot = value;
+            }
+        }
+    }
+    let non_empty = |text: Option<Cow<'a, str>>| text.filter(|text| !text.is_empty());
+    let tracking_off = device.tracking == Some(false);
+    if let Some(id) = non_empty(device.advertising_id).filter(|_| !tracking_off) {
+        let os = match non_empty(device.kind) {
             Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
             Some(kind) if kind.eq_ignore_ascii_case("android") => DeviceOs::Android,
             _ => DeviceOs::Unknown,
         };
         traits.advertising_id = Some((id, os));
     }
-    traits.user_id = user_id.and_then(|id| {
-        id.as_str()
-            .filter(|id| !id.is_empty())
-            .or_else(|| id.as_number().map(Cow::Borrowed))
-    });
+    traits.user_id = user_id;
     traits
-}
-
-/// Sets `field` from `value` when it is usable text and `rank` is at least as good as what is
-/// there (a name given twice in one object: the later one, as a parser keeps it).
-fn keep<'a>(
-    traits: &mut Traits<'a>,
-    ranks: &mut [u8; FIELDS],
-    field: Field,
-    rank: u8,
-    value: Raw<'a>,
-) {
-    if rank > ranks[field as usize] {
-        return;
-    }
-    if let Some(text) = text_of(value) {
-        traits.values[field as usize] = Some(text);
-        ranks[field as usize] = rank;
-    }
 }
 
 /// The field and rank (position in [`TRAIT_NAMES`]) of a top-level trait name; the fast form
@@ -417,10 +617,11 @@ fn address_field_of(key: &str) -> Option<(Field, u8)> {
 }
 
 /// A usable text value: a non-blank string, or a number's digits.
-fn text_of(value: Raw<'_>) -> Option<Cow<'_, str>> {
-    match value.as_str() {
-        Some(text) => (!text.trim().is_empty()).then_some(text),
-        None => value.as_number().map(Cow::Borrowed),
+fn text_of(value: Scalar<'_>) -> Option<Cow<'_, str>> {
+    match value {
+        Scalar::Str(text) => (!text.trim().is_empty()).then_some(text),
+        Scalar::Number(digits) => Some(Cow::Borrowed(digits)),
+        _ => None,
     }
 }
 
@@ -476,6 +677,7 @@ pub fn into_removal(event: &mut Value) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use proptest::prelude::*;
     use serde_json::json;
 
     use super::*;
@@ -793,5 +995,276 @@ mod tests {
         let mut computed = json!({"type": "identify", "traits": {"ltv": 3},
             "context": {"personas": {"computation_class": "trait", "computation_key": "ltv"}}});
         assert!(!into_removal(&mut computed));
+    }
+
+    /// The reading rules of the module documentation, spelled out over a parsed event: the
+    /// oracle the one-pass reader is checked against. Refusals compare by kind only.
+    fn reference(event: &Value, category: &str) -> Result<Membership<'static>, bool> {
+        const UNSUPPORTED: bool = true;
+        const INVALID: bool = false;
+        let string = |value: Option<&Value>| value.and_then(Value::as_str).map(str::to_string);
+        let non_empty = |value: Option<&Value>| string(value).filter(|text| !text.is_empty());
+        let id = |value: Option<&Value>| match value {
+            Some(Value::String(text)) if !text.is_empty() => Some(text.clone()),
+            Some(Value::Number(number)) => Some(number.to_string()),
+            _ => None,
+        };
+        let personas = event.pointer("/context/personas");
+        fn at<'v>(value: Option<&'v Value>, key: &str) -> Option<&'v Value> {
+            value.and_then(|value| value.get(key))
+        }
+        let class = string(at(personas, "computation_class"));
+        let key = at(personas, "computation_key");
+        let own_traits = event.get("traits");
+        let properties = event.get("properties");
+        let context_traits = event.pointer("/context/traits");
+        let (entered, sources) = match non_empty(event.get("type")).as_deref() {
+            Some("identify") => {
+                if class.as_deref() != Some("audience") {
+                    return Err(UNSUPPORTED);
+                }
+                let key = non_empty(key).ok_or(INVALID)?;
+                let member = at(own_traits, &key).ok_or(INVALID)?;
+                (
+                    member.as_bool().ok_or(INVALID)?,
+                    [own_traits, context_traits],
+                )
+            }
+            Some("track") => {
+                let named = match non_empty(event.get("event")).as_deref() {
+                    Some("Audience Entered") => true,
+                    Some("Audience Exited") => false,
+                    _ => return Err(UNSUPPORTED),
+                };
+                if class.as_deref().is_some_and(|class| class != "audience") {
+                    return Err(UNSUPPORTED);
+                }
+                let key = match key {
+                    Some(key) => key.as_str().map(str::to_string),
+                    None => string(at(properties, "audience_key")),
+                };
+                let key = key.filter(|key| !key.is_empty()).ok_or(INVALID)?;
+                let entered = match at(properties, &key) {
+                    None | Some(Value::Null) => named,
+                    Some(member) => member.as_bool().ok_or(INVALID)?,
+                };
+                (entered, [context_traits, properties])
+            }
+            _ => return Err(UNSUPPORTED),
+        };
+        let audience_id = id(at(personas, "external_audience_id")).ok_or(INVALID)?;
+        if !audience_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(INVALID);
+        }
+        let answer = event
+            .pointer(&format!("/context/consent/categoryPreferences/{category}"))
+            .and_then(Value::as_bool);
+        let consent = match answer {
+            Some(true) => Consent::Granted,
+            Some(false) => Consent::Refused,
+            None => Consent::Unknown,
+        };
+        let consent_refused = entered && consent == Consent::Refused;
+        let mut traits = Traits::default();
+        for (field, names) in TRAIT_NAMES {
+            let usable = |value: &Value| match value {
+                Value::String(text) if !text.trim().is_empty() => Some(text.clone()),
+                Value::Number(number) => Some(number.to_string()),
+                _ => None,
+            };
+            let found = sources
+                .iter()
+                .flatten()
+                .filter(|source| source.is_object())
+                .flat_map(|source| {
+                    names.iter().filter_map(move |name| {
+                        let path = format!("/{}", name.replace('.', "/"));
+                        source.pointer(&path).and_then(usable)
+                    })
+                })
+                .next();
+            if let Some(value) = found {
+                traits.set(field, value);
+            }
+        }
+        let device = event.pointer("/context/device");
+        let tracking_off = at(device, "adTrackingEnabled").and_then(Value::as_bool) == Some(false);
+        if let Some(ad_id) = non_empty(at(device, "advertisingId")).filter(|_| !tracking_off) {
+            let os = match non_empty(at(device, "type")) {
+                Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
+                Some(kind) if kind.eq_ignore_ascii_case("android") => DeviceOs::Android,
+                _ => DeviceOs::Unknown,
+            };
+            traits.advertising_id = Some((Cow::Owned(ad_id), os));
+        }
+        traits.user_id = id(event.get("userId")).map(Cow::Owned);
+        Ok(Membership {
+            audience_id: Cow::Owned(audience_id),
+            action: if entered && !consent_refused {
+                Action::Add
+            } else {
+                Action::Remove
+            },
+            consent_refused,
+            consent,
+            traits,
+        })
+    }
+
+    /// An object of the given entries, in a shuffled order, each present or not.
+    fn object(entries: Vec<BoxedStrategy<Option<(String, Value)>>>) -> BoxedStrategy<Value> {
+        entries
+            .prop_shuffle()
+            .prop_map(|entries| {
+                Value::Object(
+                    entries
+                        .into_iter()
+                        .flatten()
+                        .collect::<serde_json::Map<_, _>>(),
+                )
+            })
+            .boxed()
+    }
+
+    /// Maybe the entry `key`, with one of `values`.
+    fn maybe(key: &'static str, values: Vec<Value>) -> BoxedStrategy<Option<(String, Value)>> {
+        proptest::option::of(proptest::sample::select(values))
+            .prop_map(move |value| value.map(|value| (key.to_string(), value)))
+            .boxed()
+    }
+
+    /// Usually the entry `key` with the first of `values`; else as [`maybe`].
+    fn likely(key: &'static str, values: Vec<Value>) -> BoxedStrategy<Option<(String, Value)>> {
+        let first = Some((key.to_string(), values[0].clone()));
+        prop_oneof![4 => Just(first), 1 => maybe(key, values)].boxed()
+    }
+
+    /// Identifier objects: names from the table and others, usable values and not.
+    fn identifiers(extra: Vec<BoxedStrategy<Option<(String, Value)>>>) -> BoxedStrategy<Value> {
+        let values = || {
+            vec![
+                json!("Mary@Example.com"),
+                json!("+1 415 555 0100"),
+                json!("  "),
+                json!(""),
+                json!(94105),
+                json!(true),
+                json!(null),
+                json!({"x": "y"}),
+            ]
+        };
+        let mut entries = extra;
+        for name in [
+            "email",
+            "phone",
+            "phone_number",
+            "firstName",
+            "first_name",
+            "city",
+            "postalCode",
+            "zip",
+            "birthday",
+            "gender",
+            "plan",
+            "n1",
+            "n2",
+            "n3",
+        ] {
+            entries.push(maybe(name, values()));
+        }
+        let address = object(vec![
+            maybe("city", values()),
+            maybe("postal_code", values()),
+            maybe("country", values()),
+            maybe("street", values()),
+        ]);
+        entries.push(
+            proptest::option::of(address)
+                .prop_map(|address| address.map(|address| ("address".to_string(), address)))
+                .boxed(),
+        );
+        object(entries)
+    }
+
+    fn membership_event() -> impl Strategy<Value = Value> {
+        let member = || vec![json!(true), json!(false), json!(null), json!("yes")];
+        let wrap = |key: &'static str, value: BoxedStrategy<Value>| {
+            proptest::option::weighted(0.9, value)
+                .prop_map(move |value| value.map(|value| (key.to_string(), value)))
+                .boxed()
+        };
+        let personas = object(vec![
+            likely(
+                "computation_class",
+                vec![json!("audience"), json!("trait"), json!(1)],
+            ),
+            likely(
+                "computation_key",
+                vec![json!("vip"), json!(""), json!(5), json!("email")],
+            ),
+            likely(
+                "external_audience_id",
+                vec![json!("2385"), json!(2385), json!("act_1"), json!("")],
+            ),
+            maybe("space_id", vec![json!("ws")]),
+        ]);
+        let device = object(vec![
+            likely(
+                "advertisingId",
+                vec![json!("6D92078A"), json!(""), json!(7)],
+            ),
+            maybe("type", vec![json!("ios"), json!("Android"), json!("web")]),
+            maybe("adTrackingEnabled", vec![json!(false), json!(true)]),
+        ]);
+        let preferences = object(vec![
+            maybe("advertising", vec![json!(true), json!(false), json!("no")]),
+            maybe("analytics", vec![json!(false)]),
+        ]);
+        let consent = object(vec![wrap("categoryPreferences", preferences)]);
+        let context = object(vec![
+            wrap("personas", personas),
+            wrap("traits", identifiers(vec![])),
+            wrap("consent", consent),
+            wrap("device", device),
+            maybe("library", vec![json!({"name": "sluice", "version": "1"})]),
+        ]);
+        object(vec![
+            prop_oneof![
+                likely("type", vec![json!("identify"), json!("page")]),
+                likely("type", vec![json!("track")]),
+            ]
+            .boxed(),
+            likely(
+                "event",
+                vec![
+                    json!("Audience Entered"),
+                    json!("Audience Exited"),
+                    json!("Other"),
+                ],
+            ),
+            maybe("userId", vec![json!("u1"), json!(""), json!(42)]),
+            maybe("messageId", vec![json!("m1")]),
+            wrap("traits", identifiers(vec![likely("vip", member())])),
+            wrap(
+                "properties",
+                identifiers(vec![
+                    maybe("vip", member()),
+                    maybe("audience_key", vec![json!("vip"), json!(""), json!(3)]),
+                ]),
+            ),
+            wrap("context", context),
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        #[test]
+        fn one_pass_reads_what_the_rules_say(event in membership_event()) {
+            let read = read(&event, "advertising").map_err(|refusal| {
+                matches!(refusal, Refusal::Unsupported(_))
+            });
+            prop_assert_eq!(read, reference(&event, "advertising"), "{}", event);
+        }
     }
 }

@@ -1,8 +1,10 @@
 //! Reading membership events straight from their JSON text, without building a
-//! `serde_json::Value`: an object is walked key by key, the values passed over are skipped
-//! (strings with a vectorized search for their closing quote), and a value is decoded only when
-//! it is read. A membership event is read once, for a handful of fields, so this costs a pass
-//! over its text instead of a tree of maps and strings built, walked cold and freed.
+//! `serde_json::Value`. Two readers: [`Cursor`] walks the text forward once, entering the
+//! objects the caller wants and passing over the rest (strings with a word-at-a-time search for
+//! their closing quote), decoding a value only where it is read; [`Raw`] is one value's text,
+//! looked into afterwards (an object's keys found by walking its entries). A membership event
+//! is read once, for a handful of fields, so this costs one pass over its text instead of a
+//! tree of maps and strings built, walked cold and freed.
 //!
 //! The text comes from the log, which holds only bodies that parsed at ingestion. Text that is
 //! not well-formed JSON never panics here: what cannot be read reads as absent. A key that
@@ -140,6 +142,167 @@ impl<'a> Entries<'a> {
                 text: self.text.get(start..end)?,
             },
         ))
+    }
+}
+
+/// A value read where it stands by a [`Cursor`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scalar<'a> {
+    /// A string's contents, borrowed when it has no escapes.
+    Str(Cow<'a, str>),
+    /// A number's text, as written.
+    Number(&'a str),
+    Bool(bool),
+    Null,
+    /// An object or an array (passed over), or text that is not a value.
+    Other,
+}
+
+impl<'a> Scalar<'a> {
+    pub fn into_str(self) -> Option<Cow<'a, str>> {
+        match self {
+            Scalar::Str(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Scalar::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+/// A reader that walks JSON text forward, once: an object is entered and its keys read in
+/// order, and each value is read, entered or passed over where it stands. Nested objects the
+/// caller wants are read in the same pass that passes over them, where [`Raw`] finds a value's
+/// end first and reads it afterwards.
+///
+/// After a [`Cursor::key`] the caller consumes the value exactly once: [`Cursor::read`],
+/// [`Cursor::skip`], or [`Cursor::enter`] and keys until `None`. Text that stops making sense
+/// ends the walk: from there on every key reads as absent.
+pub struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+    broken: bool,
+}
+
+impl<'a> Cursor<'a> {
+    pub fn new(text: &'a str) -> Cursor<'a> {
+        Cursor {
+            text,
+            at: 0,
+            broken: false,
+        }
+    }
+
+    /// Where the next value starts (whitespace passed over), for [`Cursor::since`].
+    pub fn position(&mut self) -> usize {
+        self.at = skip_whitespace(self.text.as_bytes(), self.at);
+        self.at
+    }
+
+    /// The text read since `start` (a [`Cursor::position`]) as one value.
+    pub fn since(&self, start: usize) -> Raw<'a> {
+        Raw {
+            text: self.text.get(start..self.at).unwrap_or_default(),
+        }
+    }
+
+    /// Enters the object that starts here (`true`), or passes over a value that is not one.
+    pub fn enter(&mut self) -> bool {
+        let at = self.position();
+        if self.text.as_bytes().get(at) == Some(&b'{') {
+            self.at = at + 1;
+            return true;
+        }
+        self.skip();
+        false
+    }
+
+    /// The next key of the object being read, the cursor left on its value; `None` after the
+    /// object's closing brace (consumed) or where the text breaks.
+    pub fn key(&mut self) -> Option<Cow<'a, str>> {
+        if self.broken {
+            return None;
+        }
+        let key = self.next_key();
+        if key.is_none() && !self.broken && self.text.as_bytes().get(self.at) == Some(&b'}') {
+            self.at += 1;
+            return None;
+        }
+        if key.is_none() {
+            self.broken = true;
+        }
+        key
+    }
+
+    fn next_key(&mut self) -> Option<Cow<'a, str>> {
+        let bytes = self.text.as_bytes();
+        let mut at = skip_whitespace(bytes, self.at);
+        if *bytes.get(at)? == b',' {
+            at = skip_whitespace(bytes, at + 1);
+        }
+        self.at = at;
+        if *bytes.get(at)? != b'"' {
+            return None;
+        }
+        let (key_end, escaped) = string_end_escaped(bytes, at)?;
+        let key_text = self.text.get(at + 1..key_end - 1)?;
+        let key = if escaped {
+            Cow::Owned(unescape(key_text)?)
+        } else {
+            Cow::Borrowed(key_text)
+        };
+        at = skip_whitespace(bytes, key_end);
+        if *bytes.get(at)? != b':' {
+            return None;
+        }
+        self.at = at + 1;
+        Some(key)
+    }
+
+    /// Passes over the value here.
+    pub fn skip(&mut self) {
+        let start = self.position();
+        match value_end(self.text.as_bytes(), start) {
+            Some(end) => self.at = end,
+            None => self.broken = true,
+        }
+    }
+
+    /// Reads the value here (an object or array is passed over and reads as
+    /// [`Scalar::Other`]).
+    pub fn read(&mut self) -> Scalar<'a> {
+        let start = self.position();
+        let bytes = self.text.as_bytes();
+        if bytes.get(start) == Some(&b'"') {
+            let Some((end, escaped)) = string_end_escaped(bytes, start) else {
+                self.broken = true;
+                return Scalar::Other;
+            };
+            self.at = end;
+            let inner = self.text.get(start + 1..end - 1).unwrap_or_default();
+            if !escaped {
+                return Scalar::Str(Cow::Borrowed(inner));
+            }
+            return match unescape(inner) {
+                Some(text) => Scalar::Str(Cow::Owned(text)),
+                None => Scalar::Other,
+            };
+        }
+        self.skip();
+        let raw = self.since(start);
+        if let Some(b) = raw.as_bool() {
+            Scalar::Bool(b)
+        } else if raw.is_null() {
+            Scalar::Null
+        } else if let Some(number) = raw.as_number() {
+            Scalar::Number(number)
+        } else {
+            Scalar::Other
+        }
     }
 }
 
@@ -329,6 +492,35 @@ mod tests {
         serde_json::from_str(raw.text()).ok()
     }
 
+    /// What a [`Cursor`] makes of the value it stands on (objects entered key by key, arrays
+    /// passed over and parsed by `serde_json`).
+    fn rebuild_with(cursor: &mut Cursor<'_>) -> Option<Value> {
+        let start = cursor.position();
+        match cursor.text.as_bytes().get(start)? {
+            b'{' => {
+                assert!(cursor.enter());
+                let mut map = serde_json::Map::new();
+                while let Some(key) = cursor.key() {
+                    let value = rebuild_with(cursor)?;
+                    map.insert(key.into_owned(), value);
+                }
+                // A break inside the object ends the walk: what was read is incomplete.
+                (!cursor.broken).then_some(Value::Object(map))
+            }
+            b'[' => {
+                cursor.skip();
+                serde_json::from_str(cursor.since(start).text()).ok()
+            }
+            _ => match cursor.read() {
+                Scalar::Str(text) => Some(Value::String(text.into_owned())),
+                Scalar::Number(number) => serde_json::from_str(number).ok(),
+                Scalar::Bool(b) => Some(Value::Bool(b)),
+                Scalar::Null => Some(Value::Null),
+                Scalar::Other => None,
+            },
+        }
+    }
+
     fn value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
             Just(Value::Null),
@@ -359,10 +551,19 @@ mod tests {
         }
 
         #[test]
+        fn the_cursor_reads_what_serde_json_reads(value in value()) {
+            let compact = value.to_string();
+            prop_assert_eq!(rebuild_with(&mut Cursor::new(&compact)), Some(value.clone()));
+            let pretty = serde_json::to_string_pretty(&value).unwrap_or_default();
+            prop_assert_eq!(rebuild_with(&mut Cursor::new(&pretty)), Some(value));
+        }
+
+        #[test]
         fn never_panics_on_any_text(text in "[{}\\[\\]\":,\\\\a-z0-9 ]{0,40}") {
             let raw = Raw::new(&text);
             let _ = raw.entries().count();
             let _ = raw.as_str();
+            let _ = rebuild_with(&mut Cursor::new(&text));
         }
     }
 
@@ -404,5 +605,28 @@ mod tests {
         let raw = Raw::new(r#"{"a": "x", "b": {"c": 1"#);
         let entries: Vec<_> = raw.entries().map(|(key, _)| key.into_owned()).collect();
         assert_eq!(entries, vec!["a"]);
+    }
+
+    #[test]
+    fn a_cursor_stops_where_the_text_breaks() {
+        let mut cursor = Cursor::new(r#"{"a": "x", "b": {"c": 1, "d" 2}, "e": 3}"#);
+        assert!(cursor.enter());
+        assert_eq!(cursor.key().as_deref(), Some("a"));
+        assert_eq!(cursor.read(), Scalar::Str(Cow::Borrowed("x")));
+        assert_eq!(cursor.key().as_deref(), Some("b"));
+        assert!(cursor.enter());
+        assert_eq!(cursor.key().as_deref(), Some("c"));
+        assert_eq!(cursor.read(), Scalar::Number("1"));
+        // `"d" 2` has no colon: nothing more is read, in this object or the one around it.
+        assert_eq!(cursor.key(), None);
+        assert_eq!(cursor.key(), None);
+        // A value that is not an object is passed over by `enter`.
+        let mut cursor = Cursor::new(r#"{"a": [1, {"b": 2}], "c": true}"#);
+        assert!(cursor.enter());
+        assert_eq!(cursor.key().as_deref(), Some("a"));
+        assert!(!cursor.enter());
+        assert_eq!(cursor.key().as_deref(), Some("c"));
+        assert_eq!(cursor.read(), Scalar::Bool(true));
+        assert_eq!(cursor.key(), None);
     }
 }
