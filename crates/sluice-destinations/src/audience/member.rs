@@ -187,41 +187,31 @@ fn invalid(reason: impl Into<String>) -> Refusal {
 
 /// Reads a membership event from its JSON text; `consent_category` is the
 /// `categoryPreferences` key that must not be `false` for the person to be added.
-pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>, Refusal> {
-    let Event {
-        kind,
-        name,
-        user_id,
-        traits: own_traits,
-        properties,
-        context,
-    } = Event::read(event, consent_category);
-    let Context {
-        traits: context_traits,
-        personas,
-        consent,
-        device,
-    } = context;
+pub fn read<'a>(text: &'a str, consent_category: &str) -> Result<Membership<'a>, Refusal> {
+    // Read in place: the parts are large enough that moving them costs more than reading.
+    let mut event = Event::default();
+    event.read(text, consent_category);
+    let personas = &mut event.context.personas;
     let non_empty = |text: Option<Cow<'a, str>>| text.filter(|text| !text.is_empty());
-    let (entered, sources) = match non_empty(kind).as_deref() {
+    let (entered, shape) = match non_empty(event.kind.take()).as_deref() {
         Some("identify") => {
             if personas.class.as_deref() != Some("audience") {
                 return Err(unsupported(
                     "not an audience membership event (identify without context.personas.computation_class \"audience\")",
                 ));
             }
-            let key = non_empty(personas.key.and_then(Scalar::into_str))
+            let key = non_empty(personas.key.take().and_then(Scalar::into_str))
                 .ok_or_else(|| invalid("audience event has no context.personas.computation_key"))?;
-            let entered = match entry(&own_traits, &key) {
+            let entered = match entry(&event.traits, &key) {
                 Some(member) => member
                     .as_bool()
                     .ok_or_else(|| invalid(format!("traits.{key} is not true or false")))?,
                 None => return Err(invalid(format!("identify has no traits.{key} membership"))),
             };
-            (entered, [own_traits, context_traits])
+            (entered, Shape::Identify)
         }
         Some("track") => {
-            let named = match non_empty(name).as_deref() {
+            let named = match non_empty(event.name.take()).as_deref() {
                 Some("Audience Entered") => true,
                 Some("Audience Exited") => false,
                 _ => {
@@ -239,21 +229,21 @@ pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>
                     "not an audience membership event (context.personas.computation_class is not \"audience\")",
                 ));
             }
-            let key = match personas.key {
+            let key = match personas.key.take() {
                 Some(key) => key.into_str(),
-                None => entry(&properties, "audience_key").and_then(|key| key.as_str()),
+                None => entry(&event.properties, "audience_key").and_then(|key| key.as_str()),
             };
             let key = non_empty(key).ok_or_else(|| {
                 invalid("audience event names no audience (context.personas.computation_key or properties.audience_key)")
             })?;
-            let entered = match entry(&properties, &key) {
+            let entered = match entry(&event.properties, &key) {
                 None => named,
                 Some(member) if member.is_null() => named,
                 Some(member) => member
                     .as_bool()
                     .ok_or_else(|| invalid(format!("properties.{key} is not true or false")))?,
             };
-            (entered, [context_traits, properties])
+            (entered, Shape::Track)
         }
         _ => {
             return Err(unsupported(
@@ -261,7 +251,7 @@ pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>
             ));
         }
     };
-    let audience_id = personas.external_id.and_then(id_text).ok_or_else(|| {
+    let audience_id = personas.external_id.take().and_then(id_text).ok_or_else(|| {
         invalid("no context.personas.external_audience_id: the audience does not exist on the platform yet")
     })?;
     if !audience_id.bytes().all(|b| b.is_ascii_digit()) {
@@ -269,7 +259,7 @@ pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>
             "context.personas.external_audience_id is not a numeric platform audience id",
         ));
     }
-    let consent = match consent {
+    let consent = match event.context.consent {
         Some(true) => Consent::Granted,
         Some(false) => Consent::Refused,
         None => Consent::Unknown,
@@ -285,8 +275,15 @@ pub fn read<'a>(event: &'a str, consent_category: &str) -> Result<Membership<'a>
         action,
         consent_refused,
         consent,
-        traits: traits(sources, device, user_id),
+        traits: event.traits(shape),
     })
+}
+
+/// The two shapes of membership event.
+#[derive(Clone, Copy)]
+enum Shape {
+    Identify,
+    Track,
 }
 
 /// What one pass over a membership event's text finds. Each part is read where it stands;
@@ -332,6 +329,7 @@ struct Device<'a> {
 /// An object identifiers are read from (`traits`, `context.traits`, `properties`): the
 /// identifiers found in it, and what the membership boolean is looked up in once the
 /// audience's key is known (it may come later in the text, in `context.personas`).
+#[derive(Default)]
 struct Source<'a> {
     found: Found<'a>,
     /// The last few entries that name no identifier, one of which is usually the membership.
@@ -353,43 +351,70 @@ struct Found<'a> {
 }
 
 impl<'a> Event<'a> {
-    fn read(text: &'a str, consent_category: &str) -> Event<'a> {
-        let mut event = Event::default();
+    fn read(&mut self, text: &'a str, consent_category: &str) {
         let mut cursor = Cursor::new(text);
         if !cursor.enter() {
-            return event;
+            return;
         }
         while let Some(key) = cursor.key() {
             match key.as_ref() {
-                "type" => event.kind = cursor.read().into_str(),
-                "event" => event.name = cursor.read().into_str(),
-                "userId" => event.user_id = id_text(cursor.read()),
-                "traits" => event.traits = Source::read(&mut cursor),
-                "properties" => event.properties = Source::read(&mut cursor),
-                "context" => event.context = Context::read(&mut cursor, consent_category),
+                "type" => self.kind = cursor.read().into_str(),
+                "event" => self.name = cursor.read().into_str(),
+                "userId" => self.user_id = id_text(cursor.read()),
+                "traits" => Source::read(&mut self.traits, &mut cursor),
+                "properties" => Source::read(&mut self.properties, &mut cursor),
+                "context" => self.context.read(&mut cursor, consent_category),
                 _ => cursor.skip(),
             }
         }
-        event
+    }
+
+    /// The identifiers, each from the first of the shape's sources that has it.
+    fn traits(&mut self, shape: Shape) -> Traits<'a> {
+        let (first, second) = match shape {
+            Shape::Identify => (&mut self.traits, &mut self.context.traits),
+            Shape::Track => (&mut self.context.traits, &mut self.properties),
+        };
+        let mut traits = Traits::default();
+        for source in [first, second].into_iter().flatten() {
+            for (slot, value) in traits.values.iter_mut().zip(&mut source.found.values) {
+                if slot.is_none() {
+                    *slot = value.take();
+                }
+            }
+        }
+        let device = &mut self.context.device;
+        let non_empty = |text: Option<Cow<'a, str>>| text.filter(|text| !text.is_empty());
+        let tracking_off = device.tracking == Some(false);
+        if let Some(id) = non_empty(device.advertising_id.take()).filter(|_| !tracking_off) {
+            let os = match non_empty(device.kind.take()) {
+                Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
+                Some(kind) if kind.eq_ignore_ascii_case("android") => DeviceOs::Android,
+                _ => DeviceOs::Unknown,
+            };
+            traits.advertising_id = Some((id, os));
+        }
+        traits.user_id = self.user_id.take();
+        traits
     }
 }
 
 impl<'a> Context<'a> {
-    fn read(cursor: &mut Cursor<'a>, consent_category: &str) -> Context<'a> {
-        let mut context = Context::default();
+    /// Reads `context` (what an earlier `context` gave is dropped).
+    fn read(&mut self, cursor: &mut Cursor<'a>, consent_category: &str) {
+        *self = Context::default();
         if !cursor.enter() {
-            return context;
+            return;
         }
         while let Some(key) = cursor.key() {
             match key.as_ref() {
-                "traits" => context.traits = Source::read(cursor),
-                "personas" => context.personas = Personas::read(cursor),
-                "consent" => context.consent = consent_answer(cursor, consent_category),
-                "device" => context.device = Device::read(cursor),
+                "traits" => Source::read(&mut self.traits, cursor),
+                "personas" => self.personas = Personas::read(cursor),
+                "consent" => self.consent = consent_answer(cursor, consent_category),
+                "device" => self.device = Device::read(cursor),
                 _ => cursor.skip(),
             }
         }
-        context
     }
 }
 
@@ -456,15 +481,15 @@ fn consent_answer(cursor: &mut Cursor<'_>, category: &str) -> Option<bool> {
 }
 
 impl<'a> Source<'a> {
-    /// The object the cursor is on (`None` for anything else, passed over).
-    fn read(cursor: &mut Cursor<'a>) -> Option<Source<'a>> {
+    /// Reads the object the cursor is on into `slot` (`None` for anything else, passed over).
+    fn read(slot: &mut Option<Source<'a>>, cursor: &mut Cursor<'a>) {
         let start = cursor.position();
+        *slot = None;
         if !cursor.enter() {
-            return None;
+            return;
         }
-        let mut found = Found::default();
+        let source = slot.insert(Source::default());
         let mut address = Found::default();
-        let mut others: [Option<(Cow<'a, str>, Raw<'a>)>; OTHERS] = Default::default();
         let mut kept = 0;
         while let Some(key) = cursor.key() {
             if key == "address" {
@@ -478,30 +503,24 @@ impl<'a> Source<'a> {
                     }
                 }
             } else if let Some((field, rank)) = field_of(&key) {
-                found.keep(field, rank, cursor.read());
+                source.found.keep(field, rank, cursor.read());
             } else {
                 let start = cursor.position();
                 cursor.skip();
-                if let Some(slot) = others.get_mut(kept) {
-                    *slot = Some((key, cursor.since(start)));
+                if let Some(other) = source.others.get_mut(kept) {
+                    *other = Some((key, cursor.since(start)));
                 }
                 kept += 1;
             }
         }
         // Names inside `address` rank after every top-level name.
-        for (field, value) in address.values.into_iter().enumerate() {
-            if let Some(value) = value
-                && found.values[field].is_none()
-            {
-                found.values[field] = Some(value);
+        for (slot, value) in source.found.values.iter_mut().zip(address.values) {
+            if slot.is_none() {
+                *slot = value;
             }
         }
-        Some(Source {
-            found,
-            others,
-            overflow: kept > OTHERS,
-            raw: cursor.since(start),
-        })
+        source.overflow = kept > OTHERS;
+        source.raw = cursor.since(start);
     }
 }
 
@@ -544,34 +563,6 @@ fn id_text(value: Scalar<'_>) -> Option<Cow<'_, str>> {
         Scalar::Number(digits) => Some(Cow::Borrowed(digits)),
         _ => None,
     }
-}
-
-/// The identifiers, each from the first source that has it.
-fn traits<'a>(
-    sources: [Option<Source<'a>>; 2],
-    device: Device<'a>,
-    user_id: Option<Cow<'a, str>>,
-) -> Traits<'a> {
-    let mut traits = Traits::default();
-    for source in sources.into_iter().flatten() {
-        for (slot, value) in traits.values.iter_mut().zip(source.found.values) {
-            if slot.is_none() {
-                *slot = value;
-            }
-        }
-    }
-    let non_empty = |text: Option<Cow<'a, str>>| text.filter(|text| !text.is_empty());
-    let tracking_off = device.tracking == Some(false);
-    if let Some(id) = non_empty(device.advertising_id).filter(|_| !tracking_off) {
-        let os = match non_empty(device.kind) {
-            Some(kind) if kind.eq_ignore_ascii_case("ios") => DeviceOs::Ios,
-            Some(kind) if kind.eq_ignore_ascii_case("android") => DeviceOs::Android,
-            _ => DeviceOs::Unknown,
-        };
-        traits.advertising_id = Some((id, os));
-    }
-    traits.user_id = user_id;
-    traits
 }
 
 /// The field and rank (position in [`TRAIT_NAMES`]) of a top-level trait name; the fast form

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 
 /// The text of one JSON value.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Raw<'a> {
     text: &'a str,
 }
