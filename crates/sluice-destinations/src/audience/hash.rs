@@ -18,17 +18,19 @@ pub struct Hex {
     len: u8,
 }
 
-/// Each byte's two lowercase hex digits.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut pairs = [[0u8; 2]; 256];
-    let mut byte = 0;
-    while byte < 256 {
-        pairs[byte] = [DIGITS[byte >> 4], DIGITS[byte & 15]];
-        byte += 1;
-    }
-    pairs
-};
+/// The lowercase hex digits of four bytes, eight at once: each nibble spread into a byte of
+/// its own (high nibble first), then turned into its digit in every byte together.
+fn hex_of_four(bytes: [u8; 4]) -> [u8; 8] {
+    const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
+    let mut x = u64::from(u32::from_be_bytes(bytes));
+    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+    x = (x | (x << 4)) & LOW_NIBBLES;
+    // 1 in each byte whose nibble is 10 or more (adding 6 carries into the high half).
+    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
+    // '0' + n for digits; 'a' + n - 10 = '0' + n + 39 for letters. No byte carries.
+    (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+}
 
 impl Hex {
     fn from_digest(digest: &[u8]) -> Hex {
@@ -61,9 +63,13 @@ impl Hex {
 
     /// Appends the digest as lowercase hex (64 digits for SHA-256, 32 for MD5).
     pub fn push_hex(&self, out: &mut Vec<u8>) {
-        for byte in self.digest() {
-            out.extend_from_slice(&HEX_PAIRS[usize::from(*byte)]);
+        let mut text = [0u8; 64];
+        for (digits, four) in text.chunks_exact_mut(8).zip(self.bytes.chunks_exact(4)) {
+            let mut bytes = [0u8; 4];
+            bytes.copy_from_slice(four);
+            digits.copy_from_slice(&hex_of_four(bytes));
         }
+        out.extend_from_slice(&text[..2 * usize::from(self.len)]);
     }
 
     /// The digest as lowercase hex.
@@ -249,6 +255,17 @@ mod tests {
             let year = year.to_string();
             assert_eq!(sha256_category(&year), sha256_hex(&year));
         }
+    }
+
+    #[test]
+    fn hex_digits_of_every_byte() {
+        for byte in 0..=255u8 {
+            let hex = Hex::from_digest(&[byte, 0, byte, 255]);
+            assert_eq!(hex.text(), format!("{byte:02x}00{byte:02x}ff"));
+        }
+        let digest: Vec<u8> = (0..32u8).map(|n| n.wrapping_mul(37)).collect();
+        let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(Hex::from_digest(&digest).text(), expected);
     }
 
     #[test]
