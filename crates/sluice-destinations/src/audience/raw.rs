@@ -35,10 +35,6 @@ impl<'a> Raw<'a> {
         self.text
     }
 
-    pub fn is_object(&self) -> bool {
-        self.text.starts_with('{')
-    }
-
     pub fn is_null(&self) -> bool {
         self.text == "null"
     }
@@ -68,11 +64,9 @@ impl<'a> Raw<'a> {
 
     /// The entries of an object, in order (none for anything else).
     pub fn entries(&self) -> Entries<'a> {
-        Entries {
-            text: self.text,
-            at: 1,
-            done: !self.is_object(),
-        }
+        let mut cursor = Cursor::new(self.text);
+        let done = !cursor.enter();
+        Entries { cursor, done }
     }
 
     /// The values of `keys` in one pass over an object's entries (all `None` for anything
@@ -90,9 +84,7 @@ impl<'a> Raw<'a> {
 
 /// The entries of an object: key (decoded) and value.
 pub struct Entries<'a> {
-    text: &'a str,
-    /// Where the next entry (or the `,` or `}` before it) starts.
-    at: usize,
+    cursor: Cursor<'a>,
     done: bool,
 }
 
@@ -103,45 +95,17 @@ impl<'a> Iterator for Entries<'a> {
         if self.done {
             return None;
         }
-        let entry = self.entry();
-        if entry.is_none() {
+        let Some(key) = self.cursor.key() else {
             self.done = true;
-        }
-        entry
-    }
-}
-
-impl<'a> Entries<'a> {
-    fn entry(&mut self) -> Option<(Cow<'a, str>, Raw<'a>)> {
-        let bytes = self.text.as_bytes();
-        let mut at = skip_whitespace(bytes, self.at);
-        if *bytes.get(at)? == b',' {
-            at = skip_whitespace(bytes, at + 1);
-        }
-        if *bytes.get(at)? != b'"' {
-            // `}`, or not an object.
             return None;
-        }
-        let (key_end, escaped) = string_end_escaped(bytes, at)?;
-        let key_text = self.text.get(at + 1..key_end - 1)?;
-        let key = if escaped {
-            Cow::Owned(unescape(key_text)?)
-        } else {
-            Cow::Borrowed(key_text)
         };
-        at = skip_whitespace(bytes, key_end);
-        if *bytes.get(at)? != b':' {
+        let start = self.cursor.position();
+        self.cursor.skip();
+        if self.cursor.broken {
+            self.done = true;
             return None;
         }
-        let start = skip_whitespace(bytes, at + 1);
-        let end = value_end(bytes, start)?;
-        self.at = end;
-        Some((
-            key,
-            Raw {
-                text: self.text.get(start..end)?,
-            },
-        ))
+        Some((key, self.cursor.since(start)))
     }
 }
 
@@ -473,7 +437,7 @@ mod tests {
     /// What the raw reader makes of `raw`, as a `Value` (objects rebuilt from their entries,
     /// arrays and numbers through `serde_json`).
     fn rebuild(raw: Raw<'_>) -> Option<Value> {
-        if raw.is_object() {
+        if raw.text().starts_with('{') {
             let mut map = serde_json::Map::new();
             for (key, value) in raw.entries() {
                 map.insert(key.into_owned(), rebuild(value)?);
