@@ -101,9 +101,64 @@ pub struct Test {
     pub operand: Operand,
 }
 
+/// A value conditions look at: parsed JSON, or a value in an event's recorded form (see
+/// [`crate::recorded`]), read where it lies. Both give the same answers (property-tested).
+pub trait Probe<'a>: Copy {
+    fn is_null(self) -> bool;
+    fn is_number(self) -> bool;
+    /// The text of a string.
+    fn as_str(self) -> Option<&'a str>;
+    /// JSON numbers, and strings that read as one.
+    fn number(self) -> Option<f64>;
+    /// Whether this is the JSON scalar `operand`, as `==` on JSON values says (numbers by
+    /// their digits).
+    fn equals(self, operand: &Value) -> bool;
+    /// Whether this is an array with the string `text` among its items.
+    fn has_item(self, text: &str) -> bool;
+    /// A scalar as JSON text (the form series keep values in); `None` for null, arrays and
+    /// objects.
+    fn scalar_text(self) -> Option<String>;
+}
+
+impl<'a> Probe<'a> for &'a Value {
+    fn is_null(self) -> bool {
+        Value::is_null(self)
+    }
+
+    fn is_number(self) -> bool {
+        Value::is_number(self)
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        Value::as_str(self)
+    }
+
+    fn number(self) -> Option<f64> {
+        number(self)
+    }
+
+    fn equals(self, operand: &Value) -> bool {
+        self == operand
+    }
+
+    fn has_item(self, text: &str) -> bool {
+        self.as_array()
+            .is_some_and(|items| items.iter().any(|item| item.as_str() == Some(text)))
+    }
+
+    fn scalar_text(self) -> Option<String> {
+        match self {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => {
+                serde_json::to_string(self).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
 impl Test {
     /// Whether `value` (`None` when missing) passes, at `now` (milliseconds since the epoch).
-    pub fn passes(&self, value: Option<&Value>, now: i64) -> bool {
+    pub fn passes<'a, P: Probe<'a>>(&self, value: Option<P>, now: i64) -> bool {
         let value = value.filter(|value| !value.is_null());
         let Some(value) = value else {
             return matches!(
@@ -119,10 +174,10 @@ impl Test {
             (Operator::NotExists, _) => false,
             (Operator::Equals, Operand::Value(operand)) => same(value, operand),
             (Operator::NotEquals, Operand::Value(operand)) => !same(value, operand),
-            (Operator::Greater, Operand::Number(n)) => number(value).is_some_and(|v| v > *n),
-            (Operator::AtLeast, Operand::Number(n)) => number(value).is_some_and(|v| v >= *n),
-            (Operator::Less, Operand::Number(n)) => number(value).is_some_and(|v| v < *n),
-            (Operator::AtMost, Operand::Number(n)) => number(value).is_some_and(|v| v <= *n),
+            (Operator::Greater, Operand::Number(n)) => value.number().is_some_and(|v| v > *n),
+            (Operator::AtLeast, Operand::Number(n)) => value.number().is_some_and(|v| v >= *n),
+            (Operator::Less, Operand::Number(n)) => value.number().is_some_and(|v| v < *n),
+            (Operator::AtMost, Operand::Number(n)) => value.number().is_some_and(|v| v <= *n),
             (Operator::Contains, Operand::Text(text)) => contains(value, text),
             (Operator::NotContains, Operand::Text(text)) => !contains(value, text),
             (Operator::StartsWith, Operand::Text(text)) => {
@@ -157,12 +212,12 @@ impl Test {
     }
 }
 
-/// Equality of two JSON scalars, numbers by value (also when written as text).
-pub fn same(value: &Value, operand: &Value) -> bool {
-    if value == operand {
+/// Equality of a value and a JSON scalar, numbers by value (also when written as text).
+pub fn same<'a>(value: impl Probe<'a>, operand: &Value) -> bool {
+    if value.equals(operand) {
         return true;
     }
-    match (number(value), number(operand)) {
+    match (value.number(), number(operand)) {
         (Some(a), Some(b)) if value.is_number() || operand.is_number() => a == b,
         _ => false,
     }
@@ -177,17 +232,16 @@ pub fn number(value: &Value) -> Option<f64> {
     }
 }
 
-fn contains(value: &Value, text: &str) -> bool {
-    match value {
-        Value::String(value) => value.contains(text),
-        Value::Array(items) => items.iter().any(|item| item.as_str() == Some(text)),
-        _ => false,
+fn contains<'a>(value: impl Probe<'a>, text: &str) -> bool {
+    match value.as_str() {
+        Some(value) => value.contains(text),
+        None => value.has_item(text),
     }
 }
 
 /// A value as a time (milliseconds since the epoch): an ISO-8601 date-time or a `YYYY-MM-DD`
 /// date at midnight UTC.
-pub fn time(value: &Value) -> Option<i64> {
+pub fn time<'a>(value: impl Probe<'a>) -> Option<i64> {
     parse_time(value.as_str()?)
 }
 
@@ -243,7 +297,11 @@ mod tests {
             };
             let expected = matches!(*name, "!=" | "not_contains" | "none_of" | "not_exists");
             let test = test(*operator, operand);
-            assert_eq!(test.passes(None, 0), expected, "{name} on missing");
+            assert_eq!(
+                test.passes(None::<&Value>, 0),
+                expected,
+                "{name} on missing"
+            );
             assert_eq!(
                 test.passes(Some(&Value::Null), 0),
                 expected,

@@ -25,10 +25,11 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
-use crate::compare::{Operand, Operator, Test, number};
+use crate::compare::{Operand, Operator, Probe, Test, number};
 use crate::definition::{
     Condition, CountOp, DefinitionError, EventKind, EventSelection, Field, Reduce,
 };
+use crate::recorded;
 use crate::series::{self, Data, Kind, Pick, Series, Stats};
 
 /// The call type of an event, as far as the engine cares.
@@ -50,8 +51,84 @@ pub struct EventRef<'a> {
     /// `timestamp`, milliseconds since the epoch.
     pub timestamp: i64,
     pub message_id: &'a str,
-    pub properties: Option<&'a Value>,
-    pub context: Option<&'a Value>,
+    pub properties: Option<Part<'a>>,
+    pub context: Option<Part<'a>>,
+}
+
+/// An event's `properties` or `context`: parsed JSON, or the same in an event's recorded form
+/// (see [`crate::recorded`]).
+#[derive(Clone, Copy, Debug)]
+pub enum Part<'a> {
+    Json(&'a Value),
+    Recorded(recorded::Node<'a>),
+}
+
+impl<'a> Part<'a> {
+    /// The value at `path`.
+    fn lookup(self, path: &[String]) -> Option<Found<'a>> {
+        match self {
+            Part::Json(value) => lookup(value, path).map(Found::Json),
+            Part::Recorded(node) => node.lookup(path).map(Found::Recorded),
+        }
+    }
+}
+
+/// A value found in an event's `properties` or `context`, of either form.
+#[derive(Clone, Copy, Debug)]
+enum Found<'a> {
+    Json(&'a Value),
+    Recorded(recorded::Node<'a>),
+}
+
+impl<'a> Probe<'a> for Found<'a> {
+    fn is_null(self) -> bool {
+        match self {
+            Found::Json(value) => value.is_null(),
+            Found::Recorded(node) => node.is_null(),
+        }
+    }
+
+    fn is_number(self) -> bool {
+        match self {
+            Found::Json(value) => value.is_number(),
+            Found::Recorded(node) => node.is_number(),
+        }
+    }
+
+    fn as_str(self) -> Option<&'a str> {
+        match self {
+            Found::Json(value) => value.as_str(),
+            Found::Recorded(node) => node.as_str(),
+        }
+    }
+
+    fn number(self) -> Option<f64> {
+        match self {
+            Found::Json(value) => number(value),
+            Found::Recorded(node) => node.number(),
+        }
+    }
+
+    fn equals(self, operand: &Value) -> bool {
+        match self {
+            Found::Json(value) => value.equals(operand),
+            Found::Recorded(node) => node.equals(operand),
+        }
+    }
+
+    fn has_item(self, text: &str) -> bool {
+        match self {
+            Found::Json(value) => value.has_item(text),
+            Found::Recorded(node) => node.has_item(text),
+        }
+    }
+
+    fn scalar_text(self) -> Option<String> {
+        match self {
+            Found::Json(value) => value.scalar_text(),
+            Found::Recorded(node) => node.scalar_text(),
+        }
+    }
 }
 
 impl<'a> EventRef<'a> {
@@ -67,8 +144,8 @@ impl<'a> EventRef<'a> {
                 "event" => name = value.as_str(),
                 "timestamp" => timestamp = value.as_str(),
                 "messageId" => message_id = value.as_str(),
-                "properties" => properties = Some(value),
-                "context" => context = Some(value),
+                "properties" => properties = Some(Part::Json(value)),
+                "context" => context = Some(Part::Json(value)),
                 _ => {}
             }
         }
@@ -769,30 +846,22 @@ fn contribution(aggregator: &Aggregator, event: &EventRef<'_>) -> Option<Data> {
     let Some(path) = &aggregator.property else {
         return Some(Data::Stats(Stats::one(None)));
     };
-    let value = event.properties.and_then(|p| lookup(p, path))?;
+    let value = event.properties?.lookup(path)?;
     match aggregator.kind {
         Kind::Stats => {
-            let n = number(value)?;
+            let n = value.number()?;
             Some(Data::Stats(Stats::one(Some(n))))
         }
         Kind::First | Kind::Last => Some(Data::Pick(Pick {
             timestamp: event.timestamp,
             message_id: event.message_id.to_string(),
-            value: scalar_text(value)?,
+            value: value.scalar_text()?,
         })),
         Kind::Frequency => {
             let mut counts = BTreeMap::new();
-            counts.insert(scalar_text(value)?, 1);
+            counts.insert(value.scalar_text()?, 1);
             Some(Data::Frequency(counts))
         }
-    }
-}
-
-/// A scalar as JSON text (the form series keep values in).
-fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(_) | Value::Number(_) | Value::Bool(_) => serde_json::to_string(value).ok(),
-        _ => None,
     }
 }
 
@@ -809,14 +878,14 @@ fn number_value(n: f64) -> Value {
     }
 }
 
-fn field<'a>(event: &EventRef<'a>, field: &Field) -> Option<&'a Value> {
+fn field<'a>(event: &EventRef<'a>, field: &Field) -> Option<Found<'a>> {
     match field {
-        Field::Property(path) => event.properties.and_then(|p| lookup(p, path)),
-        Field::Context(path) => event.context.and_then(|c| lookup(c, path)),
+        Field::Property(path) => event.properties?.lookup(path),
+        Field::Context(path) => event.context?.lookup(path),
     }
 }
 
-fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
+pub(crate) fn lookup<'a>(value: &'a Value, path: &[String]) -> Option<&'a Value> {
     let mut at = value;
     for segment in path {
         at = child(at, segment)?;

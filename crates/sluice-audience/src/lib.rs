@@ -6,6 +6,8 @@
 //!   cycles, the evaluation order.
 //! - [`compare`] — the operators of event and trait conditions.
 //! - [`series`] — one profile's hour buckets for one aggregator, so windows slide.
+//! - [`recorded`] — an event's recorded form: the parts the engine reads, in a binary layout
+//!   read in place (what the audience history keeps, so backfills parse no JSON).
 //! - [`engine`] — the compiled catalog: apply events, evaluate, say what changed and when time
 //!   will change something next, merge two profiles' states.
 //!
@@ -16,10 +18,11 @@ pub mod catalog;
 pub mod compare;
 pub mod definition;
 pub mod engine;
+pub mod recorded;
 pub mod series;
 
 pub use catalog::Catalog;
 pub use definition::{
     Audience, ComputedTrait, Condition, DefinitionError, read_audience, read_trait,
 };
-pub use engine::{Call, Change, Engine, EventRef, Fnv, Outputs, ProfileState, StoredState};
+pub use engine::{Call, Change, Engine, EventRef, Fnv, Outputs, Part, ProfileState, StoredState};

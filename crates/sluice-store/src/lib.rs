@@ -20,8 +20,9 @@
 //!   value; built from the log, in `inventory.db`.
 //! - [`definitions`] — computed-trait and audience definitions and each workspace's catalog
 //!   version, in `state.db`.
-//! - [`audiences`] — the audience engine's per-profile state, membership, change history and
-//!   cursors ([`AudienceStore`]), built from the log, in `audiences.db`.
+//! - [`audiences`] — the audience engine's per-profile state, membership, change history,
+//!   recorded event history and cursors ([`AudienceStore`]), built from the log, in
+//!   `audiences.db`.
 //! - [`regulations`] — suppression and deletion requests (subjects sealed, and only until
 //!   done) and the suppressed digests, in `state.db`.
 //! - [`secret`] — write keys and admin tokens: generated, shown once, stored only as hashes.
@@ -51,7 +52,8 @@ pub mod conformance;
 mod sqlite;
 
 pub use audiences::{
-    AudienceStore, CONSENT_KEY, CONSENT_KIND, ChangeRow, Commit, ProfileRow, Progress, SyncProgress,
+    AudienceStore, CONSENT_KEY, CONSENT_KIND, ChangeRow, Commit, HistoryRow, MovedEvent,
+    ProfileHistory, ProfileRow, Progress, SyncProgress,
 };
 pub use connections::{
     ConnectedTokens, Connection, ConnectionStatus, PendingRecord, RenewedTokens, new_connection_id,

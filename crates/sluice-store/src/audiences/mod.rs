@@ -15,8 +15,15 @@
 //! Global Privacy Control signal of their latest event that had any), which the syncs copy
 //! into the events they generate; a change of it is recorded as a change of kind `consent`.
 //!
-//! Personal data: states, memberships and changes belong to a profile; `find_person` and
-//! `erase_person` take the profile ids of a person.
+//! The audience history (`history.rs`) keeps each profile's logged events in recorded form
+//! for backfills.
+//!
+//! Personal data: states, memberships, changes and history belong to a profile;
+//! `find_person` and `erase_person` take the profile ids of a person.
+
+mod history;
+
+pub use history::{HistoryRow, MovedEvent, ProfileHistory};
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -79,14 +86,19 @@ CREATE TABLE IF NOT EXISTS sync_progress (
 
 /// The tables of this layout: a file with a `changes` table of an older layout (no `id`) is
 /// emptied and rebuilt from the log.
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 8] = [
     "states",
     "members",
     "changes",
     "cursors",
     "progress",
     "sync_progress",
+    "history",
+    "history_cursors",
 ];
+
+/// The tables that hold rows of a profile.
+const PERSONAL: [&str; 4] = ["states", "members", "changes", "history"];
 
 /// The kind of change that records a new consent (its key is [`CONSENT_KEY`]).
 pub const CONSENT_KIND: &str = "consent";
@@ -141,6 +153,14 @@ pub struct Commit<'a> {
     pub unmerge_id: Option<i64>,
     /// The catalog version the states now follow (after a backfill).
     pub catalog_version: Option<i64>,
+    /// Events recorded into the history.
+    pub history: Vec<HistoryRow>,
+    /// Whole histories moved from one profile to another (merges): `(from, to)`.
+    pub moved: Vec<(i64, i64)>,
+    /// Single events moved to another profile (unmerges).
+    pub moved_events: Vec<MovedEvent>,
+    /// A source's history cursor.
+    pub history_cursor: Option<(&'a str, i64)>,
 }
 
 /// What a workspace's states follow.
@@ -181,6 +201,7 @@ impl AudienceStore {
             }
         }
         connection.execute_batch(SCHEMA)?;
+        connection.execute_batch(history::SCHEMA)?;
         Ok(AudienceStore {
             connection: Mutex::new(connection),
         })
@@ -294,7 +315,8 @@ impl AudienceStore {
     }
 
     /// Writes a batch in one transaction: states (with their memberships), removed states,
-    /// changes (a change already recorded under its number is kept), cursor and progress.
+    /// changes (a change already recorded under its number is kept), history, cursors and
+    /// progress.
     pub fn commit(&self, workspace: &WorkspaceId, commit: &Commit<'_>) -> Result<(), StoreError> {
         let mut connection = self.lock()?;
         let transaction = connection.transaction()?;
@@ -350,6 +372,14 @@ impl AudienceStore {
                 ])?;
             }
         }
+        history::write(
+            &transaction,
+            workspace,
+            &commit.history,
+            &commit.moved,
+            &commit.moved_events,
+            commit.history_cursor,
+        )?;
         if let Some((source, seq)) = commit.cursor {
             sqlite::save_cursor(&transaction, workspace, source, seq)?;
         }
@@ -663,7 +693,7 @@ impl AudienceStore {
         Ok(())
     }
 
-    /// Rows held about these profiles: states, memberships and changes.
+    /// Rows held about these profiles: states, memberships, changes and history.
     pub fn find_person(
         &self,
         workspace: &WorkspaceId,
@@ -671,7 +701,7 @@ impl AudienceStore {
     ) -> Result<u64, StoreError> {
         let connection = self.lock()?;
         let mut total = 0i64;
-        for table in ["states", "members", "changes"] {
+        for table in PERSONAL {
             let mut statement = connection.prepare_cached(&format!(
                 "SELECT count(*) FROM {table} WHERE workspace_id = ?1 AND profile_id = ?2"
             ))?;
@@ -692,7 +722,7 @@ impl AudienceStore {
         let mut connection = self.lock()?;
         let transaction = connection.transaction()?;
         let mut erased = 0usize;
-        for table in ["states", "members", "changes"] {
+        for table in PERSONAL {
             let mut statement = transaction.prepare_cached(&format!(
                 "DELETE FROM {table} WHERE workspace_id = ?1 AND profile_id = ?2"
             ))?;
