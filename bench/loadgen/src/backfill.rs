@@ -5,37 +5,32 @@
 //!   in log order, stamped over the 90 days before `now`), `DIR/profiles.jsonl` (each person's
 //!   custom traits, as the profile store has them) and `DIR/history.json` (sizes, `now`, and the
 //!   ten audience definitions). `bench/audience_duckdb.py` reads the same files.
-//! - `loadgen audience-backfill --data DIR`: times the audience engine's backfill path over that
-//!   history — what the server's backfill does per profile (`sluice-server`'s
-//!   `audiences/backfill.rs`): every profile's state starts fresh, the profile's logged events
-//!   are applied in log order, then every state is evaluated once at `now` (with its traits;
-//!   `next_change` too, for the timers). The SQLite reads and writes around it are not
-//!   modelled. Prints one JSON line: per round, the seconds spent parsing the JSON text, applying
-//!   the events and evaluating the states, and per audience the members and the sum of their
-//!   user numbers (a checksum the DuckDB side computes too).
+//! - `loadgen audience-backfill --data DIR`: times the audience engine's backfill over that
+//!   history as the server runs it (`sluice-server`'s `audiences/backfill.rs`): the audience
+//!   history holds each profile's events in recorded form, clustered by profile id
+//!   (`audiences.db`'s `history` table); each profile in turn gets a fresh state, its recorded
+//!   events applied in log order, an evaluation at `now` with its traits and `next_change` (for
+//!   the timers). Prints one JSON line: the seconds of each round and per audience the members
+//!   and the sum of their user numbers (a checksum the DuckDB side computes too).
 //!
-//! What is timed. The file is read in blocks of `--block-kib` (512 KiB, about 1,650 events, by
-//! default); reading a block is not timed (neither is DuckDB's loading of the file, see the
-//! script). Each block is then, on `--threads`
-//! threads: parsed (each line into a `serde_json::Value`, as the server parses a logged body,
-//! and routed to a thread by a hash of `userId`) — the "parse" time; then each thread applies
-//! its people's events in log order to their states (the `userId` → state lookup, reading the
-//! event, `Engine::apply`) — the "apply" time. After the last block each thread evaluates its
-//! states — the "evaluate" time. "engine" = apply + evaluate: events already in memory, as
-//! DuckDB's query starts from a loaded table; "from text" = parse + apply + evaluate.
+//! What is timed. First, not timed (as DuckDB's loading of the file is not): every line is
+//! parsed and recorded under its person's profile, as the audience consumer records events as
+//! they are logged ("record", reported apart); traits are loaded into a table by profile id (the
+//! stand-in for the profile store). Then each round recomputes every profile on `--threads`
+//! threads, each taking a run of neighbouring profile ids, as the server's backfill splits a
+//! batch: the "engine" time. "From text" = record + engine. Not modelled: the SQLite reads of
+//! the history and states and the writes of the new states around it.
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Barrier, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use serde_json::{Map, Value, json};
-use sluice_audience::{Catalog, Change, Engine, EventRef, ProfileState, read_audience};
+use sluice_audience::{Catalog, Change, Engine, EventRef, read_audience, recorded};
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -63,13 +58,9 @@ pub struct BackfillArgs {
     /// Rounds (medians are reported).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Threads: the people are split between them by a hash of `userId`.
+    /// Threads: each recomputes a run of neighbouring profile ids.
     #[arg(long, default_value_t = 2)]
     threads: usize,
-    /// KiB of lines read per block: 512 is about 1,650 events, near the server's backfill
-    /// batch (2,000 events), and keeps a block's parsed events in cache.
-    #[arg(long, default_value_t = 512)]
-    block_kib: usize,
 }
 
 /// The ten audiences, in Sluice's definition language. `bench/audience_duckdb.py` has the
@@ -350,90 +341,24 @@ pub fn history(args: HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-/// FNV-1a (the engine's), for the tables keyed by user id (the stand-in for the profile
-/// store's lookup).
+/// FNV-1a (the engine's), for the table of traits by profile id (the stand-in for the profile
+/// store's).
 type Fnv64 = std::hash::BuildHasherDefault<sluice_audience::Fnv>;
 
-/// A user id of up to 23 bytes kept in place, so finding a person's entry follows no pointer
-/// (the profile store's index is the stand-in this replaces; longer ids go to a second table).
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct UserKey {
-    len: u8,
-    bytes: [u8; 23],
+/// Each profile's traits by profile id.
+type Traits = HashMap<i64, Map<String, Value>, Fnv64>;
+
+/// The audience history as `audiences.db` keeps it and a backfill reads it: profiles in id
+/// order, each one's events in recorded form, back to back in log order.
+struct History {
+    records: Vec<u8>,
+    /// Per profile (id = position + 1): where its records end in `records`, and the number of
+    /// its user id (`u123` → 123, for the checksum).
+    profiles: Vec<(usize, u64)>,
+    events: usize,
+    /// Profile ids by user id (to attach traits).
+    ids: HashMap<String, i64>,
 }
-
-impl UserKey {
-    fn new(user: &str) -> Option<UserKey> {
-        let len = u8::try_from(user.len()).ok().filter(|len| *len <= 23)?;
-        let mut bytes = [0u8; 23];
-        bytes[..user.len()].copy_from_slice(user.as_bytes());
-        Some(UserKey { len, bytes })
-    }
-
-    fn as_str(&self) -> &str {
-        // Copied from a &str whole.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl std::hash::Hash for UserKey {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        state.write(&self.bytes[..usize::from(self.len)]);
-    }
-}
-
-/// People's entries by user id.
-struct ByUser<V> {
-    short: HashMap<UserKey, V, Fnv64>,
-    long: HashMap<String, V, Fnv64>,
-}
-
-impl<V> ByUser<V> {
-    fn with_capacity(capacity: usize) -> ByUser<V> {
-        ByUser {
-            short: HashMap::with_capacity_and_hasher(capacity, Fnv64::default()),
-            long: HashMap::default(),
-        }
-    }
-
-    fn get(&self, user: &str) -> Option<&V> {
-        match UserKey::new(user) {
-            Some(key) => self.short.get(&key),
-            None => self.long.get(user),
-        }
-    }
-
-    fn insert(&mut self, user: &str, value: V) {
-        match UserKey::new(user) {
-            Some(key) => self.short.insert(key, value),
-            None => self.long.insert(user.to_string(), value),
-        };
-    }
-
-    fn entry_or(&mut self, user: &str, make: impl FnOnce() -> V) -> &mut V {
-        match UserKey::new(user) {
-            Some(key) => self.short.entry(key).or_insert_with(make),
-            None => self.long.entry(user.to_string()).or_insert_with(make),
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.short.len() + self.long.len()
-    }
-
-    fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut V)> {
-        self.short
-            .iter_mut()
-            .map(|(key, value)| (key.as_str(), value))
-            .chain(
-                self.long
-                    .iter_mut()
-                    .map(|(key, value)| (key.as_str(), value)),
-            )
-    }
-}
-
-type Traits = ByUser<Map<String, Value>>;
 
 /// The `userId` of a logged event (one pass over its keys).
 fn user_id(event: &Value) -> Option<&str> {
@@ -444,137 +369,61 @@ fn user_id(event: &Value) -> Option<&str> {
         .and_then(|(_, value)| value.as_str())
 }
 
-/// One thread's share of the people: their states by user id.
-struct Partition {
-    states: ByUser<ProfileState>,
-}
-
-/// A block's events parsed by one thread, split by the thread that owns their person.
-type Parsed = Vec<Vec<Value>>;
-
-/// FNV-1a of a user id: which thread owns the person.
-fn owner(user: &str, threads: usize) -> usize {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in user.bytes() {
-        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-    }
-    (hash % threads as u64) as usize
-}
-
-/// Parses the lines of `text` into one list per owning thread (log order kept in each).
-fn parse_lines(text: &[u8], threads: usize) -> Parsed {
-    let mut out: Parsed = (0..threads)
-        .map(|_| Vec::with_capacity(text.len() / 300 / threads + 16))
-        .collect();
-    for line in text.split(|b| *b == b'\n') {
-        if line.is_empty() {
-            continue;
-        }
-        let Ok(value) = serde_json::from_slice::<Value>(line) else {
+/// Records every event of the file under its person's profile, as the audience consumer does
+/// as events are logged (profile ids given in order of first appearance, as the profile
+/// store gives them).
+fn record_history(path: &Path) -> Result<History> {
+    let reader = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).with_context(|| format!("{}", path.display()))?,
+    );
+    let mut ids: HashMap<String, i64> = HashMap::new();
+    let mut per_profile: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut events = 0;
+    for line in reader.split(b'\n') {
+        let line = line?;
+        let Ok(value) = serde_json::from_slice::<Value>(&line) else {
             continue;
         };
-        let to = user_id(&value).map_or(0, |user| owner(user, threads));
-        out[to].push(value);
-    }
-    out
-}
-
-/// Splits `text` into `parts` ranges at line ends.
-fn piece_ranges(text: &[u8], parts: usize) -> Vec<(usize, usize)> {
-    let mut ranges = Vec::with_capacity(parts);
-    let mut from = 0;
-    for left in (1..=parts).rev() {
-        let rest = &text[from..];
-        let end = if left == 1 {
-            text.len()
-        } else {
-            let cut = rest.len() / left;
-            rest[cut..]
-                .iter()
-                .position(|b| *b == b'\n')
-                .map_or(text.len(), |at| from + cut + at + 1)
+        let (Some(user), Some(event)) = (user_id(&value), EventRef::read(&value)) else {
+            continue;
         };
-        ranges.push((from, end));
-        from = end;
-    }
-    ranges
-}
-
-/// Applies a thread's events of one block, in log order, to its people's states (a person's
-/// state starts fresh at their first event).
-fn apply_events(engine: &Engine, partition: &mut Partition, lists: &[&Vec<Value>], now: i64) {
-    for list in lists {
-        for value in list.iter() {
-            let Some(user) = user_id(value) else {
-                continue;
-            };
-            let state = partition.states.entry_or(user, || engine.fresh());
-            if let Some(event) = EventRef::read(value) {
-                engine.apply(state, &event, now);
+        let id = match ids.get(user) {
+            Some(id) => *id,
+            None => {
+                per_profile.push((Vec::new(), user_number(user)));
+                let id = per_profile.len() as i64;
+                ids.insert(user.to_string(), id);
+                id
             }
-        }
+        };
+        let (records, _) = &mut per_profile[(id - 1) as usize];
+        recorded::record(&event, records);
+        events += 1;
     }
-}
-
-/// Members and the sum of their user numbers, per audience (in catalog order).
-struct Tally {
-    members: Vec<u64>,
-    sums: Vec<u64>,
-    next_changes: u64,
-}
-
-/// Evaluates a thread's states once at `now`.
-fn evaluate_states(
-    engine: &Engine,
-    keys: &[String],
-    partition: &mut Partition,
-    traits: &Traits,
-    now: i64,
-) -> Tally {
-    let empty = Map::new();
-    let mut tally = Tally {
-        members: vec![0; keys.len()],
-        sums: vec![0; keys.len()],
-        next_changes: 0,
+    let total = per_profile.iter().map(|(records, _)| records.len()).sum();
+    let mut history = History {
+        records: Vec::with_capacity(total),
+        profiles: Vec::with_capacity(per_profile.len()),
+        events,
+        ids,
     };
-    for (user, state) in partition.states.iter_mut() {
-        let traits = traits.get(user).unwrap_or(&empty);
-        let changes = engine.evaluate(state, traits, now);
-        if engine.next_change(state, traits, now).is_some() {
-            tally.next_changes += 1;
-        }
-        for change in changes {
-            if let Change::Entered(key) = change
-                && let Some(at) = keys.iter().position(|k| *k == key)
-            {
-                tally.members[at] += 1;
-                tally.sums[at] += user
-                    .strip_prefix('u')
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
+    for (records, number) in per_profile {
+        history.records.extend_from_slice(&records);
+        history.profiles.push((history.records.len(), number));
     }
-    tally
+    Ok(history)
 }
 
-/// Reads the next block of whole lines (at least `size` bytes unless the file ends).
-fn next_block(reader: &mut BufReader<File>, block: &mut Vec<u8>, size: usize) -> Result<bool> {
-    block.clear();
-    let mut limited = reader.by_ref().take(size as u64);
-    limited.read_to_end(block)?;
-    if block.is_empty() {
-        return Ok(false);
-    }
-    if block.last() != Some(&b'\n') {
-        reader.read_until(b'\n', block)?;
-    }
-    Ok(true)
+fn user_number(user: &str) -> u64 {
+    user.strip_prefix('u')
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
 }
 
-fn read_traits(path: &Path) -> Result<Traits> {
+fn read_traits(path: &Path, ids: &HashMap<String, i64>) -> Result<Traits> {
     let reader = BufReader::new(File::open(path).with_context(|| format!("{}", path.display()))?);
-    let mut traits = Traits::with_capacity(1 << 16);
+    let mut traits = Traits::default();
     for line in reader.lines() {
         let row: Value = serde_json::from_str(&line?)?;
         let (Some(user), Some(Value::Object(map))) =
@@ -582,210 +431,117 @@ fn read_traits(path: &Path) -> Result<Traits> {
         else {
             continue;
         };
-        traits.insert(user, map.clone());
+        if let Some(id) = ids.get(user) {
+            traits.insert(*id, map.clone());
+        }
     }
     Ok(traits)
 }
 
-struct Round {
-    parse: Duration,
-    apply: Duration,
-    evaluate: Duration,
-    profiles: usize,
-    events: usize,
-    tally: Tally,
+/// Members and the sum of their user numbers, per audience (in catalog order).
+#[derive(PartialEq)]
+struct Tally {
+    members: Vec<u64>,
+    sums: Vec<u64>,
+    next_changes: u64,
 }
 
-/// A block of lines and each worker's piece of it (start and end).
-type Block = (Vec<u8>, Vec<(usize, usize)>);
-
-/// What the workers share for one round.
-struct Shared<'a> {
-    engine: &'a Engine,
-    keys: &'a [String],
-    traits: &'a Traits,
-    now: i64,
-    threads: usize,
-    /// People in the history.
-    profiles: usize,
-    /// The current block of lines, and where each worker's piece of it starts and ends.
-    block: RwLock<Block>,
-    /// Each worker's parse of its piece, by owning worker.
-    parsed: Vec<RwLock<Parsed>>,
-    /// Set when the file is consumed: the workers evaluate instead of parsing.
-    done: AtomicBool,
-    /// Every worker and the timing thread meet here between phases.
-    barrier: Barrier,
-}
-
-/// One worker: for each block, parse its piece (phase 1), apply its people's events from every
-/// piece in log order (phase 2), free its parse (phase 3, not timed); at the end evaluate its
-/// states. The timing thread measures each phase between barriers.
-fn worker(shared: &Shared<'_>, me: usize) -> (Tally, usize) {
-    // Sized for the history's people, as a profile store's index already is.
-    let mut partition = Partition {
-        states: ByUser::with_capacity(shared.profiles / shared.threads + 1024),
-    };
-    loop {
-        shared.barrier.wait();
-        if shared.done.load(Ordering::Acquire) {
-            break;
+impl Tally {
+    fn new(audiences: usize) -> Tally {
+        Tally {
+            members: vec![0; audiences],
+            sums: vec![0; audiences],
+            next_changes: 0,
         }
-        {
-            let block = read_lock(&shared.block);
-            let (from, to) = block.1[me];
-            let mine = parse_lines(&block.0[from..to], shared.threads);
-            *write_lock(&shared.parsed[me]) = mine;
-        }
-        shared.barrier.wait();
-        {
-            let pieces: Vec<_> = shared.parsed.iter().map(read_lock).collect();
-            let lists: Vec<&Vec<Value>> = pieces.iter().map(|piece| &piece[me]).collect();
-            apply_events(shared.engine, &mut partition, &lists, shared.now);
-        }
-        shared.barrier.wait();
-        write_lock(&shared.parsed[me]).clear();
-        shared.barrier.wait();
     }
-    let tally = evaluate_states(
-        shared.engine,
-        shared.keys,
-        &mut partition,
-        shared.traits,
-        shared.now,
-    );
-    shared.barrier.wait();
-    let profiles = partition.states.len();
-    // Freeing the states is not timed.
-    drop(partition);
-    (tally, profiles)
+
+    fn add(&mut self, other: &Tally) {
+        for (at, (members, sum)) in other.members.iter().zip(&other.sums).enumerate() {
+            self.members[at] += members;
+            self.sums[at] += sum;
+        }
+        self.next_changes += other.next_changes;
+    }
 }
 
-fn read_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    // A poisoned lock means a worker panicked; its join reports it.
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn write_lock<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// What every round works with.
+/// What the backfill works with.
 struct Setup<'a> {
     engine: &'a Engine,
     keys: &'a [String],
+    history: &'a History,
     traits: &'a Traits,
-    threads: usize,
-    block_size: usize,
-    profiles: usize,
     now: i64,
 }
 
-fn round(setup: &Setup<'_>, events_path: &Path) -> Result<Round> {
+/// Recomputes profiles `range` (positions) as the server's backfill does each one: a fresh
+/// state, the profile's recorded events applied in order, evaluated at `now` with its traits,
+/// and its next timer.
+fn recompute(setup: &Setup<'_>, range: std::ops::Range<usize>) -> Tally {
     let Setup {
         engine,
         keys,
+        history,
         traits,
-        threads,
-        block_size,
-        profiles,
         now,
     } = *setup;
-    let shared = Shared {
-        engine,
-        keys,
-        traits,
-        now,
-        threads,
-        profiles,
-        block: RwLock::new((Vec::with_capacity(block_size + 4096), Vec::new())),
-        parsed: (0..threads).map(|_| RwLock::new(Vec::new())).collect(),
-        done: AtomicBool::new(false),
-        barrier: Barrier::new(threads + 1),
+    let empty = Map::new();
+    let mut tally = Tally::new(keys.len());
+    let mut start = match range.start {
+        0 => 0,
+        at => history.profiles[at - 1].0,
     };
-    let mut reader = BufReader::with_capacity(
-        1 << 20,
-        File::open(events_path).with_context(|| format!("{}", events_path.display()))?,
-    );
-    let (mut parse, mut apply) = (Duration::ZERO, Duration::ZERO);
-    let mut events = 0usize;
-    let shared = &shared;
-    let (evaluate, results) = std::thread::scope(|scope| -> Result<_> {
-        let handles: Vec<_> = (0..threads)
-            .map(|me| scope.spawn(move || worker(shared, me)))
-            .collect();
-        // If reading fails the workers must still be released, so errors wait until then.
-        let mut failure = None;
-        loop {
-            let more = {
-                let mut block = write_lock(&shared.block);
-                let (text, pieces) = &mut *block;
-                match next_block(&mut reader, text, block_size) {
-                    Ok(more) => {
-                        *pieces = piece_ranges(text, threads);
-                        more
-                    }
-                    Err(error) => {
-                        failure = Some(error);
-                        false
-                    }
-                }
-            };
-            if !more {
-                shared.done.store(true, Ordering::Release);
-                shared.barrier.wait();
+    for at in range {
+        let (end, number) = history.profiles[at];
+        let mut state = engine.fresh();
+        let mut rest = &history.records[start..end];
+        start = end;
+        while !rest.is_empty() {
+            let bytes = rest;
+            let Some(event) = recorded::read(bytes, &mut rest) else {
                 break;
-            }
-            shared.barrier.wait();
-            let started = Instant::now();
-            shared.barrier.wait();
-            parse += started.elapsed();
-            events += shared
-                .parsed
-                .iter()
-                .map(|piece| read_lock(piece).iter().map(Vec::len).sum::<usize>())
-                .sum::<usize>();
-            let started = Instant::now();
-            shared.barrier.wait();
-            apply += started.elapsed();
-            shared.barrier.wait();
+            };
+            engine.apply(&mut state, &event, now);
         }
-        let started = Instant::now();
-        shared.barrier.wait();
-        let evaluate = started.elapsed();
-        let results = handles
+        let profile = at as i64 + 1;
+        let traits = traits.get(&profile).unwrap_or(&empty);
+        let changes = engine.evaluate(&mut state, traits, now);
+        if engine.next_change(&state, traits, now).is_some() {
+            tally.next_changes += 1;
+        }
+        for change in changes {
+            if let Change::Entered(key) = change
+                && let Some(at) = keys.iter().position(|k| *k == key)
+            {
+                tally.members[at] += 1;
+                tally.sums[at] += number;
+            }
+        }
+    }
+    tally
+}
+
+/// One timed backfill: the profiles split into `threads` runs of neighbouring ids.
+fn round(setup: &Setup<'_>, threads: usize) -> Result<(Duration, Tally)> {
+    let count = setup.history.profiles.len();
+    let started = Instant::now();
+    let parts = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (count * t / threads)..(count * (t + 1) / threads);
+                scope.spawn(move || recompute(setup, range))
+            })
+            .collect();
+        handles
             .into_iter()
             .map(|handle| handle.join().map_err(|_| anyhow!("a worker panicked")))
-            .collect::<Result<Vec<_>>>()?;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok((evaluate, results)),
-        }
+            .collect::<Result<Vec<_>>>()
     })?;
-    let mut tally = Tally {
-        members: vec![0; keys.len()],
-        sums: vec![0; keys.len()],
-        next_changes: 0,
-    };
-    let mut profiles = 0;
-    for (part, count) in &results {
-        for at in 0..keys.len() {
-            tally.members[at] += part.members[at];
-            tally.sums[at] += part.sums[at];
-        }
-        tally.next_changes += part.next_changes;
-        profiles += count;
+    let elapsed = started.elapsed();
+    let mut tally = Tally::new(setup.keys.len());
+    for part in &parts {
+        tally.add(part);
     }
-    Ok(Round {
-        parse,
-        apply,
-        evaluate,
-        profiles,
-        events,
-        tally,
-    })
+    Ok((elapsed, tally))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -801,69 +557,57 @@ pub fn backfill(args: BackfillArgs) -> Result<()> {
     let now = meta["now_ms"]
         .as_i64()
         .ok_or_else(|| anyhow!("history.json has no now_ms"))?;
-    let people = meta["profiles"].as_u64().unwrap_or(0) as usize;
     let engine = Engine::new(&catalog()?).map_err(|e| anyhow!("{e}"))?;
     // The order results are reported in: the definitions' order.
     let keys: Vec<String> = audiences()
         .iter()
         .filter_map(|a| a["key"].as_str().map(str::to_string))
         .collect();
-    let traits = read_traits(&args.data.join("profiles.jsonl"))?;
+    let started = Instant::now();
+    let history = record_history(&args.data.join("events.jsonl"))?;
+    let record_s = started.elapsed().as_secs_f64();
+    eprintln!(
+        "   sluice: recorded {} events of {} profiles in {record_s:.2} s ({} bytes)",
+        history.events,
+        history.profiles.len(),
+        history.records.len()
+    );
+    let traits = read_traits(&args.data.join("profiles.jsonl"), &history.ids)?;
     let threads = args.threads.max(1);
     let setup = Setup {
         engine: &engine,
         keys: &keys,
+        history: &history,
         traits: &traits,
-        threads,
-        block_size: args.block_kib.max(1) << 10,
-        profiles: people,
         now,
     };
-    let mut rounds = Vec::new();
+    let mut seconds = Vec::new();
+    let mut last: Option<Tally> = None;
     for _ in 0..args.rounds.max(1) {
-        let result = round(&setup, &args.data.join("events.jsonl"))?;
-        eprintln!(
-            "   sluice round: parse {:.3} s, apply {:.3} s, evaluate {:.3} s",
-            result.parse.as_secs_f64(),
-            result.apply.as_secs_f64(),
-            result.evaluate.as_secs_f64()
-        );
-        rounds.push(result);
-    }
-    let last = rounds.last().ok_or_else(|| anyhow!("no round ran"))?;
-    for other in &rounds {
-        if other.tally.members != last.tally.members || other.tally.sums != last.tally.sums {
+        let (elapsed, tally) = round(&setup, threads)?;
+        eprintln!("   sluice round: {:.3} s", elapsed.as_secs_f64());
+        if last.as_ref().is_some_and(|last| *last != tally) {
             bail!("rounds disagree: the backfill is not deterministic");
         }
+        seconds.push(elapsed.as_secs_f64());
+        last = Some(tally);
     }
-    let secs = |f: fn(&Round) -> Duration| -> Vec<f64> {
-        rounds.iter().map(|r| f(r).as_secs_f64()).collect()
-    };
-    let parse = secs(|r| r.parse);
-    let apply = secs(|r| r.apply);
-    let evaluate = secs(|r| r.evaluate);
-    let engine_s = secs(|r| r.apply + r.evaluate);
-    let text_s = secs(|r| r.parse + r.apply + r.evaluate);
+    let last = last.ok_or_else(|| anyhow!("no round ran"))?;
+    let engine_median = median(seconds.clone());
     let audiences: Vec<Value> = keys
         .iter()
         .enumerate()
-        .map(|(at, key)| {
-            json!({"key": key, "members": last.tally.members[at], "sum": last.tally.sums[at]})
-        })
+        .map(|(at, key)| json!({"key": key, "members": last.members[at], "sum": last.sums[at]}))
         .collect();
     println!(
         "{}",
         json!({
-            "events": last.events, "profiles": last.profiles, "threads": threads,
-            "rounds": rounds.len(), "now_ms": now,
-            "parse_s": parse, "apply_s": apply, "evaluate_s": evaluate,
-            "engine_s": engine_s, "from_text_s": text_s,
-            "engine_s_median": median(engine_s.clone()),
-            "from_text_s_median": median(text_s.clone()),
-            "parse_s_median": median(parse.clone()),
-            "apply_s_median": median(apply.clone()),
-            "evaluate_s_median": median(evaluate.clone()),
-            "with_next_change": last.tally.next_changes,
+            "events": history.events, "profiles": history.profiles.len(), "threads": threads,
+            "rounds": seconds.len(), "now_ms": now,
+            "record_s": record_s, "history_bytes": history.records.len(),
+            "engine_s": seconds, "engine_s_median": engine_median,
+            "from_text_s_median": record_s + engine_median,
+            "with_next_change": last.next_changes,
             "audiences": audiences,
         })
     );

@@ -217,8 +217,12 @@ pub fn same<'a>(value: impl Probe<'a>, operand: &Value) -> bool {
     if value.equals(operand) {
         return true;
     }
+    // Numbers by value only when one side is a number (two strings compare as text).
+    if !(value.is_number() || operand.is_number()) {
+        return false;
+    }
     match (value.number(), number(operand)) {
-        (Some(a), Some(b)) if value.is_number() || operand.is_number() => a == b,
+        (Some(a), Some(b)) => a == b,
         _ => false,
     }
 }

@@ -50,7 +50,8 @@ pub struct EventRef<'a> {
     pub name: &'a str,
     /// `timestamp`, milliseconds since the epoch.
     pub timestamp: i64,
-    pub message_id: &'a str,
+    /// `messageId`'s bytes (UTF-8; read only by first and last values).
+    pub message_id: &'a [u8],
     pub properties: Option<Part<'a>>,
     pub context: Option<Part<'a>>,
 }
@@ -159,7 +160,7 @@ impl<'a> EventRef<'a> {
             call,
             name: name.unwrap_or(""),
             timestamp: timestamp_ms(timestamp?)?,
-            message_id: message_id?,
+            message_id: message_id?.as_bytes(),
             properties,
             context,
         })
@@ -854,7 +855,7 @@ fn contribution(aggregator: &Aggregator, event: &EventRef<'_>) -> Option<Data> {
         }
         Kind::First | Kind::Last => Some(Data::Pick(Pick {
             timestamp: event.timestamp,
-            message_id: event.message_id.to_string(),
+            message_id: String::from_utf8_lossy(event.message_id).into_owned(),
             value: value.scalar_text()?,
         })),
         Kind::Frequency => {

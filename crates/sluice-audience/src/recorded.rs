@@ -46,7 +46,7 @@ pub fn record(event: &EventRef<'_>, out: &mut Vec<u8>) {
     });
     out.extend_from_slice(&event.timestamp.to_le_bytes());
     push_text(out, event.name.as_bytes());
-    push_text(out, event.message_id.as_bytes());
+    push_text(out, event.message_id);
     for part in [event.properties, event.context] {
         match part {
             None => out.push(ABSENT),
@@ -72,7 +72,7 @@ pub fn read<'a>(bytes: &'a [u8], rest: &mut &'a [u8]) -> Option<EventRef<'a>> {
     };
     let timestamp = i64::from_le_bytes(at.take(8)?.try_into().ok()?);
     let name = std::str::from_utf8(at.text()?).ok()?;
-    let message_id = std::str::from_utf8(at.text()?).ok()?;
+    let message_id = at.text()?;
     let properties = at.part()?;
     let context = at.part()?;
     *rest = &bytes[at.at..];
@@ -302,6 +302,12 @@ impl<'a> Reader<'a> {
     }
 
     fn varint(&mut self) -> Option<usize> {
+        // Most lengths and counts fit one byte.
+        let first = *self.bytes.get(self.at)?;
+        if first < 0x80 {
+            self.at += 1;
+            return Some(usize::from(first));
+        }
         let mut n: usize = 0;
         for shift in (0..64).step_by(7) {
             let byte = self.byte()?;

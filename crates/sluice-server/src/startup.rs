@@ -295,6 +295,7 @@ impl App {
             Arc::clone(&state),
             shared_log,
             Arc::clone(&profiles),
+            Arc::clone(&audiences),
             Arc::clone(&deliveries.store),
             config.data_dir.join("log.db"),
             retention_interval,

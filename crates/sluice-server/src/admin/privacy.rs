@@ -11,7 +11,7 @@
 //! | `POST /api/v1/privacy/export` `{subjectType, subjectId}` | everything held about the person (see [`crate::privacy::export`]) |
 //! | `GET`/`PUT /api/v1/privacy/settings` | the workspace's privacy settings (consent, PII policy, retention, children); `400 invalid_privacy_settings` naming the field |
 //! | `GET /api/v1/privacy/inventory[?source=&event=&class=&limit=]` | `{"data": {"fields": [{sourceId, type, event, path, class, firstSeen, lastSeen, count}]}}`: never a value |
-//! | `POST /api/v1/privacy/retention/run` | `{"data": {sources: [{sourceId, days, cutoff, events, profileEvents, profiles, deadLetters}], destinationCursors}}` |
+//! | `POST /api/v1/privacy/retention/run` | `{"data": {sources: [{sourceId, days, cutoff, events, profileEvents, profiles, audienceHistory, deadLetters}], destinationCursors}}` |
 //! | `POST /api/v1/privacy/do-not-sell` `{subjectType, subjectIds}` | `{"data": {"optOutId", "values"}}`: the person opted out of sale and sharing |
 //! | `POST /api/v1/privacy/do-not-sell/remove` `{subjectType, subjectIds}` | `{"data": {"removed"}}` |
 //! | `GET /api/v1/privacy/do-not-sell` | `{"data": {"optOuts": [{optOutId, values, createdAt}]}}` |

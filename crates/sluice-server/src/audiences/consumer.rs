@@ -14,10 +14,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
-use sluice_audience::Engine;
+use sluice_audience::{Call, Engine, EventRef, recorded};
 use sluice_identity::{Collection, Rules};
 use sluice_store::{
-    Commit, ProfileStore, Source, SourceScope, StoreError, StoredEvent, WorkspaceId,
+    Commit, HistoryRow, MovedEvent, ProfileStore, Source, SourceScope, StoreError, StoredEvent,
+    WorkspaceId,
 };
 
 use super::process::{self, Context, Work};
@@ -120,7 +121,9 @@ impl Audiences {
                     ..Commit::default()
                 };
                 if !engine.is_empty() {
-                    let work = group_by_profile(&profiles, &ws, &rules, &events)?;
+                    let (work, history) = group_by_profile(&profiles, &ws, &rules, &events)?;
+                    commit.history = history;
+                    commit.history_cursor = Some((&source_id, last));
                     let context = Context {
                         store: &store,
                         profiles: &profiles,
@@ -196,7 +199,16 @@ impl Audiences {
             for merge in merges {
                 let rows = store.load(&ws, &[merge.kept, merge.absorbed])?;
                 let absorbed = rows.iter().find(|row| row.profile_id == merge.absorbed);
-                let Some(absorbed) = absorbed else { continue };
+                let Some(absorbed) = absorbed else {
+                    store.commit(
+                        &ws,
+                        &Commit {
+                            moved: vec![(merge.absorbed, merge.kept)],
+                            ..Commit::default()
+                        },
+                    )?;
+                    continue;
+                };
                 let kept = rows.iter().find(|row| row.profile_id == merge.kept);
                 let mut loaded = process::load(&engine, kept);
                 let from = process::load(&engine, Some(absorbed));
@@ -212,6 +224,7 @@ impl Audiences {
                         states: vec![row],
                         removed: vec![merge.absorbed],
                         changes: found,
+                        moved: vec![(merge.absorbed, merge.kept)],
                         ..Commit::default()
                     },
                 )?;
@@ -254,10 +267,16 @@ impl Audiences {
             return Ok(false);
         };
         let mut work = Vec::new();
+        let mut moved_events = Vec::new();
         for (_, histories) in unmerges {
             for (profile, positions) in histories {
                 let mut events = Vec::with_capacity(positions.len());
                 for (source, seq) in positions {
+                    moved_events.push(MovedEvent {
+                        source_id: source.clone(),
+                        seq,
+                        to: profile,
+                    });
                     let scope = SourceScope {
                         workspace_id: workspace.clone(),
                         source_id: source,
@@ -277,8 +296,10 @@ impl Audiences {
         let now = self.clock.now_ms();
         store_call(move || {
             let ids: Vec<i64> = work.iter().map(|item| item.profile).collect();
+            // The recorded history follows the split too.
             let mut commit = Commit {
                 unmerge_id: Some(last),
+                moved_events,
                 ..Commit::default()
             };
             // Series start empty, outputs stay: the rebuilt state reports what changed.
@@ -361,13 +382,16 @@ impl Audiences {
 
 /// A batch's events grouped by the live profile their identifiers lead to, in log order;
 /// events whose identifiers lead nowhere (the profile consumer resolved none) are skipped.
+/// Also returns the batch's history rows: the recorded form of each track, page and screen
+/// event, under its profile.
 pub(super) fn group_by_profile(
     profiles: &ProfileStore,
     workspace: &WorkspaceId,
     rules: &Rules,
     events: &[StoredEvent],
-) -> Result<Vec<Work>, StoreError> {
+) -> Result<(Vec<Work>, Vec<HistoryRow>), StoreError> {
     let mut work: Vec<Work> = Vec::new();
+    let mut history = Vec::new();
     let mut index: HashMap<i64, usize> = HashMap::new();
     for stored in events {
         let Ok(body) = serde_json::from_str::<Value>(&stored.event.body) else {
@@ -381,6 +405,19 @@ pub(super) fn group_by_profile(
             }
         }
         let Some(profile) = found else { continue };
+        if let Some(event) = EventRef::read(&body)
+            && event.call != Call::Other
+        {
+            let mut record = Vec::with_capacity(stored.event.body.len() / 2);
+            recorded::record(&event, &mut record);
+            history.push(HistoryRow {
+                profile_id: profile,
+                seq: stored.seq,
+                source_id: stored.event.source_id.clone(),
+                received_at: stored.event.received_at_ms,
+                record,
+            });
+        }
         match index.get(&profile) {
             Some(at) => work[*at].events.push(body),
             None => {
@@ -392,5 +429,5 @@ pub(super) fn group_by_profile(
             }
         }
     }
-    Ok(work)
+    Ok((work, history))
 }

@@ -55,7 +55,7 @@ impl Audiences {
                 from = last;
                 let profiles = Arc::clone(&self.profiles.store);
                 let (rules, ws) = (Arc::clone(&rules), workspace.clone());
-                let work =
+                let (work, _) =
                     store_call(move || group_by_profile(&profiles, &ws, &rules, &events)).await?;
                 for item in work {
                     let state = states.entry(item.profile).or_insert_with(|| engine.fresh());

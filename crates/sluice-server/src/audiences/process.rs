@@ -133,6 +133,18 @@ pub(super) fn to_row(
     }
 }
 
+/// The part of a batch whose events carry a consent (category preferences or a Global Privacy
+/// Control signal).
+pub(super) fn with_consent(work: Vec<Work>) -> Vec<Work> {
+    work.into_iter()
+        .filter(|item| {
+            item.events.iter().any(|body| {
+                consent::preferences(body).is_some() || consent::global_privacy_control(body)
+            })
+        })
+        .collect()
+}
+
 /// Applies each profile's events and, with `evaluate`, evaluates it.
 pub(super) fn run(
     context: &Context<'_>,

@@ -269,6 +269,8 @@ async fn merged_profiles_share_one_state() {
     node.settle().await;
     assert_eq!(node.members("buyers"), ["cat"]);
     assert_eq!(node.changes("buyers"), [pair("cat", "entered")]);
+    // The recorded history moved with the merge.
+    assert_eq!(node.recorded(), [pair_n("cat", 2)]);
 }
 
 #[tokio::test(start_paused = true)]
@@ -314,7 +316,177 @@ async fn an_unmerge_splits_the_state_and_reports_the_exit() {
         changes[0].0, changes[1].0,
         "the profile that entered leaves"
     );
+    assert_eq!(node.recorded(), [pair_n("?", 1), pair_n("cat", 1)]);
     // Applied once: another pass changes nothing.
     node.settle().await;
     assert_eq!(node.changes("buyers").len(), 2);
+}
+
+impl Node {
+    /// Recorded events in the audience history, per profile (by user), in profile order.
+    fn recorded(&self) -> Vec<(String, usize)> {
+        let histories = self
+            .audiences
+            .store
+            .histories_after(&self.workspace, 0, 100, 1_000)
+            .unwrap();
+        let mut out = Vec::new();
+        for history in histories {
+            let mut count = 0;
+            let mut rest: &[u8] = &history.records;
+            while !rest.is_empty() {
+                let bytes = rest;
+                sluice_audience::recorded::read(bytes, &mut rest).unwrap();
+                count += 1;
+            }
+            out.push((self.user_of(history.profile_id), count));
+        }
+        out.sort();
+        out
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_history_is_recorded_from_the_first_definition_and_dropped_after_the_last() {
+    let node = node();
+    node.order("ann").await;
+    node.send(json!({"type": "identify", "userId": "ann", "traits": {"plan": "pro"}}))
+        .await;
+    node.order("bob").await;
+    node.settle().await;
+    assert!(
+        node.recorded().is_empty(),
+        "nothing is copied while nothing reads it"
+    );
+
+    // The first definition's backfill records what was logged (track events, not identifies),
+    // and the consumer records what comes next.
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2}}}}),
+    );
+    node.settle().await;
+    assert_eq!(node.recorded(), [pair_n("ann", 1), pair_n("bob", 1)]);
+    node.order("bob").await;
+    node.settle().await;
+    assert_eq!(node.recorded(), [pair_n("ann", 1), pair_n("bob", 2)]);
+    assert_eq!(node.members("buyers"), ["bob"]);
+
+    // Erasing a person's profile rows erases their history too.
+    let bob = node
+        .profiles
+        .store
+        .lookup(
+            &node.workspace,
+            sluice_identity::Collection::Users,
+            &sluice_identity::Identifier::new("user_id", "bob"),
+        )
+        .unwrap()
+        .unwrap()
+        .id;
+    assert!(
+        node.audiences
+            .store
+            .find_person(&node.workspace, &[bob])
+            .unwrap()
+            >= 2
+    );
+    node.audiences
+        .store
+        .erase_person(&node.workspace, &[bob])
+        .unwrap();
+    assert_eq!(node.recorded(), [pair_n("ann", 1)]);
+
+    // With no definition left, no copy is kept.
+    node.state
+        .delete_definition(&node.workspace, DefinitionKind::Audience, "buyers")
+        .unwrap();
+    node.settle().await;
+    assert!(node.recorded().is_empty());
+    assert_eq!(
+        node.audiences
+            .store
+            .history_cursor(&node.workspace, &node.source)
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backfill_follows_merges_and_unmerges_the_consumer_has_not_seen() {
+    let node = node();
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2}}}}),
+    );
+    node.settle().await;
+    node.send(json!({"type": "track", "event": "Order Completed", "anonymousId": "anon-1"}))
+        .await;
+    node.order("cat").await;
+    node.settle().await;
+    assert_eq!(node.recorded(), [pair_n("?", 1), pair_n("cat", 1)]);
+
+    // The identify merges the two profiles; the definition changes before the audience
+    // consumer has followed the merge, so the backfill must.
+    node.send(json!({"type": "identify", "userId": "cat", "anonymousId": "anon-1"}))
+        .await;
+    while node.profiles.pass().await.unwrap() {}
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2},
+            "within": {"days": 30}}}}),
+    );
+    node.settle().await;
+    assert_eq!(node.recorded(), [pair_n("cat", 2)]);
+    assert_eq!(node.members("buyers"), ["cat"]);
+    assert_eq!(node.changes("buyers"), [pair("cat", "entered")]);
+
+    // The merge is split while the definition changes again: each part gets its own events
+    // back, and the backfill reports the exit.
+    let store = &node.profiles.store;
+    let cat = store
+        .lookup(
+            &node.workspace,
+            sluice_identity::Collection::Users,
+            &sluice_identity::Identifier::new("user_id", "cat"),
+        )
+        .unwrap()
+        .unwrap();
+    let rules =
+        sluice_identity::Rules::compile(&node.state.identity_settings(&node.workspace).unwrap())
+            .unwrap();
+    let merge = store.merges_after(&node.workspace, 0, 10).unwrap()[0].id;
+    store.split_merge(&cat, merge, &rules).unwrap();
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": 2},
+            "within": {"days": 60}}}}),
+    );
+    node.settle().await;
+    assert_eq!(node.recorded(), [pair_n("?", 1), pair_n("cat", 1)]);
+    assert!(node.members("buyers").is_empty());
+    let changes = node.changes("buyers");
+    let kinds: Vec<&str> = changes.iter().map(|(_, kind)| kind.as_str()).collect();
+    assert_eq!(kinds, ["entered", "exited"]);
+    assert_eq!(
+        changes[0].0, changes[1].0,
+        "the profile that entered leaves"
+    );
+
+    // Lowered to one order: each part enters on its own event.
+    node.define(
+        DefinitionKind::Audience,
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed"}}}),
+    );
+    node.settle().await;
+    assert_eq!(node.members("buyers"), ["?", "cat"]);
+}
+
+fn pair_n(user: &str, n: usize) -> (String, usize) {
+    (user.to_owned(), n)
 }

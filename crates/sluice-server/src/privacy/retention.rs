@@ -26,6 +26,7 @@ use sluice_store::log::sqlite::cursors_in_file;
 use sluice_store::{DeliveryStore, EventLog, SourceScope, StateStore, StoreError, WorkspaceId};
 use tokio::sync::watch;
 
+use crate::audiences::Audiences;
 use crate::clock::Clock;
 use crate::profiles::Profiles;
 use crate::store_call;
@@ -48,6 +49,8 @@ pub struct SourceSweep {
     pub events: u64,
     pub profile_events: u64,
     pub profiles: u64,
+    /// Events recorded in the audience history.
+    pub audience_history: u64,
     pub dead_letters: u64,
 }
 
@@ -65,6 +68,7 @@ pub struct Retention {
     state: Arc<StateStore>,
     log: Arc<dyn EventLog>,
     profiles: Arc<Profiles>,
+    audiences: Arc<Audiences>,
     delivery: Arc<DeliveryStore>,
     log_path: PathBuf,
     clock: Clock,
@@ -78,6 +82,7 @@ impl Retention {
         state: Arc<StateStore>,
         log: Arc<dyn EventLog>,
         profiles: Arc<Profiles>,
+        audiences: Arc<Audiences>,
         delivery: Arc<DeliveryStore>,
         log_path: PathBuf,
         interval: Duration,
@@ -86,6 +91,7 @@ impl Retention {
             state,
             log,
             profiles,
+            audiences,
             delivery,
             log_path,
             clock: Clock::start(),
@@ -197,9 +203,11 @@ impl Retention {
             ..SourceSweep::default()
         };
         {
-            // A batch the profile consumer read before the log's expiry must not be stored
-            // after the profiles' expiry: hold it back across both.
+            // A batch the profile or audience consumer read before the log's expiry must not
+            // be stored after the profiles' or the audience history's expiry: hold both back
+            // across all three.
             let _held = self.profiles.gate.lock().await;
+            let _audiences_held = self.audiences.gate.lock().await;
             loop {
                 let removed = self.log.expire(&scope, cutoff, CHUNK).await?;
                 line.events += removed;
@@ -212,6 +220,10 @@ impl Retention {
             let expired = store_call(move || store.expire(&ws, &source, cutoff)).await?;
             line.profile_events = expired.events;
             line.profiles = expired.profiles;
+            let store = Arc::clone(&self.audiences.store);
+            let (ws, source) = (workspace.clone(), source_id.to_owned());
+            line.audience_history =
+                store_call(move || store.expire_history(&ws, &source, cutoff)).await?;
         }
         let delivery = Arc::clone(&self.delivery);
         let (ws, source) = (workspace.clone(), source_id.to_owned());
@@ -220,6 +232,7 @@ impl Retention {
             ("log", line.events),
             ("profile_events", line.profile_events),
             ("profiles", line.profiles),
+            ("audience_history", line.audience_history),
             ("dead_letters", line.dead_letters),
         ] {
             if count > 0 {
@@ -261,7 +274,8 @@ mod tests {
     use sluice_identity::Rules;
     use sluice_privacy::PrivacySettings;
     use sluice_store::{
-        NewDeadLetter, NewEvent, ProfileStore, SqliteLog, SqliteLogConfig, StoredEvent,
+        AudienceStore, Commit, HistoryRow, NewDeadLetter, NewEvent, ProfileStore, SqliteLog,
+        SqliteLogConfig, StoredEvent,
     };
 
     use super::*;
@@ -271,6 +285,7 @@ mod tests {
         state: Arc<StateStore>,
         log: Arc<SqliteLog>,
         profiles: Arc<ProfileStore>,
+        audiences: Arc<AudienceStore>,
         delivery: Arc<DeliveryStore>,
         retention: Arc<Retention>,
         workspace: WorkspaceId,
@@ -290,10 +305,19 @@ mod tests {
             Arc::clone(&shared),
             Arc::clone(&state),
         ));
+        let audience_store =
+            Arc::new(AudienceStore::open(&dir.path().join("audiences.db")).unwrap());
+        let audiences = Arc::new(Audiences::new(
+            Arc::clone(&audience_store),
+            Arc::clone(&profiles),
+            Arc::clone(&shared),
+            Arc::clone(&state),
+        ));
         let retention = Arc::new(Retention::new(
             Arc::clone(&state),
             shared,
             profiles,
+            audiences,
             Arc::clone(&delivery),
             dir.path().join("log.db"),
             Duration::from_secs(3600),
@@ -303,6 +327,7 @@ mod tests {
             state,
             log,
             profiles: profile_store,
+            audiences: audience_store,
             delivery,
             retention,
             workspace: workspace.id,
@@ -340,6 +365,23 @@ mod tests {
                     }],
                 )
                 .unwrap();
+            // The audience consumer's copy of the event, as it records one.
+            let profile = self.profile_of(user).unwrap();
+            self.audiences
+                .commit(
+                    &self.workspace,
+                    &Commit {
+                        history: vec![HistoryRow {
+                            profile_id: profile,
+                            seq,
+                            source_id: source.to_owned(),
+                            received_at: event.received_at_ms,
+                            record: b"recorded".to_vec(),
+                        }],
+                        ..Commit::default()
+                    },
+                )
+                .unwrap();
             self.delivery
                 .add_dead_letters(&[NewDeadLetter {
                     workspace_id: self.workspace.clone(),
@@ -368,7 +410,7 @@ mod tests {
             self.log.read(&scope, 0, 100).await.unwrap().len()
         }
 
-        fn has_profile(&self, user: &str) -> bool {
+        fn profile_of(&self, user: &str) -> Option<i64> {
             self.profiles
                 .lookup(
                     &self.workspace,
@@ -376,7 +418,19 @@ mod tests {
                     &sluice_identity::Identifier::new("user_id", user),
                 )
                 .unwrap()
-                .is_some()
+                .map(|profile| profile.id)
+        }
+
+        fn has_profile(&self, user: &str) -> bool {
+            self.profile_of(user).is_some()
+        }
+
+        /// Recorded events in the audience history.
+        fn recorded(&self) -> usize {
+            self.audiences
+                .histories_after(&self.workspace, 0, 100, 100)
+                .unwrap()
+                .len()
         }
 
         fn dead_letters(&self) -> u64 {
@@ -425,6 +479,7 @@ mod tests {
         sweeps_done(&mut sweeps, 1).await;
         assert_eq!((node.logged(&a.id).await, node.logged(&b.id).await), (1, 1));
         assert_eq!(node.dead_letters(), 2);
+        assert_eq!(node.recorded(), 2);
         assert_eq!(
             node.log
                 .cursor(&scope, &consumer_name("dst_gone"))
@@ -449,6 +504,11 @@ mod tests {
             "a profile with no history left goes"
         );
         assert_eq!(node.dead_letters(), 1);
+        assert_eq!(
+            node.recorded(),
+            1,
+            "the audience history expires with the log"
+        );
 
         // Thirty-one days on: everything has gone.
         tokio::time::advance(23 * DAY).await;
@@ -456,6 +516,7 @@ mod tests {
         assert_eq!((node.logged(&a.id).await, node.logged(&b.id).await), (0, 0));
         assert!(!node.has_profile("web-user"));
         assert_eq!(node.dead_letters(), 0);
+        assert_eq!(node.recorded(), 0);
 
         let _ = stop.send(true);
         job.await.unwrap();
