@@ -99,7 +99,7 @@ impl InventoryStore {
     /// The last sequence number of the source counted into the inventory (0 before any).
     pub fn cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
         let connection = self.lock()?;
-        sqlite::read_cursor(&connection, workspace, source)
+        sqlite::read_cursor(&connection, "cursors", workspace, source)
     }
 
     /// Adds a batch of the source's fields and moves its cursor to `last_seq`, in one
@@ -139,7 +139,7 @@ impl InventoryStore {
                 ])?;
             }
         }
-        sqlite::save_cursor(&transaction, workspace, source, last_seq)?;
+        sqlite::save_cursor(&transaction, "cursors", workspace, source, last_seq)?;
         transaction.commit()?;
         Ok(())
     }

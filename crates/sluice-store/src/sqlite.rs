@@ -31,33 +31,38 @@ pub(crate) fn release_memory(connection: &Mutex<Connection>) -> Result<(), Store
     Ok(())
 }
 
-/// A log consumer's cursor for one source, from the `cursors` table its store keeps beside
-/// what it built (profiles, inventory, audiences): the last sequence number applied, 0 before
-/// any.
+/// A log consumer's cursor for one source, from the cursor table (`table`, usually `cursors`)
+/// its store keeps beside what it built (profiles, inventory, audiences): the last sequence
+/// number applied, 0 before any.
 pub(crate) fn read_cursor(
     connection: &Connection,
+    table: &str,
     workspace: &WorkspaceId,
     source: &str,
 ) -> Result<i64, StoreError> {
     let seq: Option<i64> = connection
-        .prepare_cached("SELECT seq FROM cursors WHERE workspace_id = ?1 AND source_id = ?2")?
+        .prepare_cached(&format!(
+            "SELECT seq FROM {table} WHERE workspace_id = ?1 AND source_id = ?2"
+        ))?
         .query_row(params![workspace.0, source], |row| row.get(0))
         .optional()?;
     Ok(seq.unwrap_or(0))
 }
 
-/// Moves a source's cursor forward to `seq` (never back), inside the caller's transaction.
+/// Moves a source's cursor in `table` forward to `seq` (never back), inside the caller's
+/// transaction.
 pub(crate) fn save_cursor(
     connection: &Connection,
+    table: &str,
     workspace: &WorkspaceId,
     source: &str,
     seq: i64,
 ) -> Result<(), StoreError> {
     connection
-        .prepare_cached(
-            "INSERT INTO cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
-             ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)",
-        )?
+        .prepare_cached(&format!(
+            "INSERT INTO {table}(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
+             ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)"
+        ))?
         .execute(params![workspace.0, source, seq])?;
     Ok(())
 }

@@ -20,7 +20,7 @@
 use rusqlite::{Transaction, params};
 
 use super::AudienceStore;
-use crate::{StoreError, WorkspaceId};
+use crate::{StoreError, WorkspaceId, sqlite};
 
 pub(super) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS history (
@@ -75,14 +75,7 @@ impl AudienceStore {
     /// The source's history cursor (0 before any).
     pub fn history_cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
         let connection = self.lock()?;
-        let seq: Option<i64> = rusqlite::OptionalExtension::optional(
-            connection
-                .prepare_cached(
-                    "SELECT seq FROM history_cursors WHERE workspace_id = ?1 AND source_id = ?2",
-                )?
-                .query_row(params![workspace.0, source], |row| row.get(0)),
-        )?;
-        Ok(seq.unwrap_or(0))
+        sqlite::read_cursor(&connection, "history_cursors", workspace, source)
     }
 
     /// The recorded events of the next profiles after `after`, by profile id, whole: up to
@@ -250,12 +243,7 @@ pub(super) fn write(
         move_event.execute(params![workspace.0, event.source_id, event.seq, event.to])?;
     }
     if let Some((source, seq)) = cursor {
-        transaction
-            .prepare_cached(
-                "INSERT INTO history_cursors(workspace_id, source_id, seq) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(workspace_id, source_id) DO UPDATE SET seq = max(seq, excluded.seq)",
-            )?
-            .execute(params![workspace.0, source, seq])?;
+        sqlite::save_cursor(transaction, "history_cursors", workspace, source, seq)?;
     }
     Ok(())
 }

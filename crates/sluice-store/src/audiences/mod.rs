@@ -221,7 +221,7 @@ impl AudienceStore {
     /// The last sequence number of the source applied (0 before any).
     pub fn cursor(&self, workspace: &WorkspaceId, source: &str) -> Result<i64, StoreError> {
         let connection = self.lock()?;
-        sqlite::read_cursor(&connection, workspace, source)
+        sqlite::read_cursor(&connection, "cursors", workspace, source)
     }
 
     /// The catalog version and the last merge the workspace's states follow.
@@ -381,7 +381,7 @@ impl AudienceStore {
             commit.history_cursor,
         )?;
         if let Some((source, seq)) = commit.cursor {
-            sqlite::save_cursor(&transaction, workspace, source, seq)?;
+            sqlite::save_cursor(&transaction, "cursors", workspace, source, seq)?;
         }
         if commit.merge_id.is_some()
             || commit.catalog_version.is_some()

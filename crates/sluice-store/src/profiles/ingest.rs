@@ -123,7 +123,7 @@ fn ingest_batch(
         change
             .appender
             .commit(change.state.get()?, &workspace.0, source_id, seq);
-        crate::sqlite::save_cursor(change.transaction, workspace, source_id, seq)?;
+        crate::sqlite::save_cursor(change.transaction, "cursors", workspace, source_id, seq)?;
     }
     Ok(report)
 }

@@ -688,7 +688,7 @@ impl ProfileStore {
         source_id: &str,
     ) -> Result<i64, StoreError> {
         let connection = self.reader()?;
-        crate::sqlite::read_cursor(&connection, workspace, source_id)
+        crate::sqlite::read_cursor(&connection, "cursors", workspace, source_id)
     }
 }
 
