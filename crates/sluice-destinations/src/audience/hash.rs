@@ -18,18 +18,9 @@ pub struct Hex {
     len: u8,
 }
 
-/// The lowercase hex digits of four bytes, eight at once: each nibble spread into a byte of
-/// its own (high nibble first), then turned into its digit in every byte together.
-fn hex_of_four(bytes: [u8; 4]) -> [u8; 8] {
-    const LOW_NIBBLES: u64 = 0x0F0F_0F0F_0F0F_0F0F;
-    let mut x = u64::from(u32::from_be_bytes(bytes));
-    x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
-    x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
-    x = (x | (x << 4)) & LOW_NIBBLES;
-    // 1 in each byte whose nibble is 10 or more (adding 6 carries into the high half).
-    let letters = ((x + 0x0606_0606_0606_0606) >> 4) & 0x0101_0101_0101_0101;
-    // '0' + n for digits; 'a' + n - 10 = '0' + n + 39 for letters. No byte carries.
-    (x + 0x3030_3030_3030_3030 + letters * 39).to_be_bytes()
+/// The lowercase hex digit of a nibble (0 to 15).
+fn hex_digit(nibble: u8) -> u8 {
+    nibble + if nibble < 10 { b'0' } else { b'a' - 10 }
 }
 
 impl Hex {
@@ -61,23 +52,35 @@ impl Hex {
         &self.bytes[..usize::from(self.len)]
     }
 
-    /// Appends the digest as lowercase hex (64 digits for SHA-256, 32 for MD5).
-    pub fn push_hex(&self, out: &mut Vec<u8>) {
-        let mut text = [0u8; 64];
-        for (digits, four) in text.chunks_exact_mut(8).zip(self.bytes.chunks_exact(4)) {
-            let mut bytes = [0u8; 4];
-            bytes.copy_from_slice(four);
-            digits.copy_from_slice(&hex_of_four(bytes));
+    /// Appends the digest as lowercase hex (64 digits for SHA-256, 32 for MD5) in double
+    /// quotes, as a JSON string. Written as plain loops over fixed arrays, which the compiler
+    /// turns into vector instructions, and copied out once.
+    pub fn push_quoted(&self, out: &mut Vec<u8>) {
+        let mut high = [0u8; 32];
+        let mut low = [0u8; 32];
+        for at in 0..32 {
+            high[at] = hex_digit(self.bytes[at] >> 4);
+            low[at] = hex_digit(self.bytes[at] & 0x0F);
         }
-        out.extend_from_slice(&text[..2 * usize::from(self.len)]);
+        let mut text = [b'"'; 66];
+        for at in 0..32 {
+            text[1 + 2 * at] = high[at];
+            text[2 + 2 * at] = low[at];
+        }
+        let end = 1 + 2 * usize::from(self.len);
+        text[end] = b'"';
+        out.extend_from_slice(&text[..=end]);
     }
 
     /// The digest as lowercase hex.
     pub fn text(&self) -> String {
-        let mut out = Vec::with_capacity(64);
-        self.push_hex(&mut out);
-        // Only ASCII hex digits were written.
-        String::from_utf8(out).unwrap_or_default()
+        let mut out = Vec::with_capacity(66);
+        self.push_quoted(&mut out);
+        // Only ASCII hex digits and quotes were written.
+        String::from_utf8(out)
+            .unwrap_or_default()
+            .trim_matches('"')
+            .to_string()
     }
 
     /// The digest in standard Base64 (Google's `encoding: BASE64`).
@@ -89,9 +92,8 @@ impl Hex {
 impl std::fmt::Debug for Hex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // A hash of personal data is still personal data: never shown whole.
-        let mut prefix = Vec::with_capacity(8);
-        Hex::from_digest(&self.digest()[..4.min(self.digest().len())]).push_hex(&mut prefix);
-        write!(f, "Hex({}…)", String::from_utf8_lossy(&prefix))
+        let prefix = Hex::from_digest(&self.digest()[..4.min(self.digest().len())]).text();
+        write!(f, "Hex({prefix}…)")
     }
 }
 
@@ -124,18 +126,26 @@ fn sha256(value: &[u8]) -> [u8; 32] {
     if value.len() > 119 {
         return Sha256::digest(value).into();
     }
-    // FIPS 180-4 §5.1.1: the message, a 1 bit, zeros, the length in bits as 64 bits.
-    let blocks = if value.len() <= 55 { 1 } else { 2 };
-    let mut padded = [GenericArray::<u8, U64>::default(); 2];
-    let mut flat = [0u8; 128];
-    flat[..value.len()].copy_from_slice(value);
-    flat[value.len()] = 0x80;
-    let bits = (value.len() as u64) * 8;
-    flat[blocks * 64 - 8..blocks * 64].copy_from_slice(&bits.to_be_bytes());
-    padded[0].copy_from_slice(&flat[..64]);
-    padded[1].copy_from_slice(&flat[64..]);
+    // FIPS 180-4 §5.1.1: the message, a 1 bit, zeros, the length in bits as 64 bits. Most
+    // identifiers fit in one block, built in place.
+    let bits = ((value.len() as u64) * 8).to_be_bytes();
     let mut state = SHA256_INITIAL;
-    sha2::compress256(&mut state, &padded[..blocks]);
+    if value.len() <= 55 {
+        let mut block = GenericArray::<u8, U64>::default();
+        block[..value.len()].copy_from_slice(value);
+        block[value.len()] = 0x80;
+        block[56..].copy_from_slice(&bits);
+        sha2::compress256(&mut state, std::slice::from_ref(&block));
+    } else {
+        let mut flat = [0u8; 128];
+        flat[..value.len()].copy_from_slice(value);
+        flat[value.len()] = 0x80;
+        flat[120..].copy_from_slice(&bits);
+        let mut blocks = [GenericArray::<u8, U64>::default(); 2];
+        blocks[0].copy_from_slice(&flat[..64]);
+        blocks[1].copy_from_slice(&flat[64..]);
+        sha2::compress256(&mut state, &blocks);
+    }
     let mut digest = [0u8; 32];
     for (out, word) in digest.chunks_exact_mut(4).zip(state) {
         out.copy_from_slice(&word.to_be_bytes());

@@ -33,7 +33,6 @@ use crate::contract::{HttpRequest, HttpResponse, Plan, Planned, Verdict};
 use crate::settings::{Reader, invalid};
 use crate::{SettingsError, google_audiences, meta_audiences, tiktok_audiences};
 
-use hash::Hex;
 use member::{Action, Refusal, Traits};
 use normalize::CountryCode;
 
@@ -187,6 +186,13 @@ fn planning_threads() -> usize {
     })
 }
 
+/// What one thread read of its share of the events.
+struct ReadShare<'v, R> {
+    rows: Vec<Row<'v, R>>,
+    unsupported: Vec<(usize, String)>,
+    invalid: Vec<(usize, String)>,
+}
+
 /// One request's rows, found before the requests are written.
 struct Span {
     /// The run's first row.
@@ -233,31 +239,47 @@ fn plan_runs_on<'v, R: Send + Sync>(
     request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
 ) -> Plan {
     let max = max.max(1);
-    let reads = in_parallel(
+    // Each share of the events is read into rows and refusals on its own thread, so that
+    // sorting the two apart is not left to one thread between the steps.
+    let shares = in_parallel(
         events,
         threads,
         |_| 1,
-        |share| {
+        |first, share| {
             let mut scratch = String::with_capacity(64);
-            share
-                .iter()
-                .map(|event| read(event, &mut scratch))
-                .collect()
+            let mut read_share = ReadShare {
+                rows: Vec::with_capacity(share.len()),
+                unsupported: Vec::new(),
+                invalid: Vec::new(),
+            };
+            for (offset, text) in share.iter().enumerate() {
+                let event = first + offset;
+                match read(text, &mut scratch) {
+                    Ok((audience, action, data)) => read_share.rows.push(Row {
+                        event,
+                        audience,
+                        action,
+                        data,
+                    }),
+                    Err(Refusal::Unsupported(reason)) => {
+                        read_share.unsupported.push((event, reason));
+                    }
+                    Err(Refusal::Invalid(reason)) => read_share.invalid.push((event, reason)),
+                }
+            }
+            vec![read_share]
         },
     );
     let mut plan = Plan::default();
-    let mut rows: Vec<Row<'v, R>> = Vec::with_capacity(reads.len());
-    for (event, result) in reads.into_iter().enumerate() {
-        match result {
-            Ok((audience, action, data)) => rows.push(Row {
-                event,
-                audience,
-                action,
-                data,
-            }),
-            Err(Refusal::Unsupported(reason)) => plan.unsupported.push((event, reason)),
-            Err(Refusal::Invalid(reason)) => plan.invalid.push((event, reason)),
+    let mut rows: Vec<Row<'v, R>> = Vec::new();
+    for share in shares {
+        if rows.is_empty() {
+            rows = share.rows;
+        } else {
+            rows.extend(share.rows);
         }
+        plan.unsupported.extend(share.unsupported);
+        plan.invalid.extend(share.invalid);
     }
     let mut spans = Vec::new();
     let mut run_start = 0;
@@ -285,7 +307,7 @@ fn plan_runs_on<'v, R: Send + Sync>(
         &spans,
         threads,
         |span| span.end - span.start,
-        |share| {
+        |_, share| {
             share
                 .iter()
                 .map(|span| {
@@ -308,16 +330,17 @@ fn plan_runs_on<'v, R: Send + Sync>(
     plan
 }
 
-/// `map` over `items` split into `threads` consecutive shares of about equal `weight`, the
-/// first on the caller's thread and the others on scoped threads; the results in order.
+/// `map` over `items` split into `threads` consecutive shares of about equal `weight` (`map`
+/// is given the position of its share's first item), the first on the caller's thread and the
+/// others on scoped threads; the results in order.
 fn in_parallel<T: Sync, U: Send>(
     items: &[T],
     threads: usize,
     weight: impl Fn(&T) -> usize,
-    map: impl Fn(&[T]) -> Vec<U> + Sync,
+    map: impl Fn(usize, &[T]) -> Vec<U> + Sync,
 ) -> Vec<U> {
     if threads <= 1 || items.len() < 2 {
-        return map(items);
+        return map(0, items);
     }
     let total: usize = items.iter().map(&weight).sum();
     let mut cuts = vec![0];
@@ -329,14 +352,17 @@ fn in_parallel<T: Sync, U: Send>(
         }
     }
     cuts.push(items.len());
-    let shares: Vec<&[T]> = cuts.windows(2).map(|w| &items[w[0]..w[1]]).collect();
+    let shares: Vec<(usize, &[T])> = cuts
+        .windows(2)
+        .map(|w| (w[0], &items[w[0]..w[1]]))
+        .collect();
     let map = &map;
     std::thread::scope(|scope| {
         let helpers: Vec<_> = shares[1..]
             .iter()
-            .map(|share| scope.spawn(move || map(share)))
+            .map(|(first, share)| scope.spawn(move || map(*first, share)))
             .collect();
-        let mut out = map(shares[0]);
+        let mut out = map(shares[0].0, shares[0].1);
         for helper in helpers {
             match helper.join() {
                 Ok(theirs) => out.extend(theirs),
@@ -358,13 +384,6 @@ pub(crate) fn push_json_str(out: &mut Vec<u8>, text: &str) {
 pub(crate) fn push_plain_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     out.extend_from_slice(text.as_bytes());
-    out.push(b'"');
-}
-
-/// Appends a digest as quoted lowercase hex.
-pub(crate) fn push_hex_str(out: &mut Vec<u8>, hex: &Hex) {
-    out.push(b'"');
-    hex.push_hex(out);
     out.push(b'"');
 }
 

@@ -35,7 +35,7 @@ use serde_json::{Map, Value, json};
 use crate::audience::member::{self, Action, Consent, DeviceOs, Field, Membership};
 use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
 use crate::audience::{
-    Chunk, no_identifier, plan_runs, push_hex_str, push_json_str, push_plain_str, status_reason,
+    Chunk, no_identifier, plan_runs, push_json_str, push_plain_str, status_reason,
 };
 use crate::contract::{HttpRequest, HttpResponse, Plan, Verdict, retry_after};
 use crate::request::{json_post, to_bytes};
@@ -266,7 +266,7 @@ fn request(settings: &GoogleSettings, chunk: &Chunk<'_, GoogleRow>) -> HttpReque
 
 fn push_hash(body: &mut Vec<u8>, id: &Identifier, encoding: Encoding) {
     match (id, encoding) {
-        (Identifier::Hashed(hex), Encoding::Hex) => push_hex_str(body, hex),
+        (Identifier::Hashed(hex), Encoding::Hex) => hex.push_quoted(body),
         (Identifier::Hashed(hex), Encoding::Base64) => push_plain_str(body, &hex.to_base64()),
         (Identifier::Plain(text), _) => push_json_str(body, text),
     }

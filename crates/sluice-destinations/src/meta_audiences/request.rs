@@ -29,8 +29,7 @@ use crate::audience::member::{self, Action, Field};
 use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
 use crate::audience::raw::Raw;
 use crate::audience::{
-    Chunk, Row, no_identifier, plan_runs, push_hex_str, push_json_str, push_plain_str,
-    status_reason,
+    Chunk, Row, no_identifier, plan_runs, push_json_str, push_plain_str, status_reason,
 };
 use crate::contract::{HttpRequest, HttpResponse, Method, Plan, Verdict, retry_after};
 use crate::request::{json_post, to_bytes};
@@ -207,7 +206,7 @@ fn push_row(body: &mut Vec<u8>, row: &Row<'_, MetaRow>, used: &[usize]) {
             body.push(b',');
         }
         match &row.data[*column] {
-            Some(Identifier::Hashed(hex)) => push_hex_str(body, hex),
+            Some(Identifier::Hashed(hex)) => hex.push_quoted(body),
             Some(Identifier::Plain(text)) => push_json_str(body, text),
             None => body.extend_from_slice(b"\"\""),
         }

@@ -22,7 +22,7 @@ use crate::audience::hash::Hex;
 use crate::audience::member::{self, Action, DeviceOs, Field};
 use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
 use crate::audience::{
-    Chunk, no_identifier, plan_runs, push_hex_str, push_json_str, push_plain_str, status_reason,
+    Chunk, no_identifier, plan_runs, push_json_str, push_plain_str, status_reason,
 };
 use crate::contract::{HttpRequest, HttpResponse, Plan, Verdict, retry_after};
 use crate::request::{json_post, to_bytes};
@@ -159,7 +159,7 @@ fn request(settings: &TikTokSettings, chunk: &Chunk<'_, TikTokRow>) -> HttpReque
             match &row.data[*column] {
                 Some(hex) => {
                     body.extend_from_slice(b"{\"id\":");
-                    push_hex_str(&mut body, hex);
+                    hex.push_quoted(&mut body);
                     body.extend_from_slice(b",\"audience_ids\":[");
                     push_json_str(&mut body, &row.audience);
                     body.extend_from_slice(b"]}");
