@@ -15,8 +15,9 @@
 //!
 //! What is timed. First, not timed (as DuckDB's loading of the file is not): every line is
 //! parsed and recorded under its person's profile, as the audience consumer records events as
-//! they are logged ("record", reported apart); traits are loaded into a table by profile id (the
-//! stand-in for the profile store). Then each round recomputes every profile on `--threads`
+//! they are logged ("record", reported apart); the traits the audiences read are loaded into a
+//! table by profile id (the stand-in for the profile store's `trait_values`, one probe a
+//! profile). Then each round recomputes every profile on `--threads`
 //! threads, each taking a run of neighbouring profile ids, as the server's backfill splits a
 //! batch: the "engine" time. "From text" = record + engine. Not modelled: the SQLite reads of
 //! the history and states and the writes of the new states around it.
@@ -345,8 +346,9 @@ pub fn history(args: HistoryArgs) -> Result<()> {
 /// store's).
 type Fnv64 = std::hash::BuildHasherDefault<sluice_audience::Fnv>;
 
-/// Each profile's traits by profile id.
-type Traits = HashMap<i64, Map<String, Value>, Fnv64>;
+/// Each profile's traits that the audiences read (`Engine::profile_trait_names`, in that
+/// order), by profile id: what the profile store's `trait_values` gives the server's backfill.
+type Traits = HashMap<i64, Vec<Option<Value>>, Fnv64>;
 
 /// The audience history as `audiences.db` keeps it and a backfill reads it: profiles in id
 /// order, each one's events in recorded form, back to back in log order.
@@ -421,7 +423,7 @@ fn user_number(user: &str) -> u64 {
         .unwrap_or(0)
 }
 
-fn read_traits(path: &Path, ids: &HashMap<String, i64>) -> Result<Traits> {
+fn read_traits(path: &Path, ids: &HashMap<String, i64>, names: &[String]) -> Result<Traits> {
     let reader = BufReader::new(File::open(path).with_context(|| format!("{}", path.display()))?);
     let mut traits = Traits::default();
     for line in reader.lines() {
@@ -432,7 +434,8 @@ fn read_traits(path: &Path, ids: &HashMap<String, i64>) -> Result<Traits> {
             continue;
         };
         if let Some(id) = ids.get(user) {
-            traits.insert(*id, map.clone());
+            let values = names.iter().map(|name| map.get(name).cloned()).collect();
+            traits.insert(*id, values);
         }
     }
     Ok(traits)
@@ -473,9 +476,14 @@ struct Setup<'a> {
     now: i64,
 }
 
+/// Profiles whose traits are read at once: the server's backfill reads the traits of a batch
+/// of profiles (500, split across the threads) in one call to the profile store.
+const TRAIT_BATCH: usize = 250;
+
 /// Recomputes profiles `range` (positions) as the server's backfill does each one: a fresh
 /// state, the profile's recorded events applied in order, evaluated at `now` with its traits,
-/// and its next timer.
+/// and its next timer. The traits of each [`TRAIT_BATCH`] profiles are read (copied out of the
+/// table, as the profile store answers with values of its own) before they are recomputed.
 fn recompute(setup: &Setup<'_>, range: std::ops::Range<usize>) -> Tally {
     let Setup {
         engine,
@@ -484,36 +492,45 @@ fn recompute(setup: &Setup<'_>, range: std::ops::Range<usize>) -> Tally {
         traits,
         now,
     } = *setup;
-    let empty = Map::new();
     let mut tally = Tally::new(keys.len());
     let mut start = match range.start {
         0 => 0,
         at => history.profiles[at - 1].0,
     };
-    for at in range {
-        let (end, number) = history.profiles[at];
-        let mut state = engine.fresh();
-        let mut rest = &history.records[start..end];
-        start = end;
-        while !rest.is_empty() {
-            let bytes = rest;
-            let Some(event) = recorded::read(bytes, &mut rest) else {
-                break;
+    let positions: Vec<usize> = range.collect();
+    for batch in positions.chunks(TRAIT_BATCH) {
+        let mut batch_traits = Vec::with_capacity(batch.len());
+        for at in batch {
+            let profile = *at as i64 + 1;
+            let values = match traits.get(&profile) {
+                Some(values) => values.clone(),
+                None => vec![None; engine.profile_trait_names().len()],
             };
-            engine.apply(&mut state, &event, now);
+            batch_traits.push(values);
         }
-        let profile = at as i64 + 1;
-        let traits = traits.get(&profile).unwrap_or(&empty);
-        let changes = engine.evaluate(&mut state, traits, now);
-        if engine.next_change(&state, traits, now).is_some() {
-            tally.next_changes += 1;
-        }
-        for change in changes {
-            if let Change::Entered(key) = change
-                && let Some(at) = keys.iter().position(|k| *k == key)
-            {
-                tally.members[at] += 1;
-                tally.sums[at] += number;
+        for (at, traits) in batch.iter().zip(&batch_traits) {
+            let (end, number) = history.profiles[*at];
+            let mut state = engine.fresh();
+            let mut rest = &history.records[start..end];
+            start = end;
+            while !rest.is_empty() {
+                let bytes = rest;
+                let Some(event) = recorded::read(bytes, &mut rest) else {
+                    break;
+                };
+                engine.apply(&mut state, &event, now);
+            }
+            let changes = engine.evaluate(&mut state, traits.as_slice(), now);
+            if engine.next_change(&state, traits.as_slice(), now).is_some() {
+                tally.next_changes += 1;
+            }
+            for change in changes {
+                if let Change::Entered(key) = change
+                    && let Some(at) = keys.iter().position(|k| *k == key)
+                {
+                    tally.members[at] += 1;
+                    tally.sums[at] += number;
+                }
             }
         }
     }
@@ -572,7 +589,11 @@ pub fn backfill(args: BackfillArgs) -> Result<()> {
         history.profiles.len(),
         history.records.len()
     );
-    let traits = read_traits(&args.data.join("profiles.jsonl"), &history.ids)?;
+    let traits = read_traits(
+        &args.data.join("profiles.jsonl"),
+        &history.ids,
+        engine.profile_trait_names(),
+    )?;
     let threads = args.threads.max(1);
     let setup = Setup {
         engine: &engine,

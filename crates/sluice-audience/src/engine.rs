@@ -288,15 +288,51 @@ enum Node {
         op: CountOp,
         count: u64,
     },
-    /// A profile trait, or with `computed`, the computed trait of that slot (then `path` is
-    /// what follows its key).
+    /// A trait's value at `path` (what follows the trait's key).
     Trait {
-        computed: Option<usize>,
+        source: TraitSource,
         path: Vec<String>,
         test: Test,
     },
     /// The audience at this position of the evaluation order.
     Audience(usize),
+}
+
+/// Where a trait condition reads its trait.
+#[derive(Debug)]
+enum TraitSource {
+    /// The computed trait of this slot.
+    Computed(usize),
+    /// The profile trait of this position in [`Engine::profile_trait_names`].
+    Profile(usize),
+}
+
+/// A profile's own (custom) traits, as the engine reads them: by the position of the trait's
+/// name in [`Engine::profile_trait_names`], or by the name itself.
+pub trait ProfileTraits {
+    fn trait_value(&self, position: usize, name: &str) -> Option<&Value>;
+}
+
+/// All of a profile's traits, found by name.
+impl ProfileTraits for Map<String, Value> {
+    fn trait_value(&self, _position: usize, name: &str) -> Option<&Value> {
+        // Profiles have a handful of traits: comparing their names is cheaper than hashing.
+        if self.len() <= 16 {
+            self.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value)
+        } else {
+            self.get(name)
+        }
+    }
+}
+
+/// Only the traits the engine's conditions read, in [`Engine::profile_trait_names`] order
+/// (what a backfill reads for each profile).
+impl ProfileTraits for [Option<Value>] {
+    fn trait_value(&self, position: usize, _name: &str) -> Option<&Value> {
+        self.get(position)?.as_ref()
+    }
 }
 
 /// A compiled catalog.
@@ -310,6 +346,8 @@ pub struct Engine {
     audiences: Vec<AudienceSlot>,
     /// Whether any audience has a `within_last` trait condition.
     relative: bool,
+    /// The profile traits conditions read, each name once.
+    profile_traits: Vec<String>,
 }
 
 impl ProfileState {
@@ -334,6 +372,7 @@ impl Engine {
             traits: Vec::new(),
             audiences: Vec::new(),
             relative: false,
+            profile_traits: Vec::new(),
         };
         let mut ids: HashMap<String, usize> = HashMap::new();
         for definition in &catalog.traits {
@@ -504,13 +543,19 @@ impl Engine {
             Condition::Trait { path, test } => {
                 self.relative |= test.operator == Operator::WithinLast;
                 let computed = self.traits.iter().position(|slot| slot.key == path[0]);
-                let path = match computed {
-                    Some(_) => path[1..].to_vec(),
-                    None => path.clone(),
+                let source = match computed {
+                    Some(slot) => TraitSource::Computed(slot),
+                    None => {
+                        let known = self.profile_traits.iter().position(|name| *name == path[0]);
+                        TraitSource::Profile(known.unwrap_or_else(|| {
+                            self.profile_traits.push(path[0].clone());
+                            self.profile_traits.len() - 1
+                        }))
+                    }
                 };
                 Node::Trait {
-                    computed,
-                    path,
+                    source,
+                    path: path.clone(),
                     test: test.clone(),
                 }
             }
@@ -620,7 +665,7 @@ impl Engine {
     pub fn evaluate(
         &self,
         state: &mut ProfileState,
-        traits: &Map<String, Value>,
+        traits: &(impl ProfileTraits + ?Sized),
         now: i64,
     ) -> Vec<Change> {
         for (aggregator, series) in self.aggregators.iter().zip(state.series.iter_mut()) {
@@ -665,7 +710,7 @@ impl Engine {
     pub fn next_change(
         &self,
         state: &ProfileState,
-        traits: &Map<String, Value>,
+        traits: &(impl ProfileTraits + ?Sized),
         now: i64,
     ) -> Option<i64> {
         let mut next: Option<i64> = None;
@@ -691,7 +736,7 @@ impl Engine {
         &self,
         node: &Node,
         state: &ProfileState,
-        traits: &Map<String, Value>,
+        traits: &(impl ProfileTraits + ?Sized),
         now: i64,
         consider: &mut impl FnMut(Option<i64>),
     ) {
@@ -702,15 +747,8 @@ impl Engine {
                 }
             }
             Node::Not(inner) => self.relative_changes(inner, state, traits, now, consider),
-            Node::Trait {
-                computed,
-                path,
-                test,
-            } if test.operator == Operator::WithinLast => {
-                let value = match computed {
-                    Some(slot) => lookup(&state.values[*slot], path),
-                    None => lookup_map(traits, path),
-                };
+            Node::Trait { source, path, test } if test.operator == Operator::WithinLast => {
+                let value = trait_at(source, path, traits, &state.values);
                 consider(test.changes_after(value, now));
             }
             _ => {}
@@ -744,6 +782,12 @@ impl Engine {
     /// Whether the catalog defines nothing.
     pub fn is_empty(&self) -> bool {
         self.traits.is_empty() && self.audiences.is_empty()
+    }
+
+    /// The names of the profile traits conditions read: what [`ProfileTraits`] given as a
+    /// slice holds, in this order.
+    pub fn profile_trait_names(&self) -> &[String] {
+        &self.profile_traits
     }
 
     /// The computed-trait keys, in definition order.
@@ -800,7 +844,7 @@ impl Engine {
         &self,
         node: &Node,
         state: &ProfileState,
-        traits: &Map<String, Value>,
+        traits: &(impl ProfileTraits + ?Sized),
         computed: &[Value],
         members: &[bool],
         now: i64,
@@ -825,16 +869,8 @@ impl Engine {
                     .map_or(0, |stats| stats.count);
                 op.holds(seen, *count)
             }
-            Node::Trait {
-                computed: slot,
-                path,
-                test,
-            } => {
-                let value = match slot {
-                    Some(slot) => lookup(&computed[*slot], path),
-                    None => lookup_map(traits, path),
-                };
-                test.passes(value, now)
+            Node::Trait { source, path, test } => {
+                test.passes(trait_at(source, path, traits, computed), now)
             }
             Node::Audience(position) => members.get(*position).copied().unwrap_or(false),
         }
@@ -905,12 +941,18 @@ fn child<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
     }
 }
 
-fn lookup_map<'a>(map: &'a Map<String, Value>, path: &[String]) -> Option<&'a Value> {
-    let (first, rest) = path.split_first()?;
-    let value = if map.len() <= 16 {
-        map.iter().find(|(k, _)| *k == first).map(|(_, v)| v)?
-    } else {
-        map.get(first)?
+/// The value a trait condition reads: the trait (`path[0]`), computed or the profile's, then
+/// the rest of `path` inside it.
+fn trait_at<'a>(
+    source: &TraitSource,
+    path: &[String],
+    traits: &'a (impl ProfileTraits + ?Sized),
+    computed: &'a [Value],
+) -> Option<&'a Value> {
+    let (name, rest) = path.split_first()?;
+    let value = match source {
+        TraitSource::Computed(slot) => computed.get(*slot)?,
+        TraitSource::Profile(position) => traits.trait_value(*position, name)?,
     };
     lookup(value, rest)
 }

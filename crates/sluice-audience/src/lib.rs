@@ -25,4 +25,6 @@ pub use catalog::Catalog;
 pub use definition::{
     Audience, ComputedTrait, Condition, DefinitionError, read_audience, read_trait,
 };
-pub use engine::{Call, Change, Engine, EventRef, Fnv, Outputs, Part, ProfileState, StoredState};
+pub use engine::{
+    Call, Change, Engine, EventRef, Fnv, Outputs, Part, ProfileState, ProfileTraits, StoredState,
+};

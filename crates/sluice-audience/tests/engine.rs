@@ -269,6 +269,77 @@ fn audiences_combine_traits_computed_traits_and_other_audiences() {
 }
 
 #[test]
+fn conditions_read_only_the_traits_they_name_in_either_form() {
+    let engine = engine(
+        &[json!({"key": "orders", "name": "x", "type": "count", "event": "Order Completed"})],
+        &[
+            json!({"key": "vip", "name": "VIP", "condition": {"and": [
+                {"trait": {"key": "orders", "op": ">=", "value": 2}},
+                {"trait": {"key": "address.country", "op": "=", "value": "FR"}}]}}),
+            json!({"key": "pros", "name": "Pros", "condition": {"or": [
+                {"trait": {"key": "plan", "op": "=", "value": "pro"}},
+                {"trait": {"key": "address.country", "op": "=", "value": "DE"}}]}}),
+            json!({"key": "new_users", "name": "New", "condition": {
+                "trait": {"key": "created_at", "op": "within_last", "value": {"days": 7}}}}),
+        ],
+    );
+    // Each name once, computed traits not among them, in the order conditions name them.
+    assert_eq!(
+        engine.profile_trait_names(),
+        ["address", "plan", "created_at"]
+    );
+    let profiles = [
+        json!({"address": {"country": "FR"}, "plan": "pro", "created_at": iso(T0), "x": 1}),
+        json!({"address": {"country": "DE"}, "email": "a@example.com"}),
+        json!({"plan": "free", "created_at": iso(T0 - 3 * DAY)}),
+        json!({}),
+    ];
+    for profile in profiles {
+        let Value::Object(all) = profile else {
+            unreachable!()
+        };
+        let selected: Vec<Option<Value>> = engine
+            .profile_trait_names()
+            .iter()
+            .map(|name| all.get(name).cloned())
+            .collect();
+        let (mut by_name, mut by_position) = (engine.fresh(), engine.fresh());
+        for (n, at) in [T0, T0 + DAY, T0 + 5 * DAY].into_iter().enumerate() {
+            let order = track(&n.to_string(), "Order Completed", at, json!({}));
+            let order = EventRef::read(&order).unwrap();
+            engine.apply(&mut by_name, &order, at);
+            engine.apply(&mut by_position, &order, at);
+            assert_eq!(
+                engine.evaluate(&mut by_name, &all, at),
+                engine.evaluate(&mut by_position, selected.as_slice(), at),
+                "{all:?} at {at}"
+            );
+            assert_eq!(
+                engine.next_change(&by_name, &all, at),
+                engine.next_change(&by_position, selected.as_slice(), at)
+            );
+        }
+        assert_eq!(engine.outputs(&by_name), engine.outputs(&by_position));
+    }
+    // The selected form is what decides: FR with two orders is a vip, DE a pro.
+    let selected = [Some(json!({"country": "FR"})), None, None];
+    let mut state = engine.fresh();
+    for n in 0..2 {
+        let order = track(&n.to_string(), "Order Completed", T0, json!({}));
+        engine.apply(&mut state, &EventRef::read(&order).unwrap(), T0);
+    }
+    assert_eq!(
+        engine.evaluate(&mut state, selected.as_slice(), T0),
+        vec![trait_change("orders", json!(2)), entered("vip")]
+    );
+    let selected = [Some(json!({"country": "DE"})), None, None];
+    assert_eq!(
+        engine.evaluate(&mut state, selected.as_slice(), T0),
+        vec![exited("vip"), entered("pros")]
+    );
+}
+
+#[test]
 fn not_performing_is_a_membership_from_the_first_evaluation() {
     let engine = engine(
         &[],

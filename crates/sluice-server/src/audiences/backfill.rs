@@ -274,18 +274,23 @@ struct Recomputed {
 
 fn recompute_part(context: &Context<'_>, work: &[Item<'_>]) -> Result<Recomputed, StoreError> {
     let mut out = Recomputed::default();
-    for (profile, row, history) in work {
-        let live = context
-            .profiles
-            .profile_by_id(context.workspace, *profile)?;
-        if live.is_none_or(|live| live.id != *profile) {
+    let ids: Vec<i64> = work.iter().map(|(profile, _, _)| *profile).collect();
+    // The part's traits in one read of the profile store.
+    let traits = context.profiles.live_trait_values(
+        context.workspace,
+        &ids,
+        context.engine.profile_trait_names(),
+    )?;
+    for ((profile, row, history), traits) in work.iter().zip(traits) {
+        // Merged away or erased since: its state goes.
+        let Some(traits) = traits else {
             if row.is_some() {
                 out.removed.push(*profile);
             }
             continue;
-        }
+        };
         let loaded = rebuilt(context.engine, *row, *history, context.now);
-        let (row, found) = process::evaluate_one(context, *profile, loaded)?;
+        let (row, found) = process::evaluate_one(context, *profile, loaded, &traits);
         out.states.push(row);
         out.changes.extend(found);
     }

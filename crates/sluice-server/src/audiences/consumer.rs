@@ -216,7 +216,8 @@ impl Audiences {
                 if loaded.consent.is_none() {
                     loaded.consent = from.consent;
                 }
-                let (row, found) = process::evaluate_one(&context, merge.kept, loaded)?;
+                let traits = process::traits_of(&context, merge.kept)?;
+                let (row, found) = process::evaluate_one(&context, merge.kept, loaded, &traits);
                 // Later merges in this round read the stored rows: commit each one.
                 store.commit(
                     &ws,
@@ -318,7 +319,8 @@ impl Audiences {
                 let row = rows.iter().find(|row| row.profile_id == item.profile);
                 let mut loaded = process::load(&engine, row);
                 loaded.apply(&engine, &item.events, now);
-                let (row, found) = process::evaluate_one(&context, item.profile, loaded)?;
+                let traits = process::traits_of(&context, item.profile)?;
+                let (row, found) = process::evaluate_one(&context, item.profile, loaded, &traits);
                 commit.states.push(row);
                 commit.changes.extend(found);
             }

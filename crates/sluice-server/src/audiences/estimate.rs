@@ -74,8 +74,8 @@ impl Audiences {
             let mut members = 0;
             let total = states.len() as u64;
             for (profile, mut state) in states {
-                let traits = profiles.trait_map(&ws, profile)?;
-                engine.evaluate(&mut state, &traits, now);
+                let traits = profiles.trait_values(&ws, profile, engine.profile_trait_names())?;
+                engine.evaluate(&mut state, traits.as_slice(), now);
                 if engine.outputs(&state).audiences.contains(&key) {
                     members += 1;
                 }

@@ -159,7 +159,8 @@ pub(super) fn run(
         let mut loaded = load(context.engine, row);
         loaded.apply(context.engine, &item.events, context.now);
         if evaluate {
-            let (row, changes) = evaluate_one(context, item.profile, loaded)?;
+            let traits = traits_of(context, item.profile)?;
+            let (row, changes) = evaluate_one(context, item.profile, loaded, &traits);
             output.states.push(row);
             output.changes.extend(changes);
         } else {
@@ -178,20 +179,32 @@ pub(super) fn run(
     Ok(output)
 }
 
-/// Evaluates one profile's state at `now`: the row to store and the changes (a new consent
-/// last), numbered after the changes it had.
+/// The traits of `profile` that the engine's conditions read.
+pub(super) fn traits_of(
+    context: &Context<'_>,
+    profile: i64,
+) -> Result<Vec<Option<Value>>, StoreError> {
+    context.profiles.trait_values(
+        context.workspace,
+        profile,
+        context.engine.profile_trait_names(),
+    )
+}
+
+/// Evaluates one profile's state at `now` with its `traits` ([`traits_of`]): the row to store
+/// and the changes (a new consent last), numbered after the changes it had.
 pub(super) fn evaluate_one(
     context: &Context<'_>,
     profile: i64,
     mut loaded: Loaded,
-) -> Result<(ProfileRow, Vec<ChangeRow>), StoreError> {
-    let traits = context.profiles.trait_map(context.workspace, profile)?;
+    traits: &[Option<Value>],
+) -> (ProfileRow, Vec<ChangeRow>) {
     let found = context
         .engine
-        .evaluate(&mut loaded.state, &traits, context.now);
+        .evaluate(&mut loaded.state, traits, context.now);
     let next_at = context
         .engine
-        .next_change(&loaded.state, &traits, context.now);
+        .next_change(&loaded.state, traits, context.now);
     let mut rows = Vec::with_capacity(found.len() + 1);
     let mut n = loaded.changes;
     for change in found {
@@ -222,5 +235,5 @@ pub(super) fn evaluate_one(
         });
     }
     metrics::counter!(super::CHANGES).increment(rows.len() as u64);
-    Ok((to_row(context.engine, profile, loaded, n, next_at), rows))
+    (to_row(context.engine, profile, loaded, n, next_at), rows)
 }

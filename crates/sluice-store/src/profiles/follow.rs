@@ -114,6 +114,43 @@ impl ProfileStore {
         })
     }
 
+    /// The traits `names` of a live or merged profile of the workspace, in that order (`None`
+    /// for one it lacks, or for a profile of another workspace). Only these are parsed: what
+    /// the audience engine reads of a profile when it evaluates it.
+    pub fn trait_values(
+        &self,
+        workspace: &WorkspaceId,
+        profile: ProfileId,
+        names: &[String],
+    ) -> Result<Vec<Option<Value>>, StoreError> {
+        self.read(|state, _| {
+            Ok(match owned(state, workspace, profile) {
+                Some(held) => named_traits(state, held, names),
+                None => vec![None; names.len()],
+            })
+        })
+    }
+
+    /// [`ProfileStore::trait_values`] of many profiles at once (one lock, the lookups one
+    /// after another, so their cache misses overlap), in the order given; `None` for a
+    /// profile that is not live in the workspace (merged away, erased, or another's).
+    pub fn live_trait_values(
+        &self,
+        workspace: &WorkspaceId,
+        profiles: &[ProfileId],
+        names: &[String],
+    ) -> Result<Vec<Option<Vec<Option<Value>>>>, StoreError> {
+        self.read(|state, _| {
+            let mut out = Vec::with_capacity(profiles.len());
+            for profile in profiles {
+                let live = state.live_of(*profile) == Some(*profile);
+                let held = owned(state, workspace, *profile).filter(|_| live);
+                out.push(held.map(|held| named_traits(state, held, names)));
+            }
+            Ok(out)
+        })
+    }
+
     /// The identifiers of a profile of the workspace, oldest first (none for a profile of
     /// another workspace).
     pub fn identifiers_by_id(
@@ -197,6 +234,22 @@ impl ProfileStore {
 }
 
 /// A profile (live or merged away) of the workspace.
+/// The traits `names` of a profile, in that order, parsed from their JSON text.
+fn named_traits(
+    state: &State,
+    held: &super::state::Profile,
+    names: &[String],
+) -> Vec<Option<Value>> {
+    let mut values = vec![None; names.len()];
+    for record in &held.traits {
+        let name = state.names.text(record.name);
+        if let Some(at) = names.iter().position(|wanted| wanted == name) {
+            values[at] = Some(serde_json::from_str(&record.value).unwrap_or(Value::Null));
+        }
+    }
+    values
+}
+
 fn owned<'s>(
     state: &'s State,
     workspace: &WorkspaceId,

@@ -192,6 +192,48 @@ fn the_journey_merges_two_devices_into_one_profile() {
 }
 
 #[test]
+fn named_trait_values_are_read_in_the_order_asked() {
+    let (_dir, store) = open();
+    store
+        .ingest(&ws(), &default_rules(), "src_web", &journey())
+        .unwrap();
+    let jane = profile_of(&store, "user_id", "u1").unwrap();
+    let names: Vec<String> = ["plan", "missing", "name"].map(String::from).to_vec();
+    let all = traits_of(&store, &jane);
+    assert_eq!(
+        store.trait_values(&ws(), jane.id, &names).unwrap(),
+        vec![Some(all["plan"].clone()), None, Some(json!("Jane"))]
+    );
+    assert_eq!(store.trait_map(&ws(), jane.id).unwrap(), all);
+    // Another workspace's question finds nothing.
+    let other = WorkspaceId("ws_other".into());
+    assert_eq!(
+        store.trait_values(&other, jane.id, &names).unwrap(),
+        vec![None, None, None]
+    );
+    // Many at once: only live profiles of the workspace answer. The journey merged the phone's
+    // profile into Jane's, so its id is no longer live.
+    let merged = (1..=jane.id + 2)
+        .find(|id| *id != jane.id && store.profile_by_id(&ws(), *id).unwrap().is_some())
+        .unwrap();
+    let many = store
+        .live_trait_values(&ws(), &[jane.id, merged, 9_999], &names)
+        .unwrap();
+    assert_eq!(
+        many,
+        vec![
+            Some(store.trait_values(&ws(), jane.id, &names).unwrap()),
+            None,
+            None
+        ]
+    );
+    assert_eq!(
+        store.live_trait_values(&other, &[jane.id], &names).unwrap(),
+        vec![None]
+    );
+}
+
+#[test]
 fn splitting_at_the_merge_restores_the_phone_profile() {
     let (_dir, store) = open();
     let rules = default_rules();
