@@ -342,13 +342,9 @@ pub fn history(args: HistoryArgs) -> Result<()> {
     Ok(())
 }
 
-/// FNV-1a (the engine's), for the table of traits by profile id (the stand-in for the profile
-/// store's).
-type Fnv64 = std::hash::BuildHasherDefault<sluice_audience::Fnv>;
-
 /// Each profile's traits that the audiences read (`Engine::profile_trait_names`, in that
 /// order), by profile id: what the profile store's `trait_values` gives the server's backfill.
-type Traits = HashMap<i64, Vec<Option<Value>>, Fnv64>;
+type Traits = HashMap<i64, Vec<Option<Value>>>;
 
 /// The audience history as `audiences.db` keeps it and a backfill reads it: profiles in id
 /// order, each one's events in recorded form, back to back in log order.

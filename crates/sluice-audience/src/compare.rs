@@ -230,10 +230,51 @@ pub fn same<'a>(value: impl Probe<'a>, operand: &Value) -> bool {
 /// A value as a number: JSON numbers, and strings that read as one.
 pub fn number(value: &Value) -> Option<f64> {
     match value {
-        Value::Number(number) => number.as_f64(),
-        Value::String(text) => text.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+        Value::Number(number) => parse_number(number.as_str().as_bytes()),
+        Value::String(text) => parse_number(text.as_bytes()),
         _ => None,
     }
+}
+
+/// The finite number `text` (UTF-8) spells, whitespace around it allowed, as
+/// `str::parse::<f64>` reads it. Event properties are mostly short decimals (`129.99`), read here directly: at
+/// most 15 digits make an integer below 2^53, exact as a float, and dividing it by a power of
+/// ten up to 10^15 (exact too) rounds once, correctly, so the result is the nearest float, as
+/// the general parser's would be. Anything else goes to the general parser.
+pub fn parse_number(text: &[u8]) -> Option<f64> {
+    const POWERS: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    let mut mantissa: u64 = 0;
+    let mut count = 0;
+    let mut fraction: Option<usize> = None;
+    let mut simple = !digits.is_empty() && digits.len() <= 16;
+    for (at, byte) in digits.iter().enumerate() {
+        if !simple {
+            break;
+        }
+        match byte {
+            b'0'..=b'9' => {
+                mantissa = mantissa * 10 + u64::from(byte - b'0');
+                count += 1;
+            }
+            // One point, with digits on both sides.
+            b'.' if fraction.is_none() && at > 0 && at + 1 < digits.len() => {
+                fraction = Some(digits.len() - at - 1);
+            }
+            _ => simple = false,
+        }
+    }
+    if simple && count <= 15 {
+        let value = mantissa as f64 / POWERS[fraction.unwrap_or(0)];
+        return Some(if negative { -value } else { value });
+    }
+    let text = std::str::from_utf8(text).ok()?;
+    text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
 }
 
 fn contains<'a>(value: impl Probe<'a>, text: &str) -> bool {
@@ -283,6 +324,61 @@ mod tests {
         let word = test(Operator::Equals, Operand::Value(json!("pro")));
         assert!(word.passes(Some(&json!("pro")), 0));
         assert!(!word.passes(Some(&json!("Pro")), 0));
+    }
+
+    #[test]
+    fn short_decimals_read_as_the_general_parser_reads_them() {
+        for text in [
+            "0",
+            "-0",
+            "7",
+            "007",
+            "129.99",
+            "-3.5",
+            "0.1",
+            "0.30000000000000004",
+            "1.",
+            ".5",
+            "-",
+            "1e3",
+            " 12 ",
+            "1.2.3",
+            "999999999999999",
+            "9999999999999999",
+            "123456789.123456",
+            "12345678.1234567",
+            "0.000000000000001",
+            "",
+        ] {
+            let expected = text.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+            let found = parse_number(text.as_bytes());
+            assert_eq!(
+                found.map(f64::to_bits),
+                expected.map(f64::to_bits),
+                "{text:?}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimals_read_as_the_general_parser_reads_them(
+            negative in proptest::bool::ANY,
+            whole in "[0-9]{1,12}",
+            fraction in proptest::option::of("[0-9]{1,8}"),
+        ) {
+            let mut text = String::new();
+            if negative {
+                text.push('-');
+            }
+            text.push_str(&whole);
+            if let Some(fraction) = &fraction {
+                text.push('.');
+                text.push_str(fraction);
+            }
+            let expected = text.parse::<f64>().ok();
+            proptest::prop_assert_eq!(parse_number(text.as_bytes()).map(f64::to_bits), expected.map(f64::to_bits));
+        }
     }
 
     #[test]

@@ -46,8 +46,8 @@ pub enum Call {
 #[derive(Clone, Copy, Debug)]
 pub struct EventRef<'a> {
     pub call: Call,
-    /// A track event's name (empty for other calls).
-    pub name: &'a str,
+    /// A track event's name, as UTF-8 bytes (empty for other calls).
+    pub name: &'a [u8],
     /// `timestamp`, milliseconds since the epoch.
     pub timestamp: i64,
     /// `messageId`'s bytes (UTF-8; read only by first and last values).
@@ -158,7 +158,7 @@ impl<'a> EventRef<'a> {
         };
         Some(EventRef {
             call,
-            name: name.unwrap_or(""),
+            name: name.unwrap_or("").as_bytes(),
             timestamp: timestamp_ms(timestamp?)?,
             message_id: message_id?.as_bytes(),
             properties,
@@ -338,7 +338,7 @@ impl ProfileTraits for [Option<Value>] {
 /// A compiled catalog.
 pub struct Engine {
     aggregators: Vec<Aggregator>,
-    track: Names,
+    track: EventNames,
     pages: Vec<usize>,
     screens: Vec<usize>,
     traits: Vec<TraitSlot>,
@@ -366,7 +366,7 @@ impl Engine {
         let order = catalog.check()?;
         let mut engine = Engine {
             aggregators: Vec::new(),
-            track: Names::default(),
+            track: EventNames::default(),
             pages: Vec::new(),
             screens: Vec::new(),
             traits: Vec::new(),
@@ -454,7 +454,7 @@ impl Engine {
             }
             list.sort_unstable();
         };
-        for list in self.track.values_mut() {
+        for (_, list) in &mut self.track.entries {
             renumber(list);
         }
         renumber(&mut self.pages);
@@ -494,7 +494,7 @@ impl Engine {
         }
         let index = self.aggregators.len();
         match &selection.kind {
-            EventKind::Track(name) => self.track.entry(name.clone()).or_default().push(index),
+            EventKind::Track(name) => self.track.entry(name.as_bytes()).push(index),
             EventKind::Page => self.pages.push(index),
             EventKind::Screen => self.screens.push(index),
         }
@@ -625,7 +625,7 @@ impl Engine {
 
     fn candidates(&self, event: &EventRef<'_>) -> &[usize] {
         match event.call {
-            Call::Track => self.track.get(event.name).map_or(&[], Vec::as_slice),
+            Call::Track => self.track.get(event.name),
             Call::Page => &self.pages,
             Call::Screen => &self.screens,
             Call::Other => &[],
@@ -957,31 +957,40 @@ fn trait_at<'a>(
     lookup(value, rest)
 }
 
-/// FNV-1a: the hash of the event-name table, whose keys are few, short, and chosen by the
-/// workspace's definitions (lookups of other names only probe it). Public for tables keyed by
-/// short ids elsewhere (the backfill benchmark's).
+/// The aggregators reading each track event name, sorted by the name's length, then its
+/// bytes. A workspace's definitions name a few events, mostly of different lengths, so finding
+/// an event's aggregators takes a few comparisons of lengths rather than hashing the name.
 #[derive(Default)]
-pub struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut hash = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for byte in bytes {
-            hash = (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = hash;
-    }
+struct EventNames {
+    entries: Vec<(Box<[u8]>, Vec<usize>)>,
 }
 
-type Names = HashMap<String, Vec<usize>, std::hash::BuildHasherDefault<Fnv>>;
+impl EventNames {
+    fn position(&self, name: &[u8]) -> Result<usize, usize> {
+        self.entries
+            .binary_search_by(|(known, _)| (known.len(), &known[..]).cmp(&(name.len(), name)))
+    }
+
+    /// The aggregators reading events called `name` (none for a name no definition reads).
+    fn get(&self, name: &[u8]) -> &[usize] {
+        match self.position(name) {
+            Ok(at) => &self.entries[at].1,
+            Err(_) => &[],
+        }
+    }
+
+    /// The list of `name`, added empty when new.
+    fn entry(&mut self, name: &[u8]) -> &mut Vec<usize> {
+        let at = match self.position(name) {
+            Ok(at) => at,
+            Err(at) => {
+                self.entries.insert(at, (name.into(), Vec::new()));
+                at
+            }
+        };
+        &mut self.entries[at].1
+    }
+}
 
 /// An aggregator's id: a hash of what it counts, stable across restarts.
 fn aggregator_id(

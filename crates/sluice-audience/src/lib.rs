@@ -26,5 +26,5 @@ pub use definition::{
     Audience, ComputedTrait, Condition, DefinitionError, read_audience, read_trait,
 };
 pub use engine::{
-    Call, Change, Engine, EventRef, Fnv, Outputs, Part, ProfileState, ProfileTraits, StoredState,
+    Call, Change, Engine, EventRef, Outputs, Part, ProfileState, ProfileTraits, StoredState,
 };

@@ -45,7 +45,7 @@ pub fn record(event: &EventRef<'_>, out: &mut Vec<u8>) {
         Call::Other => 3,
     });
     out.extend_from_slice(&event.timestamp.to_le_bytes());
-    push_text(out, event.name.as_bytes());
+    push_text(out, event.name);
     push_text(out, event.message_id);
     for part in [event.properties, event.context] {
         match part {
@@ -71,7 +71,7 @@ pub fn read<'a>(bytes: &'a [u8], rest: &mut &'a [u8]) -> Option<EventRef<'a>> {
         _ => return None,
     };
     let timestamp = i64::from_le_bytes(at.take(8)?.try_into().ok()?);
-    let name = std::str::from_utf8(at.text()?).ok()?;
+    let name = at.text()?;
     let message_id = at.text()?;
     let properties = at.part()?;
     let context = at.part()?;
@@ -164,14 +164,11 @@ impl<'a> Probe<'a> for Node<'a> {
     }
 
     fn number(self) -> Option<f64> {
-        let parsed = match self.tag()? {
-            NUMBER => std::str::from_utf8(self.text_of(NUMBER)?)
-                .ok()?
-                .parse::<f64>(),
-            STRING => self.as_str()?.trim().parse::<f64>(),
-            _ => return None,
-        };
-        parsed.ok().filter(|n| n.is_finite())
+        match self.tag()? {
+            NUMBER => crate::compare::parse_number(self.text_of(NUMBER)?),
+            STRING => crate::compare::parse_number(self.text_of(STRING)?),
+            _ => None,
+        }
     }
 
     fn equals(self, operand: &Value) -> bool {
