@@ -16,8 +16,8 @@
 //! What is timed. First, not timed (as DuckDB's loading of the file is not): every line is
 //! parsed and recorded under its person's profile, as the audience consumer records events as
 //! they are logged ("record", reported apart); the traits the audiences read are loaded into a
-//! table by profile id (the stand-in for the profile store's `trait_values`, one probe a
-//! profile). Then each round recomputes every profile on `--threads`
+//! table by profile id (the stand-in for the profile store's `live_trait_values`, read for 250
+//! profiles at a time). Then each round recomputes every profile on `--threads`
 //! threads, each taking a run of neighbouring profile ids, as the server's backfill splits a
 //! batch: the "engine" time. "From text" = record + engine. Not modelled: the SQLite reads of
 //! the history and states and the writes of the new states around it.
@@ -343,7 +343,8 @@ pub fn history(args: HistoryArgs) -> Result<()> {
 }
 
 /// Each profile's traits that the audiences read (`Engine::profile_trait_names`, in that
-/// order), by profile id: what the profile store's `trait_values` gives the server's backfill.
+/// order), by profile id: what the profile store's `live_trait_values` gives the server's
+/// backfill.
 type Traits = HashMap<i64, Vec<Option<Value>>>;
 
 /// The audience history as `audiences.db` keeps it and a backfill reads it: profiles in id
