@@ -32,6 +32,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use serde_json::{Map, Value, json};
 use sluice_audience::{Catalog, Change, Engine, EventRef, read_audience, recorded};
+use sluice_store::profiles::ProfileMap;
 
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
@@ -343,9 +344,9 @@ pub fn history(args: HistoryArgs) -> Result<()> {
 }
 
 /// Each profile's traits that the audiences read (`Engine::profile_trait_names`, in that
-/// order), by profile id: what the profile store's `live_trait_values` gives the server's
-/// backfill.
-type Traits = HashMap<i64, Vec<Option<Value>>>;
+/// order), by profile id, in the table the profile store keeps its profiles in: what the
+/// profile store's `live_trait_values` gives the server's backfill.
+type Traits = ProfileMap<Vec<Option<Value>>>;
 
 /// The audience history as `audiences.db` keeps it and a backfill reads it: profiles in id
 /// order, each one's events in recorded form, back to back in log order.

@@ -54,6 +54,8 @@ mod snapshot;
 mod state;
 pub mod unmerge;
 
+pub use state::{ProfileIdHasher, ProfileMap};
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -52,6 +52,40 @@ impl Hasher for Folded {
     fn write_usize(&mut self, _length: usize) {}
 }
 
+/// A table keyed by profile id, as the state keeps its profiles.
+pub type ProfileMap<V> = HashMap<ProfileId, V, BuildHasherDefault<ProfileIdHasher>>;
+
+/// The hasher of [`ProfileMap`]. Profile ids are given out one after another, so an id is its
+/// own slot: neighbouring ids sit side by side (reading profiles in id order, as a backfill
+/// does, reads memory in order) and ids below the table's size never collide. The top seven
+/// bits, which the table compares as a tag before a key, come from a multiplicative mix of the
+/// id so the tags stay varied.
+///
+/// Invariant: the store gives out every id itself; no client chooses one, so no one can aim
+/// collisions at the table.
+#[derive(Default)]
+pub struct ProfileIdHasher(u64);
+
+impl Hasher for ProfileIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    /// Only ids are hashed (`write_i64`); anything else is folded in whole.
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+        self.0 = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+
+    fn write_i64(&mut self, id: i64) {
+        let id = id as u64;
+        let tag = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 57;
+        self.0 = (id & (u64::MAX >> 7)) | (tag << 57);
+    }
+}
+
 /// Short texts that repeat in every entry (workspace and source ids, identifier types,
 /// message types, trait names), each kept once and named by a number. The numbers are
 /// assigned in the order the log defines them, so replaying the log gives the same ones.
@@ -253,7 +287,7 @@ pub(crate) struct Entry {
 pub(crate) struct State {
     hashers: [RandomState; 2],
     pub(crate) names: Names,
-    pub(crate) profiles: HashMap<ProfileId, Profile>,
+    pub(crate) profiles: ProfileMap<Profile>,
     index: HashMap<Key, ProfileId, BuildHasherDefault<Folded>>,
     public: HashMap<Box<str>, ProfileId>,
     pub(crate) merges: Vec<MergeRecord>,
@@ -276,7 +310,7 @@ impl Default for State {
         State {
             hashers: [RandomState::new(), RandomState::new()],
             names: Names::default(),
-            profiles: HashMap::new(),
+            profiles: ProfileMap::default(),
             index: HashMap::default(),
             public: HashMap::new(),
             merges: Vec::new(),
@@ -841,5 +875,38 @@ impl Graph for Resolving<'_> {
             merges: held.merges,
             identifiers,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashSet;
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn profile_ids_hash_to_their_own_slot_with_varied_tags() {
+        let hasher = BuildHasherDefault::<ProfileIdHasher>::default();
+        let mut tags = HashSet::new();
+        for id in 1..=10_000i64 {
+            let hash = hasher.hash_one(id);
+            // The low bits (the slot) are the id itself.
+            assert_eq!(hash & (u64::MAX >> 7), id as u64);
+            tags.insert(hash >> 57);
+        }
+        // Seven bits of tag: all 128 values turn up.
+        assert_eq!(tags.len(), 128);
+        let mut table: ProfileMap<i64> = ProfileMap::default();
+        for id in (1..=10_000i64).rev() {
+            table.insert(id, -id);
+        }
+        table.remove(&5_000);
+        assert_eq!(table.len(), 9_999);
+        assert_eq!(table.get(&4_999), Some(&-4_999));
+        assert_eq!(table.get(&5_000), None);
+        assert_eq!(table.get(&10_001), None);
     }
 }
