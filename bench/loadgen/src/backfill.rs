@@ -16,10 +16,10 @@
 //! What is timed. First, not timed (as DuckDB's loading of the file is not): every line is
 //! parsed and recorded under its person's profile, as the audience consumer records events as
 //! they are logged ("record", reported apart); the traits the audiences read are loaded into a
-//! table by profile id (the stand-in for the profile store's `live_trait_values`, read for 250
-//! profiles at a time). Then each round recomputes every profile on `--threads`
-//! threads, each taking a run of neighbouring profile ids, as the server's backfill splits a
-//! batch: the "engine" time. "From text" = record + engine. Not modelled: the SQLite reads of
+//! table by profile id, the profile store's own kind (the stand-in for its
+//! `live_trait_values`). Then each round walks the profiles in the server's batches, each batch
+//! shared among `--threads` threads in runs of neighbouring ids of about equal work, as the
+//! server splits a batch: the "engine" time. "From text" = record + engine. Not modelled: the SQLite reads of
 //! the history and states and the writes of the new states around it.
 
 use std::collections::HashMap;
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow, bail};
 use clap::Args;
 use serde_json::{Map, Value, json};
-use sluice_audience::{Catalog, Change, Engine, EventRef, read_audience, recorded};
+use sluice_audience::{Catalog, Change, Engine, EventRef, read_audience, recorded, split};
 use sluice_store::profiles::ProfileMap;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -352,12 +352,21 @@ type Traits = ProfileMap<Vec<Option<Value>>>;
 /// order, each one's events in recorded form, back to back in log order.
 struct History {
     records: Vec<u8>,
-    /// Per profile (id = position + 1): where its records end in `records`, and the number of
-    /// its user id (`u123` → 123, for the checksum).
-    profiles: Vec<(usize, u64)>,
+    /// Per profile (id = position + 1).
+    profiles: Vec<Span>,
     events: usize,
     /// Profile ids by user id (to attach traits).
     ids: HashMap<String, i64>,
+}
+
+/// One profile's part of the history.
+struct Span {
+    /// Where its records start and end in `History::records`.
+    records: std::ops::Range<usize>,
+    /// How many events it has.
+    events: usize,
+    /// The number of its user id (`u123` → 123, for the checksum).
+    number: u64,
 }
 
 /// The `userId` of a logged event (one pass over its keys).
@@ -378,7 +387,7 @@ fn record_history(path: &Path) -> Result<History> {
         File::open(path).with_context(|| format!("{}", path.display()))?,
     );
     let mut ids: HashMap<String, i64> = HashMap::new();
-    let mut per_profile: Vec<(Vec<u8>, u64)> = Vec::new();
+    let mut per_profile: Vec<(Vec<u8>, usize, u64)> = Vec::new();
     let mut events = 0;
     for line in reader.split(b'\n') {
         let line = line?;
@@ -391,26 +400,35 @@ fn record_history(path: &Path) -> Result<History> {
         let id = match ids.get(user) {
             Some(id) => *id,
             None => {
-                per_profile.push((Vec::new(), user_number(user)));
+                per_profile.push((Vec::new(), 0, user_number(user)));
                 let id = per_profile.len() as i64;
                 ids.insert(user.to_string(), id);
                 id
             }
         };
-        let (records, _) = &mut per_profile[(id - 1) as usize];
+        let (records, count, _) = &mut per_profile[(id - 1) as usize];
         recorded::record(&event, records);
+        *count += 1;
         events += 1;
     }
-    let total = per_profile.iter().map(|(records, _)| records.len()).sum();
+    let total = per_profile
+        .iter()
+        .map(|(records, _, _)| records.len())
+        .sum();
     let mut history = History {
         records: Vec::with_capacity(total),
         profiles: Vec::with_capacity(per_profile.len()),
         events,
         ids,
     };
-    for (records, number) in per_profile {
+    for (records, events, number) in per_profile {
+        let start = history.records.len();
         history.records.extend_from_slice(&records);
-        history.profiles.push((history.records.len(), number));
+        history.profiles.push(Span {
+            records: start..history.records.len(),
+            events,
+            number,
+        });
     }
     Ok(history)
 }
@@ -474,15 +492,16 @@ struct Setup<'a> {
     now: i64,
 }
 
-/// Profiles whose traits are read at once: the server's backfill reads the traits of a batch
-/// of profiles (500, split across the threads) in one call to the profile store.
-const TRAIT_BATCH: usize = 250;
+/// A batch of the server's backfill (`sluice-server`'s `audiences/backfill.rs`): at most this
+/// many profiles, and it stops after the profile that reaches [`BATCH_EVENTS`] events.
+const BATCH_PROFILES: usize = 500;
+const BATCH_EVENTS: usize = 20_000;
 
-/// Recomputes profiles `range` (positions) as the server's backfill does each one: a fresh
-/// state, the profile's recorded events applied in order, evaluated at `now` with its traits,
-/// and its next timer. The traits of each [`TRAIT_BATCH`] profiles are read (copied out of the
-/// table, as the profile store answers with values of its own) before they are recomputed.
-fn recompute(setup: &Setup<'_>, range: std::ops::Range<usize>) -> Tally {
+/// Recomputes the profiles at positions `part` as the server's backfill does a part of a
+/// batch: their traits read at once (copied out of the table, as the profile store answers
+/// with values of its own), then each profile in turn: a fresh state, its recorded events
+/// applied in order, evaluated at `now` with its traits, and its next timer.
+fn recompute(setup: &Setup<'_>, part: std::ops::Range<usize>) -> Tally {
     let Setup {
         engine,
         keys,
@@ -491,72 +510,80 @@ fn recompute(setup: &Setup<'_>, range: std::ops::Range<usize>) -> Tally {
         now,
     } = *setup;
     let mut tally = Tally::new(keys.len());
-    let mut start = match range.start {
-        0 => 0,
-        at => history.profiles[at - 1].0,
-    };
-    let positions: Vec<usize> = range.collect();
-    for batch in positions.chunks(TRAIT_BATCH) {
-        let mut batch_traits = Vec::with_capacity(batch.len());
-        for at in batch {
-            let profile = *at as i64 + 1;
-            let values = match traits.get(&profile) {
-                Some(values) => values.clone(),
-                None => vec![None; engine.profile_trait_names().len()],
+    let mut part_traits = Vec::with_capacity(part.len());
+    for at in part.clone() {
+        let profile = at as i64 + 1;
+        let values = match traits.get(&profile) {
+            Some(values) => values.clone(),
+            None => vec![None; engine.profile_trait_names().len()],
+        };
+        part_traits.push(values);
+    }
+    for (span, traits) in history.profiles[part].iter().zip(&part_traits) {
+        let mut state = engine.fresh();
+        let mut rest = &history.records[span.records.clone()];
+        while !rest.is_empty() {
+            let bytes = rest;
+            let Some(event) = recorded::read(bytes, &mut rest) else {
+                break;
             };
-            batch_traits.push(values);
+            engine.apply(&mut state, &event, now);
         }
-        for (at, traits) in batch.iter().zip(&batch_traits) {
-            let (end, number) = history.profiles[*at];
-            let mut state = engine.fresh();
-            let mut rest = &history.records[start..end];
-            start = end;
-            while !rest.is_empty() {
-                let bytes = rest;
-                let Some(event) = recorded::read(bytes, &mut rest) else {
-                    break;
-                };
-                engine.apply(&mut state, &event, now);
-            }
-            let changes = engine.evaluate(&mut state, traits.as_slice(), now);
-            if engine.next_change(&state, traits.as_slice(), now).is_some() {
-                tally.next_changes += 1;
-            }
-            for change in changes {
-                if let Change::Entered(key) = change
-                    && let Some(at) = keys.iter().position(|k| *k == key)
-                {
-                    tally.members[at] += 1;
-                    tally.sums[at] += number;
-                }
+        let changes = engine.evaluate(&mut state, traits.as_slice(), now);
+        if engine.next_change(&state, traits.as_slice(), now).is_some() {
+            tally.next_changes += 1;
+        }
+        for change in changes {
+            if let Change::Entered(key) = change
+                && let Some(at) = keys.iter().position(|k| *k == key)
+            {
+                tally.members[at] += 1;
+                tally.sums[at] += span.number;
             }
         }
     }
     tally
 }
 
-/// One timed backfill: the profiles split into `threads` runs of neighbouring ids.
+/// One timed backfill, batch after batch as the server walks them: each batch's profiles
+/// shared among `threads` threads in runs of about equal work (`split::balanced_runs`),
+/// started for the batch and joined at its end.
 fn round(setup: &Setup<'_>, threads: usize) -> Result<(Duration, Tally)> {
-    let count = setup.history.profiles.len();
+    let profiles = &setup.history.profiles;
     let started = Instant::now();
-    let parts = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let range = (count * t / threads)..(count * (t + 1) / threads);
-                scope.spawn(move || recompute(setup, range))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().map_err(|_| anyhow!("a worker panicked")))
-            .collect::<Result<Vec<_>>>()
-    })?;
-    let elapsed = started.elapsed();
     let mut tally = Tally::new(setup.keys.len());
-    for part in &parts {
-        tally.add(part);
+    let mut start = 0;
+    let mut weights = Vec::with_capacity(BATCH_PROFILES);
+    while start < profiles.len() {
+        let (mut end, mut events) = (start, 0);
+        while end < profiles.len() && end - start < BATCH_PROFILES && events < BATCH_EVENTS {
+            events += profiles[end].events;
+            end += 1;
+        }
+        weights.clear();
+        for span in &profiles[start..end] {
+            weights.push(split::profile_weight(span.records.len()));
+        }
+        let runs = split::balanced_runs(&weights, threads);
+        let parts = std::thread::scope(|scope| {
+            let handles: Vec<_> = runs
+                .into_iter()
+                .map(|run| {
+                    let part = (start + run.start)..(start + run.end);
+                    scope.spawn(move || recompute(setup, part))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().map_err(|_| anyhow!("a worker panicked")))
+                .collect::<Result<Vec<_>>>()
+        })?;
+        for part in &parts {
+            tally.add(part);
+        }
+        start = end;
     }
-    Ok((elapsed, tally))
+    Ok((started.elapsed(), tally))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {

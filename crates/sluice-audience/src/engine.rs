@@ -632,12 +632,19 @@ impl Engine {
         }
     }
 
-    /// Adds an event to the profile's series; true when any aggregator took it. `now` only
-    /// decides whether an old event still counts anywhere.
+    /// Adds an event to the profile's series; true when that changed the state (an event out
+    /// of its window only creates its series, if missing). `now` only decides whether an old
+    /// event still counts anywhere.
     pub fn apply(&self, state: &mut ProfileState, event: &EventRef<'_>, now: i64) -> bool {
         let mut touched = false;
         for &index in self.candidates(event) {
             let aggregator = &self.aggregators[index];
+            let counts = series::counts_at(event.timestamp, aggregator.window, now);
+            // An event out of its window only marks the series as seen: nothing to do when it
+            // is already (most of a long history is older than a short window).
+            if !counts && state.series[index].is_some() {
+                continue;
+            }
             let selected = aggregator
                 .selection
                 .conditions
@@ -653,7 +660,7 @@ impl Engine {
             // a count then reads 0, not "never".
             let series = state.series[index].get_or_insert_with(Series::default);
             touched = true;
-            if series::counts_at(event.timestamp, aggregator.window, now) {
+            if counts {
                 series.add(event.timestamp, aggregator.window, aggregator.kind, data);
             }
         }

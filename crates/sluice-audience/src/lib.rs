@@ -10,6 +10,7 @@
 //!   read in place (what the audience history keeps, so backfills parse no JSON).
 //! - [`engine`] — the compiled catalog: apply events, evaluate, say what changed and when time
 //!   will change something next, merge two profiles' states.
+//! - [`split`] — how a backfill shares a batch of profiles among threads (runs of equal work).
 //!
 //! The caller (the server's audience consumer) keeps each profile's [`StoredState`], feeds the
 //! profile's events in log order and sends the [`Change`]s on.
@@ -20,6 +21,7 @@ pub mod definition;
 pub mod engine;
 pub mod recorded;
 pub mod series;
+pub mod split;
 
 pub use catalog::Catalog;
 pub use definition::{

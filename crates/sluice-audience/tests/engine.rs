@@ -79,6 +79,16 @@ fn an_audience_is_entered_and_exited_once_as_its_window_slides() {
     // An event nobody counts changes nothing either.
     let other = track("m4", "Signed Up", T0 + 3 * DAY, json!({}));
     assert!(!engine.apply(&mut state, &EventRef::read(&other).unwrap(), T0 + 3 * DAY));
+    // An order already out of its window leaves a counted series as it was...
+    let old = track("m0", "Order Completed", T0 - 30 * DAY, json!({}));
+    let before = state.clone();
+    assert!(!engine.apply(&mut state, &EventRef::read(&old).unwrap(), T0 + 3 * DAY));
+    assert_eq!(state, before);
+    // ...and only starts a missing one (a count of 0 rather than never).
+    let mut empty = engine.fresh();
+    assert!(engine.apply(&mut empty, &EventRef::read(&old).unwrap(), T0 + 3 * DAY));
+    assert_ne!(empty, engine.fresh());
+    assert_eq!(engine.outputs(&empty), engine.outputs(&engine.fresh()));
 
     // The first order leaves the window at the end of its hour plus 7 days: still 2 orders.
     let expiry = T0 + HOUR + 7 * DAY;

@@ -17,7 +17,7 @@
 
 use std::sync::Arc;
 
-use sluice_audience::{Engine, recorded};
+use sluice_audience::{Engine, recorded, split};
 use sluice_store::{
     ChangeRow, Commit, MovedEvent, ProfileHistory, ProfileRow, Source, StoreError, WorkspaceId,
 };
@@ -201,7 +201,8 @@ impl Audiences {
 
     /// Walks states and histories together by profile id: each profile's series rebuilt from
     /// its recorded events, evaluated, stored with the changes found. A batch's profiles are
-    /// recomputed on the machine's cores (each takes a run of neighbouring ids).
+    /// recomputed on the machine's cores, each taking a run of neighbouring ids of about the
+    /// same work (`split::balanced_runs`).
     async fn recompute(
         &self,
         workspace: &WorkspaceId,
@@ -227,11 +228,21 @@ impl Audiences {
                     now,
                 };
                 let work = by_profile(&histories, &states, upto);
-                let chunk = work.len().div_ceil(threads).max(1);
+                let mut weights = Vec::with_capacity(work.len());
+                for (_, _, history) in &work {
+                    weights.push(split::profile_weight(
+                        history.map_or(0, |history| history.records.len()),
+                    ));
+                }
+                let runs = split::balanced_runs(&weights, threads);
                 let parts = std::thread::scope(|scope| {
-                    let handles: Vec<_> = work
-                        .chunks(chunk)
-                        .map(|part| scope.spawn(|| recompute_part(&context, part)))
+                    let handles: Vec<_> = runs
+                        .into_iter()
+                        .map(|run| {
+                            let part = &work[run];
+                            let context = &context;
+                            scope.spawn(move || recompute_part(context, part))
+                        })
                         .collect();
                     let mut parts = Vec::with_capacity(handles.len());
                     for handle in handles {
