@@ -285,12 +285,16 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    // The readers below run several times for every event of a backfill: kept inline, with
+    // the longer varints (lengths of 128 bytes and more) out of line.
+    #[inline(always)]
     fn byte(&mut self) -> Option<u8> {
         let byte = *self.bytes.get(self.at)?;
         self.at += 1;
         Some(byte)
     }
 
+    #[inline(always)]
     fn take(&mut self, n: usize) -> Option<&'a [u8]> {
         let end = self.at.checked_add(n)?;
         let taken = self.bytes.get(self.at..end)?;
@@ -298,6 +302,7 @@ impl<'a> Reader<'a> {
         Some(taken)
     }
 
+    #[inline(always)]
     fn varint(&mut self) -> Option<usize> {
         // Most lengths and counts fit one byte.
         let first = *self.bytes.get(self.at)?;
@@ -305,6 +310,11 @@ impl<'a> Reader<'a> {
             self.at += 1;
             return Some(usize::from(first));
         }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Option<usize> {
         let mut n: usize = 0;
         for shift in (0..64).step_by(7) {
             let byte = self.byte()?;
@@ -316,12 +326,14 @@ impl<'a> Reader<'a> {
         None
     }
 
+    #[inline(always)]
     fn text(&mut self) -> Option<&'a [u8]> {
         let n = self.varint()?;
         self.take(n)
     }
 
     /// Steps over one node and returns it.
+    #[inline]
     fn node(&mut self) -> Option<Node<'a>> {
         let start = self.at;
         match self.byte()? {
@@ -340,6 +352,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     fn part(&mut self) -> Option<Option<Part<'a>>> {
         if self.bytes.get(self.at) == Some(&ABSENT) {
             self.at += 1;
