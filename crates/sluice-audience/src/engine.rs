@@ -623,6 +623,7 @@ impl Engine {
         !self.candidates(event).is_empty()
     }
 
+    #[inline]
     fn candidates(&self, event: &EventRef<'_>) -> &[usize] {
         match event.call {
             Call::Track => self.track.get(event.name),

@@ -58,6 +58,7 @@ pub fn record(event: &EventRef<'_>, out: &mut Vec<u8>) {
 
 /// Reads a record; `None` when the bytes are not one (a record from a newer layout, or
 /// damaged). `rest` receives what follows it, so records can be stored back to back.
+#[inline]
 pub fn read<'a>(bytes: &'a [u8], rest: &mut &'a [u8]) -> Option<EventRef<'a>> {
     let mut at = Reader { bytes, at: 0 };
     if at.byte()? != VERSION {
@@ -94,6 +95,7 @@ pub struct Node<'a> {
 
 impl<'a> Node<'a> {
     /// The value at `path` below this one (`None` when missing or the bytes are damaged).
+    #[inline]
     pub fn lookup(self, path: &[String]) -> Option<Node<'a>> {
         let mut at = self;
         for segment in path {
@@ -107,6 +109,7 @@ impl<'a> Node<'a> {
     }
 
     /// The bytes of a number's digits or a string's text, when this is a node of `tag`.
+    #[inline]
     fn text_of(self, tag: u8) -> Option<&'a [u8]> {
         if self.tag() != Some(tag) {
             return None;
@@ -119,6 +122,7 @@ impl<'a> Node<'a> {
     }
 
     /// `self[key]` for an object.
+    #[inline]
     fn child(self, key: &[u8]) -> Option<Node<'a>> {
         if self.bytes.first() != Some(&OBJECT) {
             return None;
