@@ -189,6 +189,9 @@ fn planning_threads() -> usize {
 /// What one thread read of its share of the events.
 struct ReadShare<'v, R> {
     rows: Vec<Row<'v, R>>,
+    /// Positions in `rows` (past the first) where a run starts: each row is compared with the
+    /// one before while both are fresh in this thread's cache.
+    run_starts: Vec<usize>,
     unsupported: Vec<(usize, String)>,
     invalid: Vec<(usize, String)>,
 }
@@ -206,7 +209,8 @@ struct Span {
 
 /// Plans a batch: each event is read (`read` gives the audience, action and the platform's
 /// row, or why not, using a scratch string of the thread it runs on); consecutive rows that
-/// `same_run` puts together form a run; each run is cut into chunks of at most `max` rows, one
+/// `same_run` puts together form a run (it must be an equivalence: rows are compared with their
+/// neighbours); each run is cut into chunks of at most `max` rows, one
 /// request each (`request`).
 ///
 /// Reading (normalizing, hashing) and writing requests are most of the work, and each event's
@@ -218,7 +222,7 @@ pub(crate) fn plan_runs<'v, R: Send + Sync>(
     events: &[&'v str],
     max: usize,
     read: impl Fn(&'v str, &mut String) -> Read<'v, R> + Sync,
-    same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool,
+    same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool + Sync,
     request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
 ) -> Plan {
     let threads = if events.len() >= PARALLEL_FROM {
@@ -235,7 +239,7 @@ fn plan_runs_on<'v, R: Send + Sync>(
     events: &[&'v str],
     max: usize,
     read: impl Fn(&'v str, &mut String) -> Read<'v, R> + Sync,
-    same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool,
+    same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool + Sync,
     request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
 ) -> Plan {
     let max = max.max(1);
@@ -249,18 +253,26 @@ fn plan_runs_on<'v, R: Send + Sync>(
             let mut scratch = String::with_capacity(64);
             let mut read_share = ReadShare {
                 rows: Vec::with_capacity(share.len()),
+                run_starts: Vec::new(),
                 unsupported: Vec::new(),
                 invalid: Vec::new(),
             };
             for (offset, text) in share.iter().enumerate() {
                 let event = first + offset;
                 match read(text, &mut scratch) {
-                    Ok((audience, action, data)) => read_share.rows.push(Row {
-                        event,
-                        audience,
-                        action,
-                        data,
-                    }),
+                    Ok((audience, action, data)) => {
+                        let rows = &mut read_share.rows;
+                        rows.push(Row {
+                            event,
+                            audience,
+                            action,
+                            data,
+                        });
+                        let at = rows.len() - 1;
+                        if at > 0 && !same_run(&rows[at - 1], &rows[at]) {
+                            read_share.run_starts.push(at);
+                        }
+                    }
                     Err(Refusal::Unsupported(reason)) => {
                         read_share.unsupported.push((event, reason));
                     }
@@ -272,7 +284,15 @@ fn plan_runs_on<'v, R: Send + Sync>(
     );
     let mut plan = Plan::default();
     let mut rows: Vec<Row<'v, R>> = Vec::new();
+    let mut run_starts = Vec::new();
     for share in shares {
+        let offset = rows.len();
+        if let Some(first) = share.rows.first() {
+            if rows.last().is_none_or(|last| !same_run(last, first)) {
+                run_starts.push(offset);
+            }
+        }
+        run_starts.extend(share.run_starts.iter().map(|at| offset + at));
         if rows.is_empty() {
             rows = share.rows;
         } else {
@@ -282,11 +302,8 @@ fn plan_runs_on<'v, R: Send + Sync>(
         plan.invalid.extend(share.invalid);
     }
     let mut spans = Vec::new();
-    let mut run_start = 0;
-    for at in 1..=rows.len() {
-        if at < rows.len() && same_run(&rows[run_start], &rows[at]) {
-            continue;
-        }
+    let run_ends = run_starts.iter().skip(1).copied().chain([rows.len()]);
+    for (run_start, at) in run_starts.iter().copied().zip(run_ends) {
         let run_rows = at - run_start;
         let chunks = run_rows.div_ceil(max);
         for index in 0..chunks {
@@ -300,7 +317,6 @@ fn plan_runs_on<'v, R: Send + Sync>(
                 run_rows,
             });
         }
-        run_start = at;
     }
     let rows = &rows;
     plan.requests = in_parallel(
