@@ -966,11 +966,14 @@ fn trait_at<'a>(
 }
 
 /// The aggregators reading each track event name, sorted by the name's length, then its
-/// bytes. A workspace's definitions name a few events, mostly of different lengths, so finding
-/// an event's aggregators takes a few comparisons of lengths rather than hashing the name.
+/// bytes, with where each length's names start. A workspace's definitions name a few events,
+/// mostly of different lengths, so finding an event's aggregators is one look at its length
+/// and a comparison of words, rather than hashing the name or a search with its branches.
 #[derive(Default)]
 struct EventNames {
     entries: Vec<(Box<[u8]>, Vec<usize>)>,
+    /// `by_length[n]..by_length[n + 1]`: the entries whose names are `n` bytes long.
+    by_length: Vec<usize>,
 }
 
 impl EventNames {
@@ -980,11 +983,20 @@ impl EventNames {
     }
 
     /// The aggregators reading events called `name` (none for a name no definition reads).
+    #[inline]
     fn get(&self, name: &[u8]) -> &[usize] {
-        match self.position(name) {
-            Ok(at) => &self.entries[at].1,
-            Err(_) => &[],
+        let (Some(&start), Some(&end)) = (
+            self.by_length.get(name.len()),
+            self.by_length.get(name.len() + 1),
+        ) else {
+            return &[];
+        };
+        for (known, aggregators) in &self.entries[start..end] {
+            if same_length_equal(known, name) {
+                return aggregators;
+            }
         }
+        &[]
     }
 
     /// The list of `name`, added empty when new.
@@ -993,11 +1005,47 @@ impl EventNames {
             Ok(at) => at,
             Err(at) => {
                 self.entries.insert(at, (name.into(), Vec::new()));
+                self.index_lengths();
                 at
             }
         };
         &mut self.entries[at].1
     }
+
+    fn index_lengths(&mut self) {
+        let longest = self.entries.last().map_or(0, |(name, _)| name.len());
+        self.by_length.clear();
+        let mut at = 0;
+        for length in 0..=longest + 1 {
+            while self
+                .entries
+                .get(at)
+                .is_some_and(|(name, _)| name.len() < length)
+            {
+                at += 1;
+            }
+            self.by_length.push(at);
+        }
+    }
+}
+
+/// Whether two byte strings of the same length are equal: names of 8 to 16 bytes in two
+/// overlapping words each, without a call to `memcmp`.
+#[inline]
+fn same_length_equal(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n < 8 || n != b.len() {
+        return a == b;
+    }
+    let word = |bytes: &[u8], at: usize| {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(word)
+    };
+    if word(a, 0) != word(b, 0) || word(a, n - 8) != word(b, n - 8) {
+        return false;
+    }
+    n <= 16 || a[8..n - 8] == b[8..n - 8]
 }
 
 /// An aggregator's id: a hash of what it counts, stable across restarts.
@@ -1048,6 +1096,68 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn event_names_find_their_aggregators_and_nothing_else() {
+        let known = [
+            "Signed In",
+            "Coupon Applied",
+            "Product Viewed",
+            "Order Completed",
+            "A",
+            "",
+            "Newsletter Opened Twice",
+            "Newsletter Opened Twicf",
+        ];
+        let mut names = EventNames::default();
+        for (index, name) in known.iter().enumerate() {
+            names.entry(name.as_bytes()).push(index);
+        }
+        names.entry(b"Signed In").push(100);
+        for (index, name) in known.iter().enumerate() {
+            let expected = if *name == "Signed In" {
+                vec![index, 100]
+            } else {
+                vec![index]
+            };
+            assert_eq!(names.get(name.as_bytes()), expected.as_slice(), "{name:?}");
+        }
+        // Same lengths, differing only in the middle, the first or the last byte; longer
+        // and shorter than every name.
+        for unknown in [
+            "Product Viewe_",
+            "_roduct Viewed",
+            "Product_Viewed",
+            "Newsletter Opened_Twice",
+            "B",
+            "Signed  In",
+            "A much longer event name than any defined",
+        ] {
+            assert!(names.get(unknown.as_bytes()).is_empty(), "{unknown:?}");
+        }
+        assert!(EventNames::default().get(b"Signed In").is_empty());
+    }
+
+    #[test]
+    fn words_compare_as_bytes_do() {
+        let texts: Vec<Vec<u8>> = (0..40u8)
+            .flat_map(|len| {
+                let base: Vec<u8> = (0..len).map(|i| b'a' + i % 26).collect();
+                let mut variants = vec![base.clone()];
+                for at in 0..base.len() {
+                    let mut changed = base.clone();
+                    changed[at] ^= 1;
+                    variants.push(changed);
+                }
+                variants
+            })
+            .collect();
+        for a in &texts {
+            for b in texts.iter().filter(|b| b.len() == a.len()) {
+                assert_eq!(same_length_equal(a, b), a == b, "{a:?} {b:?}");
+            }
+        }
+    }
 
     fn full(text: &str) -> Option<i64> {
         sluice_spec::timestamp::parse(text).map(sluice_spec::timestamp::to_ms)

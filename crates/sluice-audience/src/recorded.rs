@@ -77,13 +77,14 @@ pub fn read<'a>(bytes: &'a [u8], rest: &mut &'a [u8]) -> Option<EventRef<'a>> {
     let properties = at.part()?;
     let context = at.part()?;
     *rest = &bytes[at.at..];
+    let part = |bytes: &'a [u8]| (!bytes.is_empty()).then_some(Part::Recorded(Node { bytes }));
     Some(EventRef {
         call,
         name,
         timestamp,
         message_id,
-        properties,
-        context,
+        properties: part(properties),
+        context: part(context),
     })
 }
 
@@ -356,13 +357,16 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Steps over an event's part: its node's bytes, empty when the part is absent (a node
+    /// is never empty). Bytes rather than an `Option<Part>`, so that the answer comes back in
+    /// registers: a larger one goes through memory, and reading it back whole stalls.
     #[inline]
-    fn part(&mut self) -> Option<Option<Part<'a>>> {
+    fn part(&mut self) -> Option<&'a [u8]> {
         if self.bytes.get(self.at) == Some(&ABSENT) {
             self.at += 1;
-            return Some(None);
+            return Some(&[]);
         }
-        Some(Some(Part::Recorded(self.node()?)))
+        Some(self.node()?.bytes)
     }
 
     fn value(&mut self) -> Option<Value> {
