@@ -287,10 +287,10 @@ fn plan_runs_on<'v, R: Send + Sync>(
     let mut run_starts = Vec::new();
     for share in shares {
         let offset = rows.len();
-        if let Some(first) = share.rows.first() {
-            if rows.last().is_none_or(|last| !same_run(last, first)) {
-                run_starts.push(offset);
-            }
+        if let Some(first) = share.rows.first()
+            && rows.last().is_none_or(|last| !same_run(last, first))
+        {
+            run_starts.push(offset);
         }
         run_starts.extend(share.run_starts.iter().map(|at| offset + at));
         if rows.is_empty() {
