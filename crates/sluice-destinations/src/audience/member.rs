@@ -28,6 +28,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
+use super::normalize;
 use super::raw::{Cursor, Raw, Scalar};
 
 /// Enter or leave.
@@ -610,7 +611,7 @@ fn address_field_of(key: &str) -> Option<(Field, u8)> {
 /// A usable text value: a non-blank string, or a number's digits.
 fn text_of(value: Scalar<'_>) -> Option<Cow<'_, str>> {
     match value {
-        Scalar::Str(text) => (!text.trim().is_empty()).then_some(text),
+        Scalar::Str(text) => (!normalize::trim(&text).is_empty()).then_some(text),
         Scalar::Number(digits) => Some(Cow::Borrowed(digits)),
         _ => None,
     }

@@ -281,7 +281,7 @@ pub fn identifier(
     scratch: &mut String,
 ) -> Option<Identifier> {
     let rule = rule(platform, kind)?;
-    let trimmed = value.trim();
+    let trimmed = trim(value);
     scratch.clear();
     match rule.output {
         Output::Hashed => {
@@ -319,6 +319,18 @@ pub fn identifier(
 }
 
 // ---- shared steps ----
+
+/// `text` without the whitespace around it, as `str::trim` has it. Text that starts and ends
+/// with visible ASCII, as nearly every identifier does, is returned without decoding
+/// characters from both ends.
+pub(crate) fn trim(text: &str) -> &str {
+    let visible = |byte: Option<&u8>| byte.is_some_and(|byte| (0x21..0x80).contains(byte));
+    let bytes = text.as_bytes();
+    if visible(bytes.first()) && visible(bytes.last()) {
+        return text;
+    }
+    text.trim()
+}
 
 /// Pushes `text` NFC-normalized, lowercased, keeping the characters `keep` accepts (after
 /// lowercasing). ASCII text skips NFC (it is always NFC).
@@ -371,7 +383,7 @@ const ZERO_AD_ID: &str = "00000000-0000-0000-0000-000000000000";
 
 /// Meta: trim, lowercase; no Gmail handling.
 fn email_trim_lower(value: &str, _: &Context, out: &mut String) {
-    push_lower(value.trim(), out, |_| true);
+    push_lower(trim(value), out, |_| true);
     if !email_ok(out) {
         out.clear();
     }
@@ -431,7 +443,7 @@ const MAX_PHONE_DIGITS: usize = 24;
 /// trunk prefix, taken as international when it starts with the calling code instead. Without
 /// a known country a national number cannot be completed. E.164 allows 15 digits at most.
 fn international_digits(value: &str, context: &Context, out: &mut String) {
-    let text = value.trim();
+    let text = trim(value);
     let plus = text.starts_with('+');
     let mut digits = [0u8; MAX_PHONE_DIGITS];
     let mut len = 0;
@@ -509,7 +521,7 @@ fn phone_e164(value: &str, context: &Context, out: &mut String) {
 /// Meta FN/LN: lowercase, letters only (no punctuation, spaces or digits); letters outside
 /// a–z kept as UTF-8 (NFC).
 fn meta_name(value: &str, _: &Context, out: &mut String) {
-    push_lower(value.trim(), out, char::is_alphabetic);
+    push_lower(trim(value), out, char::is_alphabetic);
 }
 
 /// Meta FI: the first letter of the normalized first name.
@@ -587,7 +599,7 @@ fn meta_gender(value: &str, _: &Context, out: &mut String) {
     // Every accepted word is ASCII, and no other text lowercases to one of them (the one
     // non-ASCII letter that lowercases to ASCII is the Kelvin sign, to `k`), so an ASCII
     // comparison ignoring case decides.
-    let text = value.trim();
+    let text = trim(value);
     let is = |word: &str| text.eq_ignore_ascii_case(word);
     if is("m") || is("male") || is("man") {
         out.push('m');
@@ -598,7 +610,7 @@ fn meta_gender(value: &str, _: &Context, out: &mut String) {
 
 /// The whole number of a short all-digit text.
 fn small_number(value: &str, max_digits: usize) -> Option<u32> {
-    let text = value.trim();
+    let text = trim(value);
     if text.is_empty() || text.len() > max_digits || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
@@ -617,7 +629,7 @@ fn push_number(out: &mut String, n: u32, digits: u32) {
 fn birth_year(value: &str, _: &Context, out: &mut String) {
     let this_year = u32::try_from(time::OffsetDateTime::now_utc().year()).unwrap_or(u32::MAX);
     match small_number(value, 4) {
-        Some(year) if value.trim().len() == 4 && (1900..=this_year).contains(&year) => {
+        Some(year) if trim(value).len() == 4 && (1900..=this_year).contains(&year) => {
             push_number(out, year, 4);
         }
         _ => {}
@@ -657,7 +669,7 @@ fn meta_state(value: &str, context: &Context, out: &mut String) {
 /// Meta ZIP: lowercase, no spaces; US: the first five digits (`94105-1234` → `94105`); UK:
 /// area, district and sector (`SW1A 1AA` → `sw1a1`).
 fn meta_zip(value: &str, context: &Context, out: &mut String) {
-    push_lower(value.trim(), out, |c| !c.is_whitespace());
+    push_lower(trim(value), out, |c| !c.is_whitespace());
     let country = context.country.as_ref().map(CountryCode::as_str);
     match country {
         None | Some("US") => {
@@ -707,7 +719,7 @@ fn country_upper(value: &str, _: &Context, out: &mut String) {
 
 /// Mobile ad id, trimmed and lowercased, hyphens kept (Meta MADID; TikTok before hashing).
 fn mobile_id_lower(value: &str, _: &Context, out: &mut String) {
-    out.extend(value.trim().chars().map(|c| c.to_ascii_lowercase()));
+    out.extend(trim(value).chars().map(|c| c.to_ascii_lowercase()));
     if out == ZERO_AD_ID {
         out.clear();
     }
@@ -715,7 +727,7 @@ fn mobile_id_lower(value: &str, _: &Context, out: &mut String) {
 
 /// Mobile ad id, trimmed, otherwise as given (Google `mobileIds`).
 fn mobile_id_as_given(value: &str, _: &Context, out: &mut String) {
-    let text = value.trim();
+    let text = trim(value);
     if !text.eq_ignore_ascii_case(ZERO_AD_ID) {
         out.push_str(text);
     }
@@ -723,7 +735,7 @@ fn mobile_id_as_given(value: &str, _: &Context, out: &mut String) {
 
 /// Trimmed (Google `postalCode`).
 fn trimmed(value: &str, _: &Context, out: &mut String) {
-    out.push_str(value.trim());
+    out.push_str(trim(value));
 }
 
 /// Exactly as given (user ids).
@@ -733,6 +745,24 @@ fn as_given(value: &str, _: &Context, out: &mut String) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_quick_trim_is_str_trim() {
+        let spaces = [
+            "", " ", "\t", "\n", "\r", "\u{a0}", "\u{85}", "\u{2003}", "\u{3000}", "\u{7f}",
+        ];
+        let bodies = [
+            "", "a", "a b", "Zoë", "é", "\u{7f}x", "x\u{7f}", "\u{a0}", "~",
+        ];
+        for before in spaces {
+            for body in bodies {
+                for after in spaces {
+                    let text = format!("{before}{body}{after}");
+                    assert_eq!(trim(&text), text.trim(), "{text:?}");
+                }
+            }
+        }
+    }
+
     use super::*;
 
     fn ctx(country: &str) -> Context {
