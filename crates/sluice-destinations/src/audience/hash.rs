@@ -67,12 +67,6 @@ impl Hex {
             text[1 + 2 * at] = high[at];
             text[2 + 2 * at] = low[at];
         }
-        // Copies of a constant length are written inline; a length known only at run time
-        // costs a call to `memmove` per digest.
-        if self.len == 32 {
-            out.extend_from_slice(&text);
-            return;
-        }
         let end = 1 + 2 * usize::from(self.len);
         text[end] = b'"';
         out.extend_from_slice(&text[..=end]);
@@ -270,6 +264,21 @@ mod tests {
         for year in 1900..2100 {
             let year = year.to_string();
             assert_eq!(sha256_category(&year), sha256_hex(&year));
+        }
+    }
+
+    #[test]
+    fn hex_digits_of_every_byte_in_every_place() {
+        for len in [4u8, 8, 13, 16, 32] {
+            for byte in 0..=255u8 {
+                let digest: Vec<u8> = (0..len)
+                    .map(|at| byte.wrapping_add(at.wrapping_mul(37)))
+                    .collect();
+                let expected: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                let mut quoted = Vec::new();
+                Hex::from_digest(&digest).push_quoted(&mut quoted);
+                assert_eq!(quoted, format!("\"{expected}\"").into_bytes(), "{digest:?}");
+            }
         }
     }
 
