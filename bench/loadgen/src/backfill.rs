@@ -494,8 +494,8 @@ struct Setup<'a> {
 
 /// A batch of the server's backfill (`sluice-server`'s `audiences/backfill.rs`): at most this
 /// many profiles, and it stops after the profile that reaches [`BATCH_EVENTS`] events.
-const BATCH_PROFILES: usize = 500;
-const BATCH_EVENTS: usize = 20_000;
+const BATCH_PROFILES: usize = 2_000;
+const BATCH_EVENTS: usize = 80_000;
 
 /// Recomputes the profiles at positions `part` as the server's backfill does a part of a
 /// batch: their traits read at once (copied out of the table, as the profile store answers
