@@ -18,8 +18,8 @@
 //! they are logged ("record", reported apart); the traits the audiences read are loaded into a
 //! table by profile id, the profile store's own kind (the stand-in for its
 //! `live_trait_values`). Then each round walks the profiles in the server's batches, each batch
-//! shared among `--threads` threads in runs of neighbouring ids of about equal work, as the
-//! server splits a batch: the "engine" time. "From text" = record + engine. Not modelled: the SQLite reads of
+//! cut into runs of neighbouring ids of about equal work that `--threads` threads take in
+//! turn, as the server shares a batch: the "engine" time. "From text" = record + engine. Not modelled: the SQLite reads of
 //! the history and states and the writes of the new states around it.
 
 use std::collections::HashMap;
@@ -545,9 +545,9 @@ fn recompute(setup: &Setup<'_>, part: std::ops::Range<usize>) -> Tally {
     tally
 }
 
-/// One timed backfill, batch after batch as the server walks them: each batch's profiles
-/// shared among `threads` threads in runs of about equal work (`split::balanced_runs`),
-/// started for the batch and joined at its end.
+/// One timed backfill, batch after batch as the server walks them: each batch's profiles cut
+/// into runs of about equal work (`split::balanced_runs`), several per thread, which
+/// `threads` threads started for the batch take in turn (`split::on_threads`).
 fn round(setup: &Setup<'_>, threads: usize) -> Result<(Duration, Tally)> {
     let profiles = &setup.history.profiles;
     let started = Instant::now();
@@ -564,20 +564,10 @@ fn round(setup: &Setup<'_>, threads: usize) -> Result<(Duration, Tally)> {
         for span in &profiles[start..end] {
             weights.push(split::profile_weight(span.records.len()));
         }
-        let runs = split::balanced_runs(&weights, threads);
-        let parts = std::thread::scope(|scope| {
-            let handles: Vec<_> = runs
-                .into_iter()
-                .map(|run| {
-                    let part = (start + run.start)..(start + run.end);
-                    scope.spawn(move || recompute(setup, part))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| handle.join().map_err(|_| anyhow!("a worker panicked")))
-                .collect::<Result<Vec<_>>>()
-        })?;
+        let runs = split::balanced_runs(&weights, threads * split::RUNS_PER_THREAD);
+        let parts = split::on_threads(&runs, threads, |run| {
+            recompute(setup, (start + run.start)..(start + run.end))
+        });
         for part in &parts {
             tally.add(part);
         }

@@ -2,8 +2,13 @@
 //! about equal work. Splitting by the number of profiles would not do: a few very active
 //! people have most of the events, and their ids are close together (ids are given in order
 //! of first appearance, and the active appear early), so one thread would get most of them.
+//!
+//! The runs are handed out as threads become free ([`on_threads`]), several per thread: a
+//! thread slowed down (by a heavy profile, or by the machine's other work) takes fewer runs,
+//! and the others take more, instead of the whole batch waiting for it.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What one profile's fixed work (a fresh state, its traits, an evaluation, its stored row)
 /// weighs, in bytes of recorded events: about two events' worth.
@@ -41,6 +46,47 @@ pub fn balanced_runs(weights: &[usize], parts: usize) -> Vec<Range<usize>> {
     runs
 }
 
+/// Runs handed to each thread of [`on_threads`], on average.
+pub const RUNS_PER_THREAD: usize = 8;
+
+/// `work` over each of `runs` on `threads` threads started for the purpose, each taking the
+/// next run not yet taken when it is done with one; the results in the order of `runs`. A
+/// panic in `work` is raised again here.
+pub fn on_threads<R: Send>(
+    runs: &[Range<usize>],
+    threads: usize,
+    work: impl Fn(Range<usize>) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let (next, work) = (&next, &work);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.clamp(1, runs.len().max(1)))
+            .map(|_| {
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let at = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(run) = runs.get(at) else {
+                            return mine;
+                        };
+                        mine.push((at, work(run.clone())));
+                    }
+                })
+            })
+            .collect();
+        let mut done = Vec::with_capacity(runs.len());
+        for handle in handles {
+            match handle.join() {
+                Ok(mine) => done.extend(mine),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(at, _)| *at);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -49,6 +95,37 @@ mod tests {
 
     fn weight(weights: &[usize], run: &Range<usize>) -> usize {
         weights[run.clone()].iter().sum()
+    }
+
+    #[test]
+    fn runs_on_threads_give_every_result_once_in_order() {
+        let runs: Vec<Range<usize>> = (0..50).map(|i| i * 3..i * 3 + 3).collect();
+        let seen = std::sync::Mutex::new(Vec::new());
+        for threads in [1, 2, 3, 60] {
+            let results = on_threads(&runs, threads, |run| {
+                seen.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(run.start);
+                // Uneven work, so threads finish runs out of order.
+                if run.start % 7 == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                run.start * 10
+            });
+            let expected: Vec<usize> = runs.iter().map(|run| run.start * 10).collect();
+            assert_eq!(results, expected, "{threads} threads");
+            let mut seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
+            seen.sort_unstable();
+            assert_eq!(seen, runs.iter().map(|run| run.start).collect::<Vec<_>>());
+        }
+        assert!(on_threads(&[], 2, |run| run.len()).is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "run 4")]
+    fn a_panic_in_a_run_is_raised_again() {
+        let runs: Vec<Range<usize>> = (0..8).map(|i| i..i + 1).collect();
+        on_threads(&runs, 2, |run| assert!(run.start != 4, "run {}", run.start));
     }
 
     #[test]

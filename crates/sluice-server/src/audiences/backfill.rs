@@ -203,8 +203,9 @@ impl Audiences {
 
     /// Walks states and histories together by profile id: each profile's series rebuilt from
     /// its recorded events, evaluated, stored with the changes found. A batch's profiles are
-    /// recomputed on the machine's cores, each taking a run of neighbouring ids of about the
-    /// same work (`split::balanced_runs`).
+    /// recomputed on the machine's cores in runs of neighbouring ids of about the same work
+    /// (`split::balanced_runs`), several per thread, each thread taking the next run when it
+    /// is done with one (`split::on_threads`).
     async fn recompute(
         &self,
         workspace: &WorkspaceId,
@@ -236,27 +237,9 @@ impl Audiences {
                         history.map_or(0, |history| history.records.len()),
                     ));
                 }
-                let runs = split::balanced_runs(&weights, threads);
-                let parts = std::thread::scope(|scope| {
-                    let handles: Vec<_> = runs
-                        .into_iter()
-                        .map(|run| {
-                            let part = &work[run];
-                            let context = &context;
-                            scope.spawn(move || recompute_part(context, part))
-                        })
-                        .collect();
-                    let mut parts = Vec::with_capacity(handles.len());
-                    for handle in handles {
-                        // A panic in a part is a bug: it is raised here, as if it ran here.
-                        parts.push(
-                            handle
-                                .join()
-                                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                        );
-                    }
-                    parts
-                });
+                let runs = split::balanced_runs(&weights, threads * split::RUNS_PER_THREAD);
+                let parts =
+                    split::on_threads(&runs, threads, |run| recompute_part(&context, &work[run]));
                 let mut commit = Commit::default();
                 for part in parts {
                     let part = part?;
