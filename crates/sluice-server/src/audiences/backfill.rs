@@ -27,12 +27,22 @@ use super::process::{self, Context, Loaded};
 use super::{Audiences, BACKFILLS};
 use crate::store_call;
 
-/// Profiles recomputed per commit. Threads are started for each batch, which costs about
-/// 50 µs a thread: batches of a few thousand profiles keep that a small part of the work.
-const PROFILES: usize = 2_000;
-/// Recorded events read per batch (a batch stops after the profile that reaches it); about
-/// 12 MB of records.
-const EVENTS: usize = 80_000;
+/// How much a backfill takes at once.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Batch {
+    /// Profiles recomputed per commit (and merges or unmerges followed per commit).
+    pub profiles: usize,
+    /// Recorded events read per batch: a batch stops after the profile that reaches it.
+    pub events: usize,
+}
+
+/// Threads are started for each batch, which costs about 50 µs a thread: batches of a few
+/// thousand profiles keep that a small part of the work. 80,000 events are about 12 MB of
+/// records.
+pub(super) const BATCH: Batch = Batch {
+    profiles: 2_000,
+    events: 80_000,
+};
 /// At most this many threads recompute a batch.
 const THREADS: usize = 4;
 
@@ -152,10 +162,11 @@ impl Audiences {
     ) -> Result<(), StoreError> {
         let (store, profiles) = (Arc::clone(&self.store), Arc::clone(&self.profiles.store));
         let ws = workspace.clone();
+        let batch = self.batch;
         store_call(move || {
             let mut after = merge_id;
             loop {
-                let merges = profiles.merges_after(&ws, after, PROFILES)?;
+                let merges = profiles.merges_after(&ws, after, batch.profiles)?;
                 let Some(last) = merges.last().map(|merge| merge.id) else {
                     break;
                 };
@@ -171,7 +182,7 @@ impl Audiences {
             }
             let mut after = unmerge_id;
             loop {
-                let unmerges = profiles.unmerges_after(&ws, after, PROFILES)?;
+                let unmerges = profiles.unmerges_after(&ws, after, batch.profiles)?;
                 let Some(last) = unmerges.last().map(|unmerge| unmerge.id) else {
                     break;
                 };
@@ -217,10 +228,11 @@ impl Audiences {
             let (store, profiles) = (Arc::clone(&self.store), Arc::clone(&self.profiles.store));
             let (engine, ws) = (Arc::clone(engine), workspace.clone());
             let now = self.clock.now_ms();
+            let batch = self.batch;
             let next = store_call(move || {
-                let histories = store.histories_after(&ws, after, PROFILES, EVENTS)?;
-                let states = store.states_after(&ws, after, PROFILES)?;
-                let Some(upto) = batch_end(&histories, &states) else {
+                let histories = store.histories_after(&ws, after, batch.profiles, batch.events)?;
+                let states = store.states_after(&ws, after, batch.profiles)?;
+                let Some(upto) = batch_end(&histories, &states, batch.profiles) else {
                     return Ok(None);
                 };
                 let context = Context {
@@ -298,12 +310,13 @@ type Item<'a> = (i64, Option<&'a ProfileRow>, Option<&'a ProfileHistory>);
 
 /// The last profile id a batch covers, `None` when nothing is left. Histories may continue
 /// after the last one read (their batch is cut by size too); states do when a full batch was
-/// read. The batch ends at the first such point; with neither, at the last state read.
-fn batch_end(histories: &[ProfileHistory], states: &[ProfileRow]) -> Option<i64> {
+/// read (`profiles` of them). The batch ends at the first such point; with neither, at the
+/// last state read.
+fn batch_end(histories: &[ProfileHistory], states: &[ProfileRow], profiles: usize) -> Option<i64> {
     let history_end = histories.last().map(|history| history.profile_id);
     let state_end = states
         .last()
-        .filter(|_| states.len() >= PROFILES)
+        .filter(|_| states.len() >= profiles)
         .map(|row| row.profile_id);
     match (history_end, state_end) {
         (Some(a), Some(b)) => Some(a.min(b)),

@@ -51,6 +51,8 @@ pub struct Audiences {
     /// Held by the consumer while it works on a workspace, and by a deletion while it erases
     /// states: a batch read before the erasure cannot bring the person back.
     pub gate: tokio::sync::Mutex<()>,
+    /// How much a backfill takes at once (smaller in tests, to cross batches).
+    batch: backfill::Batch,
 }
 
 impl Audiences {
@@ -68,6 +70,7 @@ impl Audiences {
             clock: Clock::start(),
             engines: Mutex::new(HashMap::new()),
             gate: tokio::sync::Mutex::new(()),
+            batch: backfill::BATCH,
         }
     }
 

@@ -27,6 +27,11 @@ struct Node {
 }
 
 fn node() -> Node {
+    node_with(super::backfill::BATCH)
+}
+
+/// A node whose backfills take `batch` at once.
+fn node_with(batch: super::backfill::Batch) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let state = Arc::new(StateStore::open(&dir.path().join("state.db")).unwrap());
     let (workspace, _) = state.ensure_default_workspace().unwrap();
@@ -38,12 +43,14 @@ fn node() -> Node {
         Arc::clone(&shared),
         Arc::clone(&state),
     ));
-    let audiences = Arc::new(Audiences::new(
+    let mut audiences = Audiences::new(
         Arc::new(AudienceStore::open(&dir.path().join("audiences.db")).unwrap()),
         Arc::clone(&profiles),
         shared,
         Arc::clone(&state),
-    ));
+    );
+    audiences.batch = batch;
+    let audiences = Arc::new(audiences);
     Node {
         _dir: dir,
         state,
@@ -246,6 +253,53 @@ async fn an_edit_backfills_from_the_log_and_reports_only_differences() {
         .await
         .unwrap();
     assert_eq!((estimate.members, estimate.profiles), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backfill_in_small_batches_finds_what_one_batch_finds() {
+    // Users with no to three orders, and one with many: batches of three profiles, or fewer
+    // once four events are read, cut through the states and the histories alike.
+    let mut plan: Vec<(String, usize)> = (0..17).map(|i| (format!("u{i:02}"), i % 4)).collect();
+    plan.insert(5, ("heavy".into(), 9));
+    let buyers = |at_least: usize| {
+        json!({"key": "buyers", "name": "Buyers", "condition": {"performed": {
+            "event": "Order Completed", "count": {"op": ">=", "value": at_least}}}})
+    };
+    let small = super::backfill::Batch {
+        profiles: 3,
+        events: 4,
+    };
+    let mut seen = Vec::new();
+    for batch in [super::backfill::BATCH, small] {
+        let node = node_with(batch);
+        for (user, orders) in &plan {
+            for _ in 0..*orders {
+                node.order(user).await;
+            }
+        }
+        node.settle().await;
+        node.define(DefinitionKind::Audience, buyers(2));
+        node.settle().await;
+        let first = node.members("buyers");
+        // The edit walks the stored states too.
+        node.define(DefinitionKind::Audience, buyers(1));
+        node.settle().await;
+        seen.push((first, node.members("buyers"), node.changes("buyers")));
+    }
+    let with = |at_least: usize| {
+        let mut users: Vec<String> = plan
+            .iter()
+            .filter(|(_, orders)| *orders >= at_least)
+            .map(|(user, _)| user.clone())
+            .collect();
+        users.sort();
+        users
+    };
+    assert_eq!(seen[0].0, with(2));
+    assert_eq!(seen[0].1, with(1));
+    // Everyone with an order entered once: the edit reports only who was not in before.
+    assert_eq!(seen[0].2.len(), with(1).len());
+    assert_eq!(seen[1], seen[0]);
 }
 
 #[tokio::test(start_paused = true)]
