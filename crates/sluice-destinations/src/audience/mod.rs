@@ -186,25 +186,22 @@ fn planning_threads() -> usize {
     })
 }
 
-/// What one thread read of its share of the events.
-struct ReadShare<'v, R> {
-    rows: Vec<Row<'v, R>>,
-    /// Positions in `rows` (past the first) where a run starts: each row is compared with the
-    /// one before while both are fresh in this thread's cache.
-    run_starts: Vec<usize>,
+/// What one thread made of its share of the events. The runs that start and end inside the
+/// share are written there, while their rows are fresh in the thread's cache; the runs at its
+/// edges may go on in the shares beside it, so their rows are handed back to be joined.
+struct Share<'v, R> {
+    /// The rows of the share's first run when it may continue the share before's last run
+    /// (never for the first share).
+    head: Vec<Row<'v, R>>,
+    /// The head run reaches the share's end: no run of the share closed inside it.
+    spans: bool,
+    /// The requests of the runs that closed inside the share, in order.
+    requests: Vec<Planned>,
+    /// The rows of the share's last run when it may go on in the share after (never for the
+    /// last share).
+    tail: Vec<Row<'v, R>>,
     unsupported: Vec<(usize, String)>,
     invalid: Vec<(usize, String)>,
-}
-
-/// One request's rows, found before the requests are written.
-struct Span {
-    /// The run's first row.
-    run_start: usize,
-    start: usize,
-    end: usize,
-    seq: usize,
-    chunks: usize,
-    run_rows: usize,
 }
 
 /// Plans a batch: each event is read (`read` gives the audience, action and the platform's
@@ -213,11 +210,12 @@ struct Span {
 /// neighbours); each run is cut into chunks of at most `max` rows, one
 /// request each (`request`).
 ///
-/// Reading (normalizing, hashing) and writing requests are most of the work, and each event's
-/// reading and each request's writing is independent of the others, so both run on
-/// [`planning_threads`] threads: the events split into consecutive shares, then the requests
-/// split by rows. Runs are found in order between the two steps, so the plan is the same on
-/// any number of threads.
+/// Reading (normalizing, hashing) and writing requests are most of the work, and each run is
+/// independent of the others, so a batch runs on [`planning_threads`] threads: the events split
+/// into consecutive shares, and each thread writes a run's requests as soon as the run closes,
+/// then drops its rows, all while they are in its cache. Only the runs that cross a share's
+/// edge are joined and written afterwards, on the calling thread. Runs are cut the same way
+/// whatever the shares, so the plan is the same on any number of threads.
 pub(crate) fn plan_runs<'v, R: Send + Sync>(
     events: &[&'v str],
     max: usize,
@@ -243,107 +241,116 @@ fn plan_runs_on<'v, R: Send + Sync>(
     request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
 ) -> Plan {
     let max = max.max(1);
-    // Each share of the events is read into rows and refusals on its own thread, so that
-    // sorting the two apart is not left to one thread between the steps.
+    let write = |run: &[Row<'v, R>], out: &mut Vec<Planned>| {
+        write_run(run, events, max, &request, out);
+    };
     let shares = in_parallel(
         events,
         threads,
         |_| 1,
         |first, share| {
             let mut scratch = String::with_capacity(64);
-            let mut read_share = ReadShare {
-                rows: Vec::with_capacity(share.len()),
-                run_starts: Vec::new(),
+            let mut out = Share {
+                head: Vec::new(),
+                spans: false,
+                requests: Vec::new(),
+                tail: Vec::new(),
                 unsupported: Vec::new(),
                 invalid: Vec::new(),
             };
+            // The run being gathered, and whether it is the share's first run of a share
+            // that is not the batch's first (it may continue the run before the share).
+            let mut run: Vec<Row<'v, R>> = Vec::new();
+            let mut head = first > 0;
             for (offset, text) in share.iter().enumerate() {
                 let event = first + offset;
-                match read(text, &mut scratch) {
-                    Ok((audience, action, data)) => {
-                        let rows = &mut read_share.rows;
-                        rows.push(Row {
-                            event,
-                            audience,
-                            action,
-                            data,
-                        });
-                        let at = rows.len() - 1;
-                        if at > 0 && !same_run(&rows[at - 1], &rows[at]) {
-                            read_share.run_starts.push(at);
-                        }
-                    }
+                let (audience, action, data) = match read(text, &mut scratch) {
+                    Ok(read) => read,
                     Err(Refusal::Unsupported(reason)) => {
-                        read_share.unsupported.push((event, reason));
+                        out.unsupported.push((event, reason));
+                        continue;
                     }
-                    Err(Refusal::Invalid(reason)) => read_share.invalid.push((event, reason)),
+                    Err(Refusal::Invalid(reason)) => {
+                        out.invalid.push((event, reason));
+                        continue;
+                    }
+                };
+                let row = Row {
+                    event,
+                    audience,
+                    action,
+                    data,
+                };
+                if run.last().is_some_and(|last| !same_run(last, &row)) {
+                    if head {
+                        out.head = std::mem::replace(&mut run, Vec::with_capacity(64));
+                        head = false;
+                    } else {
+                        write(&run, &mut out.requests);
+                        run.clear();
+                    }
                 }
+                run.push(row);
             }
-            vec![read_share]
+            if head {
+                out.head = run;
+                out.spans = true;
+            } else if first + share.len() == events.len() {
+                write(&run, &mut out.requests);
+            } else {
+                out.tail = run;
+            }
+            vec![out]
         },
     );
     let mut plan = Plan::default();
-    let mut rows: Vec<Row<'v, R>> = Vec::new();
-    let mut run_starts = Vec::new();
+    // The run that crosses share edges, gathered from the shares' heads and tails.
+    let mut open: Vec<Row<'v, R>> = Vec::new();
     for share in shares {
-        let offset = rows.len();
-        if let Some(first) = share.rows.first()
-            && rows.last().is_none_or(|last| !same_run(last, first))
-        {
-            run_starts.push(offset);
+        if let Some(first) = share.head.first() {
+            if open.last().is_some_and(|last| !same_run(last, first)) {
+                write(&open, &mut plan.requests);
+                open.clear();
+            }
+            open.extend(share.head);
         }
-        run_starts.extend(share.run_starts.iter().map(|at| offset + at));
-        if rows.is_empty() {
-            rows = share.rows;
-        } else {
-            rows.extend(share.rows);
+        if !share.spans {
+            write(&open, &mut plan.requests);
+            plan.requests.extend(share.requests);
+            open = share.tail;
         }
         plan.unsupported.extend(share.unsupported);
         plan.invalid.extend(share.invalid);
     }
-    let mut spans = Vec::new();
-    let run_ends = run_starts.iter().skip(1).copied().chain([rows.len()]);
-    for (run_start, at) in run_starts.iter().copied().zip(run_ends) {
-        let run_rows = at - run_start;
-        let chunks = run_rows.div_ceil(max);
-        for index in 0..chunks {
-            let start = run_start + index * max;
-            spans.push(Span {
-                run_start,
-                start,
-                end: (start + max).min(at),
-                seq: index + 1,
-                chunks,
-                run_rows,
-            });
-        }
-    }
-    let rows = &rows;
-    plan.requests = in_parallel(
-        &spans,
-        threads,
-        |span| span.end - span.start,
-        |_, share| {
-            share
-                .iter()
-                .map(|span| {
-                    let part = &rows[span.start..span.end];
-                    let chunk = Chunk {
-                        rows: part,
-                        seq: span.seq,
-                        chunks: span.chunks,
-                        run_rows: span.run_rows,
-                        first_event: events[rows[span.run_start].event],
-                    };
-                    Planned {
-                        request: request(&chunk),
-                        events: part.iter().map(|row| row.event).collect(),
-                    }
-                })
-                .collect()
-        },
-    );
+    write(&open, &mut plan.requests);
     plan
+}
+
+/// Writes one run's requests into `out`: the run cut into chunks of at most `max` rows.
+fn write_run<'v, R>(
+    run: &[Row<'v, R>],
+    events: &[&'v str],
+    max: usize,
+    request: &impl Fn(&Chunk<'_, R>) -> HttpRequest,
+    out: &mut Vec<Planned>,
+) {
+    let Some(first) = run.first() else {
+        return;
+    };
+    let chunks = run.len().div_ceil(max);
+    for (index, part) in run.chunks(max).enumerate() {
+        let chunk = Chunk {
+            rows: part,
+            seq: index + 1,
+            chunks,
+            run_rows: run.len(),
+            first_event: events[first.event],
+        };
+        out.push(Planned {
+            request: request(&chunk),
+            events: part.iter().map(|row| row.event).collect(),
+        });
+    }
 }
 
 /// `map` over `items` split into `threads` consecutive shares of about equal `weight` (`map`
@@ -541,6 +548,74 @@ mod tests {
         assert_eq!(covered + one.1.len(), refs.len());
         assert_eq!(plan(2), one);
         assert_eq!(plan(3), one);
+    }
+
+    /// Plans `audiences` (one letter an event, `-` refused) on `threads` threads, at most
+    /// `max` rows a request; each request as its events and `seq/chunks of run_rows`.
+    fn plan_letters(audiences: &str, threads: usize, max: usize) -> Vec<(Vec<usize>, String)> {
+        let events: Vec<String> = audiences.chars().map(String::from).collect();
+        let refs: Vec<&str> = events.iter().map(String::as_str).collect();
+        let plan = plan_runs_on(
+            threads,
+            &refs,
+            max,
+            |text, _| match text {
+                "-" => Err(Refusal::Invalid("refused".into())),
+                _ => Ok((Cow::Borrowed(text), Action::Add, ())),
+            },
+            |a, b| a.audience == b.audience,
+            |chunk| {
+                let body = format!("{}/{} of {}", chunk.seq, chunk.chunks, chunk.run_rows);
+                crate::request::json_post("http://x".into(), Vec::new(), body.into_bytes())
+            },
+        );
+        plan.requests
+            .into_iter()
+            .map(|p| {
+                (
+                    p.events,
+                    String::from_utf8_lossy(&p.request.body).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn runs_that_cover_whole_shares_are_joined_across_them() {
+        // On three threads the shares are 0..30, 30..60 and 60..90.
+        let b_spans_the_middle = format!("{}{}{}", "a".repeat(10), "b".repeat(70), "c".repeat(10));
+        let plan = plan_letters(&b_spans_the_middle, 3, 25);
+        let shape: Vec<(usize, usize, &str)> = plan
+            .iter()
+            .map(|(events, body)| (events[0], events.len(), body.as_str()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (0, 10, "1/1 of 10"),
+                (10, 25, "1/3 of 70"),
+                (35, 25, "2/3 of 70"),
+                (60, 20, "3/3 of 70"),
+                (80, 10, "1/1 of 10"),
+            ]
+        );
+        assert_eq!(plan_letters(&b_spans_the_middle, 1, 25), plan);
+        assert_eq!(plan_letters(&b_spans_the_middle, 2, 25), plan);
+
+        // A middle share with nothing but refusals: the run around it is one run.
+        let refused_middle = format!("{}{}{}", "a".repeat(20), "-".repeat(50), "a".repeat(20));
+        let plan = plan_letters(&refused_middle, 3, 100);
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan[0].0, (0..20).chain(70..90).collect::<Vec<_>>());
+        assert_eq!(plan[0].1, "1/1 of 40");
+        assert_eq!(plan_letters(&refused_middle, 1, 100), plan);
+
+        // Every share one run of its own, each closing at a share's edge.
+        let edges = format!("{}{}{}", "a".repeat(30), "b".repeat(30), "a".repeat(30));
+        let plan = plan_letters(&edges, 3, 100);
+        let firsts: Vec<usize> = plan.iter().map(|(events, _)| events[0]).collect();
+        assert_eq!(firsts, vec![0, 30, 60]);
+        assert_eq!(plan_letters(&edges, 1, 100), plan);
     }
 
     #[test]
