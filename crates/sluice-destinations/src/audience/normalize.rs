@@ -335,7 +335,19 @@ pub(crate) fn trim(text: &str) -> &str {
 /// Pushes `text` NFC-normalized, lowercased, keeping the characters `keep` accepts (after
 /// lowercasing). ASCII text skips NFC (it is always NFC).
 fn push_lower(text: &str, out: &mut String, keep: impl Fn(char) -> bool) {
-    if text.is_ascii() || is_nfc_quick(text.chars()) == IsNormalized::Yes {
+    let ascii = text.is_ascii();
+    if ascii
+        && text
+            .bytes()
+            .all(|b| keep(char::from(b.to_ascii_lowercase())))
+    {
+        // Nothing to drop: copied whole and lowercased in place, not character by character.
+        let start = out.len();
+        out.push_str(text);
+        out[start..].make_ascii_lowercase();
+        return;
+    }
+    if ascii || is_nfc_quick(text.chars()) == IsNormalized::Yes {
         // Already NFC, as text from an SDK nearly always is: no need to recompose. Character
         // by character, ASCII without the general lowercase mapping.
         out.reserve(text.len());
@@ -526,6 +538,16 @@ fn meta_name(value: &str, _: &Context, out: &mut String) {
 
 /// Meta FI: the first letter of the normalized first name.
 fn meta_first_initial(value: &str, context: &Context, out: &mut String) {
+    let bytes = trim(value).as_bytes();
+    if let [first, next, ..] = bytes
+        && first.is_ascii_alphabetic()
+        && next.is_ascii()
+    {
+        // An ASCII letter followed by ASCII: no accent can combine with it, so it is the
+        // initial, lowercased.
+        out.push(char::from(first.to_ascii_lowercase()));
+        return;
+    }
     meta_name(value, context, out);
     if let Some(first) = out.chars().next() {
         out.truncate(first.len_utf8());
@@ -627,12 +649,17 @@ fn push_number(out: &mut String, n: u32, digits: u32) {
 
 /// `YYYY`, from 1900 to this year.
 fn birth_year(value: &str, _: &Context, out: &mut String) {
-    let this_year = u32::try_from(time::OffsetDateTime::now_utc().year()).unwrap_or(u32::MAX);
-    match small_number(value, 4) {
-        Some(year) if trim(value).len() == 4 && (1900..=this_year).contains(&year) => {
-            push_number(out, year, 4);
-        }
-        _ => {}
+    let Some(year) = small_number(value, 4).filter(|_| trim(value).len() == 4) else {
+        return;
+    };
+    // The clock is read only for a year that could be in the future: it is at least
+    // `KNOWN_PAST` now, and reading it for every member costs more than the rest of this.
+    const KNOWN_PAST: u32 = 2026;
+    let past = (1900..=KNOWN_PAST).contains(&year)
+        || (year > KNOWN_PAST
+            && year <= u32::try_from(time::OffsetDateTime::now_utc().year()).unwrap_or(0));
+    if past {
+        push_number(out, year, 4);
     }
 }
 
@@ -719,7 +746,8 @@ fn country_upper(value: &str, _: &Context, out: &mut String) {
 
 /// Mobile ad id, trimmed and lowercased, hyphens kept (Meta MADID; TikTok before hashing).
 fn mobile_id_lower(value: &str, _: &Context, out: &mut String) {
-    out.extend(trim(value).chars().map(|c| c.to_ascii_lowercase()));
+    out.push_str(trim(value));
+    out.make_ascii_lowercase();
     if out == ZERO_AD_ID {
         out.clear();
     }
@@ -867,6 +895,13 @@ mod tests {
         assert_eq!(meta(Gender, "nonbinary", ""), "");
         assert_eq!(meta(BirthYear, "1899", ""), "");
         assert_eq!(meta(BirthYear, "3000", ""), "");
+        let this_year = time::OffsetDateTime::now_utc().year();
+        assert_eq!(
+            meta(BirthYear, &this_year.to_string(), ""),
+            this_year.to_string()
+        );
+        assert_eq!(meta(BirthYear, &(this_year + 1).to_string(), ""), "");
+        assert_eq!(meta(BirthYear, " 1900", ""), "1900");
         assert_eq!(meta(BirthYear, "85", ""), "");
         assert_eq!(meta(BirthMonth, "13", ""), "");
         assert_eq!(meta(BirthMonth, "12", ""), "12");
@@ -973,6 +1008,14 @@ mod tests {
     mod reference {
         use super::super::*;
 
+        /// What `push_lower` pushes: NFC, lowercased, filtered.
+        pub(super) fn lower(text: &str, keep: impl Fn(char) -> bool) -> String {
+            text.nfc()
+                .flat_map(char::to_lowercase)
+                .filter(|c| keep(*c))
+                .collect()
+        }
+
         pub(super) fn google_name_words(value: &str, out: &mut String) {
             let mut lowered = String::with_capacity(value.len());
             push_lower(value, &mut lowered, |c| {
@@ -1071,6 +1114,31 @@ mod tests {
             proptest::prop_assert_eq!(&got, &want);
 
             proptest::prop_assert_eq!(CountryCode::parse(&value), reference::country(&value));
+
+            for ascii in [false, true] {
+                let value: String = if ascii {
+                    value.chars().filter(char::is_ascii).collect()
+                } else {
+                    value.clone()
+                };
+                let keeps: [&dyn Fn(char) -> bool; 3] =
+                    [&|_| true, &|c: char| !c.is_whitespace(), &char::is_alphabetic];
+                for keep in keeps {
+                    let mut got = String::from("kept ");
+                    push_lower(&value, &mut got, keep);
+                    proptest::prop_assert_eq!(got, format!("kept {}", reference::lower(&value, keep)));
+                }
+                let (mut initial, mut name) = (String::new(), String::new());
+                meta_first_initial(&value, &context, &mut initial);
+                meta_name(&value, &context, &mut name);
+                proptest::prop_assert_eq!(initial, name.chars().take(1).collect::<String>());
+                let mut id = String::new();
+                mobile_id_lower(&value, &context, &mut id);
+                let lowered: String = value.trim().chars().map(|c| c.to_ascii_lowercase()).collect();
+                if lowered != ZERO_AD_ID {
+                    proptest::prop_assert_eq!(id, lowered);
+                }
+            }
         }
     }
 
