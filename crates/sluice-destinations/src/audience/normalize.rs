@@ -459,21 +459,23 @@ fn international_digits(value: &str, context: &Context, out: &mut String) {
     let plus = text.starts_with('+');
     let mut digits = [0u8; MAX_PHONE_DIGITS];
     let mut len = 0;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
+    // Byte by byte: digits and `(0)` are ASCII, and no byte of another character is.
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
         // `+44 (0)20 …`: the bracketed trunk zero is not dialled from abroad.
-        if plus && rest.starts_with("(0)") {
-            rest = &rest[3..];
+        if plus && bytes[at..].starts_with(b"(0)") {
+            at += 3;
             continue;
         }
-        if c.is_ascii_digit() {
+        if byte.is_ascii_digit() {
             if len == MAX_PHONE_DIGITS {
                 return;
             }
-            digits[len] = c as u8;
+            digits[len] = byte;
             len += 1;
         }
-        rest = &rest[c.len_utf8()..];
+        at += 1;
     }
     let digits = &digits[..len];
     let start = out.len();
@@ -848,6 +850,11 @@ mod tests {
         assert_eq!(meta("1-555-987-6543", "US"), "15559876543");
         assert_eq!(meta("011 44 20 7183 8750", "US"), "442071838750");
         assert_eq!(google("+44 (0)20 7183 8750", ""), "+442071838750");
+        // Characters of more than one byte are passed over, digits of other scripts too.
+        assert_eq!(meta("+1 555 ☎ 987 6543 é", ""), "15559876543");
+        assert_eq!(meta("+1 555 987 6543 ١٢", ""), "15559876543");
+        // `(0)` is dropped only from an international number.
+        assert_eq!(meta("(0)1 555 987 6543", "US"), "1015559876543");
         assert_eq!(google("442071838750", "GB"), "+442071838750");
         assert_eq!(google("06 1 234 5678", "HU"), "+3612345678");
         assert_eq!(google("06 1 234 5678", "Hungary"), "+3612345678");
