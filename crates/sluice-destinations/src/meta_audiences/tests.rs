@@ -168,6 +168,50 @@ fn the_track_form_reads_context_traits_and_properties() {
 }
 
 #[test]
+fn rows_with_different_keys_leave_the_others_empty() {
+    let adapter = meta("");
+    let email_only = membership("777", "", true, json!({"email": "Mary@Example.COM"}));
+    // A user id that needs escaping, a phone and a mobile id; no email.
+    let mut no_email = membership("777", "u\"7\\", true, json!({"phone": "+1 (555) 987-6543"}));
+    no_email["context"]["device"] =
+        json!({"advertisingId": "6D92078A-8246-4BA4-AE5B-76104861E7DC"});
+    // Every key the request has: its cells are copied as they stand.
+    let mut every_key = membership(
+        "777",
+        "u8",
+        true,
+        json!({"email": "Mary@Example.COM", "phone": "+1 (555) 987-6543"}),
+    );
+    every_key["context"]["device"] =
+        json!({"advertisingId": "00000000-0000-0000-0000-00000000000A"});
+    let plan = adapter.build_values(&[&email_only, &no_email, &every_key]);
+    assert_eq!(plan.requests.len(), 1, "{plan:?}");
+    let body = body_json(&plan.requests[0].request);
+    assert_eq!(
+        body["payload"]["schema"],
+        json!(["EXTERN_ID", "EMAIL", "PHONE", "MADID"])
+    );
+    assert_eq!(
+        body["payload"]["data"],
+        json!([
+            ["", MARY_EMAIL, "", ""],
+            [
+                "u\"7\\",
+                "",
+                MARY_PHONE,
+                "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+            ],
+            [
+                "u8",
+                MARY_EMAIL,
+                MARY_PHONE,
+                "00000000-0000-0000-0000-00000000000a"
+            ],
+        ])
+    );
+}
+
+#[test]
 fn exits_and_refused_consent_are_deletes() {
     let adapter = meta("");
     let exit = test_support::audience_identify("m-2", false);
