@@ -21,7 +21,9 @@
 # (c) Normalize, hash and batch for audience sync: members/s each platform adapter plans from
 #     the events' JSON text (`loadgen audience-sync`; a large batch is planned on the machine's
 #     cores, at most two), SYNC_MEMBERS members, median of SYNC_ROUNDS rounds, in batches of
-#     each adapter's maximum (10,000) and of 1,000. Target: at least 1,000,000 members/s.
+#     each adapter's maximum (10,000) and of 1,000. Target: at least 1,000,000 members/s. For
+#     information, also with every member's names, city and postal code their own
+#     (`--distinct`): the worst case for the planner's memo of values a batch repeats.
 #
 # Settings (environment): EVENTS, PROFILES, ROUNDS; BACKFILL_EVENTS, BACKFILL_PROFILES,
 # BACKFILL_ROUNDS, THREADS (Sluice's backfill threads, default 2 = the machine's cores; DuckDB
@@ -86,6 +88,9 @@ if ! skip sync; then
     echo "== (c) audience sync, batches of 1,000" >&2
     "$LOADGEN" audience-sync --members "$SYNC_MEMBERS" --rounds "$SYNC_ROUNDS" --batch 1000 \
         > "$RESULTS/sync-1000.json"
+    echo "== (c) audience sync, batches of each adapter's maximum, no name or place shared" >&2
+    "$LOADGEN" audience-sync --members "$SYNC_MEMBERS" --rounds "$SYNC_ROUNDS" --distinct \
+        > "$RESULTS/sync-distinct.json"
 fi
 
 python3 - "$RESULTS" <<'PY'
@@ -136,7 +141,8 @@ if s and d:
         f"{text:.2f} s vs {load_query:.2f} s", "(information)",
         f"Sluice/DuckDB {text / load_query:.2f}", "–"))
 
-for name, label in (("sync.json", "batches of 10,000"), ("sync-1000.json", "batches of 1,000")):
+for name, label in (("sync.json", "batches of 10,000"), ("sync-1000.json", "batches of 1,000"),
+                    ("sync-distinct.json", "batches of 10,000, no name or place shared")):
     y = load(name)
     if not y:
         continue
@@ -160,7 +166,7 @@ if s and d:
     print(f"(b) Sluice: record {s['record_s']:.2f} s (once, {s['history_bytes']:,} bytes of history), "
           f"rounds {', '.join(f'{x:.2f}' for x in s['engine_s'])} s. "
           f"DuckDB: load {d['load_s']:.2f} s (once), query {', '.join(f'{x:.2f}' for x in d['query_s'])} s.")
-for name in ("sync.json", "sync-1000.json"):
+for name in ("sync.json", "sync-1000.json", "sync-distinct.json"):
     y = load(name)
     if y:
         print(f"(c) {name}: " + "; ".join(

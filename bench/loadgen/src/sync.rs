@@ -11,6 +11,9 @@
 //! audiences alternate in runs of 500; exits come in runs of 250 (one in ten), and one person
 //! in a hundred refused advertising consent (an entry sent as a removal). Since a request
 //! holds one run (one audience and action), those are what cut the batches into requests.
+//! People share a few first names, family names, cities and postal codes, so the planner's
+//! memo of values a batch repeats nearly always finds them; `--distinct` gives everyone their
+//! own, the memo's worst case.
 //!
 //! Each round hands every adapter the same batches of its `max_batch` (10,000) members, or of
 //! `--batch`, as the delivery engine does: one `build` call a batch, which plans a large batch
@@ -43,6 +46,10 @@ pub struct SyncArgs {
     /// Only this platform (meta, google, tiktok); all three when absent.
     #[arg(long)]
     platform: Option<String>,
+    /// Give every member a first name, family name, city and postal code of their own (the
+    /// worst case for the planner's memo of values a batch repeats).
+    #[arg(long)]
+    distinct: bool,
 }
 
 /// splitmix64.
@@ -82,11 +89,30 @@ const PLACES: [(&str, &str, &str, &str); 5] = [
     ("Austin", "Texas", "73301", "us"),
 ];
 
-/// Membership event `n`.
-fn member_event(n: usize) -> Value {
+/// `n` in letters (base 26, `a` for 0), to make a name of its own.
+fn letters(mut n: usize) -> String {
+    let mut out = String::new();
+    loop {
+        out.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return out;
+        }
+    }
+}
+
+/// Membership event `n`; with `distinct`, its names, city and postal code are its own.
+fn member_event(n: usize, distinct: bool) -> Value {
     let r = |salt: u64| mix((n as u64) ^ salt.wrapping_mul(0xA24B_AED4_963E_E407));
-    let first = FIRST[(r(1) % 8) as usize];
-    let last = LAST[(r(2) % 8) as usize];
+    let own = |text: &str| {
+        if distinct {
+            format!("{text}{}", letters(n))
+        } else {
+            text.to_string()
+        }
+    };
+    let first = own(FIRST[(r(1) % 8) as usize]);
+    let last = own(LAST[(r(2) % 8) as usize]);
     let (audience_key, audience_id) = if (n / 500).is_multiple_of(2) {
         ("vip_buyers", "23850000001")
     } else {
@@ -103,7 +129,7 @@ fn member_event(n: usize) -> Value {
         format!(
             " {}.{}{}@{} ",
             first,
-            last.split(' ').next().unwrap_or(last),
+            last.split(' ').next().unwrap_or(&last),
             n,
             DOMAINS[(r(9) % 5) as usize]
         )
@@ -126,9 +152,14 @@ fn member_event(n: usize) -> Value {
     }
     if r(15) % 10 < 6 {
         let (city, state, postal, country) = PLACES[(r(16) % 5) as usize];
+        let postal = if distinct {
+            format!("{:05}-{:04}", n % 100_000, n / 100_000 % 10_000)
+        } else {
+            postal.to_string()
+        };
         traits.insert(
             "address".into(),
-            json!({"city": city, "state": state, "postalCode": postal, "country": country}),
+            json!({"city": own(city), "state": state, "postalCode": postal, "country": country}),
         );
     }
     if r(17) % 10 < 4 {
@@ -257,7 +288,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 pub fn sync(args: SyncArgs) -> Result<()> {
     let texts: Vec<String> = (0..args.members)
-        .map(|n| member_event(n).to_string())
+        .map(|n| member_event(n, args.distinct).to_string())
         .collect();
     let bytes: usize = texts.iter().map(String::len).sum();
     let mut results = Vec::new();
@@ -301,6 +332,7 @@ pub fn sync(args: SyncArgs) -> Result<()> {
     println!(
         "{}",
         json!({"members": args.members, "rounds": args.rounds.max(1), "batch": args.batch,
+               "distinct": args.distinct,
                "event_bytes": bytes, "platforms": results})
     );
     Ok(())

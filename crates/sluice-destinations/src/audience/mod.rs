@@ -6,6 +6,8 @@
 //!   into a tree;
 //! - `normalize.rs` is the `(platform, identifier kind) → rule` table and applies it;
 //! - `hash.rs` hashes (SHA-256, MD5) and recognises values already hashed;
+//! - `memo.rs` is a planning thread's scratch, with the hashes of the names, cities and postal
+//!   codes a batch repeats;
 //! - `tables.rs` holds US states and the countries' calling codes;
 //! - this file: the [`AudiencePlatform`] trait (creating an audience, its minimum size) with
 //!   its lookup [`audience_platform`], the settings every audience type has, and the planner
@@ -19,6 +21,7 @@
 
 pub mod hash;
 pub mod member;
+pub(crate) mod memo;
 pub mod normalize;
 pub(crate) mod raw;
 mod tables;
@@ -34,6 +37,7 @@ use crate::settings::{Reader, invalid};
 use crate::{SettingsError, google_audiences, meta_audiences, tiktok_audiences};
 
 use member::{Action, Refusal, Traits};
+use memo::Scratch;
 use normalize::CountryCode;
 
 /// What an ad platform offers besides membership changes: creating the audience the
@@ -205,7 +209,8 @@ struct Share<'v, R> {
 }
 
 /// Plans a batch: each event is read (`read` gives the audience, action and the platform's
-/// row, or why not, using a scratch string of the thread it runs on); consecutive rows that
+/// row, or why not, using the [`Scratch`] of the thread it runs on, which lives for one share of
+/// one batch); consecutive rows that
 /// `same_run` puts together form a run (it must be an equivalence: rows are compared with their
 /// neighbours); each run is cut into chunks of at most `max` rows, one
 /// request each (`request`).
@@ -219,7 +224,7 @@ struct Share<'v, R> {
 pub(crate) fn plan_runs<'v, R: Send + Sync>(
     events: &[&'v str],
     max: usize,
-    read: impl Fn(&'v str, &mut String) -> Read<'v, R> + Sync,
+    read: impl Fn(&'v str, &mut Scratch) -> Read<'v, R> + Sync,
     same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool + Sync,
     request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
 ) -> Plan {
@@ -236,7 +241,7 @@ fn plan_runs_on<'v, R: Send + Sync>(
     threads: usize,
     events: &[&'v str],
     max: usize,
-    read: impl Fn(&'v str, &mut String) -> Read<'v, R> + Sync,
+    read: impl Fn(&'v str, &mut Scratch) -> Read<'v, R> + Sync,
     same_run: impl Fn(&Row<'v, R>, &Row<'v, R>) -> bool + Sync,
     request: impl Fn(&Chunk<'_, R>) -> HttpRequest + Sync,
 ) -> Plan {
@@ -249,7 +254,7 @@ fn plan_runs_on<'v, R: Send + Sync>(
         threads,
         |_| 1,
         |first, share| {
-            let mut scratch = String::with_capacity(64);
+            let mut scratch = Scratch::default();
             let mut out = Share {
                 head: Vec::new(),
                 spans: false,
@@ -514,11 +519,11 @@ mod tests {
                 &refs,
                 40,
                 |text, scratch| {
-                    scratch.clear();
-                    scratch.push_str(text);
+                    scratch.text.clear();
+                    scratch.text.push_str(text);
                     match text.split_once(':') {
                         Some((audience, _)) => Ok((Cow::Borrowed(audience), Action::Add, ())),
-                        None => Err(Refusal::Invalid(scratch.clone())),
+                        None => Err(Refusal::Invalid(scratch.text.clone())),
                     }
                 },
                 |a, b| a.audience == b.audience,

@@ -33,7 +33,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::audience::member::{self, Action, Consent, DeviceOs, Field, Membership};
-use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
+use crate::audience::memo::Scratch;
+use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform};
 use crate::audience::{
     Chunk, no_identifier, plan_runs, push_json_str, push_plain_str, status_reason,
 };
@@ -80,7 +81,7 @@ pub(super) struct GoogleRow {
 fn row(
     settings: &GoogleSettings,
     member: &Membership<'_>,
-    scratch: &mut String,
+    scratch: &mut Scratch,
 ) -> Option<GoogleRow> {
     let traits = &member.traits;
     let data = match settings.key_type {
@@ -88,14 +89,7 @@ fn row(
             let context = settings.common.context(traits);
             let mut take = |kind: IdentifierKind, value: Option<&str>| {
                 value.and_then(|value| {
-                    identifier(
-                        Platform::Google,
-                        kind,
-                        value,
-                        &context,
-                        Digest::Sha256,
-                        scratch,
-                    )
+                    scratch.identifier(Platform::Google, kind, value, &context, Digest::Sha256)
                 })
             };
             let mut ids = Vec::with_capacity(3);
@@ -139,13 +133,12 @@ fn row(
                 return None;
             }
             let context = settings.common.context(traits);
-            match identifier(
+            match scratch.identifier(
                 Platform::Google,
                 IdentifierKind::MobileAdId,
                 id.as_ref(),
                 &context,
                 Digest::Sha256,
-                scratch,
             )? {
                 Identifier::Plain(id) => Data::Mobile(id),
                 Identifier::Hashed(_) => return None,
@@ -154,13 +147,12 @@ fn row(
         KeyType::User => {
             let context = settings.common.context(traits);
             let id = traits.user_id.as_deref()?;
-            match identifier(
+            match scratch.identifier(
                 Platform::Google,
                 IdentifierKind::ExternalId,
                 id,
                 &context,
                 Digest::Sha256,
-                scratch,
             )? {
                 Identifier::Plain(id) => Data::UserId(id),
                 Identifier::Hashed(_) => return None,

@@ -26,7 +26,8 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::audience::member::{self, Action, Field};
-use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
+use crate::audience::memo::Scratch;
+use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform};
 use crate::audience::raw::Raw;
 use crate::audience::{
     Chunk, Row, no_identifier, plan_runs, push_json_str, push_plain_str, status_reason,
@@ -93,19 +94,12 @@ impl MetaRow {
 }
 
 /// The row of one membership: every key Meta takes that the event has, normalized and hashed.
-fn row(settings: &MetaSettings, member: &member::Membership<'_>, scratch: &mut String) -> MetaRow {
+fn row(settings: &MetaSettings, member: &member::Membership<'_>, scratch: &mut Scratch) -> MetaRow {
     let traits = &member.traits;
     let context = settings.common.context(traits);
     let mut take = |kind: IdentifierKind, value: Option<&str>| {
         value.and_then(|value| {
-            identifier(
-                Platform::Meta,
-                kind,
-                value,
-                &context,
-                Digest::Sha256,
-                scratch,
-            )
+            scratch.identifier(Platform::Meta, kind, value, &context, Digest::Sha256)
         })
     };
     let birth = traits.birth_date();

@@ -20,7 +20,8 @@ use serde_json::{Value, json};
 
 use crate::audience::hash::Hex;
 use crate::audience::member::{self, Action, DeviceOs, Field};
-use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform, identifier};
+use crate::audience::memo::Scratch;
+use crate::audience::normalize::{Digest, Identifier, IdentifierKind, Platform};
 use crate::audience::{
     Chunk, no_identifier, plan_runs, push_json_str, push_plain_str, status_reason,
 };
@@ -47,18 +48,13 @@ fn schema_name(column: usize, mobile: Digest) -> &'static str {
 fn row(
     settings: &TikTokSettings,
     member: &member::Membership<'_>,
-    scratch: &mut String,
+    scratch: &mut Scratch,
 ) -> TikTokRow {
     let traits = &member.traits;
     let context = settings.common.context(traits);
-    let mut take = |kind: IdentifierKind, value: Option<&str>, digest: Digest| match identifier(
-        Platform::TikTok,
-        kind,
-        value?,
-        &context,
-        digest,
-        scratch,
-    )? {
+    let mut take = |kind: IdentifierKind, value: Option<&str>, digest: Digest| match scratch
+        .identifier(Platform::TikTok, kind, value?, &context, digest)?
+    {
         Identifier::Hashed(hex) => Some(hex),
         Identifier::Plain(_) => None,
     };
