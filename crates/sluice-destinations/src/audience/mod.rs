@@ -249,65 +249,60 @@ fn plan_runs_on<'v, R: Send + Sync>(
     let write = |run: &[Row<'v, R>], out: &mut Vec<Planned>| {
         write_run(run, events, max, &request, out);
     };
-    let shares = in_parallel(
-        events,
-        threads,
-        |_| 1,
-        |first, share| {
-            let mut scratch = Scratch::default();
-            let mut out = Share {
-                head: Vec::new(),
-                spans: false,
-                requests: Vec::new(),
-                tail: Vec::new(),
-                unsupported: Vec::new(),
-                invalid: Vec::new(),
-            };
-            // The run being gathered, and whether it is the share's first run of a share
-            // that is not the batch's first (it may continue the run before the share).
-            let mut run: Vec<Row<'v, R>> = Vec::new();
-            let mut head = first > 0;
-            for (offset, text) in share.iter().enumerate() {
-                let event = first + offset;
-                let (audience, action, data) = match read(text, &mut scratch) {
-                    Ok(read) => read,
-                    Err(Refusal::Unsupported(reason)) => {
-                        out.unsupported.push((event, reason));
-                        continue;
-                    }
-                    Err(Refusal::Invalid(reason)) => {
-                        out.invalid.push((event, reason));
-                        continue;
-                    }
-                };
-                let row = Row {
-                    event,
-                    audience,
-                    action,
-                    data,
-                };
-                if run.last().is_some_and(|last| !same_run(last, &row)) {
-                    if head {
-                        out.head = std::mem::replace(&mut run, Vec::with_capacity(64));
-                        head = false;
-                    } else {
-                        write(&run, &mut out.requests);
-                        run.clear();
-                    }
+    let shares = in_parallel(events, threads, |first, share| {
+        let mut scratch = Scratch::default();
+        let mut out = Share {
+            head: Vec::new(),
+            spans: false,
+            requests: Vec::new(),
+            tail: Vec::new(),
+            unsupported: Vec::new(),
+            invalid: Vec::new(),
+        };
+        // The run being gathered, and whether it is the share's first run of a share
+        // that is not the batch's first (it may continue the run before the share).
+        let mut run: Vec<Row<'v, R>> = Vec::new();
+        let mut head = first > 0;
+        for (offset, text) in share.iter().enumerate() {
+            let event = first + offset;
+            let (audience, action, data) = match read(text, &mut scratch) {
+                Ok(read) => read,
+                Err(Refusal::Unsupported(reason)) => {
+                    out.unsupported.push((event, reason));
+                    continue;
                 }
-                run.push(row);
+                Err(Refusal::Invalid(reason)) => {
+                    out.invalid.push((event, reason));
+                    continue;
+                }
+            };
+            let row = Row {
+                event,
+                audience,
+                action,
+                data,
+            };
+            if run.last().is_some_and(|last| !same_run(last, &row)) {
+                if head {
+                    out.head = std::mem::replace(&mut run, Vec::with_capacity(64));
+                    head = false;
+                } else {
+                    write(&run, &mut out.requests);
+                    run.clear();
+                }
             }
-            if head {
-                out.head = run;
-                out.spans = true;
-            } else if first + share.len() == events.len() {
-                write(&run, &mut out.requests);
-            } else {
-                out.tail = run;
-            }
-            vec![out]
-        },
-    );
+            run.push(row);
+        }
+        if head {
+            out.head = run;
+            out.spans = true;
+        } else if first + share.len() == events.len() {
+            write(&run, &mut out.requests);
+        } else {
+            out.tail = run;
+        }
+        out
+    });
     let mut plan = Plan::default();
     // The run that crosses share edges, gathered from the shares' heads and tails.
     let mut open: Vec<Row<'v, R>> = Vec::new();
@@ -358,28 +353,21 @@ fn write_run<'v, R>(
     }
 }
 
-/// `map` over `items` split into `threads` consecutive shares of about equal `weight` (`map`
-/// is given the position of its share's first item), the first on the caller's thread and the
+/// `map` over `items` split into `threads` consecutive shares of about equal length (`map` is
+/// given the position of its share's first item), the first on the caller's thread and the
 /// others on scoped threads; the results in order.
 fn in_parallel<T: Sync, U: Send>(
     items: &[T],
     threads: usize,
-    weight: impl Fn(&T) -> usize,
-    map: impl Fn(usize, &[T]) -> Vec<U> + Sync,
+    map: impl Fn(usize, &[T]) -> U + Sync,
 ) -> Vec<U> {
     if threads <= 1 || items.len() < 2 {
-        return map(0, items);
+        return vec![map(0, items)];
     }
-    let total: usize = items.iter().map(&weight).sum();
-    let mut cuts = vec![0];
-    let mut sum = 0;
-    for (index, item) in items.iter().enumerate() {
-        sum += weight(item);
-        if cuts.len() < threads && sum * threads >= total * cuts.len() && index + 1 < items.len() {
-            cuts.push(index + 1);
-        }
-    }
-    cuts.push(items.len());
+    let mut cuts: Vec<usize> = (0..=threads)
+        .map(|share| (items.len() * share).div_ceil(threads))
+        .collect();
+    cuts.dedup();
     let shares: Vec<(usize, &[T])> = cuts
         .windows(2)
         .map(|w| (w[0], &items[w[0]..w[1]]))
@@ -390,10 +378,10 @@ fn in_parallel<T: Sync, U: Send>(
             .iter()
             .map(|(first, share)| scope.spawn(move || map(*first, share)))
             .collect();
-        let mut out = map(shares[0].0, shares[0].1);
+        let mut out = vec![map(shares[0].0, shares[0].1)];
         for helper in helpers {
             match helper.join() {
-                Ok(theirs) => out.extend(theirs),
+                Ok(theirs) => out.push(theirs),
                 // A panic in a helper goes on in the caller's thread.
                 Err(panic) => std::panic::resume_unwind(panic),
             }
